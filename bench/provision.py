@@ -1,0 +1,507 @@
+"""Provision the four interpreters ftscale compares: CPython 3.13, 3.13t, 3.14 and 3.14t.
+
+For each build it first looks for a matching interpreter already on the machine (PATH, pyenv, uv)
+and otherwise builds one from a pinned upstream tarball. The GIL build and the free-threaded
+build of a minor version share one tarball and one configure line, except ``--disable-gil``: a
+comparison between twins then measures the GIL and nothing else.
+
+Sources are tried in order: python.org, then Debian's source package of the same release
+(Debian ships the upstream tarball byte for byte) through the mirror this machine's apt already
+uses. A checksum mismatch is a hard error, never a reason to try the next source.
+
+Builds are cached under the user cache directory, keyed by version, configure flags and sha256.
+A build is staged elsewhere and moved into place only once it ran, so a failed or interrupted
+build never leaves a half-built interpreter in the cache. ``<cache>/bin`` holds one link per
+provisioned build (``python3.14t`` ...); the noxfile puts it first on PATH so that nox's
+``python="3.14t"`` finds it.
+
+This module is imported by the noxfile: standard library (and platformdirs, which nox brings) only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+BUILDS: tuple[str, ...] = ("3.13", "3.13t", "3.14", "3.14t")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One upstream release: the only tarball ftscale builds for its minor version."""
+
+    minor: str
+    version: str
+    sha256: str
+
+
+# sha256 values are python.org's; pyenv's python-build definition records the same for 3.13.5,
+# and python.org's 3.14.7 release page for 3.14.7. Debian's .orig.tar.xz carry the same bytes.
+PINS: dict[str, Pin] = {
+    "3.13": Pin("3.13", "3.13.5", "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"),
+    "3.14": Pin("3.14", "3.14.7", "3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81"),
+}
+
+BUILD_INFO = Path(__file__).with_name("buildinfo.py")
+MARKER = "ftscale-build.json"
+
+
+class ProvisionError(Exception):
+    """A provisioning step failed; the message says which and where to look."""
+
+
+class ChecksumMismatch(ProvisionError):
+    """A downloaded tarball is not the pinned one."""
+
+
+# --- builds ---------------------------------------------------------------------------------
+
+
+def parse_build(name: str) -> tuple[Pin, bool]:
+    """``"3.14t"`` -> (pin for 3.14, free-threaded)."""
+    free_threaded = name.endswith("t")
+    minor = name[:-1] if free_threaded else name
+    if minor not in PINS:
+        raise ProvisionError(f"unknown build {name!r}; known: {', '.join(BUILDS)}")
+    return PINS[minor], free_threaded
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """How one interpreter is configured."""
+
+    name: str
+    optimized: bool = False
+
+    @property
+    def pin(self) -> Pin:
+        return parse_build(self.name)[0]
+
+    @property
+    def free_threaded(self) -> bool:
+        return parse_build(self.name)[1]
+
+    def configure_args(self) -> list[str]:
+        # Static libpython (no --enable-shared): faster calls and a relocatable tree.
+        args = ["--with-ensurepip=install", "--disable-test-modules"]
+        if self.optimized:
+            args += ["--enable-optimizations", "--with-lto"]
+        if self.free_threaded:
+            args.append("--disable-gil")
+        return args
+
+    def key(self) -> str:
+        """Cache key: version, flags and tarball hash all change it."""
+        flags = hashlib.sha256(" ".join(self.configure_args()).encode()).hexdigest()[:10]
+        suffix = "t" if self.free_threaded else ""
+        kind = "opt" if self.optimized else "plain"
+        return f"cpython-{self.pin.version}{suffix}-{kind}-{flags}-{self.pin.sha256[:12]}"
+
+    def executable_name(self) -> str:
+        return f"python{self.name}"
+
+
+# --- where things live ----------------------------------------------------------------------
+
+
+def cache_root() -> Path:
+    """``$FTSCALE_CACHE``, else the platform's user cache dir (``~/.cache/ftscale`` on Linux)."""
+    override = os.environ.get("FTSCALE_CACHE")
+    if override:
+        return Path(override)
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # pragma: no cover - nox always brings platformdirs
+        return Path.home() / ".cache" / "ftscale"
+    return Path(user_cache_dir("ftscale", appauthor=False))
+
+
+def bin_dir(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "bin"
+
+
+def install_dir(spec: BuildSpec, root: Path | None = None) -> Path:
+    return (root or cache_root()) / "builds" / spec.key()
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith("#") or ":" not in line or line[0].isspace():
+                continue
+            field, _, value = line.partition(":")
+            fields[field.strip().lower()] = value.strip()
+        if fields:
+            yield fields
+
+
+def apt_mirrors(apt_root: Path = Path("/etc/apt")) -> list[str]:
+    """Debian archive mirrors this machine's apt uses, in configuration order.
+
+    Reads one-line ``sources.list`` files and deb822 ``.sources`` files; security and
+    update suites are skipped because only the main archive holds the ``pool/`` we need.
+    """
+    found: list[str] = []
+
+    def consider(uri: str, suites: list[str]) -> None:
+        uri = uri.rstrip("/")
+        side_suites = all("security" in s or s.endswith("-updates") for s in suites)
+        if side_suites or "security" in uri or not uri.startswith(("http://", "https://")):
+            return
+        if uri not in found:
+            found.append(uri)
+
+    lists = [apt_root / "sources.list", *sorted((apt_root / "sources.list.d").glob("*.list"))]
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            parts = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(parts) >= 3 and parts[0] in ("deb", "deb-src"):
+                consider(parts[1], [parts[2]])
+    for path in sorted((apt_root / "sources.list.d").glob("*.sources")):
+        for stanza in _deb822_stanzas(path.read_text(errors="replace")):
+            if stanza.get("enabled", "yes").lower() == "no":
+                continue
+            suites = stanza.get("suites", "").split()
+            for uri in stanza.get("uris", "").split():
+                consider(uri, suites)
+    return found
+
+
+def source_urls(pin: Pin, mirrors: Iterable[str]) -> list[str]:
+    """Where a pinned tarball may be fetched from, in the order to try."""
+    urls = [f"https://www.python.org/ftp/python/{pin.version}/Python-{pin.version}.tar.xz"]
+    for mirror in mirrors:
+        package = f"python{pin.minor}"
+        urls.append(f"{mirror}/pool/main/p/{package}/{package}_{pin.version}.orig.tar.xz")
+    return urls
+
+
+Opener = Callable[[str], IO[bytes]]
+
+
+def _open_url(url: str) -> IO[bytes]:
+    return urllib.request.urlopen(url, timeout=30)  # noqa: S310 - https/http URLs built above
+
+
+def fetch(
+    pin: Pin,
+    dest_dir: Path,
+    urls: list[str],
+    opener: Opener = _open_url,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Download the pinned tarball (or reuse a verified copy); return its path.
+
+    Each URL is tried in order; a network error moves on to the next one, a checksum
+    mismatch stops everything.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"Python-{pin.version}.tar.xz"
+    if target.is_file() and _sha256(target) == pin.sha256:
+        return target
+    errors: list[str] = []
+    for url in urls:
+        partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+        try:
+            digest = _download(url, partial, opener, log)
+        except (OSError, ValueError) as exc:  # URLError is an OSError
+            partial.unlink(missing_ok=True)
+            errors.append(f"{url}: {exc}")
+            log(f"  {url}: unavailable ({exc}); trying the next source")
+            continue
+        if digest != pin.sha256:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"checksum mismatch for {url}: expected sha256 {pin.sha256}, got {digest}"
+            )
+        partial.replace(target)
+        return target
+    raise ProvisionError(f"could not download Python {pin.version}: " + "; ".join(errors))
+
+
+def _download(url: str, dest: Path, opener: Opener, log: Callable[[str], None]) -> str:
+    digest = hashlib.sha256()
+    with opener(url) as response, dest.open("wb") as out:
+        total = int(getattr(response, "headers", {}).get("Content-Length") or 0)
+        done, shown = 0, -10
+        log(f"  downloading {url}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if total and (percent := 100 * done // total) >= shown + 10:
+                shown = percent - percent % 10
+                log(f"    {shown:3d}%")
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- existing interpreters ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """An interpreter found or built, with what it says about itself."""
+
+    executable: Path
+    info: dict[str, Any]
+    origin: str  # "cache", "PATH", "pyenv", "uv"
+
+    @property
+    def build(self) -> str:
+        return str(self.info["build"])
+
+    @property
+    def version(self) -> str:
+        return str(self.info["version"])
+
+
+def probe(executable: Path, origin: str) -> Interpreter | None:
+    """Ask an interpreter what it is; None if it does not run."""
+    try:
+        out = subprocess.run(
+            [str(executable), "-I", str(BUILD_INFO)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return Interpreter(executable, json.loads(out), origin)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def candidates(env: dict[str, str] | None = None) -> Iterator[tuple[Path, str]]:
+    """Interpreters on this machine that might be one of the four builds."""
+    env = dict(os.environ if env is None else env)
+    names = [f"python{b}" for b in BUILDS]
+    own = bin_dir().resolve()
+    for directory in env.get("PATH", "").split(os.pathsep):
+        if not directory or Path(directory).resolve() == own or "shims" in Path(directory).parts:
+            continue  # pyenv shims are searched through pyenv's own tree below
+        for name in names:
+            path = Path(directory) / name
+            if path.is_file() and os.access(path, os.X_OK):
+                yield path, "PATH"
+    pyenv_root = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for prefix in sorted((pyenv_root / "versions").glob("3.1[34]*")):
+        for name in names:
+            if (prefix / "bin" / name).is_file():
+                yield prefix / "bin" / name, "pyenv"
+    uv_root = Path(env.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local/share/uv/python")
+    for prefix in sorted(uv_root.glob("cpython-3.1[34]*")):
+        for name in names:
+            if (prefix / "bin" / name).is_file():
+                yield prefix / "bin" / name, "uv"
+
+
+def find_existing(
+    wanted: Iterable[str], probe_fn: Callable[[Path, str], Interpreter | None] = probe
+) -> tuple[dict[str, Interpreter], list[Interpreter]]:
+    """Existing interpreters per build: (usable, seen but not usable).
+
+    An interpreter is usable only at the pinned version: twins must come from the same
+    source, or a comparison would measure a release difference as a GIL difference.
+    """
+    wanted = set(wanted)
+    usable: dict[str, Interpreter] = {}
+    rejected: list[Interpreter] = []
+    seen: set[Path] = set()
+    for path, origin in candidates():
+        real = path.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        found = probe_fn(path, origin)
+        if found is None or found.build not in wanted or found.build in usable:
+            continue
+        if found.version == parse_build(found.build)[0].version and found.info["implementation"] == "cpython":
+            usable[found.build] = found
+        else:
+            rejected.append(found)
+    return usable, rejected
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def _run_step(step: str, cmd: list[str], cwd: Path, logs: Path, log: Callable[[str], None]) -> None:
+    logs.mkdir(parents=True, exist_ok=True)
+    logfile = logs / f"{step}.log"
+    started = time.monotonic()
+    log(f"  {step}: {' '.join(cmd[:3])}{' ...' if len(cmd) > 3 else ''} (log: {logfile})")
+    with logfile.open("w") as out:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise ProvisionError(f"build step '{step}' failed (exit {proc.returncode}); log: {logfile}")
+    log(f"  {step}: done in {time.monotonic() - started:.0f} s")
+
+
+def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] = print) -> Interpreter:
+    """Build ``spec`` into the cache unless it is already there; return it."""
+    root = root or cache_root()
+    prefix = install_dir(spec, root)
+    if (prefix / MARKER).is_file():
+        found = probe(prefix / "bin" / spec.executable_name(), "cache")
+        if found is not None:
+            return found
+        raise ProvisionError(f"cached build {prefix} does not run; delete it to rebuild")
+    tarball = fetch(spec.pin, root / "src", source_urls(spec.pin, apt_mirrors()), log=log)
+    stage = root / "tmp" / f"{spec.key()}-{os.getpid()}"
+    logs = root / "logs" / spec.key()
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    started = time.monotonic()
+    try:
+        log(f"  extracting {tarball.name}")
+        with tarfile.open(tarball) as tar:
+            tar.extractall(stage, filter="data")
+        src = stage / f"Python-{spec.pin.version}"
+        jobs = str(os.cpu_count() or 1)
+        _run_step("configure", ["./configure", f"--prefix={prefix}", *spec.configure_args()], src, logs, log)
+        _run_step("make", ["make", f"-j{jobs}"], src, logs, log)
+        _run_step("install", ["make", "install", f"DESTDIR={stage / 'root'}"], src, logs, log)
+        staged = stage / "root" / prefix.relative_to("/")
+        staged_exe = staged / "bin" / spec.executable_name()
+        # The staged tree cannot find its stdlib at the final prefix yet; PYTHONHOME points it there.
+        check = subprocess.run(
+            [str(staged_exe), "-c", "import ssl, ctypes, sqlite3, zlib, lzma, bz2"],
+            env={**os.environ, "PYTHONHOME": str(staged)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise ProvisionError(f"build step 'verify' failed: {check.stderr.strip()[-400:]}")
+        marker = {
+            "key": spec.key(),
+            "build": spec.name,
+            "version": spec.pin.version,
+            "sha256": spec.pin.sha256,
+            "configure_args": spec.configure_args(),
+            "build_seconds": round(time.monotonic() - started, 1),
+        }
+        (staged / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(prefix)  # atomic on one filesystem: the cache only ever holds whole builds
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log(f"  built {spec.name} in {time.monotonic() - started:.0f} s -> {prefix}")
+    found = probe(prefix / "bin" / spec.executable_name(), "cache")
+    if found is None:
+        raise ProvisionError(f"built {spec.name} at {prefix} but it does not run")
+    return found
+
+
+def cached(spec: BuildSpec, root: Path | None = None) -> Path | None:
+    prefix = install_dir(spec, root)
+    return prefix / "bin" / spec.executable_name() if (prefix / MARKER).is_file() else None
+
+
+def link(build_name: str, executable: Path, root: Path | None = None) -> Path:
+    """Point ``<cache>/bin/python<build>`` at ``executable``."""
+    directory = bin_dir(root)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"python{build_name}"
+    tmp = directory / f".{target.name}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(executable)
+    tmp.replace(target)
+    return target
+
+
+def linked(build_name: str, root: Path | None = None) -> Path | None:
+    """The interpreter provisioned for ``build_name``, if any."""
+    target = bin_dir(root) / f"python{build_name}"
+    return target if target.exists() else None
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def resolve(
+    names: list[str], optimized: bool = False, build_missing: bool = True, log: Callable[[str], None] = print
+) -> dict[str, Interpreter | None]:
+    """Find or build each named build and link it into ``<cache>/bin``."""
+    for name in names:
+        parse_build(name)
+    existing, rejected = find_existing(names)
+    for other in rejected:
+        log(f"found {other.executable} ({other.origin}): {other.build} {other.version}, "
+            f"not the pinned {parse_build(other.build)[0].version}; not used")
+    result: dict[str, Interpreter | None] = {}
+    for name in names:
+        spec = BuildSpec(name, optimized)
+        exe = cached(spec)
+        if exe is not None:
+            result[name] = probe(exe, "cache")
+        elif name in existing and not optimized:
+            result[name] = existing[name]
+        elif build_missing:
+            log(f"building {name} (CPython {spec.pin.version}, {' '.join(spec.configure_args())})")
+            result[name] = build(spec, log=log)
+        else:
+            result[name] = None
+        found = result[name]
+        if found is not None:
+            link(name, found.executable)
+    return result
+
+
+def table(result: dict[str, Interpreter | None]) -> str:
+    rows = [f"{'build':6} {'status':9} {'version':8} {'GIL off':7} executable / configure"]
+    for name, found in result.items():
+        if found is None:
+            rows.append(f"{name:6} {'missing':9} {PINS[name.rstrip('t')].version:8} {'-':7} -")
+            continue
+        rows.append(
+            f"{name:6} {found.origin:9} {found.version:8} {str(found.info['py_gil_disabled']):7} "
+            f"{found.executable}\n{'':33}{found.info['config_args'] or '(default)'}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.provision", description=__doc__.split("\n\n")[0])
+    parser.add_argument("builds", nargs="*", help=f"builds to provision (default: all of {', '.join(BUILDS)})")
+    parser.add_argument("--optimized", action="store_true", help="build with PGO+LTO (slow)")
+    parser.add_argument("--list", action="store_true", help="only report what is available and missing")
+    args = parser.parse_args(argv)
+    names = args.builds or list(BUILDS)
+    try:
+        result = resolve(names, optimized=args.optimized, build_missing=not args.list)
+    except ProvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(table(result))
+    return 0 if all(result.values()) or args.list else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

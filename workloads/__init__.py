@@ -1,0 +1,35 @@
+"""ftscale's CPU workloads: import this package to fill the registry.
+
+Each module registers its kernels with :func:`workloads.registry.register`; everything else
+(server routes, micro bench, HTTP bench, CLI choices, tests) iterates :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+# Import order is registry order: the order workloads appear in CLIs and reports.
+from workloads import pure_python, stdlib, numeric, validation, gateway, contention  # noqa: F401, I001
+from workloads.registry import (
+    REGISTRY,
+    InvalidSize,
+    UnknownWorkload,
+    Workload,
+    WorkloadClass,
+    by_class,
+    calibrate,
+    get,
+    select,
+)
+from workloads.numeric import pin_blas_threads
+
+__all__ = [
+    "REGISTRY",
+    "InvalidSize",
+    "UnknownWorkload",
+    "Workload",
+    "WorkloadClass",
+    "by_class",
+    "calibrate",
+    "get",
+    "pin_blas_threads",
+    "select",
+]

@@ -1,0 +1,167 @@
+"""The one table of CPU workloads that the server, the benches and the tests all read.
+
+A workload is a plain deterministic function ``compute(size) -> int`` (a checksum) plus its
+metadata: its class (what it does to the GIL), what its size means, its bounds and defaults,
+and an optional simulated I/O wait that happens *before* the compute (the shape of a gateway
+that awaits an upstream call and then does CPU work). Callers that can await do the wait on
+their event loop (:meth:`Workload.run_async_io`); others sleep in their thread (:meth:`Workload.run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+class WorkloadClass(enum.Enum):
+    """How a workload's CPU time relates to the GIL; reports group results by this."""
+
+    PURE_PYTHON = "pure-python"
+    C_HOLDS_GIL = "c-holds-gil"
+    C_RELEASES_GIL = "c-releases-gil"
+    MIXED_IO = "mixed-io"
+    CONTENTION = "contention"
+
+
+class UnknownWorkload(KeyError):
+    """A workload name that is not registered; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class InvalidSize(ValueError):
+    """A size outside a workload's bounds, or not an integer; the message names the bound."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    compute: Callable[[int], int]
+    workload_class: WorkloadClass
+    size_meaning: str
+    default_size: int
+    min_size: int
+    max_size: int
+    smoke_size: int
+    description: str
+    io_wait_s: float = 0.0
+
+    def check_size(self, size: object) -> int:
+        """Return ``size`` if it is an int within bounds, else raise :class:`InvalidSize`."""
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidSize(f"size for {self.name!r} must be an integer, got {size!r}")
+        if not self.min_size <= size <= self.max_size:
+            raise InvalidSize(
+                f"size for {self.name!r} must be between {self.min_size} and {self.max_size} "
+                f"({self.size_meaning}); got {size}"
+            )
+        return size
+
+    def run(self, size: int | None = None) -> int:
+        """Validate, wait the simulated I/O in this thread, compute; return the checksum."""
+        size = self.check_size(self.default_size if size is None else size)
+        if self.io_wait_s:
+            time.sleep(self.io_wait_s)
+        return self.compute(size)
+
+    async def run_async_io(self, size: int | None = None) -> int:
+        """As :meth:`run`, but the I/O wait is awaited and the compute runs on the caller's loop."""
+        size = self.check_size(self.default_size if size is None else size)
+        if self.io_wait_s:
+            await asyncio.sleep(self.io_wait_s)
+        return self.compute(size)
+
+
+REGISTRY: dict[str, Workload] = {}
+
+
+def register(
+    *,
+    workload_class: WorkloadClass,
+    size_meaning: str,
+    default_size: int,
+    max_size: int,
+    smoke_size: int,
+    min_size: int = 1,
+    io_wait_s: float = 0.0,
+) -> Callable[[Callable[[int], int]], Callable[[int], int]]:
+    """Register ``func`` under its own name; its docstring's first line describes it."""
+
+    def decorator(func: Callable[[int], int]) -> Callable[[int], int]:
+        name = func.__name__
+        if name in REGISTRY:
+            raise ValueError(f"workload {name!r} registered twice")
+        if not min_size <= smoke_size <= default_size <= max_size:
+            raise ValueError(f"workload {name!r}: sizes must satisfy min <= smoke <= default <= max")
+        REGISTRY[name] = Workload(
+            name=name,
+            compute=func,
+            workload_class=workload_class,
+            size_meaning=size_meaning,
+            default_size=default_size,
+            min_size=min_size,
+            max_size=max_size,
+            smoke_size=smoke_size,
+            description=(func.__doc__ or name).strip().splitlines()[0],
+            io_wait_s=io_wait_s,
+        )
+        return func
+
+    return decorator
+
+
+def get(name: str) -> Workload:
+    """The workload called ``name``; :class:`UnknownWorkload` lists the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownWorkload(f"unknown workload {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def select(names: str | list[str] | None) -> list[Workload]:
+    """Workloads by name (comma-separated string or list); all of them for None/empty."""
+    if not names:
+        return list(REGISTRY.values())
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    return [get(n.strip()) for n in names]
+
+
+def by_class(workload_class: WorkloadClass) -> Iterator[Workload]:
+    return (w for w in REGISTRY.values() if w.workload_class is workload_class)
+
+
+def calibrate(
+    workload: Workload,
+    target_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+    repeat: int = 3,
+) -> int:
+    """A size whose compute takes about ``target_s`` seconds on this machine, in this thread.
+
+    Doubles the size from the smoke size until one call takes at least half the target,
+    then scales linearly to the target and clamps to the workload's bounds. The I/O wait is
+    not part of the compute and is not counted.
+    """
+    if target_s <= 0:
+        raise ValueError(f"target duration must be positive, got {target_s}")
+
+    def timed(size: int) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            start = clock()
+            workload.compute(size)
+            best = min(best, clock() - start)
+        return best
+
+    size = workload.smoke_size
+    elapsed = timed(size)
+    while elapsed < target_s / 2 and size < workload.max_size:
+        size = min(size * 2, workload.max_size)
+        elapsed = timed(size)
+    scaled = round(size * target_s / elapsed) if elapsed > 0 else workload.max_size
+    return max(workload.min_size, min(workload.max_size, scaled))
