@@ -19,7 +19,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import provision  # noqa: E402
+from bench import provision
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"

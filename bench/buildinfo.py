@@ -47,8 +47,19 @@ def describe() -> dict[str, Any]:
 # turns the GIL back on when an extension module that does not declare free-threading support
 # is imported; importing these one at a time names the module that did it.
 SERVICE_MODULES = (
-    "numpy", "threadpoolctl", "pydantic_core", "pydantic", "anyio", "starlette", "fastapi",
-    "h11", "uvicorn", "psutil", "pyperf", "workloads", "server.app",
+    "numpy",
+    "threadpoolctl",
+    "pydantic_core",
+    "pydantic",
+    "anyio",
+    "starlette",
+    "fastapi",
+    "h11",
+    "uvicorn",
+    "psutil",
+    "pyperf",
+    "workloads",
+    "server.app",
 )
 
 

@@ -56,8 +56,16 @@ def ensure(build: str, groups: tuple[str, ...] = ("bench",), log: Callable[[str]
     log(f"creating environment for {build} in {directory}")
     steps = [
         [str(interpreter), "-m", "venv", "--clear", str(directory)],
-        [str(env_python(build)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--only-binary=:all:", *(f"--group={g}" for g in groups)],
+        [
+            str(env_python(build)),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            *(f"--group={g}" for g in groups),
+        ],
     ]
     for cmd in steps:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
@@ -72,7 +80,10 @@ def describe(build: str, python: Path | None = None) -> Build:
     python = python or env_python(build)
     proc = subprocess.run(
         [str(python), "-m", "bench.buildinfo", "--import-check"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise EnvError(f"{python} -m bench.buildinfo failed: {proc.stderr.strip()[-800:]}")
@@ -80,7 +91,9 @@ def describe(build: str, python: Path | None = None) -> Build:
     return Build.model_validate({k: v for k, v in facts.items() if k in Build.model_fields})
 
 
-def prepare(builds: list[str], groups: tuple[str, ...] = ("bench",), log: Callable[[str], None] = print) -> dict[str, Build]:
+def prepare(
+    builds: list[str], groups: tuple[str, ...] = ("bench",), log: Callable[[str], None] = print
+) -> dict[str, Build]:
     """Provision, install and describe each build; stop at the first that cannot be used."""
     missing = [b for b in builds if provision.linked(b) is None]
     if missing:

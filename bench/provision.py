@@ -199,7 +199,8 @@ Opener = Callable[[str], IO[bytes]]
 
 
 def _open_url(url: str) -> IO[bytes]:
-    return urllib.request.urlopen(url, timeout=30)  # noqa: S310 - https/http URLs built above
+    response: IO[bytes] = urllib.request.urlopen(url, timeout=30)
+    return response
 
 
 def fetch(
@@ -230,9 +231,7 @@ def fetch(
             continue
         if digest != pin.sha256:
             partial.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                f"checksum mismatch for {url}: expected sha256 {pin.sha256}, got {digest}"
-            )
+            raise ChecksumMismatch(f"checksum mismatch for {url}: expected sha256 {pin.sha256}, got {digest}")
         partial.replace(target)
         return target
     raise ProvisionError(f"could not download Python {pin.version}: " + "; ".join(errors))
@@ -453,8 +452,10 @@ def resolve(
         parse_build(name)
     existing, rejected = find_existing(names)
     for other in rejected:
-        log(f"found {other.executable} ({other.origin}): {other.build} {other.version}, "
-            f"not the pinned {parse_build(other.build)[0].version}; not used")
+        log(
+            f"found {other.executable} ({other.origin}): {other.build} {other.version}, "
+            f"not the pinned {parse_build(other.build)[0].version}; not used"
+        )
     result: dict[str, Interpreter | None] = {}
     for name in names:
         spec = BuildSpec(name, optimized)
@@ -481,7 +482,7 @@ def table(result: dict[str, Interpreter | None]) -> str:
             rows.append(f"{name:6} {'missing':9} {PINS[name.rstrip('t')].version:8} {'-':7} -")
             continue
         rows.append(
-            f"{name:6} {found.origin:9} {found.version:8} {str(found.info['py_gil_disabled']):7} "
+            f"{name:6} {found.origin:9} {found.version:8} {found.info['py_gil_disabled']!s:7} "
             f"{found.executable}\n{'':33}{found.info['config_args'] or '(default)'}"
         )
     return "\n".join(rows)
@@ -489,7 +490,9 @@ def table(result: dict[str, Interpreter | None]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.provision", description=__doc__.split("\n\n")[0])
-    parser.add_argument("builds", nargs="*", help=f"builds to provision (default: all of {', '.join(BUILDS)})")
+    parser.add_argument(
+        "builds", nargs="*", help=f"builds to provision (default: all of {', '.join(BUILDS)})"
+    )
     parser.add_argument("--optimized", action="store_true", help="build with PGO+LTO (slow)")
     parser.add_argument("--list", action="store_true", help="only report what is available and missing")
     args = parser.parse_args(argv)

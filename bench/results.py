@@ -261,7 +261,9 @@ def _upgrade(data: dict[str, Any], source: Path) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
-    raise ResultError(f"{source}: schema_version {version!r} is not supported (this ftscale reads {SCHEMA_VERSION})")
+    raise ResultError(
+        f"{source}: schema_version {version!r} is not supported (this ftscale reads {SCHEMA_VERSION})"
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

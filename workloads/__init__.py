@@ -7,7 +7,8 @@ Each module registers its kernels with :func:`workloads.registry.register`; ever
 from __future__ import annotations
 
 # Import order is registry order: the order workloads appear in CLIs and reports.
-from workloads import pure_python, stdlib, numeric, validation, gateway, contention  # noqa: F401, I001
+from workloads import contention, gateway, numeric, pure_python, stdlib, validation  # noqa: F401
+from workloads.numeric import pin_blas_threads
 from workloads.registry import (
     REGISTRY,
     InvalidSize,
@@ -19,7 +20,6 @@ from workloads.registry import (
     get,
     select,
 )
-from workloads.numeric import pin_blas_threads
 
 __all__ = [
     "REGISTRY",

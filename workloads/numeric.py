@@ -17,7 +17,9 @@ def pin_blas_threads() -> dict[str, object]:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threadpool_limits(limits=1)
-    return {"blas": [{k: p.get(k) for k in ("internal_api", "num_threads", "version")} for p in threadpool_info()]}
+    return {
+        "blas": [{k: p.get(k) for k in ("internal_api", "num_threads", "version")} for p in threadpool_info()]
+    }
 
 
 @register(

@@ -41,7 +41,12 @@ def _payload(n: int) -> dict[str, object]:
             "address": {"street": "1 High St", "city": "Springfield", "postcode": "12345"},
         },
         "lines": [
-            {"sku": f"SKU-{i:05d}", "quantity": 1 + i % 9, "unit_cents": 100 + (i * 37) % 5000, "tags": ["a", "b"]}
+            {
+                "sku": f"SKU-{i:05d}",
+                "quantity": 1 + i % 9,
+                "unit_cents": 100 + (i * 37) % 5000,
+                "tags": ["a", "b"],
+            }
             for i in range(n)
         ],
     }
@@ -58,4 +63,5 @@ def pydantic_validate(lines: int) -> int:
     """Validate a nested order with pydantic models, then dump it back."""
     order = _Order.model_validate(_payload(lines))
     dumped = order.model_dump()
-    return sum(line["quantity"] * line["unit_cents"] for line in dumped["lines"]) + len(dumped["lines"])
+    total: int = sum(line["quantity"] * line["unit_cents"] for line in dumped["lines"])
+    return total + len(dumped["lines"])
