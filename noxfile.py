@@ -56,6 +56,7 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
         else:
             session.log(f"{build} is the host interpreter: nothing to provision")
 
+    _one.__doc__ = f"find or build {_build} only"
     nox.session(name=f"interpreters-{_build}", python=False, default=False)(_one)
 
 

@@ -1,0 +1,340 @@
+"""Load generators: wrk when it is installed, else a built-in asyncio HTTP/1.1 client.
+
+Both produce a :class:`LoadResult`: completed requests, throughput, latency percentiles,
+errors by status, and the generator's own CPU use (so a cell where the generator, not the
+server, was the bottleneck can be flagged).
+
+The built-in generator keeps one keep-alive connection per ``connections`` and parses
+responses with h11. It runs a closed loop (each connection sends its next request when the
+previous answer arrives) or, with ``rate``, an open loop: requests are due at fixed intervals
+and latency is measured from the time a request was *due*, not from when it was sent, so a
+stalled server is not hidden by a generator that politely waited (coordinated omission).
+wrk is closed-loop only.
+
+``python -m bench.loadgen`` runs one load (or a /health probe) in its own process and prints
+the result as JSON: the orchestrator pins that process to the client CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h11
+import numpy as np
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One load to apply: where, what, how hard, how long."""
+
+    host: str
+    port: int
+    path: str
+    method: str = "POST"
+    body: bytes = b""
+    connections: int = 4
+    duration_s: float = 3.0
+    rate: float | None = None  # requests/s for an open loop; None = closed loop
+    timeout_s: float = 30.0
+
+
+@dataclass
+class LoadResult:
+    generator: str
+    requests: int
+    duration_s: float
+    throughput_rps: float
+    latency_ms: dict[str, float | None]
+    errors: dict[str, int] = field(default_factory=dict)
+    generator_cpu_pct: float = 0.0
+    generator_cpus: int = 1
+    open_loop_rate: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadResult:
+        return cls(**data)
+
+
+def percentiles_ms(latencies_s: list[float]) -> dict[str, float | None]:
+    if not latencies_s:
+        return {k: None for k in PERCENTILES}
+    values = np.percentile(np.asarray(latencies_s) * 1e3, list(PERCENTILES.values()))
+    return {k: round(float(v), 4) for k, v in zip(PERCENTILES, values)}
+
+
+# --- the built-in generator -------------------------------------------------------------------
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection driven by h11."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.spec = spec
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.spec.host, self.spec.port)
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes) -> int:
+        """Send one request, read the whole response; return its status."""
+        if self.writer is None or self.h11.our_state is not h11.IDLE:
+            await self.close()
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        headers = [("Host", f"{self.spec.host}:{self.spec.port}"), ("Content-Length", str(len(body)))]
+        if body:
+            headers.append(("Content-Type", "application/json"))
+        out = self.h11.send(h11.Request(method=method, target=path, headers=headers))
+        out += self.h11.send(h11.Data(data=body)) if body else b""
+        out += self.h11.send(h11.EndOfMessage())
+        self.writer.write(out)
+        status = 0
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self.h11.receive_data(await self.reader.read(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("server closed the connection")
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        return status
+
+
+async def _run_python(spec: LoadSpec) -> LoadResult:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + spec.duration_s
+    due: asyncio.Queue[float] | None = None
+    if spec.rate:
+        due = asyncio.Queue()
+
+        async def schedule() -> None:
+            assert due is not None and spec.rate
+            i = 0
+            while (when := start + i / spec.rate) < deadline:
+                delay = when - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                due.put_nowait(when)
+                i += 1
+
+    async def worker() -> None:
+        conn = _Connection(spec)
+        try:
+            while True:
+                if due is not None:
+                    try:
+                        sent = await asyncio.wait_for(due.get(), timeout=max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        return
+                else:
+                    sent = loop.time()
+                if sent >= deadline:
+                    return
+                try:
+                    status = await asyncio.wait_for(
+                        conn.request(spec.method, spec.path, spec.body), timeout=spec.timeout_s
+                    )
+                except (OSError, TimeoutError, h11.ProtocolError, ConnectionError) as exc:
+                    errors[type(exc).__name__] += 1
+                    await conn.close()
+                    continue
+                if 200 <= status < 300:
+                    latencies.append(loop.time() - sent)
+                else:
+                    errors[str(status)] += 1
+        finally:
+            await conn.close()
+
+    cpu0 = time.process_time()
+    tasks = [asyncio.create_task(worker()) for _ in range(spec.connections)]
+    scheduler = asyncio.create_task(schedule()) if spec.rate else None
+    await asyncio.gather(*tasks)
+    if scheduler is not None:
+        scheduler.cancel()
+    elapsed = loop.time() - start
+    cpu = time.process_time() - cpu0
+    return LoadResult(
+        generator="python",
+        requests=len(latencies),
+        duration_s=round(elapsed, 4),
+        throughput_rps=len(latencies) / elapsed if elapsed > 0 else 0.0,
+        latency_ms=percentiles_ms(latencies),
+        errors=dict(errors),
+        generator_cpu_pct=round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
+        generator_cpus=1,
+        open_loop_rate=spec.rate,
+    )
+
+
+def run_python(spec: LoadSpec) -> LoadResult:
+    """Apply ``spec`` with the built-in generator, in this process and on this thread."""
+    return asyncio.run(_run_python(spec))
+
+
+async def _probe_health(host: str, port: int, duration_s: float, interval_s: float) -> list[float]:
+    spec = LoadSpec(host=host, port=port, path="/health", method="GET")
+    conn = _Connection(spec)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration_s
+    samples: list[float] = []
+    try:
+        while loop.time() < deadline:
+            started = loop.time()
+            try:
+                status = await asyncio.wait_for(conn.request("GET", "/health", b""), timeout=duration_s)
+            except (OSError, TimeoutError, h11.ProtocolError, ConnectionError):
+                await conn.close()
+                continue
+            if status == 200:
+                samples.append(loop.time() - started)
+            await asyncio.sleep(max(0.0, interval_s - (loop.time() - started)))
+    finally:
+        await conn.close()
+    return samples
+
+
+def probe_health(
+    host: str, port: int, duration_s: float, interval_s: float = 0.05
+) -> dict[str, float | None]:
+    """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
+    samples = asyncio.run(_probe_health(host, port, duration_s, interval_s))
+    result = percentiles_ms(samples)
+    return {"p50": result["p50"], "p99": result["p99"], "samples": len(samples)}
+
+
+# --- wrk -------------------------------------------------------------------------------------
+
+
+def wrk_path() -> str | None:
+    return shutil.which("wrk")
+
+
+def wrk_version() -> str | None:
+    exe = wrk_path()
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "wrk"
+
+
+def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
+    """Apply ``spec`` with wrk (closed loop); its Lua hook prints a JSON summary."""
+    exe = wrk_path()
+    if exe is None:
+        raise RuntimeError("wrk is not installed")
+    if spec.rate:
+        raise ValueError("wrk runs closed-loop only; use the python generator for --rate")
+    url = f"http://{spec.host}:{spec.port}{spec.path}"
+    cmd = [
+        exe,
+        f"-t{max(1, min(threads, spec.connections))}",
+        f"-c{spec.connections}",
+        f"-d{max(1, round(spec.duration_s))}s",
+        f"--timeout={round(spec.timeout_s)}s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+    ]
+    env = {**os.environ, "FTSCALE_METHOD": spec.method, "FTSCALE_BODY": spec.body.decode()}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, check=False, timeout=spec.duration_s + 60
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}"
+        )
+    data = json.loads(line.removeprefix("FTSCALE_JSON "))
+    duration = data["duration_us"] / 1e6
+    statuses: dict[str, int] = {str(k): int(v) for k, v in data["statuses"].items()}
+    ok = sum(n for s, n in statuses.items() if s.startswith("2"))
+    errors = {s: n for s, n in statuses.items() if not s.startswith("2")}
+    for kind in ("connect", "read", "write", "timeout"):
+        if data["socket_errors"].get(kind):
+            errors[f"socket-{kind}"] = int(data["socket_errors"][kind])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return LoadResult(
+        generator="wrk",
+        requests=ok,
+        duration_s=round(duration, 4),
+        throughput_rps=ok / duration if duration > 0 else 0.0,
+        latency_ms={k: round(float(data["latency_us"][k]) / 1e3, 4) for k in PERCENTILES},
+        errors=errors,
+        generator_cpu_pct=round(100 * cpu / duration, 1) if duration > 0 else 0.0,
+        generator_cpus=max(1, min(threads, spec.connections)),
+    )
+
+
+# --- command line: one load in its own (pinned) process ---------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description="Apply one HTTP load.")
+    parser.add_argument("what", choices=["python", "wrk", "health"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/health")
+    parser.add_argument("--method", default="POST")
+    parser.add_argument("--body", default="")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
+    args = parser.parse_args(argv)
+    if args.what == "health":
+        print(json.dumps(probe_health(args.host, args.port, args.duration, args.interval)))
+        return 0
+    spec = LoadSpec(
+        host=args.host,
+        port=args.port,
+        path=args.path,
+        method=args.method,
+        body=args.body.encode(),
+        connections=args.connections,
+        duration_s=args.duration,
+        rate=args.rate,
+    )
+    result = run_wrk(spec, args.threads) if args.what == "wrk" else run_python(spec)
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The HTTP bench's cell state machine, independent of real processes.
+
+One cell is one server configuration under one load: start the server, wait until /health
+answers, read /info, measure the generator's ceiling against /health, warm up, run the
+repetitions (each with a concurrent /health probe, CPU and memory of the server's process
+tree), read /info again, stop the server. Any failure on the way stops the server, kills what
+is left, and yields a failed cell with the error and the tail of the server's stderr; the
+sweep goes on with the next cell.
+
+Servers and generators come in through the small protocols below, so tests drive the whole
+machine with fakes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bench import results
+from bench.loadgen import LoadResult, LoadSpec
+from bench.procs import ServerError, Usage
+
+# A cell is flagged generator-bound when the generator used this share of its CPUs ...
+SATURATION_CPU_PCT = 90.0
+# ... or the server answered at this share of what the generator reached against /health.
+SATURATION_CEILING_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one cell measures."""
+
+    build: str
+    workload: str
+    workload_class: str
+    size: int
+    mode: str
+    topology: str
+    threads: int
+    connections: int
+    io_wait_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return results.cell_id(self.build, self.workload, self.threads, self.mode, self.topology)
+
+    def body(self) -> bytes:
+        return f'{{"size": {self.size}}}'.encode()
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration_s: float = 3.0
+    warmup_s: float = 1.0
+    repetitions: int = 3
+    ceiling_s: float = 1.0
+    start_timeout_s: float = 60.0
+
+
+class Server(Protocol):
+    host: str
+    port: int
+
+    def wait_healthy(self, timeout_s: float) -> None: ...
+    def alive(self) -> bool: ...
+    def info(self) -> dict[str, Any]: ...
+    def usage(self) -> Usage | None: ...
+    def stderr_tail(self, limit: int = ...) -> str: ...
+    def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
+
+
+class Launcher(Protocol):
+    def start(self, plan: Plan) -> Server: ...
+
+
+class Generator(Protocol):
+    name: str
+    cpus: int
+
+    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, dict[str, Any] | None]: ...
+
+
+@dataclass
+class CellOutcome:
+    cell: results.Cell
+    stop: dict[str, Any] = field(default_factory=dict)
+
+
+def _flags(
+    plan: Plan, reps: list[dict[str, Any]], ceiling_rps: float | None, info: dict[str, Any] | None, cpus: int
+) -> list[str]:
+    flags = []
+    median_rps = statistics.median(r["throughput_rps"] for r in reps)
+    cpu = max(r["generator_cpu_pct"] for r in reps)
+    if cpu >= SATURATION_CPU_PCT * cpus or (
+        ceiling_rps and median_rps >= SATURATION_CEILING_SHARE * ceiling_rps
+    ):
+        flags.append(results.FLAG_GENERATOR_SATURATED)
+    if any(r["errors"] for r in reps):
+        flags.append(results.FLAG_ERRORS)
+    python = (info or {}).get("python", {})
+    if python.get("py_gil_disabled") and (info or {}).get("gil_enabled"):
+        flags.append(results.FLAG_GIL_ENABLED)
+    return flags
+
+
+def measure(
+    plan: Plan,
+    run_id: str,
+    launcher: Launcher,
+    generator: Generator,
+    settings: Settings,
+    log: Callable[[str], None] = lambda _: None,
+) -> CellOutcome:
+    """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does)."""
+    started = results.now()
+    server: Server | None = None
+    info_before: dict[str, Any] | None = None
+    stop: dict[str, Any] = {}
+    state = "start"
+    try:
+        server = launcher.start(plan)
+        state = "health"
+        server.wait_healthy(settings.start_timeout_s)
+        state = "info"
+        info_before = server.info()
+        spec = LoadSpec(
+            host=server.host,
+            port=server.port,
+            path=f"/work/{plan.workload}",
+            body=plan.body(),
+            connections=plan.connections,
+            duration_s=settings.duration_s,
+        )
+        state = "ceiling"
+        ceiling, _ = generator.load(
+            LoadSpec(
+                host=server.host,
+                port=server.port,
+                path="/health",
+                method="GET",
+                connections=plan.connections,
+                duration_s=settings.ceiling_s,
+            ),
+            probe_health=False,
+        )
+        state = "warmup"
+        if settings.warmup_s > 0:
+            generator.load(LoadSpec(**{**spec.__dict__, "duration_s": settings.warmup_s}), probe_health=False)
+        reps: list[dict[str, Any]] = []
+        for index in range(settings.repetitions):
+            state = f"repetition {index + 1}"
+            before = server.usage()
+            load, health = generator.load(spec, probe_health=True)
+            after = server.usage()
+            if not server.alive():
+                raise ServerError("server died during the measurement", server.stderr_tail())
+            cpu_pct = None
+            if before is not None and after is not None and load.duration_s > 0:
+                cpu_pct = round(100 * (after.cpu_seconds - before.cpu_seconds) / load.duration_s, 1)
+            reps.append(
+                {
+                    "throughput_rps": load.throughput_rps,
+                    "requests": load.requests,
+                    "duration_s": load.duration_s,
+                    "latency_ms": load.latency_ms,
+                    "errors": load.errors,
+                    "server_cpu_pct": cpu_pct,
+                    "rss_bytes": after.rss_bytes if after else None,
+                    "pss_bytes": after.pss_bytes if after else None,
+                    "server_processes": after.processes if after else None,
+                    "health_latency_ms": health,
+                    "generator_cpu_pct": load.generator_cpu_pct,
+                    "ceiling_rps": ceiling.throughput_rps,
+                }
+            )
+            log(f"    rep {index + 1}: {load.throughput_rps:,.1f} req/s p99 {load.latency_ms.get('p99')} ms")
+        state = "info-after"
+        info_after = server.info()
+        state = "stop"
+        stop = server.stop()
+        server = None
+        if not stop.get("clean", True):
+            log(f"    server did not stop cleanly: {stop}")
+        flags = _flags(plan, reps, ceiling.throughput_rps, info_before, generator.cpus)
+        cell = results.Cell(
+            run_id=run_id,
+            cell_id=plan.key,
+            kind="http",
+            build=plan.build,
+            workload=plan.workload,
+            workload_class=plan.workload_class,
+            size=plan.size,
+            threads=plan.threads,
+            mode=plan.mode,
+            topology=plan.topology,
+            status="ok",
+            unit="req/s",
+            samples=[r["throughput_rps"] for r in reps],
+            repetitions=reps,
+            flags=flags,
+            gil_enabled=info_before.get("gil_enabled"),
+            info_before=info_before,
+            info_after=info_after,
+            started=started,
+            finished=results.now(),
+        )
+        return CellOutcome(cell, stop)
+    except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        tail = getattr(exc, "stderr_tail", "") or (server.stderr_tail() if server is not None else "")
+        if server is not None:
+            stop = server.stop()
+            server = None
+        log(f"    failed in {state}: {exc}")
+        cell = results.Cell(
+            run_id=run_id,
+            cell_id=plan.key,
+            kind="http",
+            build=plan.build,
+            workload=plan.workload,
+            workload_class=plan.workload_class,
+            size=plan.size,
+            threads=plan.threads,
+            mode=plan.mode,
+            topology=plan.topology,
+            status="failed",
+            error=f"{state}: {exc}",
+            stderr_tail=tail[-4000:] or None,
+            unit="req/s",
+            info_before=info_before,
+            started=started,
+            finished=results.now(),
+        )
+        return CellOutcome(cell, stop)
+    finally:
+        if server is not None:  # interrupted: leave nothing running
+            server.stop(timeout_s=5)
+
+
+def pending(plans: Iterable[Plan], done: set[str]) -> list[Plan]:
+    """Plans not yet measured successfully, in order (what a resumed run still has to do)."""
+    return [p for p in plans if p.key not in done]

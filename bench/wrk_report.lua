@@ -1,0 +1,50 @@
+-- ftscale's wrk hook: send the configured request, count responses by status in every thread,
+-- and print one machine-readable summary line ("FTSCALE_JSON {...}") when the run is done.
+wrk.method = os.getenv("FTSCALE_METHOD") or "POST"
+wrk.body = os.getenv("FTSCALE_BODY") or ""
+if wrk.body ~= "" then
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  statuses = {}
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+local function object(entries)
+  local parts = {}
+  for k, v in pairs(entries) do
+    table.insert(parts, string.format('"%s": %s', tostring(k), tostring(v)))
+  end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  local pct = {}
+  pct["p50"] = latency:percentile(50)
+  pct["p90"] = latency:percentile(90)
+  pct["p99"] = latency:percentile(99)
+  pct["p99.9"] = latency:percentile(99.9)
+  io.write("FTSCALE_JSON " .. object({
+    duration_us = summary.duration,
+    requests = summary.requests,
+    statuses = object(total),
+    latency_us = object(pct),
+    socket_errors = object(summary.errors),
+  }) .. "\n")
+end
