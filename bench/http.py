@@ -36,6 +36,7 @@ from bench.sweep import Plan, Settings, measure, pending
 MODES = ("inline", "threadpool", "executor", "process")
 TOPOLOGIES = ("single", "workers", "loops")
 QUICK_BUILDS = ("3.14", "3.14t")
+RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run started it
 QUICK_WORKLOADS = ("nbody", "sha256_hash", "rag_gateway")
 # --full: every mode on one process, and the multi-process / multi-loop topologies with the
 # modes that make sense there (one CPU-bound request at a time per worker or loop).
@@ -143,8 +144,10 @@ class Matrix:
 
 
 class Launcher:
-    def __init__(self, pythons: dict[str, Path], cpus: list[int], extra: Sequence[str] = ()) -> None:
-        self.pythons, self.cpus, self.extra = pythons, cpus, list(extra)
+    def __init__(
+        self, pythons: dict[str, Path], cpus: list[int], run_id: str, extra: Sequence[str] = ()
+    ) -> None:
+        self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
 
     def start(self, plan: Plan) -> ServerProcess:
         port = free_port()
@@ -166,7 +169,7 @@ class Launcher:
             "warning",
             *self.extra,
         ]
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus, results.REPO_ROOT)
+        return ServerProcess(cmd, "127.0.0.1", port, self.cpus, results.REPO_ROOT, {RUN_ENV: self.run_id})
 
 
 class RemoteServer:
@@ -305,8 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="let server and client CPUs overlap (every cell is then flagged)",
     )
     p.add_argument("--target", help="drive a server already running at this URL instead of starting one")
-    p.add_argument("--server-python", type=Path, metavar="PATH",
-                   help="run the server with this interpreter (its environment as it is) instead of provisioned builds")
+    p.add_argument(
+        "--server-python",
+        type=Path,
+        metavar="PATH",
+        help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
+    )
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run")
     p.add_argument("--run-id", help="name of the run directory (default: timestamp-http-host)")
     p.add_argument("--results-dir", type=Path, default=results.RESULTS_DIR)
@@ -357,9 +364,9 @@ def plan_job(args: argparse.Namespace) -> Job:
         except results.ResultError as exc:
             raise UsageError(f"cannot resume {args.resume}: {exc}") from None
         saved = meta.config["argv"]
-        args = build_parser().parse_args(
-            [*saved, "--run-id", args.resume, "--results-dir", str(args.results_dir)]
-        )
+        resume = args.resume
+        args = build_parser().parse_args([*saved, "--results-dir", str(args.results_dir)])
+        args.resume = resume
     if args.server_python:
         if not os.access(args.server_python, os.X_OK):
             raise UsageError(f"--server-python {args.server_python}: not an executable")
@@ -419,12 +426,18 @@ def plan_job(args: argparse.Namespace) -> Job:
     return Job(
         run_dir=run_dir,
         matrix=Matrix(builds, names, combos, threads, sizes, args.connections),
-        settings=Settings(duration_s=args.duration, warmup_s=args.warmup, repetitions=args.repetitions),
+        settings=Settings(
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            repetitions=args.repetitions,
+            ceiling_s=min(1.0, args.duration),
+        ),
         server_cpus=server,
         client_cpus=client,
         generator=generator,
         target=args.target,
         shared_cpus=shared,
+        server_python=args.server_python,
     )
 
 
@@ -495,14 +508,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         build = job.matrix.builds[0]
         rundir.add_build(envs.describe(build, job.server_python))
         plans = job.matrix.plans()
-        launcher = Launcher({build: job.server_python}, job.server_cpus)
+        launcher = Launcher({build: job.server_python}, job.server_cpus, job.run_dir.name)
     else:
         print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
         described = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
         for info in described.values():
             rundir.add_build(info)
         plans = job.matrix.plans()
-        launcher = Launcher({b: envs.env_python(b) for b in job.matrix.builds}, job.server_cpus)
+        launcher = Launcher(
+            {b: envs.env_python(b) for b in job.matrix.builds}, job.server_cpus, job.run_dir.name
+        )
     todo = pending(plans, rundir.done())
     generator = SubprocessGenerator(job.generator, job.client_cpus)
     print(

@@ -64,10 +64,22 @@ class LoadResult:
     generator_cpu_pct: float = 0.0
     generator_cpus: int = 1
     open_loop_rate: float | None = None
+    # Share of the wall time the generator was running or waiting for a CPU: near 100 % means
+    # it never waited for the server, so it (or its CPU share) set the pace.
+    generator_busy_pct: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadResult:
         return cls(**data)
+
+
+def _schedstat() -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one) of this thread, where Linux tells."""
+    try:
+        on_cpu, waiting, _ = Path("/proc/thread-self/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
 def percentiles_ms(latencies_s: list[float]) -> dict[str, float | None]:
@@ -180,6 +192,7 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
             await conn.close()
 
     cpu0 = time.process_time()
+    sched0 = _schedstat()
     tasks = [asyncio.create_task(worker()) for _ in range(spec.connections)]
     scheduler = asyncio.create_task(schedule()) if spec.rate else None
     await asyncio.gather(*tasks)
@@ -187,6 +200,10 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         scheduler.cancel()
     elapsed = loop.time() - start
     cpu = time.process_time() - cpu0
+    sched1 = _schedstat()
+    busy = None
+    if sched0 and sched1 and elapsed > 0:
+        busy = round(100 * ((sched1[0] - sched0[0]) + (sched1[1] - sched0[1])) / elapsed, 1)
     return LoadResult(
         generator="python",
         requests=len(latencies),
@@ -197,6 +214,7 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         generator_cpu_pct=round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
         generator_cpus=1,
         open_loop_rate=spec.rate,
+        generator_busy_pct=busy,
     )
 
 

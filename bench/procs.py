@@ -87,7 +87,13 @@ class ServerProcess:
     """A server started by the bench."""
 
     def __init__(
-        self, cmd: Sequence[str], host: str, port: int, cpus: Sequence[int] | None, cwd: Path
+        self,
+        cmd: Sequence[str],
+        host: str,
+        port: int,
+        cpus: Sequence[int] | None,
+        cwd: Path,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.stderr_file = tempfile.TemporaryFile(prefix="ftscale-server-")  # noqa: SIM115 - lives with self
@@ -98,6 +104,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=self.stderr_file,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         if cpus:
             # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.

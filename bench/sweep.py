@@ -24,6 +24,9 @@ from bench.procs import ServerError, Usage
 
 # A cell is flagged generator-bound when the generator used this share of its CPUs ...
 SATURATION_CPU_PCT = 90.0
+# ... or was running or waiting for a CPU this share of the time (it then adds its own
+# queueing to every request: the load, not the server, sets the pace) ...
+SATURATION_BUSY_PCT = 50.0
 # ... or the server answered at this share of what the generator reached against /health.
 SATURATION_CEILING_SHARE = 0.8
 
@@ -94,8 +97,11 @@ def _flags(
     flags = []
     median_rps = statistics.median(r["throughput_rps"] for r in reps)
     cpu = max(r["generator_cpu_pct"] for r in reps)
-    if cpu >= SATURATION_CPU_PCT * cpus or (
-        ceiling_rps and median_rps >= SATURATION_CEILING_SHARE * ceiling_rps
+    busy = max(r.get("generator_busy_pct") or 0.0 for r in reps)
+    if (
+        cpu >= SATURATION_CPU_PCT * cpus
+        or busy >= SATURATION_BUSY_PCT * cpus
+        or (ceiling_rps and median_rps >= SATURATION_CEILING_SHARE * ceiling_rps)
     ):
         flags.append(results.FLAG_GENERATOR_SATURATED)
     if any(r["errors"] for r in reps):
@@ -173,6 +179,7 @@ def measure(
                     "server_processes": after.processes if after else None,
                     "health_latency_ms": health,
                     "generator_cpu_pct": load.generator_cpu_pct,
+                    "generator_busy_pct": load.generator_busy_pct,
                     "ceiling_rps": ceiling.throughput_rps,
                 }
             )

@@ -23,7 +23,7 @@ def test_every_build_has_a_pin_and_twins_share_it() -> None:
     assert BuildSpec("3.14").pin == BuildSpec("3.14t").pin
     assert provision.PINS["3.13"].version == "3.13.5"
     assert provision.PINS["3.14"].version == "3.14.7"
-    with pytest.raises(provision.ProvisionError, match="unknown build '3.12'"):
+    with pytest.raises(provision.ProvisionError, match=r"unknown build '3\.12'"):
         provision.parse_build("3.12")
 
 
@@ -51,11 +51,15 @@ def test_apt_mirrors_reads_one_line_and_deb822_sources(tmp_path: Path) -> None:
         "deb http://security.one.test/debian-security bookworm-security main\n"
     )
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
-        "Types: deb\nURIs: http://mirror.two.test/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.two.test/debian/\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\n"
         "Types: deb\nURIs: http://mirror.two.test/debian-security\nSuites: bookworm-security\n\n"
         "Types: deb\nURIs: http://disabled.test/debian\nSuites: bookworm\nEnabled: no\n"
     )
-    assert provision.apt_mirrors(tmp_path) == ["http://mirror.one.test/debian", "http://mirror.two.test/debian"]
+    assert provision.apt_mirrors(tmp_path) == [
+        "http://mirror.one.test/debian",
+        "http://mirror.two.test/debian",
+    ]
     assert provision.apt_mirrors(tmp_path / "missing") == []
 
 
@@ -100,13 +104,19 @@ def test_checksum_mismatch_is_a_hard_error(tmp_path: Path) -> None:
 
 
 def test_no_source_reachable(tmp_path: Path) -> None:
-    with pytest.raises(provision.ProvisionError, match="could not download Python 3.14.99"):
+    with pytest.raises(provision.ProvisionError, match=r"could not download Python 3\.14\.99"):
         provision.fetch(PIN, tmp_path, ["https://a.test"], opener=FakeWeb({}), log=lambda _: None)
 
 
 def _info(build: str, version: str) -> dict[str, object]:
-    return {"build": build, "version": version, "implementation": "cpython", "py_gil_disabled": build.endswith("t"),
-            "config_args": "", "executable": "x"}
+    return {
+        "build": build,
+        "version": version,
+        "implementation": "cpython",
+        "py_gil_disabled": build.endswith("t"),
+        "config_args": "",
+        "executable": "x",
+    }
 
 
 def test_existing_interpreters_are_reused_only_at_the_pinned_version(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +149,9 @@ def test_a_failed_build_names_its_step_and_log_and_leaves_no_cache_entry(
     monkeypatch.setattr(provision, "fetch", lambda *a, **k: tarball)
     root = tmp_path / "cache"
     spec = BuildSpec("3.14t")
-    with pytest.raises(provision.ProvisionError, match=r"build step 'configure' failed .*log: .*configure\.log"):
+    with pytest.raises(
+        provision.ProvisionError, match=r"build step 'configure' failed .*log: .*configure\.log"
+    ):
         provision.build(spec, root=root, log=lambda _: None)
     assert not provision.install_dir(spec, root).exists()
     assert provision.cached(spec, root) is None

@@ -10,8 +10,16 @@ from bench import results, sweep
 from bench.loadgen import LoadResult, LoadSpec
 from bench.procs import ServerError, Usage
 
-PLAN = sweep.Plan(build="3.14t", workload="nbody", workload_class="pure-python", size=100, mode="threadpool",
-                  topology="single", threads=2, connections=4)
+PLAN = sweep.Plan(
+    build="3.14t",
+    workload="nbody",
+    workload_class="pure-python",
+    size=100,
+    mode="threadpool",
+    topology="single",
+    threads=2,
+    connections=4,
+)
 FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, ceiling_s=0.5, start_timeout_s=1.0)
 
 
@@ -35,7 +43,9 @@ class FakeServer:
 
     def usage(self) -> Usage:
         self.usage_calls += 1
-        return Usage(cpu_seconds=1.5 * self.usage_calls, rss_bytes=50_000_000, pss_bytes=40_000_000, processes=1)
+        return Usage(
+            cpu_seconds=1.5 * self.usage_calls, rss_bytes=50_000_000, pss_bytes=40_000_000, processes=1
+        )
 
     def stderr_tail(self, limit: int = 4000) -> str:
         return "last words"
@@ -56,8 +66,9 @@ class FakeLauncher:
 class FakeGenerator:
     name, cpus = "fake", 1
 
-    def __init__(self, rps: list[float], ceiling: float = 10_000.0, cpu_pct: float = 20.0,
-                 interrupt: bool = False) -> None:
+    def __init__(
+        self, rps: list[float], ceiling: float = 10_000.0, cpu_pct: float = 20.0, interrupt: bool = False
+    ) -> None:
         self.rps, self.ceiling, self.cpu_pct, self.interrupt = list(rps), ceiling, cpu_pct, interrupt
         self.loads: list[LoadSpec] = []
 
@@ -66,9 +77,15 @@ class FakeGenerator:
         if self.interrupt and probe_health:
             raise KeyboardInterrupt
         rps = self.ceiling if spec.path == "/health" else (self.rps.pop(0) if probe_health else 1.0)
-        result = LoadResult(generator="fake", requests=int(rps * spec.duration_s), duration_s=spec.duration_s,
-                            throughput_rps=rps, latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0},
-                            errors={}, generator_cpu_pct=self.cpu_pct)
+        result = LoadResult(
+            generator="fake",
+            requests=int(rps * spec.duration_s),
+            duration_s=spec.duration_s,
+            throughput_rps=rps,
+            latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0},
+            errors={},
+            generator_cpu_pct=self.cpu_pct,
+        )
         return result, ({"p50": 0.5, "p99": 0.9, "samples": 10} if probe_health else None)
 
 
@@ -81,7 +98,13 @@ def test_a_cell_goes_ceiling_warmup_repetitions_and_stops_its_server() -> None:
     cell = _measure(server, gen).cell
     assert cell.status == "ok" and cell.cell_id == PLAN.key
     assert cell.samples == [100.0, 110.0, 90.0]
-    assert [s.path for s in gen.loads] == ["/health", "/work/nbody", "/work/nbody", "/work/nbody", "/work/nbody"]
+    assert [s.path for s in gen.loads] == [
+        "/health",
+        "/work/nbody",
+        "/work/nbody",
+        "/work/nbody",
+        "/work/nbody",
+    ]
     assert [s.duration_s for s in gen.loads] == [0.5, 0.5, 1.0, 1.0, 1.0]
     assert gen.loads[1].body == b'{"size": 100}'
     rep = cell.repetitions[0]

@@ -19,8 +19,16 @@ def test_registry_covers_every_class_and_the_required_kernels() -> None:
     classes = {w.workload_class for w in ALL}
     assert classes == set(workloads.WorkloadClass)
     assert len(list(workloads.by_class(workloads.WorkloadClass.PURE_PYTHON))) >= 2
-    for name in ("json_roundtrip", "regex_parse", "sha256_hash", "numpy_matmul", "numpy_small",
-                 "pydantic_validate", "rag_gateway", "shared_counter"):
+    for name in (
+        "json_roundtrip",
+        "regex_parse",
+        "sha256_hash",
+        "numpy_matmul",
+        "numpy_small",
+        "pydantic_validate",
+        "rag_gateway",
+        "shared_counter",
+    ):
         assert name in workloads.REGISTRY
 
 
@@ -69,8 +77,13 @@ def test_unknown_workload_lists_the_known_ones() -> None:
 
 
 def test_register_refuses_duplicates_and_inconsistent_sizes() -> None:
-    kwargs: dict[str, object] = dict(workload_class=workloads.WorkloadClass.PURE_PYTHON, size_meaning="n",
-                                     default_size=10, max_size=100, smoke_size=1)
+    kwargs: dict[str, object] = dict(
+        workload_class=workloads.WorkloadClass.PURE_PYTHON,
+        size_meaning="n",
+        default_size=10,
+        max_size=100,
+        smoke_size=1,
+    )
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(**kwargs)(workloads.get("nbody").compute)  # type: ignore[arg-type]
     kwargs["smoke_size"] = 1000
@@ -91,8 +104,15 @@ def _fake_timed_workload(seconds_per_unit: float) -> tuple[workloads.Workload, C
         return size
 
     w = workloads.Workload(
-        name="fake", compute=compute, workload_class=workloads.WorkloadClass.PURE_PYTHON, size_meaning="units",
-        default_size=10, min_size=1, max_size=10_000, smoke_size=1, description="fake",
+        name="fake",
+        compute=compute,
+        workload_class=workloads.WorkloadClass.PURE_PYTHON,
+        size_meaning="units",
+        default_size=10,
+        min_size=1,
+        max_size=10_000,
+        smoke_size=1,
+        description="fake",
     )
     return w, lambda: now[0]
 

@@ -1,0 +1,125 @@
+"""Comparisons between runs: the same cell on two runs (hosts, commits, builds), micro against HTTP.
+
+- Runs of the same kind are compared cell by cell against the first run of that kind: a cell
+  matches when build, workload, size, mode, topology, scaling and threads all agree; the ratio
+  of medians (other / base) gets a bootstrap interval.
+- A micro run and an HTTP run give the *ceiling share*: for each workload, size and build measured
+  by both, the best HTTP peak over all modes and topologies divided by the in-process peak of the
+  micro sweep (strong scaling when there is one). How much of what the interpreter can do in
+  process the service delivers over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.report import stats
+from bench.report.findings import Choice, best_choice
+from bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
+from bench.report.stats import Estimate
+
+MatchKey = tuple[str, str, int, str | None, str | None, str | None, int]
+
+
+@dataclass(frozen=True)
+class CellMatch:
+    key: SeriesKey  # the base run's series
+    base: Point
+    other: Point
+    ratio: Estimate  # other / base
+
+    @property
+    def threads(self) -> int:
+        return self.base.threads
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    base: RunModel
+    other: RunModel
+    matches: tuple[CellMatch, ...]
+    only_base: int  # points of the base run without a match
+    only_other: int
+
+
+def _match_key(series: Series, point: Point) -> MatchKey:
+    k = series.key
+    return (k.build, k.workload, k.size, k.mode, k.topology, k.scaling, point.threads)
+
+
+def _points(model: RunModel) -> dict[MatchKey, tuple[Series, Point]]:
+    return {_match_key(s, p): (s, p) for s in model.series for p in s.points}
+
+
+def compare_runs(base: RunModel, other: RunModel) -> RunComparison:
+    ours, theirs = _points(base), _points(other)
+    matches = []
+    for key in ours.keys() & theirs.keys():
+        series, point = ours[key]
+        other_point = theirs[key][1]
+        ratio = stats.ratio_of_medians(other_point.cell.samples, point.cell.samples)
+        matches.append(CellMatch(series.key, point, other_point, ratio))
+    matches.sort(key=lambda m: (m.key.sort_key(), m.threads))
+    common = len(matches)
+    return RunComparison(base, other, tuple(matches), len(ours) - common, len(theirs) - common)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    workload: str
+    workload_class: str
+    size: int
+    build: str
+    micro: Choice
+    http: Choice
+    share: Estimate  # HTTP peak / in-process peak
+
+
+@dataclass(frozen=True)
+class CeilingComparison:
+    micro: RunModel
+    http: RunModel
+    same_host: bool
+    rows: tuple[Ceiling, ...]
+
+
+def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
+    rows = []
+    keys = {(s.key.workload, s.key.workload_class, s.key.size, s.key.build) for s in http.series}
+    for workload, wclass, size, build in sorted(keys, key=lambda k: (class_rank(k[1]), k[0], k[2], k[3])):
+        served = [
+            s for s in http.series if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
+        ]
+        measured = [
+            s for s in micro.series if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
+        ]
+        strong = [s for s in measured if s.key.scaling in (None, "strong")]
+        if not measured:
+            continue
+        inproc, best = best_choice(strong or measured), best_choice(served)
+        share = stats.ratio_of_medians(best.point.cell.samples, inproc.point.cell.samples)
+        rows.append(Ceiling(workload, wclass, size, build, inproc, best, share))
+    a, b = micro.meta.host, http.meta.host
+    same_host = (a.hostname, a.cpu_model) == (b.hostname, b.cpu_model)
+    return CeilingComparison(micro, http, same_host, tuple(rows))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    models: tuple[RunModel, ...]
+    runs: tuple[RunComparison, ...]
+    ceilings: tuple[CeilingComparison, ...]
+
+
+def compare(models: Sequence[RunModel]) -> Comparison:
+    """Each run against the first run of its kind; every micro run against every HTTP run."""
+    first: dict[str, RunModel] = {}
+    runs = []
+    for model in models:
+        base = first.setdefault(model.meta.kind, model)
+        if base is not model:
+            runs.append(compare_runs(base, model))
+    micro = [m for m in models if m.meta.kind == "micro"]
+    http = [m for m in models if m.meta.kind == "http"]
+    return Comparison(tuple(models), tuple(runs), tuple(ceilings(m, h) for m in micro for h in http))

@@ -1,0 +1,144 @@
+"""The comparison report of several runs, as a :class:`~bench.report.document.Document`."""
+
+from __future__ import annotations
+
+from bench.report import charts, fmt, labels
+from bench.report.compare import CeilingComparison, Comparison, RunComparison
+from bench.report.document import Block, Document, Figure, Heading, Paragraph, Table
+from bench.report.model import RunModel
+from bench.report.run_report import CI, choice_label, metadata_blocks, slug
+
+
+def _runs_table(models: tuple[RunModel, ...]) -> Table:
+    rows = tuple(
+        (
+            m.meta.run_id,
+            m.meta.kind,
+            m.meta.host.hostname,
+            m.meta.host.cpu_model,
+            str(m.meta.host.logical_cores),
+            fmt.cpu_list(m.meta.host.affinity),
+            ", ".join(f"{b.build} ({b.version})" for _, b in sorted(m.meta.builds.items())) or fmt.DASH,
+            (m.meta.git.commit or fmt.DASH)[:12],
+            "; ".join(m.meta.notes),
+        )
+        for m in models
+    )
+    header = ("Run", "Kind", "Host", "CPU model", "Cores", "Affinity", "Builds", "Commit", "Notes")
+    return Table(header, rows, "llllrllll")
+
+
+def _run_comparison(c: RunComparison) -> list[Block]:
+    base, other = c.base.meta.run_id, c.other.meta.run_id
+    blocks: list[Block] = [
+        Heading(2, f"{other} against {base}"),
+        Paragraph(
+            f"{len(c.matches)} cells in common (same build, workload, size, mode, topology, scaling and "
+            f"threads); {c.only_base} only in {base}, {c.only_other} only in {other}. Ratio = median of "
+            f"{other} ÷ median of {base}, with a percentile-bootstrap interval."
+        ),
+    ]
+    workloads = list(dict.fromkeys((m.key.workload, m.key.workload_class, m.key.size) for m in c.matches))
+    for workload, wclass, size in workloads:
+        rows = tuple(
+            (
+                labels.series_label(m.key),
+                str(m.threads),
+                fmt.estimate(m.base.throughput),
+                fmt.estimate(m.other.throughput),
+                fmt.ratio(m.ratio),
+                labels.flag_names(m.base.flags),
+                labels.flag_names(m.other.flags),
+            )
+            for m in c.matches
+            if (m.key.workload, m.key.size) == (workload, size)
+        )
+        unit = next(m.key.unit for m in c.matches if m.key.workload == workload)
+        header = (
+            "Series",
+            "Threads",
+            f"{base} {unit} {CI}",
+            f"{other} {unit} {CI}",
+            f"Ratio {CI}",
+            f"Flags in {base}",
+            f"Flags in {other}",
+        )
+        blocks += [Heading(3, f"{workload} ({wclass}, size {size})"), Table(header, rows, "lrrrrll")]
+    return blocks
+
+
+def _ceiling(c: CeilingComparison, index: int) -> list[Block]:
+    micro, http = c.micro.meta.run_id, c.http.meta.run_id
+    where = (
+        "Both runs are from the same host."
+        if c.same_host
+        else "The runs are from different hosts: the share mixes the two machines."
+    )
+    blocks: list[Block] = [
+        Heading(2, f"Micro against HTTP: {http} against {micro}"),
+        Paragraph(
+            "In-process peak: the highest median throughput of the micro sweep (strong scaling when "
+            "measured) for the workload, size and build; HTTP best: the highest median over every mode and "
+            f"topology of the HTTP run. Share = HTTP best ÷ in-process peak. {where}"
+        ),
+    ]
+    if not c.rows:
+        return [*blocks, Paragraph("No workload, size and build measured by both runs.")]
+    rows = tuple(
+        (
+            r.workload_class,
+            r.workload,
+            str(r.size),
+            r.build,
+            choice_label(r.micro),
+            fmt.estimate(r.micro.point.throughput),
+            choice_label(r.http),
+            fmt.estimate(r.http.point.throughput),
+            fmt.ratio(r.share),
+        )
+        for r in c.rows
+    )
+    header = (
+        "Class",
+        "Workload",
+        "Size",
+        "Build",
+        "In-process peak",
+        f"calls/s {CI}",
+        "HTTP best",
+        f"req/s {CI}",
+        f"Share {CI}",
+    )
+    name = f"ceiling-{index}-{slug(micro)}-{slug(http)}.png"
+    return [
+        *blocks,
+        Table(header, rows, "llrllrlrr"),
+        Figure(name, "Share of the in-process ceiling reached over HTTP", charts.ceiling(c)),
+    ]
+
+
+def build(comparison: Comparison) -> Document:
+    ids = [m.meta.run_id for m in comparison.models]
+    title = f"ftscale comparison: {' vs '.join(ids)}"
+    blocks: list[Block] = [
+        Heading(1, title),
+        Paragraph(
+            "Each run is compared cell by cell with the first run of its kind given; a micro run and an "
+            "HTTP run are compared by how much of the in-process ceiling the service reaches. Every number "
+            "is read or derived from the runs' result files."
+        ),
+        Heading(2, "Runs"),
+        _runs_table(comparison.models),
+    ]
+    for c in comparison.runs:
+        blocks += _run_comparison(c)
+    for i, ceiling in enumerate(comparison.ceilings, start=1):
+        blocks += _ceiling(ceiling, i)
+    if not comparison.runs and not comparison.ceilings:
+        blocks.append(
+            Paragraph("Nothing to compare: give two runs of the same kind, or a micro and an HTTP run.")
+        )
+    for model in comparison.models:
+        blocks.append(Heading(2, f"Run {model.meta.run_id}"))
+        blocks += metadata_blocks(model.meta, level=3)
+    return Document(title, tuple(blocks))

@@ -1,0 +1,91 @@
+"""How numbers read in a report. Every function takes a number and returns text; NaN reads "—".
+
+Throughputs keep about three significant figures (whole numbers from 100 up); intervals are
+written ``value [low, high]``; an interval whose real coverage is below the nominal 95% (fewer
+than 6 samples) carries its coverage, e.g. ``[990, 1010] 75%``; no interval reads ``[n/a]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from bench.report.stats import CONFIDENCE, Estimate
+
+DASH = "—"
+# Symbols that ruff would take for look-alikes of ASCII letters if written literally.
+TIMES = "\N{MULTIPLICATION SIGN}"
+MINUS = "\N{MINUS SIGN}"
+SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
+NO_INTERVAL = "[n/a]"
+
+
+def num(x: float) -> str:
+    """A measured quantity: integers from 100 up, else three significant figures."""
+    if not math.isfinite(x):
+        return DASH if math.isnan(x) else ("∞" if x > 0 else "-∞")
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if x == 0:
+        return "0"
+    return f"{x:#.3g}".rstrip(".")
+
+
+def fixed(x: float, digits: int = 2) -> str:
+    """Ratios and fractions: a fixed number of decimals."""
+    return DASH if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.052 → 5.2%."""
+    return DASH if math.isnan(x) else f"{100 * x:.{digits}f}%"
+
+
+def signed_pct(x: float, digits: int = 1) -> str:
+    return DASH if math.isnan(x) else f"{100 * x:+.{digits}f}%"
+
+
+def mib(n: float) -> str:
+    """Bytes in MiB."""
+    return DASH if math.isnan(n) else f"{num(n / 2**20)} MiB"
+
+
+def sci(x: float) -> str:
+    """Small model parameters (κ): three significant figures, exponent when needed."""
+    return DASH if math.isnan(x) else f"{x:.3g}"
+
+
+def _interval(e: Estimate, bound: Callable[[float], str], text: str) -> str:
+    if not e.has_interval:
+        return f"{text} {NO_INTERVAL}"
+    note = f" {e.coverage:.0%}" if e.coverage < CONFIDENCE - 1e-9 else ""
+    return f"{text} [{bound(e.low)}, {bound(e.high)}]{note}"
+
+
+def estimate(e: Estimate) -> str:
+    """A throughput with its interval."""
+    return DASH if math.isnan(e.value) else _interval(e, num, num(e.value))
+
+
+def ratio(e: Estimate) -> str:
+    """A ratio (speedup, build against build) with its interval: ``3.08`` times sign ``[3.02, 3.14]``."""
+    return DASH if math.isnan(e.value) else _interval(e, fixed, f"{fixed(e.value)}{TIMES}")
+
+
+def signed_pct_estimate(e: Estimate) -> str:
+    return DASH if math.isnan(e.value) else _interval(e, signed_pct, signed_pct(e.value))
+
+
+def yes_no(value: bool | None) -> str:
+    return DASH if value is None else ("yes" if value else "no")
+
+
+def cpu_list(cpus: list[int]) -> str:
+    """CPU numbers as ranges: [0, 1, 2, 3, 8] → ``0-3,8``."""
+    ranges: list[str] = []
+    for cpu in sorted(set(cpus)):
+        if ranges and ranges[-1].split("-")[-1] == str(cpu - 1):
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{cpu}"
+        else:
+            ranges.append(str(cpu))
+    return ",".join(ranges) or DASH

@@ -1,0 +1,87 @@
+"""Self-contained HTML writer: inline CSS, charts embedded as base64 PNG, no external resource.
+
+A small inline script marks ``<body>`` with ``data-charts-ok`` once every chart has decoded, so a
+headless browser can check that the page renders its charts.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from html import escape
+
+from bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 96em; padding: 0 1em;
+       color: #1b1b1b; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; vertical-align: top; }
+th { background: #f2f2f2; }
+td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
+td.r { white-space: nowrap; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+""".strip()
+
+CHECK_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var decoded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-charts-decoded", decoded + "/" + images.length);
+  document.body.setAttribute("data-charts-ok", decoded === images.length ? "yes" : "no");
+});
+""".strip()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def _table(table: Table) -> str:
+    def row(cells: tuple[str, ...], tag: str) -> str:
+        return (
+            "<tr>"
+            + "".join(f'<{tag} class="{table.alignment(i)}">{escape(c)}</{tag}>' for i, c in enumerate(cells))
+            + "</tr>"
+        )
+
+    body = "\n".join(row(r, "td") for r in table.rows)
+    return f"<table>\n<thead>{row(table.header, 'th')}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _block(block: Block, ids: dict[str, int]) -> str:
+    if isinstance(block, Heading):
+        slug = _slug(block.text)
+        ids[slug] = ids.get(slug, 0) + 1
+        anchor = slug if ids[slug] == 1 else f"{slug}-{ids[slug]}"
+        return f'<h{block.level} id="{anchor}">{escape(block.text)}</h{block.level}>'
+    if isinstance(block, Paragraph):
+        return f"<p>{escape(block.text)}</p>"
+    if isinstance(block, Bullets):
+        return "<ul>\n" + "\n".join(f"<li>{escape(i)}</li>" for i in block.items) + "\n</ul>"
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Figure):
+        data = base64.b64encode(block.png).decode("ascii")
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{escape(block.caption)}">'
+            f"<figcaption>{escape(block.caption)}</figcaption></figure>"
+        )
+    assert isinstance(block, Code)
+    return f"<pre>{escape(block.text.rstrip())}</pre>"
+
+
+def render(document: Document) -> str:
+    ids: dict[str, int] = {}
+    body = "\n".join(_block(b, ids) for b in document.blocks)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(document.title)}</title>\n"
+        f"<style>\n{STYLE}\n</style>\n"
+        f"<script>\n{CHECK_SCRIPT}\n</script>\n"
+        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )

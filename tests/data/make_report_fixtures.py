@@ -1,0 +1,319 @@
+"""Write the synthetic run directories the report tests read: ``report-micro/`` and ``report-http/``.
+
+Synthetic fixtures, not measurements: every throughput follows a known formula (Amdahl, USL,
+linear, flat), so the expected speedups, fits and overheads are analytic. Each cell's repetitions
+are the formula's value times (0.99, 1.00, 1.01) unless a test needs otherwise; with three
+samples the median is the formula's value and every bootstrap interval of a ratio of medians is
+exactly ``[r * 0.99/1.01, r * 1.01/0.99]`` (each bound has more than 2.5% of the mass).
+
+Regenerate after a schema change with ``python tests/data/make_report_fixtures.py``;
+``tests/test_report_fixtures.py`` fails while the checked-in files differ from this script's output.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import results  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+NOTE = "synthetic test fixture, not a measurement"
+SPREAD = (0.99, 1.0, 1.01)
+CREATED = "2026-11-01T10:00:00+00:00"
+FINISHED = "2026-11-01T11:00:00+00:00"
+MIB = 2**20
+Law = Callable[[float], float]
+Scaling = Literal["strong", "weak"]
+
+
+def amdahl(lam: float, s: float) -> Law:
+    return lambda n: lam * n / (1 + s * (n - 1))
+
+
+def usl(lam: float, sigma: float, kappa: float) -> Law:
+    return lambda n: lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+
+
+def linear(lam: float) -> Law:
+    return lambda n: lam * n
+
+
+def flat(x: float) -> Law:
+    return lambda n: x
+
+
+def _host() -> results.Host:
+    return results.Host(
+        hostname="synthetic-host",
+        platform="Linux-6.1-x86_64-with-glibc2.36",
+        machine="x86_64",
+        cpu_model="Synthetic CPU @ 3.0GHz",
+        logical_cores=16,
+        affinity=list(range(16)),
+        memory_bytes=64 * 2**30,
+    )
+
+
+def _builds() -> dict[str, results.Build]:
+    packages = {"numpy": "2.3.4", "pydantic": "2.12.3"}
+    return {
+        "3.14": results.Build(
+            build="3.14",
+            version="3.14.0",
+            executable="/opt/python/3.14/bin/python3.14",
+            py_gil_disabled=False,
+            gil_enabled=True,
+            config_args="--enable-optimizations --with-lto",
+            compiler="GCC 12.2.0",
+            packages=packages,
+        ),
+        "3.14t": results.Build(
+            build="3.14t",
+            version="3.14.0",
+            executable="/opt/python/3.14t/bin/python3.14t",
+            py_gil_disabled=True,
+            gil_enabled=False,
+            config_args="--disable-gil --enable-optimizations --with-lto",
+            compiler="GCC 12.2.0",
+            packages=packages,
+        ),
+    }
+
+
+def _meta(
+    run_id: str, kind: results.RunKind, config: dict[str, Any], generator: dict[str, Any] | None
+) -> results.RunMeta:
+    return results.RunMeta(
+        run_id=run_id,
+        kind=kind,
+        created=CREATED,
+        finished=FINISHED,
+        host=_host(),
+        git=results.Git(commit="0123456789abcdef0123456789abcdef01234567", dirty=False),
+        config=config,
+        builds=_builds(),
+        generator=generator,
+        notes=[NOTE],
+    )
+
+
+def _samples(value: float, spread: tuple[float, ...]) -> list[float]:
+    return [round(value * f, 4) for f in spread]
+
+
+def _cell(
+    run_id: str,
+    kind: results.RunKind,
+    build: str,
+    workload: str,
+    wclass: str,
+    size: int,
+    threads: int,
+    samples: list[float],
+    *,
+    mode: str | None = None,
+    topology: str | None = None,
+    scaling: Scaling | None = None,
+    repetitions: list[dict[str, Any]] | None = None,
+    flags: list[str] | None = None,
+    gil_enabled: bool | None = None,
+) -> results.Cell:
+    return results.Cell(
+        run_id=run_id,
+        cell_id=results.cell_id(build, workload, threads, mode, topology, scaling),
+        kind=kind,
+        build=build,
+        workload=workload,
+        workload_class=wclass,
+        size=size,
+        threads=threads,
+        mode=mode,
+        topology=topology,
+        scaling=scaling,
+        status="ok",
+        unit="calls/s" if kind == "micro" else "req/s",
+        samples=samples,
+        repetitions=repetitions or [],
+        flags=flags or [],
+        gil_enabled=(build == "3.14") if gil_enabled is None else gil_enabled,
+        started=CREATED,
+        finished=FINISHED,
+    )
+
+
+def micro_run() -> tuple[results.RunMeta, list[results.Cell]]:
+    run_id = "synthetic-micro"
+    threads = (1, 2, 4, 8, 16)
+    config = {"threads": list(threads), "repetitions": 3, "scaling": ["strong", "weak"]}
+    cells = []
+    series: list[tuple[str, str, str, int, Scaling, Law, tuple[int, ...]]] = [
+        # (build, workload, class, size, scaling, law, thread counts)
+        ("3.14t", "loop", "pure-python", 1000, "strong", amdahl(1000, 0.1), threads),
+        ("3.14", "loop", "pure-python", 1000, "strong", flat(1250), threads),
+        ("3.14t", "loop", "pure-python", 1000, "weak", linear(1000), (1, 2, 4)),
+        ("3.14t", "crc", "c-releases-gil", 1000, "strong", linear(2000), threads),
+        ("3.14", "crc", "c-releases-gil", 1000, "strong", linear(2200), threads),
+        ("3.14t", "dictstorm", "contention", 100, "strong", usl(500, 0.05, 0.02), threads),
+        ("3.14", "dictstorm", "contention", 100, "strong", flat(600), threads),
+    ]
+    for build, workload, wclass, size, scaling, law, counts in series:
+        for n in counts:
+            spread: tuple[float, ...] = SPREAD
+            gil: bool | None = None
+            if (build, workload, scaling, n) == ("3.14t", "loop", "strong", 16):
+                spread = (0.9, 1.0, 1.1)  # CV 10%: flagged
+            if (build, workload, n) == ("3.14", "dictstorm", 1):
+                spread = (1.0,)  # one repetition: no interval
+            if (build, workload, n) == ("3.14t", "crc", 8):
+                gil = True  # the GIL came back on: flagged
+            cells.append(
+                _cell(
+                    run_id,
+                    "micro",
+                    build,
+                    workload,
+                    wclass,
+                    size,
+                    n,
+                    _samples(law(n), spread),
+                    scaling=scaling,
+                    gil_enabled=gil,
+                )
+            )
+    failed = results.Cell(
+        run_id=run_id,
+        cell_id=results.cell_id("3.14t", "crc", 32, scaling="strong"),
+        kind="micro",
+        build="3.14t",
+        workload="crc",
+        workload_class="c-releases-gil",
+        size=1000,
+        threads=32,
+        scaling="strong",
+        status="failed",
+        error="worker exited with status -9",
+        stderr_tail="Traceback (most recent call last):\nMemoryError",
+        unit="calls/s",
+        started=CREATED,
+        finished=FINISHED,
+    )
+    cells.append(failed)
+    return _meta(run_id, "micro", config, None), cells
+
+
+CONNECTIONS = 64
+
+
+def _repetition(
+    rps: float, threads: int, rss: float, pss: float | None, errors: dict[str, int]
+) -> dict[str, Any]:
+    p50 = CONNECTIONS / rps * 1000  # Little's law for a closed loop of 64 connections
+    return {
+        "throughput_rps": rps,
+        "latency_ms": {
+            "p50": round(p50, 4),
+            "p90": round(1.5 * p50, 4),
+            "p99": round(2 * p50, 4),
+            "p99.9": round(3 * p50, 4),
+        },
+        "errors": errors,
+        "server_cpu_pct": 95.0 * threads,
+        "rss_bytes": rss,
+        "pss_bytes": pss,
+        "health_latency_ms": {"p50": 1.0, "p99": 5.0 * threads},
+        "generator_cpu_pct": 40.0,
+        "requests": round(rps * 10),
+        "duration_s": 10.0,
+    }
+
+
+def http_run() -> tuple[results.RunMeta, list[results.Cell]]:
+    run_id = "synthetic-http"
+    threads = (1, 2, 4, 8)
+    config = {"threads": list(threads), "repetitions": 3, "duration_s": 10, "connections": CONNECTIONS}
+    generator = {"name": "wrk", "version": "4.2.0", "connections": CONNECTIONS, "duration_s": 10}
+    series: list[tuple[str, str, str, Law, Law, float | None]] = [
+        # (build, mode, topology, law, RSS in MiB as a function of N, PSS share or None)
+        ("3.14", "threadpool", "single", flat(900), lambda n: 60, None),
+        ("3.14t", "threadpool", "single", amdahl(800, 0.2), lambda n: 70, None),
+        ("3.14", "inline", "workers", linear(850), lambda n: 60 * n, 0.6),
+        ("3.14t", "inline", "workers", linear(700), lambda n: 70 * n, 0.6),
+        ("3.14t", "inline", "loops", linear(900), lambda n: 75 + 5 * n, None),
+    ]
+    cells = []
+    for build, mode, topology, law, rss_mib, pss_share in series:
+        for n in threads:
+            rss = rss_mib(n) * MIB
+            pss = None if pss_share is None else pss_share * rss
+            samples = _samples(law(n), SPREAD)
+            flags: list[str] = []
+            errors: list[dict[str, int]] = [{}, {}, {}]
+            if (build, topology, n) == ("3.14t", "workers", 8):
+                flags.append(results.FLAG_GENERATOR_SATURATED)
+            if (build, mode, n) == ("3.14t", "threadpool", 8):
+                errors[1] = {"503": 12}  # no flag in the file: the report derives it
+            reps = [_repetition(s, n, rss, pss, e) for s, e in zip(samples, errors, strict=True)]
+            cells.append(
+                _cell(
+                    run_id,
+                    "http",
+                    build,
+                    "loop",
+                    "pure-python",
+                    1000,
+                    n,
+                    samples,
+                    mode=mode,
+                    topology=topology,
+                    repetitions=reps,
+                    flags=flags,
+                )
+            )
+    failed = results.Cell(
+        run_id=run_id,
+        cell_id=results.cell_id("3.14t", "loop", 1, "process", "single"),
+        kind="http",
+        build="3.14t",
+        workload="loop",
+        workload_class="pure-python",
+        size=1000,
+        threads=1,
+        mode="process",
+        topology="single",
+        status="failed",
+        error="health: server did not become ready within 30 s",
+        stderr_tail="INFO:     Started server process [4242]\nRuntimeError: cannot fork",
+        unit="req/s",
+        started=CREATED,
+        finished=FINISHED,
+    )
+    cells.append(failed)
+    return _meta(run_id, "http", config, generator), cells
+
+
+def write_fixtures(root: Path = HERE) -> list[Path]:
+    """(Re)write ``report-micro/`` and ``report-http/`` under ``root``; return the run directories."""
+    written = []
+    for name, (meta, cells) in (("report-micro", micro_run()), ("report-http", http_run())):
+        path = root / name
+        if path.exists():
+            shutil.rmtree(path)
+        run_dir = results.RunDir(path)
+        run_dir.write_meta(meta)
+        for cell in cells:
+            run_dir.write_cell(cell)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_fixtures():
+        print(path)

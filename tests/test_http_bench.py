@@ -1,0 +1,277 @@
+"""The HTTP bench end to end: real servers on 127.0.0.1, tiny durations, this interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import http, results
+from bench.loadgen import wrk_path
+
+CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+# On a 2-core machine both sides must share the CPUs; the cells are flagged for it.
+COMMON = [
+    "--server-python",
+    sys.executable,
+    "--generator",
+    "python",
+    "--allow-shared-cpus",
+    "--server-cpus",
+    CPUS,
+    "--client-cpus",
+    CPUS,
+    "--duration",
+    "0.5",
+    "--warmup",
+    "0",
+    "--repetitions",
+    "1",
+    "--no-report",
+]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _bench(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), *COMMON, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _servers(run_id: str) -> set[int]:
+    """Server processes (and their children) that the bench started for ``run_id``."""
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(http.RUN_ENV) == run_id:
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_quick_run_writes_a_loadable_run_directory(tmp_path: Path) -> None:
+    proc = _bench(
+        tmp_path,
+        "--run-id",
+        "r1",
+        "--workloads",
+        "nbody,rag_gateway",
+        "--threads",
+        "1,2",
+        "--size",
+        "nbody=200",
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = results.load_run(tmp_path / "r1")
+    assert run.meta.kind == "http" and run.meta.finished is not None
+    assert run.meta.generator is not None and run.meta.generator["name"] == "python"
+    (build,) = run.meta.builds.values()
+    assert (
+        build.executable == sys.executable
+        or Path(build.executable).resolve() == Path(sys.executable).resolve()
+    )
+    assert len(run.cells) == 4
+    for cell in run.cells:
+        assert cell.status == "ok", cell.error
+        assert cell.samples[0] > 0 and cell.unit == "req/s"
+        assert "server-and-client-share-cpus" in cell.flags
+        rep = cell.repetitions[0]
+        assert rep["latency_ms"]["p50"] > 0 and rep["rss_bytes"] > 10_000_000
+        assert cell.info_before is not None and cell.info_before["mode"] == "threadpool"
+    assert _servers("r1") == set()  # every server was stopped
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed")
+def test_wrk_generator(tmp_path: Path) -> None:
+    proc = _bench(
+        tmp_path,
+        "--run-id",
+        "w",
+        "--workloads",
+        "sha256_hash",
+        "--threads",
+        "1",
+        "--size",
+        "sha256_hash=256",
+        "--generator",
+        "wrk",
+        "--duration",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (cell,) = results.load_run(tmp_path / "w").cells
+    assert cell.status == "ok" and cell.repetitions[0]["requests"] > 0
+    assert results.load_run(tmp_path / "w").meta.generator["name"] == "wrk"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workloads", "fibonacci"], "unknown workload 'fibonacci'; known:"),
+        (["--threads", "0"], "thread counts must be 1 or more"),
+        (["--threads", "two"], "thread counts must be integers"),
+        (["--builds", "3.12"], "unknown build 3.12"),
+        (["--size", "nbody=0"], "between 1 and"),
+        (["--repetitions", "0"], "--repetitions must be 1 or more"),
+        (["--resume", "nothing-here"], "cannot resume nothing-here"),
+    ],
+)
+def test_bad_arguments_fail_in_one_line_before_anything_starts(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    argv = ["--results-dir", str(tmp_path), "--generator", "python", *args]
+    if "--builds" not in args:
+        argv += ["--server-python", sys.executable]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.http", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overlapping_cpus_need_consent(tmp_path: Path) -> None:
+    with pytest.raises(http.UsageError, match="overlap"):
+        http.plan_job(
+            http.build_parser().parse_args(
+                ["--results-dir", str(tmp_path), "--server-cpus", "0", "--client-cpus", "0"]
+            )
+        )
+
+
+def test_cpu_split_and_default_threads() -> None:
+    assert http.split_cpus(range(16)) == (list(range(4, 16)), [0, 1, 2, 3])
+    assert http.split_cpus([0, 1]) == ([1], [0])
+    assert http.default_threads(12) == [1, 2, 4, 8, 12]
+    assert http.default_threads(1) == [1, 2]
+    assert http.parse_cpus("0-2,5") == [0, 1, 2, 5]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.http",
+        "--results-dir",
+        str(tmp_path),
+        *COMMON,
+        "--run-id",
+        "k",
+        "--workloads",
+        "nbody",
+        "--size",
+        "nbody=100",
+        "--threads",
+        "1,2,3",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cells = tmp_path / "k" / "cells"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (cells.exists() and any(cells.glob("*.json"))):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    kept = {p.name: p.read_text() for p in cells.glob("*.json")}
+    assert 1 <= len(kept) < 3
+    assert _servers("k") == set()  # the interrupted cell's server was stopped too
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), "--resume", "k"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    run = results.load_run(tmp_path / "k")
+    assert sorted(c.threads for c in run.cells) == [1, 2, 3]
+    assert all(c.status == "ok" for c in run.cells)
+    for name, text in kept.items():  # what was measured before is untouched
+        assert (cells / name).read_text() == text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs: one for the server, one for the client"
+)
+def test_a_starved_generator_is_flagged(tmp_path: Path) -> None:
+    """Busy loops share the client's CPU: the generator, not the server, sets the pace.
+
+    Its CPU use then stays low (it gets a share of one core), but the server answers work
+    requests about as fast as the starved generator can send /health requests: the
+    ceiling test catches it.
+    """
+    server_cpu, client_cpu = sorted(os.sched_getaffinity(0))[-1], sorted(os.sched_getaffinity(0))[0]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(6)]
+    try:
+        for hog in hogs:
+            os.sched_setaffinity(hog.pid, {client_cpu})
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.http",
+                "--results-dir",
+                str(tmp_path),
+                "--server-python",
+                sys.executable,
+                "--generator",
+                "python",
+                "--server-cpus",
+                str(server_cpu),
+                "--client-cpus",
+                str(client_cpu),
+                "--run-id",
+                "s",
+                "--workloads",
+                "nbody",
+                "--size",
+                "nbody=1",
+                "--threads",
+                "1",
+                "--duration",
+                "1",
+                "--warmup",
+                "0",
+                "--repetitions",
+                "1",
+                "--no-report",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    (cell,) = results.load_run(tmp_path / "s").cells
+    assert results.FLAG_GENERATOR_SATURATED in cell.flags, json.dumps(cell.repetitions)
