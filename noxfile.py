@@ -33,9 +33,12 @@ TEST_PYTHONS = list(dict.fromkeys([HOST, "3.14t"]))
 PIP_BINARY_ONLY = "--only-binary=:all:"
 
 
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
 def install_groups(session: nox.Session, *groups: str) -> None:
     """Install pyproject dependency groups from wheels only (never a Rust or C++ build)."""
-    session.install(PIP_BINARY_ONLY, *(f"--group={g}" for g in groups))
+    session.install(PIP_BINARY_ONLY, *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
 def _provision(session: nox.Session, builds: list[str]) -> None:

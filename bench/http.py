@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import workloads
 from bench import envs, provision, results
 from bench.loadgen import LoadResult, LoadSpec, wrk_path, wrk_version
-from bench.procs import ServerError, ServerProcess, free_port, http_json, run_pinned
+from bench.procs import ServerError, ServerProcess, free_port, http_json, run_pinned, stop_all
 from bench.sweep import Plan, Settings, measure, pending
 
 MODES = ("inline", "threadpool", "executor", "process")
@@ -605,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        stop_all()
         print("\ninterrupted: the cells measured so far are kept; finish with --resume", file=sys.stderr)
         return 130
 

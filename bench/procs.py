@@ -84,7 +84,7 @@ def tree_usage(root: psutil.Process) -> Usage:
 
 
 class ServerProcess:
-    """A server started by the bench."""
+    """A server started by the bench; :func:`stop_all` stops every one still running."""
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class ServerProcess:
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
+        _LIVE.add(self)
         if cpus:
             # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.
             os.sched_setaffinity(self.proc.pid, set(cpus))
@@ -170,6 +171,7 @@ class ServerProcess:
                 pass
         self._kill_group()
         self.stderr_file.close()
+        _LIVE.discard(self)
         return {"exit_code": self.proc.returncode, "clean": clean and not orphans, "orphans_killed": orphans}
 
     def _kill_group(self) -> None:
@@ -177,6 +179,15 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+_LIVE: set[ServerProcess] = set()
+
+
+def stop_all() -> None:
+    """Stop every server this process started and has not stopped (on Ctrl-C or SIGTERM)."""
+    for server in list(_LIVE):
+        server.stop(timeout_s=5)
 
 
 def run_pinned(cmd: Sequence[str], cpus: Sequence[int] | None, timeout_s: float, cwd: Path) -> str:
