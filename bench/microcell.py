@@ -1,0 +1,188 @@
+"""One micro cell: what the worker measures, how it is started, and its pyperf file -> ftscale cell.
+
+The orchestrator (:mod:`bench.micro`) starts ``python -m bench.microworker`` for a
+:class:`CellPlan` under a build's python and gets a pyperf benchmark back, whose values are
+seconds per round. :func:`cell_from_benchmark` turns each value into one throughput sample
+(``calls_per_round / value``); :func:`add_to_suite` keeps one pyperf file per build, replaced
+atomically after each cell, so ``python -m pyperf compare_to`` can pair builds by name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyperf
+
+from bench import results
+from bench.microworker import Scaling, bench_name, calls_per_thread
+
+FLAG_OVERSUBSCRIBED = "threads-over-usable-cores"
+STDERR_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class PyperfSettings:
+    """pyperf options for every cell; None leaves pyperf's own default."""
+
+    processes: int | None = None
+    values: int | None = None
+    warmups: int | None = None
+    loops: int | None = None
+    min_time: float | None = None
+    in_process: bool = False  # pyperf --in-process: no worker processes
+
+    def argv(self) -> list[str]:
+        flags = {"processes": "--processes", "values": "--values", "warmups": "--warmups",
+                 "loops": "--loops", "min_time": "--min-time"}  # fmt: skip
+        out: list[str] = []
+        for key, flag in flags.items():
+            value = getattr(self, key)
+            if value is not None:
+                out += [flag, str(value)]
+        if self.in_process:
+            out.append("--in-process")
+        return out
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell: what the worker is asked to measure."""
+
+    build: str
+    workload: str
+    workload_class: str
+    size: int
+    scaling: Scaling
+    threads: int
+    calls: int  # per round: in total (strong) or per thread (weak)
+
+    @property
+    def key(self) -> str:
+        return results.cell_id(self.build, self.workload, self.threads, scaling=self.scaling)
+
+    @property
+    def name(self) -> str:
+        return bench_name(self.workload, self.scaling, self.threads)
+
+    @property
+    def shares(self) -> list[int]:
+        return calls_per_thread(self.scaling, self.calls, self.threads)
+
+    @property
+    def calls_per_round(self) -> int:
+        return sum(self.shares)
+
+
+def worker_command(python: Path, plan: CellPlan, settings: PyperfSettings, output: Path) -> list[str]:
+    return [
+        str(python), "-m", "bench.microworker",
+        "--build", plan.build, "--workload", plan.workload, "--size", str(plan.size),
+        "--scaling", plan.scaling, "--threads", str(plan.threads), "--calls", str(plan.calls),
+        *settings.argv(), "--output", str(output),
+    ]  # fmt: skip
+
+
+def cell_from_benchmark(
+    plan: CellPlan,
+    bench: Any,
+    run_id: str,
+    build: results.Build,
+    started: str,
+    finished: str,
+    info_before: dict[str, Any] | None = None,
+    info_after: dict[str, Any] | None = None,
+    usable_cores: int | None = None,
+) -> results.Cell:
+    """A cell from a pyperf benchmark whose values are seconds per round.
+
+    Each value becomes one sample, ``calls_per_round / value`` calls per second; calibration
+    runs (no values) and warm-ups are left out, as pyperf itself leaves them out.
+    """
+    samples: list[float] = []
+    reps: list[dict[str, Any]] = []
+    gil_on = False
+    for index, run in enumerate(bench.get_runs()):
+        meta = run.get_metadata()
+        if not run.values:
+            continue
+        gil_on = gil_on or bool(meta.get("ftscale_gil_enabled", 0))
+        for value in run.values:
+            samples.append(plan.calls_per_round / value)
+            reps.append({
+                "process": index, "loops": run.get_loops(), "seconds_per_round": value,
+                "calls_per_round": plan.calls_per_round,
+            })  # fmt: skip
+    flags = []
+    if build.py_gil_disabled and gil_on:
+        flags.append(results.FLAG_GIL_ENABLED)
+    if usable_cores is not None and plan.threads > usable_cores:
+        flags.append(FLAG_OVERSUBSCRIBED)
+    return results.Cell(
+        run_id=run_id, cell_id=plan.key, kind="micro", build=plan.build, workload=plan.workload,
+        workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
+        status="ok" if samples else "failed", error=None if samples else "pyperf returned no values",
+        unit="calls/s", samples=samples, repetitions=reps, flags=flags, gil_enabled=gil_on,
+        info_before=info_before, info_after=info_after, started=started, finished=finished,
+    )  # fmt: skip
+
+
+def failed_cell(plan: CellPlan, run_id: str, error: str, tail: str, started: str) -> results.Cell:
+    return results.Cell(
+        run_id=run_id, cell_id=plan.key, kind="micro", build=plan.build, workload=plan.workload,
+        workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
+        status="failed", error=error, stderr_tail=tail[-STDERR_TAIL:] or None, unit="calls/s",
+        started=started, finished=results.now(),
+    )  # fmt: skip
+
+
+def _load() -> dict[str, Any]:
+    return {"load_avg_1min": os.getloadavg()[0]}
+
+
+def measure(
+    plan: CellPlan, python: Path, settings: PyperfSettings, run_id: str, build: results.Build, scratch: Path
+) -> tuple[results.Cell, Any]:
+    """Run one cell's pyperf manager; return its cell and its pyperf benchmark (None if it failed)."""
+    output = scratch / f"{plan.key}.json"
+    output.unlink(missing_ok=True)
+    started, before = results.now(), _load()
+    proc = subprocess.run(
+        worker_command(python, plan, settings, output),
+        cwd=results.REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    finished, after = results.now(), _load()
+    tail = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0 or not output.is_file():
+        last = tail.splitlines()[-1] if tail else "no output"
+        return failed_cell(plan, run_id, f"worker exited with {proc.returncode}: {last}", tail, started), None
+    bench = pyperf.Benchmark.load(str(output))
+    output.unlink()
+    cores = len(os.sched_getaffinity(0))
+    cell = cell_from_benchmark(plan, bench, run_id, build, started, finished, before, after, cores)
+    return cell, bench
+
+
+def add_to_suite(path: Path, bench: Any) -> None:
+    """Put ``bench`` into the pyperf file at ``path`` (replacing one of the same name), atomically."""
+    kept = []
+    if path.exists():
+        kept = [
+            b
+            for b in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks()
+            if b.get_name() != bench.get_name()
+        ]
+    suite = pyperf.BenchmarkSuite([*kept, bench])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        suite.dump(fh)
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def pyperf_path(run_dir: Path, build: str) -> Path:
+    return run_dir / "pyperf" / f"{build}.json"
