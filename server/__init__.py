@@ -1,0 +1,5 @@
+"""The service under test: FastAPI endpoints over the workload registry, in four execution modes
+(:mod:`server.executors`) and several topologies (:mod:`server.topology`, :mod:`server.loops`).
+
+Start it with ``python -m server``; build it in-process with :func:`server.app.create_app`.
+"""

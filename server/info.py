@@ -1,0 +1,66 @@
+"""What ``GET /info`` reports: the interpreter, the run's settings, this process and its threads.
+
+Facts that cannot change while the process lives (build, package versions) are gathered once;
+the GIL state, thread count and CPU affinity are read on every call, because an import or a
+pool start can change them. A worker in the ``workers`` topology reports itself and its parent;
+it does not know its siblings.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import threading
+from typing import Any
+
+from bench import buildinfo
+from server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+
+PACKAGES = ("fastapi", "starlette", "uvicorn", "anyio", "pydantic", "pydantic-core", "numpy", "h11")
+
+
+@functools.cache
+def _static_facts() -> tuple[dict[str, Any], dict[str, str | None]]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return buildinfo.describe(), versions
+
+
+def affinity() -> list[int]:
+    """CPUs this process may run on (all CPUs where the platform cannot say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def describe(config: ServerConfig, *, loop_index: int | None = None) -> dict[str, Any]:
+    """The ``/info`` document for this process (and, in ``loops``, the loop that answers)."""
+    interpreter, versions = _static_facts()
+    pid = os.getpid()
+    workers = config.topology is Topology.WORKERS
+    return {
+        "interpreter": interpreter,
+        "gil_enabled": buildinfo.gil_enabled(),
+        "config": config.as_dict(),
+        "mode": str(config.mode),
+        "topology": str(config.topology),
+        "threads": config.threads,
+        "pool_size": config.effective_pool_size,
+        "queue_limit": config.effective_queue_limit,
+        "anyio_default_thread_limit": ANYIO_DEFAULT_THREAD_LIMIT,
+        "anyio_limiter_note": ANYIO_LIMITER_NOTE,
+        "pid": pid,
+        "worker_pid": pid if workers else None,
+        "parent_pid": os.getppid(),
+        "loop_index": loop_index,
+        "thread_count": threading.active_count(),
+        "cpu_affinity": affinity(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+    }
