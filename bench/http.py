@@ -318,10 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
     )
-    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run")
-    p.add_argument("--run-id", help="name of the run directory (default: timestamp-http-host)")
-    p.add_argument("--results-dir", type=Path, default=results.RESULTS_DIR)
-    p.add_argument("--no-report", action="store_true", help="do not render report.md/report.html at the end")
+    results.add_run_arguments(p, "http")
     return p
 
 
@@ -558,25 +555,27 @@ def _sweep(
         TimeRemainingColumn(),
         transient=False,
     ) as progress:
+
+        def say(line: str) -> None:  # plain text: a bracket in a label or an error is not markup
+            progress.console.print(line, markup=False, highlight=False)
+
         task = progress.add_task("sweep", total=per_cell * len(todo))
         for index, plan in enumerate(todo, 1):
             where = f"{plan.mode}/{plan.topology} t={plan.threads}"
             label = f"[{index}/{len(todo)}] {plan.build} {plan.workload} {where}"
             progress.update(task, description=label)
             started = time.monotonic()
-            outcome = measure(
-                plan, job.run_dir.name, launcher, generator, job.settings, log=progress.console.print
-            )
+            outcome = measure(plan, job.run_dir.name, launcher, generator, job.settings, log=say)
             cell = outcome.cell
             if job.shared_cpus and cell.status == "ok":
                 cell = cell.model_copy(update={"flags": [*cell.flags, "server-and-client-share-cpus"]})
             rundir.write_cell(cell)
             if cell.status == "ok":
                 median = sorted(cell.samples)[len(cell.samples) // 2]
-                progress.console.print(f"{label}: {median:,.1f} req/s {' '.join(cell.flags)}")
+                say(f"{label}: {median:,.1f} req/s {' '.join(cell.flags)}")
             else:
                 failed += 1
-                progress.console.print(f"{label}: FAILED {cell.error}")
+                say(f"{label}: FAILED {cell.error}")
             progress.update(task, advance=max(per_cell, time.monotonic() - started))
     return failed
 

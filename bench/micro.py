@@ -177,10 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="calibrate and measure in the cell's own process, no pyperf workers (default: with --quick)",
     )
-    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run with its own arguments")
-    p.add_argument("--run-id", help="name of the run directory (default: timestamp-micro-host)")
-    p.add_argument("--results-dir", type=Path, default=results.RESULTS_DIR)
-    p.add_argument("--no-report", action="store_true", help="do not render report.md/report.html at the end")
+    results.add_run_arguments(p, "micro")
     return p
 
 

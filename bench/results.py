@@ -16,6 +16,7 @@ Format history (bump SCHEMA_VERSION and teach :func:`_upgrade` the old shape):
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -139,6 +140,16 @@ def cell_id(
     """A stable, file-name-safe key for a cell: resuming a run skips the keys already there."""
     parts = [build, workload, mode or "-", topology or "-", scaling or "-", f"t{threads:03d}"]
     return "__".join(re.sub(r"[^A-Za-z0-9.-]", "-", p) for p in parts)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, kind: RunKind) -> None:
+    """The options every bench shares for naming, placing and resuming its run directory."""
+    parser.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run with its own arguments")
+    parser.add_argument("--run-id", help=f"name of the run directory (default: timestamp-{kind}-host)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not render report.md/report.html at the end"
+    )
 
 
 def now() -> str:

@@ -112,6 +112,26 @@ def _flags(
     return flags
 
 
+def _cell(plan: Plan, run_id: str, started: str, **measured: Any) -> results.Cell:
+    """A result cell for ``plan``, with what was measured (or why not)."""
+    return results.Cell(
+        run_id=run_id,
+        cell_id=plan.key,
+        kind="http",
+        build=plan.build,
+        workload=plan.workload,
+        workload_class=plan.workload_class,
+        size=plan.size,
+        threads=plan.threads,
+        mode=plan.mode,
+        topology=plan.topology,
+        unit="req/s",
+        started=started,
+        finished=results.now(),
+        **measured,
+    )
+
+
 def measure(
     plan: Plan,
     run_id: str,
@@ -192,27 +212,17 @@ def measure(
         if not stop.get("clean", True):
             log(f"    server did not stop cleanly: {stop}")
         flags = _flags(plan, reps, ceiling.throughput_rps, info_before, generator.cpus)
-        cell = results.Cell(
-            run_id=run_id,
-            cell_id=plan.key,
-            kind="http",
-            build=plan.build,
-            workload=plan.workload,
-            workload_class=plan.workload_class,
-            size=plan.size,
-            threads=plan.threads,
-            mode=plan.mode,
-            topology=plan.topology,
+        cell = _cell(
+            plan,
+            run_id,
+            started,
             status="ok",
-            unit="req/s",
             samples=[r["throughput_rps"] for r in reps],
             repetitions=reps,
             flags=flags,
             gil_enabled=info_before.get("gil_enabled"),
             info_before=info_before,
             info_after=info_after,
-            started=started,
-            finished=results.now(),
         )
         return CellOutcome(cell, stop)
     except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
@@ -221,24 +231,14 @@ def measure(
             stop = server.stop()
             server = None
         log(f"    failed in {state}: {exc}")
-        cell = results.Cell(
-            run_id=run_id,
-            cell_id=plan.key,
-            kind="http",
-            build=plan.build,
-            workload=plan.workload,
-            workload_class=plan.workload_class,
-            size=plan.size,
-            threads=plan.threads,
-            mode=plan.mode,
-            topology=plan.topology,
+        cell = _cell(
+            plan,
+            run_id,
+            started,
             status="failed",
             error=f"{state}: {exc}",
             stderr_tail=tail[-4000:] or None,
-            unit="req/s",
             info_before=info_before,
-            started=started,
-            finished=results.now(),
         )
         return CellOutcome(cell, stop)
     finally:
