@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import workloads
 from bench import envs, provision, results
 from bench.loadgen import LoadResult, LoadSpec, wrk_path, wrk_version
-from bench.procs import ServerError, ServerProcess, free_port, http_json, run_pinned, stop_all
+from bench.procs import INTERRUPTS, ServerError, ServerProcess, free_port, http_json, run_pinned, stop_all
 from bench.sweep import Plan, Settings, measure, pending
 
 MODES = ("inline", "threadpool", "executor", "process")
@@ -590,13 +590,9 @@ def render_report(run_dir: Path) -> None:
         print(f"report: {path}", flush=True)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a run the way Ctrl-C does: servers stopped, cells kept
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    INTERRUPTS.install()  # SIGTERM stops a run the way Ctrl-C does: servers stopped, cells kept
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -608,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         stop_all()
         print("\ninterrupted: the cells measured so far are kept; finish with --resume", file=sys.stderr)
         return 130

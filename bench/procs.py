@@ -8,6 +8,7 @@ forks inherits the pinning. CPU time and memory are summed over the whole proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,39 @@ def tree_usage(root: psutil.Process) -> Usage:
     return Usage(cpu_seconds=cpu, rss_bytes=rss, pss_bytes=pss, processes=counted)
 
 
+class _Interrupts:
+    """SIGINT/SIGTERM as KeyboardInterrupt, except while held: then raised when released."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """Make SIGINT and SIGTERM stop the calling program the same way, through this object."""
+        signal.signal(signal.SIGINT, self.handler)
+        signal.signal(signal.SIGTERM, self.handler)
+
+
+INTERRUPTS = _Interrupts()
+
+
 class ServerProcess:
     """A server started by the bench; :func:`stop_all` stops every one still running."""
 
@@ -97,20 +131,23 @@ class ServerProcess:
     ) -> None:
         self.host, self.port = host, port
         self.stderr_file = tempfile.TemporaryFile(prefix="ftscale-server-")  # noqa: SIM115 - lives with self
-        self.proc = subprocess.Popen(
-            list(cmd),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr_file,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-        _LIVE.add(self)
-        if cpus:
-            # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.
-            os.sched_setaffinity(self.proc.pid, set(cpus))
-        self.ps = psutil.Process(self.proc.pid)
+        # A Ctrl-C or SIGTERM between the fork and the bookkeeping would leave a server that
+        # nobody stops: interrupts wait until the server is on the books.
+        with INTERRUPTS.held():
+            self.proc = subprocess.Popen(
+                list(cmd),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr_file,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+            self.ps = psutil.Process(self.proc.pid)
+            _LIVE.add(self)
+            if cpus:
+                # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.
+                os.sched_setaffinity(self.proc.pid, set(cpus))
 
     @property
     def url(self) -> str:

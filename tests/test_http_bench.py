@@ -170,6 +170,7 @@ def test_cpu_split_and_default_threads() -> None:
 
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
+    run_id = f"k{os.getpid()}"  # unique on the machine: the server scan below is machine-wide
     cmd = [
         sys.executable,
         "-m",
@@ -178,7 +179,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
         str(tmp_path),
         *COMMON,
         "--run-id",
-        "k",
+        run_id,
         "--workloads",
         "nbody",
         "--size",
@@ -187,7 +188,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
         "1,2,3",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    cells = tmp_path / "k" / "cells"
+    cells = tmp_path / run_id / "cells"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (cells.exists() and any(cells.glob("*.json"))):
         time.sleep(0.1)
@@ -197,10 +198,10 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert "--resume" in err
     kept = {p.name: p.read_text() for p in cells.glob("*.json")}
     assert 1 <= len(kept) < 3
-    assert _servers("k") == set()  # the interrupted cell's server was stopped too
+    assert _servers(run_id) == set()  # the interrupted cell's server was stopped too
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), "--resume", "k"],
+        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), "--resume", run_id],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -208,7 +209,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
         check=False,
     )
     assert resumed.returncode == 0, resumed.stderr
-    run = results.load_run(tmp_path / "k")
+    run = results.load_run(tmp_path / run_id)
     assert sorted(c.threads for c in run.cells) == [1, 2, 3]
     assert all(c.status == "ok" for c in run.cells)
     for name, text in kept.items():  # what was measured before is untouched

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import pytest
 
-from bench import results, sweep
+from bench import procs, results, sweep
 from bench.loadgen import LoadResult, LoadSpec
 from bench.procs import ServerError, Usage
 
@@ -155,3 +156,14 @@ def test_interrupt_stops_the_server_and_propagates() -> None:
 def test_pending_skips_what_a_resumed_run_already_has() -> None:
     other = sweep.Plan(**{**PLAN.__dict__, "threads": 4})
     assert sweep.pending([PLAN, other], {PLAN.key}) == [other]
+
+
+def test_interrupts_wait_until_a_started_server_is_recorded() -> None:
+    gate = procs._Interrupts()
+    reached = []
+    with pytest.raises(KeyboardInterrupt), gate.held():
+        gate.handler(signal.SIGTERM, None)  # arrives between fork and bookkeeping
+        reached.append("recorded")
+    assert reached == ["recorded"]
+    with pytest.raises(KeyboardInterrupt):
+        gate.handler(signal.SIGINT, None)  # outside the window it stops at once
