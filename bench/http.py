@@ -122,26 +122,27 @@ class Matrix:
     connections: int | None
 
     def plans(self) -> list[Plan]:
-        out = []
-        for build in self.builds:
-            for name in self.workloads:
-                w = workloads.get(name)
-                for mode, topology in self.combos:
-                    for n in self.threads:
-                        out.append(
-                            Plan(
-                                build=build,
-                                workload=name,
-                                workload_class=w.workload_class.value,
-                                size=self.sizes.get(name, w.default_size),
-                                mode=mode,
-                                topology=topology,
-                                threads=n,
-                                connections=self.connections or connections_for(n, w.io_wait_s),
-                                io_wait_s=w.io_wait_s,
-                            )
-                        )
-        return out
+        return [
+            self.plan(build, name, mode, topology, n)
+            for build in self.builds
+            for name in self.workloads
+            for mode, topology in self.combos
+            for n in self.threads
+        ]
+
+    def plan(self, build: str, name: str, mode: str, topology: str, threads: int) -> Plan:
+        """One cell of this matrix (or of a remote server's own configuration)."""
+        w = workloads.get(name)
+        return Plan(
+            build=build,
+            workload=name,
+            workload_class=w.workload_class.value,
+            size=self.sizes.get(name, w.default_size),
+            mode=mode,
+            topology=topology,
+            threads=threads,
+            connections=self.connections or connections_for(threads, w.io_wait_s),
+        )
 
 
 # --- real servers and generators --------------------------------------------------------------
@@ -445,24 +446,8 @@ def plan_job(args: argparse.Namespace) -> Job:
 def _remote_plans(job: Job, server: RemoteServer) -> list[Plan]:
     info = server.info()
     build = info.get("python", {}).get("build", "remote")
-    plans = []
-    for name in job.matrix.workloads:
-        w = workloads.get(name)
-        threads = int(info.get("threads", 1))
-        plans.append(
-            Plan(
-                build=build,
-                workload=name,
-                workload_class=w.workload_class.value,
-                size=job.matrix.sizes.get(name, w.default_size),
-                mode=str(info.get("mode")),
-                topology=str(info.get("topology")),
-                threads=threads,
-                connections=job.matrix.connections or connections_for(threads, w.io_wait_s),
-                io_wait_s=w.io_wait_s,
-            )
-        )
-    return plans
+    mode, topology, threads = str(info.get("mode")), str(info.get("topology")), int(info.get("threads", 1))
+    return [job.matrix.plan(build, name, mode, topology, threads) for name in job.matrix.workloads]
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -565,8 +550,7 @@ def _sweep(
             label = f"[{index}/{len(todo)}] {plan.build} {plan.workload} {where}"
             progress.update(task, description=label)
             started = time.monotonic()
-            outcome = measure(plan, job.run_dir.name, launcher, generator, job.settings, log=say)
-            cell = outcome.cell
+            cell = measure(plan, job.run_dir.name, launcher, generator, job.settings, log=say)
             if job.shared_cpus and cell.status == "ok":
                 cell = cell.model_copy(update={"flags": [*cell.flags, "server-and-client-share-cpus"]})
             rundir.write_cell(cell)

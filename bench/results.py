@@ -258,7 +258,9 @@ class RunDir:
 
     def add_build(self, build: Build) -> RunMeta:
         meta = self.read_meta()
-        return self.update_meta(builds={**meta.builds, build.build: build})
+        meta = meta.model_copy(update={"builds": {**meta.builds, build.build: build}})
+        self.write_meta(meta)
+        return meta
 
     def write_cell(self, cell: Cell) -> None:
         write_json_atomic(self.cell_path(cell.cell_id), cell.model_dump(mode="json"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench import results
@@ -43,7 +43,6 @@ class Plan:
     topology: str
     threads: int
     connections: int
-    io_wait_s: float = 0.0
 
     @property
     def key(self) -> str:
@@ -83,12 +82,6 @@ class Generator(Protocol):
     cpus: int
 
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, dict[str, Any] | None]: ...
-
-
-@dataclass
-class CellOutcome:
-    cell: results.Cell
-    stop: dict[str, Any] = field(default_factory=dict)
 
 
 def _flags(
@@ -139,12 +132,11 @@ def measure(
     generator: Generator,
     settings: Settings,
     log: Callable[[str], None] = lambda _: None,
-) -> CellOutcome:
+) -> results.Cell:
     """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does)."""
     started = results.now()
     server: Server | None = None
     info_before: dict[str, Any] | None = None
-    stop: dict[str, Any] = {}
     state = "start"
     try:
         server = launcher.start(plan)
@@ -224,11 +216,11 @@ def measure(
             info_before=info_before,
             info_after=info_after,
         )
-        return CellOutcome(cell, stop)
+        return cell
     except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
         tail = getattr(exc, "stderr_tail", "") or (server.stderr_tail() if server is not None else "")
         if server is not None:
-            stop = server.stop()
+            server.stop()
             server = None
         log(f"    failed in {state}: {exc}")
         cell = _cell(
@@ -240,7 +232,7 @@ def measure(
             stderr_tail=tail[-4000:] or None,
             info_before=info_before,
         )
-        return CellOutcome(cell, stop)
+        return cell
     finally:
         if server is not None:  # interrupted: leave nothing running
             server.stop(timeout_s=5)

@@ -90,13 +90,13 @@ class FakeGenerator:
         return result, ({"p50": 0.5, "p99": 0.9, "samples": 10} if probe_health else None)
 
 
-def _measure(server: FakeServer, generator: FakeGenerator) -> sweep.CellOutcome:
+def _measure(server: FakeServer, generator: FakeGenerator) -> results.Cell:
     return sweep.measure(PLAN, "run-1", FakeLauncher(server), generator, FAST)
 
 
 def test_a_cell_goes_ceiling_warmup_repetitions_and_stops_its_server() -> None:
     server, gen = FakeServer(), FakeGenerator([100.0, 110.0, 90.0])
-    cell = _measure(server, gen).cell
+    cell = _measure(server, gen)
     assert cell.status == "ok" and cell.cell_id == PLAN.key
     assert cell.samples == [100.0, 110.0, 90.0]
     assert [s.path for s in gen.loads] == [
@@ -118,7 +118,7 @@ def test_a_cell_goes_ceiling_warmup_repetitions_and_stops_its_server() -> None:
 
 def test_start_failure_is_recorded_with_stderr_and_the_server_stopped() -> None:
     server = FakeServer(fail_health=True)
-    cell = _measure(server, FakeGenerator([])).cell
+    cell = _measure(server, FakeGenerator([]))
     assert cell.status == "failed" and cell.samples == []
     assert cell.error is not None and cell.error.startswith("health:")
     assert cell.stderr_tail is not None and "ImportError: boom" in cell.stderr_tail
@@ -127,7 +127,7 @@ def test_start_failure_is_recorded_with_stderr_and_the_server_stopped() -> None:
 
 def test_a_server_that_dies_mid_run_fails_the_cell() -> None:
     server = FakeServer(dies_after=2)
-    cell = _measure(server, FakeGenerator([100.0, 100.0, 100.0])).cell
+    cell = _measure(server, FakeGenerator([100.0, 100.0, 100.0]))
     assert cell.status == "failed" and "died" in (cell.error or "")
     assert cell.stderr_tail == "last words" and server.stops == 1
 
@@ -137,12 +137,12 @@ def test_a_server_that_dies_mid_run_fails_the_cell() -> None:
     [(20.0, 10_000.0, False), (97.0, 10_000.0, True), (20.0, 110.0, True)],
 )
 def test_generator_saturation_is_flagged(cpu_pct: float, ceiling: float, saturated: bool) -> None:
-    cell = _measure(FakeServer(), FakeGenerator([100.0] * 3, ceiling=ceiling, cpu_pct=cpu_pct)).cell
+    cell = _measure(FakeServer(), FakeGenerator([100.0] * 3, ceiling=ceiling, cpu_pct=cpu_pct))
     assert (results.FLAG_GENERATOR_SATURATED in cell.flags) is saturated
 
 
 def test_a_free_threaded_build_running_with_the_gil_is_flagged() -> None:
-    cell = _measure(FakeServer(gil=True), FakeGenerator([100.0] * 3)).cell
+    cell = _measure(FakeServer(gil=True), FakeGenerator([100.0] * 3))
     assert results.FLAG_GIL_ENABLED in cell.flags and cell.gil_enabled is True
 
 
