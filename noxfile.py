@@ -1,61 +1,70 @@
-"""ftscale's sessions: provision interpreters, test, benchmark, report.
+"""ftscale's sessions: thin callers of the ``ftscale`` command.
 
-    nox -s bench            quick HTTP scaling sweep (3.14 vs 3.14t), then its report
+    nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
     nox -s tests            the test suite, on this interpreter and on 3.14t
-    nox -s micro -- --quick in-process pyperf scaling of every workload
-    nox -s interpreters     find or build CPython 3.13, 3.13t, 3.14, 3.14t
+    nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
+    nox -s interpreters     find or build CPython 3.13, 3.13t, 3.14, 3.14t (ftscale build)
 
-Provisioned builds are linked into ``<user cache>/ftscale/bin``, which is put first on PATH
-here so that ``python="3.14t"`` finds them. A missing build is skipped with its reason, or
-fails the run when ``CI`` is set (nox's --error-on-missing-interpreters default).
+Each session installs the project (editable) with the extras it needs, from binary wheels only,
+and passes its arguments through. Provisioned builds are linked into ``<cache>/ftscale/bin``,
+which is put first on PATH here so that ``python="3.14t"`` finds them. A missing build is
+skipped with its reason, or fails the run when ``CI`` is set (nox's default).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import nox
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench import provision
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["bench"]
 
+
+PROVISION = str(Path(__file__).parent / "bench" / "env" / "provision.py")
+
+
+def _provision_module() -> ModuleType:
+    """``bench/env/provision.py`` by path: standard library only, it runs in nox's own interpreter."""
+    spec = importlib.util.spec_from_file_location("ftscale_provision", PROVISION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+provision = _provision_module()
 os.environ["PATH"] = f"{provision.bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
 
 HOST = f"{sys.version_info[0]}.{sys.version_info[1]}"
 BUILDS = list(provision.BUILDS)
 TEST_PYTHONS = list(dict.fromkeys([HOST, "3.14t"]))
 PIP_BINARY_ONLY = "--only-binary=:all:"
-
-
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
-def install_groups(session: nox.Session, *groups: str) -> None:
-    """Install pyproject dependency groups from wheels only (never a Rust or C++ build)."""
-    session.install(PIP_BINARY_ONLY, *nox.project.dependency_groups(PYPROJECT, *groups))
-
-
-def _provision(session: nox.Session, builds: list[str]) -> None:
-    session.run(sys.executable, "-m", "bench.provision", *builds, external=True)
+def install(session: nox.Session, extras: str, *groups: str) -> None:
+    """The project (editable) with ``extras``, and dependency ``groups``, from wheels only."""
+    session.install(PIP_BINARY_ONLY, "-e", f".[{extras}]", *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
 @nox.session(python=False)
 def interpreters(session: nox.Session) -> None:
     """Find or build CPython 3.13, 3.13t, 3.14, 3.14t (or those named) and list them."""
-    _provision(session, list(session.posargs))
+    session.run(sys.executable, PROVISION, *session.posargs, external=True)
 
 
 for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
 
     def _one(session: nox.Session, build: str = _build) -> None:
         if build in BUILDS:
-            _provision(session, [build])
+            session.run(sys.executable, PROVISION, build, external=True)
         else:
             session.log(f"{build} is the host interpreter: nothing to provision")
 
@@ -66,47 +75,59 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"])
 def tests(session: nox.Session) -> None:
     """Run the test suite (on this interpreter and on the free-threaded 3.14t)."""
-    install_groups(session, "test")
-    if session.python == HOST:
-        install_groups(session, "report")
-    session.run("python", "-m", "bench.buildinfo", "--import-check")
+    install(
+        session, "bench,report,server,worker" if session.python == HOST else "bench,server,worker", "test"
+    )
+    session.run("python", "-m", "ftscale.buildfacts", "--import-check")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session(default=False)
 def lint(session: nox.Session) -> None:
     """ruff and mypy over the project."""
-    install_groups(session, "lint")
+    install(session, "all,worker", "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy")
-
-
-def _bench(session: nox.Session, module: str, builds: list[str]) -> None:
-    install_groups(session, "bench", "report")
-    args = list(session.posargs)
-    if builds and "--builds" not in args:
-        args = ["--builds", ",".join(builds), *args]
-    session.run("python", "-m", module, *args)
+    # mypy does not follow the editable install's import hook: it checks a tree of links laid
+    # out as the installed package is (ftscale/ with bench/, server/, workloads/ inside it).
+    root = Path(__file__).parent.resolve()
+    stage = Path(session.create_tmp()).resolve() / "typecheck"
+    package = stage / "ftscale"
+    package.mkdir(parents=True, exist_ok=True)
+    links = {p.name: p for p in (root / "ftscale").iterdir() if p.suffix in (".py", ".typed")}
+    links.update({name: root / name for name in ("bench", "server", "workloads")})
+    for name, target in links.items():
+        (package / name).unlink(missing_ok=True)
+        (package / name).symlink_to(target)
+    config = str(root / "pyproject.toml")
+    with session.chdir(stage):
+        session.run("mypy", "--config-file", config, "-p", "ftscale")
+    session.run("mypy", "--config-file", config, "noxfile.py")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """HTTP scaling sweep: quick by default (3.14, 3.14t), --full for every build and mode."""
-    _bench(session, "bench.http", [])
+    """HTTP scaling sweep: quick by default (fair designs on 3.14 and 3.14t), --full for everything."""
+    install(session, "bench,report")
+    session.run("ftscale", "bench", *session.posargs)
 
 
 @nox.session(default=False)
 def micro(session: nox.Session) -> None:
     """In-process pyperf scaling of every workload at 1..N threads (--quick for a fast pass)."""
-    _bench(session, "bench.micro", [])
+    install(session, "bench,report")
+    session.run("ftscale", "micro", *session.posargs)
 
 
 for _build in BUILDS:
-    for _name, _module in (("bench", "bench.http"), ("micro", "bench.micro")):
+    for _name in ("bench", "micro"):
 
-        def _per_build(session: nox.Session, module: str = _module, build: str = _build) -> None:
-            _bench(session, module, [build])
+        def _per_build(session: nox.Session, command: str = _name, build: str = _build) -> None:
+            install(session, "bench,report")
+            args = list(session.posargs)
+            if "--builds" not in args:
+                args = ["--builds", build, *args]
+            session.run("ftscale", command, *args)
 
         _per_build.__doc__ = f"{_name} on {_build} only"
         nox.session(name=f"{_name}-{_build}", default=False)(_per_build)
@@ -114,6 +135,6 @@ for _build in BUILDS:
 
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
-    """Render reports for run directories (default: every run under results/), or compare runs."""
-    install_groups(session, "report")
-    session.run("python", "-m", "bench.report", *session.posargs)
+    """Re-render reports of run directories (default: every run under results/)."""
+    install(session, "report")
+    session.run("ftscale", "report", *session.posargs)

@@ -29,15 +29,16 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
+from ftscale.server import info
+from ftscale.server.config import ServerConfig
+from ftscale.server.executors import Admission, Dispatcher, Overloaded, make_dispatcher
+from ftscale.workloads import Workload
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import workloads
-from server import info
-from server.config import ServerConfig
-from server.executors import Admission, Dispatcher, Overloaded, make_dispatcher
-from workloads import Workload
+from ftscale import workloads
+from ftscale.schema import Info
 
 RETRY_AFTER_S = 1
 
@@ -206,7 +207,7 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/info")
-    async def get_info() -> dict[str, Any]:
+    async def get_info() -> Info:
         """Interpreter, GIL state, settings, process and threads."""
         return info.describe(config, loop_index=loop_index)
 

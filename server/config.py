@@ -7,9 +7,12 @@ sends it to each worker process. It does not bind sockets or start anything.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from ftscale.vocab import MODE_HELP, TOPOLOGY_HELP, Mode, Topology
+
+__all__ = ["MODE_HELP", "TOPOLOGY_HELP", "Mode", "ServerConfig", "Topology"]
 
 # anyio gives every event loop its own default CapacityLimiter with 40 tokens; Starlette's
 # run_in_threadpool (and so every FastAPI ``def`` endpoint) goes through it. The threadpool
@@ -27,42 +30,6 @@ DEFAULT_QUEUE_FACTOR = 4
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-
-
-class Mode(enum.StrEnum):
-    """Where a request's CPU work runs."""
-
-    INLINE = "inline"  # on the event loop itself (blocks it: the anti-pattern, measured on purpose)
-    THREADPOOL = "threadpool"  # Starlette/anyio's per-loop pool, as FastAPI 'def' endpoints use
-    EXECUTOR = "executor"  # a dedicated ThreadPoolExecutor via loop.run_in_executor
-    PROCESS = "process"  # a ProcessPoolExecutor: the classic way around the GIL
-
-
-class Topology(enum.StrEnum):
-    """How the service serves HTTP."""
-
-    SINGLE = "single"  # one process, one event loop
-    WORKERS = "workers"  # N uvicorn worker processes sharing one listening socket
-    LOOPS = "loops"  # N event loops in N threads of one process, fed by one acceptor
-    LOOPS_REUSEPORT = "loops-reuseport"  # N loops, each with its own SO_REUSEPORT listener
-
-
-MODE_HELP = {
-    Mode.INLINE: "compute in an async endpoint, on the event loop (blocks it)",
-    Mode.THREADPOOL: (
-        f"compute through Starlette's run_in_threadpool, as FastAPI 'def' endpoints do (anyio's "
-        f"per-loop limiter: {ANYIO_DEFAULT_THREAD_LIMIT} tokens by default, set to the pool size)"
-    ),
-    Mode.EXECUTOR: "compute in a dedicated ThreadPoolExecutor via loop.run_in_executor",
-    Mode.PROCESS: "compute in a ProcessPoolExecutor (spawned children; arguments and results pickled)",
-}
-
-TOPOLOGY_HELP = {
-    Topology.SINGLE: "one process, one event loop; pool size = --threads",
-    Topology.WORKERS: "--threads uvicorn worker processes on one shared socket",
-    Topology.LOOPS: "--threads event loops in threads of one process, one acceptor balancing connections",
-    Topology.LOOPS_REUSEPORT: "--threads event loops, each on its own SO_REUSEPORT socket (kernel balancing)",
-}
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio.to_thread
+from ftscale.server.config import Mode
+from ftscale.workloads import Workload
 from starlette.concurrency import run_in_threadpool
 
-import workloads
-from server.config import Mode
-from workloads import Workload
+from ftscale import workloads
 
 # spawn: pool children start as fresh interpreters that are children of the serving process
 # itself, so shutting the pool down joins them all and nothing outlives the service (fork from

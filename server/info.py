@@ -14,8 +14,10 @@ import os
 import threading
 from typing import Any
 
-from bench import buildinfo
-from server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+
+from ftscale import buildfacts
+from ftscale.schema import BuildFacts, Info, ServerSettings
 
 PACKAGES = ("fastapi", "starlette", "uvicorn", "anyio", "pydantic", "pydantic-core", "numpy", "h11")
 
@@ -28,7 +30,7 @@ def _static_facts() -> tuple[dict[str, Any], dict[str, str | None]]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return buildinfo.describe(), versions
+    return buildfacts.describe(), versions
 
 
 def affinity() -> list[int]:
@@ -39,28 +41,28 @@ def affinity() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def describe(config: ServerConfig, *, loop_index: int | None = None) -> dict[str, Any]:
+def describe(config: ServerConfig, *, loop_index: int | None = None) -> Info:
     """The ``/info`` document for this process (and, in ``loops``, the loop that answers)."""
     interpreter, versions = _static_facts()
     pid = os.getpid()
     workers = config.topology is Topology.WORKERS
-    return {
-        "interpreter": interpreter,
-        "gil_enabled": buildinfo.gil_enabled(),
-        "config": config.as_dict(),
-        "mode": str(config.mode),
-        "topology": str(config.topology),
-        "threads": config.threads,
-        "pool_size": config.effective_pool_size,
-        "queue_limit": config.effective_queue_limit,
-        "anyio_default_thread_limit": ANYIO_DEFAULT_THREAD_LIMIT,
-        "anyio_limiter_note": ANYIO_LIMITER_NOTE,
-        "pid": pid,
-        "worker_pid": pid if workers else None,
-        "parent_pid": os.getppid(),
-        "loop_index": loop_index,
-        "thread_count": threading.active_count(),
-        "cpu_affinity": affinity(),
-        "cpu_count": os.cpu_count(),
-        "packages": versions,
-    }
+    return Info(
+        interpreter=BuildFacts.model_validate(interpreter),
+        gil_enabled=buildfacts.gil_enabled(),
+        config=ServerSettings.model_validate(config.as_dict()),
+        mode=str(config.mode),
+        topology=str(config.topology),
+        threads=config.threads,
+        pool_size=config.effective_pool_size,
+        queue_limit=config.effective_queue_limit,
+        anyio_default_thread_limit=ANYIO_DEFAULT_THREAD_LIMIT,
+        anyio_limiter_note=ANYIO_LIMITER_NOTE,
+        pid=pid,
+        worker_pid=pid if workers else None,
+        parent_pid=os.getppid(),
+        loop_index=loop_index,
+        thread_count=threading.active_count(),
+        cpu_affinity=affinity(),
+        cpu_count=os.cpu_count(),
+        packages=versions,
+    )

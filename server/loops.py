@@ -39,10 +39,9 @@ import threading
 from collections.abc import Callable
 
 import uvicorn
-
-from server.app import create_app
-from server.config import ServerConfig
-from server.topology import HANDLED_SIGNALS, ServiceServer, bind_listener, uvicorn_config
+from ftscale.server.app import create_app
+from ftscale.server.config import ServerConfig
+from ftscale.server.topology import HANDLED_SIGNALS, ServiceServer, bind_listener, uvicorn_config
 
 logger = logging.getLogger("ftscale.server")
 

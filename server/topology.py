@@ -26,11 +26,10 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from ftscale.server.app import create_app
+from ftscale.server.config import ServerConfig
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
-
-from server.app import create_app
-from server.config import ServerConfig
 
 GRACEFUL_S = 10
 BACKLOG = 2048

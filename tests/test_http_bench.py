@@ -12,9 +12,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ftscale.bench import results
+from ftscale.bench.http import run as http
+from ftscale.bench.http.loadgen import wrk_path
 
-from bench import http, results
-from bench.loadgen import wrk_path
+from ftscale.vocab import Flag
+from tests.conftest import requires_free_threading
 
 CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
 # On a 2-core machine both sides must share the CPUs; the cells are flagged for it.
@@ -39,14 +42,17 @@ COMMON = [
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _bench(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _bench(
+    tmp_path: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), *COMMON, *args],
+        [sys.executable, "-m", "ftscale", "bench", "--results-dir", str(tmp_path), *COMMON, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -60,6 +66,21 @@ def _servers(run_id: str) -> set[int]:
         except psutil.Error:
             continue
     return found
+
+
+@pytest.mark.slow
+@requires_free_threading
+def test_a_free_threaded_server_forced_to_keep_its_gil_is_flagged(tmp_path: Path) -> None:
+    """The real service, its /info read the way the bench reads it: PYTHON_GIL=1 must show."""
+    proc = _bench(
+        tmp_path, "--run-id", "g", "--workloads", "nbody", "--threads", "1", "--size", "nbody=50",
+        env={"PYTHON_GIL": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (cell,) = results.load_run(tmp_path / "g").cells
+    assert cell.status == "ok" and cell.info_before is not None
+    assert cell.info_before.interpreter.py_gil_disabled and cell.info_before.gil_enabled
+    assert Flag.GIL_ENABLED in cell.flags
 
 
 @pytest.mark.slow
@@ -90,8 +111,8 @@ def test_quick_run_writes_a_loadable_run_directory(tmp_path: Path) -> None:
         assert cell.samples[0] > 0 and cell.unit == "req/s"
         assert "server-and-client-share-cpus" in cell.flags
         rep = cell.repetitions[0]
-        assert rep["latency_ms"]["p50"] > 0 and rep["rss_bytes"] > 10_000_000
-        assert cell.info_before is not None and cell.info_before["mode"] == "threadpool"
+        assert (rep.latency_ms["p50"] or 0) > 0 and (rep.rss_bytes or 0) > 10_000_000
+        assert cell.info_before is not None and cell.info_before.mode == "threadpool"
     assert _servers("r1") == set()  # every server was stopped
 
 
@@ -115,7 +136,7 @@ def test_wrk_generator(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     (cell,) = results.load_run(tmp_path / "w").cells
-    assert cell.status == "ok" and cell.repetitions[0]["requests"] > 0
+    assert cell.status == "ok" and cell.repetitions[0].requests > 0
     assert results.load_run(tmp_path / "w").meta.generator["name"] == "wrk"  # type: ignore[index]
 
 
@@ -138,7 +159,7 @@ def test_bad_arguments_fail_in_one_line_before_anything_starts(
     if "--builds" not in args:
         argv += ["--server-python", sys.executable]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.http", *argv],
+        [sys.executable, "-m", "ftscale", "bench", *argv],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -153,11 +174,8 @@ def test_bad_arguments_fail_in_one_line_before_anything_starts(
 
 def test_overlapping_cpus_need_consent(tmp_path: Path) -> None:
     with pytest.raises(http.UsageError, match="overlap"):
-        http.plan_job(
-            http.build_parser().parse_args(
-                ["--results-dir", str(tmp_path), "--server-cpus", "0", "--client-cpus", "0"]
-            )
-        )
+        argv = ["--results-dir", str(tmp_path), "--server-cpus", "0", "--client-cpus", "0"]
+        http.plan_job(http.build_parser().parse_args(argv), argv)
 
 
 def test_cpu_split_and_default_threads() -> None:
@@ -174,7 +192,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "bench.http",
+        "ftscale",
+        "bench",
         "--results-dir",
         str(tmp_path),
         *COMMON,
@@ -201,7 +220,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert _servers(run_id) == set()  # the interrupted cell's server was stopped too
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "bench.http", "--results-dir", str(tmp_path), "--resume", run_id],
+        [sys.executable, "-m", "ftscale", "bench", "--results-dir", str(tmp_path), "--resume", run_id],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -236,7 +255,8 @@ def test_a_starved_generator_is_flagged(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "bench.http",
+                "ftscale",
+                "bench",
                 "--results-dir",
                 str(tmp_path),
                 "--server-python",
@@ -275,4 +295,4 @@ def test_a_starved_generator_is_flagged(tmp_path: Path) -> None:
             hog.wait()
     assert proc.returncode == 0, proc.stderr
     (cell,) = results.load_run(tmp_path / "s").cells
-    assert results.FLAG_GENERATOR_SATURATED in cell.flags, json.dumps(cell.repetitions)
+    assert Flag.GENERATOR_SATURATED in cell.flags, json.dumps(cell.repetitions)

@@ -13,16 +13,21 @@ from typing import Any
 
 import pyperf
 import pytest
+from ftscale.bench import results
+from ftscale.bench.env import venv as envs
+from ftscale.bench.micro import run as micro
+from ftscale.bench.micro import summary as microsummary
+from ftscale.bench.micro import threads, worker
+from ftscale.bench.micro.cell import CellPlan, PyperfSettings, cell_from_benchmark, worker_command
+from ftscale.bench.micro.worker import calls_per_thread
 
-import workloads
-from bench import envs, micro, microsummary, results, threads
-from bench.microcell import CellPlan, PyperfSettings, cell_from_benchmark, worker_command
-from bench.microworker import calls_per_thread
+from ftscale import schema, workloads
+from ftscale.vocab import Flag
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
-FT_BUILD = results.Build(
+FT_BUILD = schema.Build(
     build="3.14t", version="3.14.7", executable="/opt/py/3.14t", py_gil_disabled=True, gil_enabled=False,
     config_args="--disable-gil",
 )  # fmt: skip
@@ -30,6 +35,18 @@ GIL_BUILD = FT_BUILD.model_copy(update={"build": "3.14", "py_gil_disabled": Fals
 
 
 # --- the thread team, on a fake clock -------------------------------------------------------------
+
+
+def worker_meta(plan: CellPlan, gil: bool) -> dict[str, Any]:
+    """The metadata the micro worker writes for ``plan``, built from the real model."""
+    return worker.metadata(
+        schema.MicroWorkerMeta(
+            build=plan.build, py_gil_disabled=1, gil_enabled=int(gil), threads=plan.threads,
+            scaling=plan.scaling, workload=plan.workload, workload_class=plan.workload_class, size=plan.size,
+            size_meaning="n", calls_per_round=plan.calls_per_round, calls_per_thread="1", io_wait="none",
+            cpu_affinity="0", usable_cores=1, value="seconds per round",
+        )
+    )  # fmt: skip
 
 
 def test_team_times_every_round_between_two_clock_reads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,19 +79,19 @@ def test_fake_clock_to_throughput_strong_and_weak() -> None:
     )  # fmt: skip
     measured = pyperf.Run(
         [strong_value, strong_value * 2], warmups=[(8, 0.2)],
-        metadata={"name": strong.name, "loops": 8, "ftscale_gil_enabled": 0}, collect_metadata=False,
+        metadata={"name": strong.name, "loops": 8, **worker_meta(strong, gil=False)}, collect_metadata=False,
     )  # fmt: skip
     cell = cell_from_benchmark(strong, pyperf.Benchmark([calibration, measured]), "r", FT_BUILD, "a", "b")
     assert cell.samples == [32.0, 16.0]  # 4 calls / 0.125 s, 4 calls / 0.25 s; warm-ups left out
-    assert [r["seconds_per_round"] for r in cell.repetitions] == [0.125, 0.25]
-    assert {r["loops"] for r in cell.repetitions} == {8}
+    assert [r.seconds_per_round for r in cell.repetitions] == [0.125, 0.25]
+    assert {r.loops for r in cell.repetitions} == {8}
     assert (cell.status, cell.unit, cell.flags, cell.gil_enabled) == ("ok", "calls/s", [], False)
 
-    run = pyperf.Run([weak_value], metadata={"name": weak.name, "loops": 4, "ftscale_gil_enabled": 1},
+    run = pyperf.Run([weak_value], metadata={"name": weak.name, "loops": 4, **worker_meta(weak, gil=True)},
                      collect_metadata=False)  # fmt: skip
     cell = cell_from_benchmark(weak, pyperf.Benchmark([run]), "r", FT_BUILD, "a", "b", usable_cores=1)
     assert cell.samples == [12.0]  # 2 threads x 3 calls / 0.5 s
-    assert cell.flags == [results.FLAG_GIL_ENABLED, "threads-over-usable-cores"]
+    assert cell.flags == [Flag.GIL_ENABLED, "threads-over-usable-cores"]
 
 
 def test_team_threads_persist_across_rounds_and_errors_surface() -> None:
@@ -113,7 +130,7 @@ def test_calls_are_split_for_strong_and_repeated_for_weak() -> None:
 def test_worker_command_names_the_cell_and_forwards_pyperf_settings(tmp_path: Path) -> None:
     plan = CellPlan("3.14", "nbody", "pure-python", 200, "weak", 2, 1)
     cmd = worker_command(Path("/py"), plan, PyperfSettings(processes=1, min_time=0.01), tmp_path / "o.json")
-    assert cmd[:3] == ["/py", "-m", "bench.microworker"]
+    assert cmd[:3] == ["/py", "-m", "ftscale.bench.micro.worker"]
     assert cmd[cmd.index("--threads") + 1] == "2" and cmd[cmd.index("--scaling") + 1] == "weak"
     assert cmd[cmd.index("--processes") + 1] == "1" and "--values" not in cmd and "--in-process" not in cmd
     quick = worker_command(Path("/py"), plan, PyperfSettings(in_process=True), tmp_path / "o.json")
@@ -148,7 +165,7 @@ def test_bad_arguments_fail_on_one_line_before_writing(
     out_dir = tmp_path / "results"
     assert micro.main([*argv, "--results-dir", str(out_dir)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("bench.micro: error: ") and err.count("\n") == 1, err
+    assert err.startswith("ftscale micro: error: ") and err.count("\n") == 1, err
     assert message in err
     assert not out_dir.exists()
 
@@ -156,13 +173,13 @@ def test_bad_arguments_fail_on_one_line_before_writing(
 def test_a_build_that_cannot_be_provisioned_fails_before_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def prepare(builds: list[str], **kw: Any) -> dict[str, results.Build]:
+    def prepare(builds: list[str], **kw: Any) -> dict[str, schema.Build]:
         raise envs.EnvError("build 3.13t is not provisioned;\nrun: nox -s interpreters -- 3.13t")
 
     monkeypatch.setattr(envs, "prepare", prepare)
     assert micro.main(["--builds", "3.13t", "--results-dir", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert err == "bench.micro: error: build 3.13t is not provisioned; run: nox -s interpreters -- 3.13t\n"
+    assert err == "ftscale micro: error: build 3.13t is not provisioned; run: nox -s interpreters -- 3.13t\n"
     assert not (tmp_path / "r").exists()
 
 
@@ -178,18 +195,18 @@ def test_an_existing_run_directory_is_not_overwritten(
 # --- summary ---------------------------------------------------------------------------------------
 
 
-def _cell(build: str, scaling: str, n: int, samples: list[float]) -> results.Cell:
-    return results.Cell(
-        run_id="r", cell_id=results.cell_id(build, "nbody", n, scaling=scaling), kind="micro", build=build,
+def _cell(build: str, scaling: str, n: int, samples: list[float]) -> schema.MicroCell:
+    return schema.MicroCell(
+        run_id="r", cell_id=results.cell_id(build, "nbody", n, scaling=scaling), build=build,
         workload="nbody", workload_class="pure-python", size=10, threads=n, scaling=scaling,  # type: ignore[arg-type]
         status="ok", unit="calls/s", samples=samples, started="a", finished="b",
     )  # fmt: skip
 
 
 def test_summary_is_a_ratio_of_medians_read_from_files(tmp_path: Path) -> None:
-    meta = results.RunMeta(
+    meta = schema.RunMeta(
         run_id="r", kind="micro", created="a", host=results.collect_host(),
-        git=results.Git(commit=None, dirty=None), config={"workloads": ["nbody"]},
+        git=schema.Git(commit=None, dirty=None), config={"workloads": ["nbody"]},
         builds={"3.14": GIL_BUILD, "3.14t": FT_BUILD},
     )  # fmt: skip
     cells = (
@@ -223,12 +240,16 @@ def test_interrupted_run_keeps_whole_cells_and_resume_finishes_it(
     measured: list[str] = []
     stop_at: list[int] = [3]
 
-    def fake_measure(plan: CellPlan, python: Path, settings: Any, run_id: str, build: results.Build,
-                     scratch: Path) -> tuple[results.Cell, Any]:  # fmt: skip
+    def fake_measure(plan: CellPlan, python: Path, settings: Any, run_id: str, build: schema.Build,
+                     scratch: Path) -> tuple[schema.MicroCell, Any]:  # fmt: skip
         if len(measured) + 1 == stop_at[0]:
             raise KeyboardInterrupt
         measured.append(plan.key)
-        run = pyperf.Run([0.25], metadata={"name": plan.name, "loops": 1}, collect_metadata=False)
+        run = pyperf.Run(
+            [0.25],
+            metadata={"name": plan.name, "loops": 1, **worker_meta(plan, gil=False)},
+            collect_metadata=False,
+        )
         bench = pyperf.Benchmark([run])
         return cell_from_benchmark(plan, bench, run_id, build, "a", "b"), bench
 
@@ -309,9 +330,8 @@ def test_pyperf_compare_to_reads_two_builds(real_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_summary_command_reads_the_run(real_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert micro.main(["summary", str(real_run)]) == 0
-    out = capsys.readouterr().out
+def test_summary_reads_the_run(real_run: Path) -> None:
+    out = "\n".join(micro.summary_lines(real_run))
     assert "sha256_hash" in out and "S(2)=" in out
     assert json.loads((real_run / "run.json").read_text())["finished"]
 

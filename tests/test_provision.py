@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-
-from bench import provision
-from bench.provision import BuildSpec, Interpreter, Pin
+from ftscale.bench.env import provision
+from ftscale.bench.env.provision import BuildSpec, Interpreter, Pin
 
 PAYLOAD = b"not really a tarball"
 PIN = Pin("3.14", "3.14.99", hashlib.sha256(PAYLOAD).hexdigest())

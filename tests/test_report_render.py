@@ -18,10 +18,13 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("matplotlib")
 
-from bench.report import cli, fmt
-from bench.report.findings import ft_overheads, verdicts
-from bench.report.model import CLASS_ORDER, build_model
-from bench.results import FLAG_ERRORS, FLAG_GIL_ENABLED, RunDir, load_run
+from ftscale.bench.report import fmt
+from ftscale.bench.report.findings import ft_overheads, verdicts
+from ftscale.bench.report.model import build_model
+from ftscale.bench.results import RunDir, load_run
+
+from ftscale.cli import main as ftscale_main
+from ftscale.vocab import Flag
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = DATA / "expected"
@@ -53,7 +56,7 @@ def rows(text: str) -> list[list[str]]:
 
 
 def render(path: Path) -> str:
-    assert cli.main([str(path)]) == 0
+    assert ftscale_main(["report", str(path)]) == 0
     return (path / "report.md").read_text()
 
 
@@ -216,19 +219,12 @@ def test_model_flags_come_from_the_files() -> None:
     flagged = {
         (s.key.build, s.key.mode, p.threads): p.flags for s in model.series for p in s.points if p.flags
     }
-    assert flagged[("3.14t", "threadpool", 8)] == (FLAG_ERRORS,)
+    assert flagged[("3.14t", "threadpool", 8)] == (Flag.ERRORS,)
     micro = build_model(load_run(DATA / "report-micro"))
-    gil = [(s.key.workload, p.threads) for s in micro.series for p in s.points if FLAG_GIL_ENABLED in p.flags]
+    gil = [(s.key.workload, p.threads) for s in micro.series for p in s.points if Flag.GIL_ENABLED in p.flags]
     assert gil == [("crc", 8)]
     assert [v.best.series.key.build for v in verdicts(micro)] == ["3.14t", "3.14t", "3.14", "3.14t"]
     assert len(ft_overheads(micro)) == 3
-
-
-def test_class_order_mirrors_the_workload_registry() -> None:
-    pytest.importorskip("numpy")
-    from workloads import WorkloadClass
-
-    assert [c.value for c in WorkloadClass] == list(CLASS_ORDER)
 
 
 def test_rendering_twice_gives_identical_files(runs: dict[str, Path]) -> None:
@@ -258,7 +254,7 @@ def test_html_is_self_contained(runs: dict[str, Path]) -> None:
 def test_default_renders_every_run_under_results(
     runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["--results", str(runs["micro"].parent)]) == 0
+    assert ftscale_main(["report", "--results", str(runs["micro"].parent)]) == 0
     assert (runs["micro"] / "report.html").is_file() and (runs["http"] / "report.md").is_file()
     assert len(capsys.readouterr().out.splitlines()) == 4
 
@@ -271,7 +267,7 @@ def test_compare_two_runs_of_the_same_kind(runs: dict[str, Path], tmp_path: Path
     for cell in load_run(faster).cells:
         run_dir.write_cell(cell.model_copy(update={"samples": [round(s * 1.1, 4) for s in cell.samples]}))
     out = tmp_path / "cmp"
-    assert cli.main(["--compare", str(runs["http"]), str(faster), "--out", str(out)]) == 0
+    assert ftscale_main(["compare", str(runs["http"]), str(faster), "--out", str(out)]) == 0
     md = (out / "report.md").read_text().translate(ASCII)
     part = section(md, "## faster-http against synthetic-http")
     assert "20 cells in common" in part
@@ -282,7 +278,7 @@ def test_compare_two_runs_of_the_same_kind(runs: dict[str, Path], tmp_path: Path
 
 def test_compare_micro_with_http_gives_the_ceiling_share(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    assert cli.main(["--compare", str(runs["micro"]), str(runs["http"]), "--out", str(out)]) == 0
+    assert ftscale_main(["compare", str(runs["micro"]), str(runs["http"]), "--out", str(out)]) == 0
     md = (out / "report.md").read_text().translate(ASCII)
     part = section(md, "## Micro against HTTP: synthetic-http against synthetic-micro")
     assert "Both runs are from the same host." in part
@@ -304,14 +300,14 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_missing_directory_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main([str(tmp_path / "nope")]) == 2
+    assert ftscale_main(["report", str(tmp_path / "nope")]) == 2
     assert "not a run directory" in _error_line(capsys)
 
 
 def test_bad_json_writes_nothing(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     cell = sorted((runs["http"] / "cells").glob("*.json"))[0]
     cell.write_text("{not json")
-    assert cli.main([str(runs["micro"]), str(runs["http"])]) == 2
+    assert ftscale_main(["report", str(runs["micro"]), str(runs["http"])]) == 2
     assert "not valid JSON" in _error_line(capsys)
     assert not (runs["micro"] / "report.md").exists() and not (runs["micro"] / "charts").exists()
 
@@ -323,15 +319,15 @@ def test_wrong_schema_is_one_line_and_exit_2(
     meta = json.loads(meta_path.read_text())
     meta["kind"] = "bogus"
     meta_path.write_text(json.dumps(meta))
-    assert cli.main([str(runs["micro"])]) == 2
+    assert ftscale_main(["report", str(runs["micro"])]) == 2
     assert "does not match the ftscale result schema" in _error_line(capsys)
     meta["kind"], meta["schema_version"] = "micro", 99
     meta_path.write_text(json.dumps(meta))
-    assert cli.main(["--compare", str(runs["micro"]), str(runs["http"])]) == 2
+    assert ftscale_main(["compare", str(runs["micro"]), str(runs["http"])]) == 2
     assert "schema_version 99" in _error_line(capsys)
     assert not (runs["micro"] / "report.md").exists()
 
 
 def test_no_runs_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--results", str(tmp_path)]) == 2
+    assert ftscale_main(["report", "--results", str(tmp_path)]) == 2
     assert "no run directories" in _error_line(capsys)

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("scipy")
 np = pytest.importorskip("numpy")
 
-from bench.report import stats  # noqa: E402
+from ftscale.bench.report import stats  # noqa: E402
 
 THREADS = np.array([1, 2, 4, 8, 16, 32], dtype=float)
 

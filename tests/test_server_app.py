@@ -12,14 +12,13 @@ from collections.abc import Iterator
 import anyio.to_thread
 import psutil
 import pytest
+from ftscale.server.app import create_app
+from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, Mode, ServerConfig
+from ftscale.server.executors import Admission, Overloaded
+from ftscale.workloads import Workload, WorkloadClass
 from starlette.exceptions import StarletteDeprecationWarning
 
-import workloads
-from bench import buildinfo
-from server.app import create_app
-from server.config import ANYIO_DEFAULT_THREAD_LIMIT, Mode, ServerConfig
-from server.executors import Admission, Overloaded
-from workloads import Workload, WorkloadClass
+from ftscale import buildfacts, workloads
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 but works with httpx; either is fine for these tests.
@@ -88,7 +87,7 @@ def test_health_and_info(client: TestClient) -> None:
     assert info["threads"] == POOL
     assert info["pool_size"] == POOL
     assert info["queue_limit"] == 4 * POOL
-    assert info["gil_enabled"] == buildinfo.gil_enabled()
+    assert info["gil_enabled"] == buildfacts.gil_enabled()
     assert info["interpreter"]["py_gil_disabled"] == FREE_THREADED
     assert info["anyio_default_thread_limit"] == ANYIO_DEFAULT_THREAD_LIMIT
     assert "40" in info["anyio_limiter_note"]

@@ -1,4 +1,4 @@
-"""The service as the bench runs it: ``python -m server`` on 127.0.0.1, stopped by a signal.
+"""The service as the bench runs it: ``python -m ftscale.server`` on 127.0.0.1, stopped by a signal.
 
 Each test starts a real server for one topology, requests workloads over HTTP, signals it and
 checks that it exits 0 and leaves no process behind.
@@ -24,20 +24,15 @@ from typing import Any
 
 import psutil
 import pytest
+from ftscale.bench.http.procs import free_port
 
-import workloads
+from ftscale import workloads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request(
@@ -73,13 +68,13 @@ class Served:
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    """Start ``python -m server ARGS`` and wait until /health answers; kill leftovers at the end."""
+    """Start ``python -m ftscale.server ARGS`` and wait until /health answers; kill leftovers at the end."""
     with contextlib.ExitStack() as cleanup:
 
         def start(*args: str) -> Served:
             port = free_port()
             stderr = cleanup.enter_context(tempfile.TemporaryFile())
-            cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *args]
+            cmd = [sys.executable, "-m", "ftscale.server", "--host", "127.0.0.1", "--port", str(port), *args]
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
             cleanup.callback(_reap, proc)
             served = Served(proc, port, stderr)
@@ -186,7 +181,7 @@ def test_port_in_use_fails_with_one_line() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "server", "--port", str(port)],
+            [sys.executable, "-m", "ftscale.server", "--port", str(port)],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -201,7 +196,7 @@ def test_port_in_use_fails_with_one_line() -> None:
 @pytest.mark.parametrize("args", [["--mode", "fast"], ["--threads", "0"], ["--queue-limit", "-1"]])
 def test_bad_arguments_exit_non_zero(args: list[str]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "ftscale", "serve", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -210,11 +205,12 @@ def test_bad_arguments_exit_non_zero(args: list[str]) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("python -m server: error: argument")
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ftscale serve: error: argument"), proc.stderr
 
 
 def test_help_lists_every_option_and_the_anyio_limit() -> None:
-    from server.__main__ import build_parser
+    from ftscale.server.cli import build_parser
 
     text = build_parser().format_help()
     for option in ("--mode", "--topology", "--threads", "--host", "--port", "--pool-size", "--queue-limit"):

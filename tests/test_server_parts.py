@@ -7,10 +7,9 @@ import socket
 import sys
 
 import pytest
-
-from server.__main__ import build_parser, config_from_args
-from server.config import Mode, ServerConfig, Topology
-from server.topology import bind_listener
+from ftscale.server.cli import build_parser, config_from_args
+from ftscale.server.config import Mode, ServerConfig, Topology
+from ftscale.server.topology import bind_listener
 
 
 @pytest.mark.parametrize(

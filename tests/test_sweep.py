@@ -6,10 +6,23 @@ import signal
 from typing import Any
 
 import pytest
+from ftscale.bench import engine
+from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.loadgen import LoadSpec
+from ftscale.bench.http.procs import ServerError, Usage
+from ftscale.server import info as server_info
+from ftscale.server.config import ServerConfig
 
-from bench import procs, results, sweep
-from bench.loadgen import LoadResult, LoadSpec
-from bench.procs import ServerError, Usage
+from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
+from ftscale.vocab import Flag
+
+
+def real_info(py_gil_disabled: bool, gil_enabled: bool) -> Info:
+    """This process's own ``/info`` answer, as the service builds it, with the GIL facts set."""
+    info = server_info.describe(ServerConfig(threads=2))
+    interpreter = info.interpreter.model_copy(update={"py_gil_disabled": py_gil_disabled})
+    return info.model_copy(update={"interpreter": interpreter, "gil_enabled": gil_enabled})
+
 
 PLAN = sweep.Plan(
     build="3.14t",
@@ -27,8 +40,10 @@ FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, ceiling_s=0.5
 class FakeServer:
     host, port = "127.0.0.1", 1
 
-    def __init__(self, fail_health: bool = False, dies_after: int | None = None, gil: bool = False) -> None:
-        self.fail_health, self.dies_after, self.gil = fail_health, dies_after, gil
+    def __init__(
+        self, fail_health: bool = False, dies_after: int | None = None, gil: bool = False, ft: bool = True
+    ) -> None:
+        self.fail_health, self.dies_after, self.gil, self.ft = fail_health, dies_after, gil, ft
         self.stops = 0
         self.usage_calls = 0
 
@@ -39,8 +54,8 @@ class FakeServer:
     def alive(self) -> bool:
         return self.dies_after is None or self.usage_calls < self.dies_after
 
-    def info(self) -> dict[str, Any]:
-        return {"python": {"build": "3.14t", "py_gil_disabled": True}, "gil_enabled": self.gil}
+    def info(self) -> Info:
+        return real_info(py_gil_disabled=self.ft, gil_enabled=self.gil)
 
     def usage(self) -> Usage:
         self.usage_calls += 1
@@ -73,7 +88,7 @@ class FakeGenerator:
         self.rps, self.ceiling, self.cpu_pct, self.interrupt = list(rps), ceiling, cpu_pct, interrupt
         self.loads: list[LoadSpec] = []
 
-    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, dict[str, Any] | None]:
+    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
         self.loads.append(spec)
         if self.interrupt and probe_health:
             raise KeyboardInterrupt
@@ -87,10 +102,10 @@ class FakeGenerator:
             errors={},
             generator_cpu_pct=self.cpu_pct,
         )
-        return result, ({"p50": 0.5, "p99": 0.9, "samples": 10} if probe_health else None)
+        return result, (HealthProbe(p50=0.5, p99=0.9, samples=10) if probe_health else None)
 
 
-def _measure(server: FakeServer, generator: FakeGenerator) -> results.Cell:
+def _measure(server: FakeServer, generator: FakeGenerator) -> HttpCell:
     return sweep.measure(PLAN, "run-1", FakeLauncher(server), generator, FAST)
 
 
@@ -109,11 +124,13 @@ def test_a_cell_goes_ceiling_warmup_repetitions_and_stops_its_server() -> None:
     assert [s.duration_s for s in gen.loads] == [0.5, 0.5, 1.0, 1.0, 1.0]
     assert gen.loads[1].body == b'{"size": 100}'
     rep = cell.repetitions[0]
-    assert rep["server_cpu_pct"] == 150.0  # 1.5 CPU-seconds over a 1 s repetition
-    assert rep["rss_bytes"] == 50_000_000 and rep["health_latency_ms"]["p99"] == 0.9
+    assert rep.server_cpu_pct == 150.0  # 1.5 CPU-seconds over a 1 s repetition
+    assert (
+        rep.rss_bytes == 50_000_000 and rep.health_latency_ms is not None and rep.health_latency_ms.p99 == 0.9
+    )
     assert cell.flags == [] and cell.gil_enabled is False
     assert server.stops == 1
-    results.Cell.model_validate(cell.model_dump())
+    HttpCell.model_validate(cell.model_dump())
 
 
 def test_start_failure_is_recorded_with_stderr_and_the_server_stopped() -> None:
@@ -138,12 +155,22 @@ def test_a_server_that_dies_mid_run_fails_the_cell() -> None:
 )
 def test_generator_saturation_is_flagged(cpu_pct: float, ceiling: float, saturated: bool) -> None:
     cell = _measure(FakeServer(), FakeGenerator([100.0] * 3, ceiling=ceiling, cpu_pct=cpu_pct))
-    assert (results.FLAG_GENERATOR_SATURATED in cell.flags) is saturated
+    assert (Flag.GENERATOR_SATURATED in cell.flags) is saturated
 
 
 def test_a_free_threaded_build_running_with_the_gil_is_flagged() -> None:
     cell = _measure(FakeServer(gil=True), FakeGenerator([100.0] * 3))
-    assert results.FLAG_GIL_ENABLED in cell.flags and cell.gil_enabled is True
+    assert Flag.GIL_ENABLED in cell.flags and cell.gil_enabled is True
+
+
+def test_a_gil_build_with_its_gil_is_not_flagged() -> None:
+    cell = _measure(FakeServer(gil=True, ft=False), FakeGenerator([100.0] * 3))
+    assert cell.gil_enabled is True and Flag.GIL_ENABLED not in cell.flags
+
+
+def test_a_free_threaded_build_without_the_gil_is_not_flagged() -> None:
+    cell = _measure(FakeServer(gil=False, ft=True), FakeGenerator([100.0] * 3))
+    assert cell.gil_enabled is False and Flag.GIL_ENABLED not in cell.flags
 
 
 def test_interrupt_stops_the_server_and_propagates() -> None:
@@ -153,13 +180,8 @@ def test_interrupt_stops_the_server_and_propagates() -> None:
     assert server.stops == 1
 
 
-def test_pending_skips_what_a_resumed_run_already_has() -> None:
-    other = sweep.Plan(**{**PLAN.__dict__, "threads": 4})
-    assert sweep.pending([PLAN, other], {PLAN.key}) == [other]
-
-
 def test_interrupts_wait_until_a_started_server_is_recorded() -> None:
-    gate = procs._Interrupts()
+    gate = engine.Interrupts()
     reached = []
     with pytest.raises(KeyboardInterrupt), gate.held():
         gate.handler(signal.SIGTERM, None)  # arrives between fork and bookkeeping

@@ -7,19 +7,20 @@ Each module registers its kernels with :func:`workloads.registry.register`; ever
 from __future__ import annotations
 
 # Import order is registry order: the order workloads appear in CLIs and reports.
-from workloads import contention, gateway, numeric, pure_python, stdlib, validation  # noqa: F401
-from workloads.numeric import pin_blas_threads
-from workloads.registry import (
+from ftscale.workloads import contention, gateway, numeric, pure_python, stdlib, validation  # noqa: F401
+from ftscale.workloads.numeric import pin_blas_threads
+from ftscale.workloads.registry import (
     REGISTRY,
     InvalidSize,
     UnknownWorkload,
     Workload,
-    WorkloadClass,
     by_class,
     calibrate,
     get,
     select,
 )
+
+from ftscale.vocab import WorkloadClass
 
 __all__ = [
     "REGISTRY",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from workloads.registry import WorkloadClass, register
+from ftscale.workloads.registry import register
+
+from ftscale.vocab import WorkloadClass
 
 _LOCK = threading.Lock()
 _TABLE: dict[int, int] = {}

@@ -6,7 +6,9 @@ in Python. The 5 ms wait is part of the workload's metadata; the compute is what
 
 from __future__ import annotations
 
-from workloads.registry import WorkloadClass, register
+from ftscale.workloads.registry import register
+
+from ftscale.vocab import WorkloadClass
 
 _WORDS = (
     "thread interpreter lock free scaling python service latency request worker queue pool "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from workloads.checksum import fold_floats
-from workloads.registry import WorkloadClass, register
+from ftscale.workloads.checksum import fold_floats
+from ftscale.workloads.registry import register
+
+from ftscale.vocab import WorkloadClass
 
 _PI = 3.14159265358979323
 _SOLAR_MASS = 4 * _PI * _PI

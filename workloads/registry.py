@@ -3,27 +3,17 @@
 A workload is a plain deterministic function ``compute(size) -> int`` (a checksum) plus its
 metadata: its class (what it does to the GIL), what its size means, its bounds and defaults,
 and an optional simulated I/O wait that happens *before* the compute (the shape of a gateway
-that awaits an upstream call and then does CPU work). Callers that can await do the wait on
-their event loop (:meth:`Workload.run_async_io`); others sleep in their thread (:meth:`Workload.run`).
+that awaits an upstream call and then does CPU work): the service awaits it on its event loop;
+the micro bench measures the compute only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-
-class WorkloadClass(enum.Enum):
-    """How a workload's CPU time relates to the GIL; reports group results by this."""
-
-    PURE_PYTHON = "pure-python"
-    C_HOLDS_GIL = "c-holds-gil"
-    C_RELEASES_GIL = "c-releases-gil"
-    MIXED_IO = "mixed-io"
-    CONTENTION = "contention"
+from ftscale.vocab import WorkloadClass
 
 
 class UnknownWorkload(KeyError):
@@ -60,20 +50,6 @@ class Workload:
                 f"({self.size_meaning}); got {size}"
             )
         return size
-
-    def run(self, size: int | None = None) -> int:
-        """Validate, wait the simulated I/O in this thread, compute; return the checksum."""
-        size = self.check_size(self.default_size if size is None else size)
-        if self.io_wait_s:
-            time.sleep(self.io_wait_s)
-        return self.compute(size)
-
-    async def run_async_io(self, size: int | None = None) -> int:
-        """As :meth:`run`, but the I/O wait is awaited and the compute runs on the caller's loop."""
-        size = self.check_size(self.default_size if size is None else size)
-        if self.io_wait_s:
-            await asyncio.sleep(self.io_wait_s)
-        return self.compute(size)
 
 
 REGISTRY: dict[str, Workload] = {}

@@ -6,8 +6,10 @@ import hashlib
 import json
 import re
 
-from workloads.checksum import fold_bytes
-from workloads.registry import WorkloadClass, register
+from ftscale.workloads.checksum import fold_bytes
+from ftscale.workloads.registry import register
+
+from ftscale.vocab import WorkloadClass
 
 
 def _record(i: int) -> dict[str, object]:

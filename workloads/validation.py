@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ftscale.workloads.registry import register
 from pydantic import BaseModel, Field
 
-from workloads.registry import WorkloadClass, register
+from ftscale.vocab import WorkloadClass
 
 
 class _Address(BaseModel):

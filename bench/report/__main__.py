@@ -1,9 +1,9 @@
-"""``python -m bench.report``: see :mod:`bench.report.cli`."""
+"""``python -m ftscale.bench.report``: the same as ``ftscale report``."""
 
 from __future__ import annotations
 
 import sys
 
-from bench.report.cli import main
+from ftscale.bench.report.cli import main
 
 sys.exit(main())

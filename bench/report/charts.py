@@ -10,13 +10,12 @@ import io
 import math
 from collections.abc import Sequence
 
+from ftscale.bench.report.compare import CeilingComparison
+from ftscale.bench.report.labels import series_label
+from ftscale.bench.report.model import Series
+from ftscale.bench.report.stats import Estimate
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from bench.report.compare import CeilingComparison
-from bench.report.labels import series_label
-from bench.report.model import Series
-from bench.report.stats import Estimate
 
 DPI = 100
 MICRO_X = "threads"

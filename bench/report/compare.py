@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.report import stats
-from bench.report.findings import Choice, best_choice
-from bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
-from bench.report.stats import Estimate
+from ftscale.bench.report import stats
+from ftscale.bench.report.findings import Choice, best_choice
+from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
+from ftscale.bench.report.stats import Estimate
 
 MatchKey = tuple[str, str, int, str | None, str | None, str | None, int]
 

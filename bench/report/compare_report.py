@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench.report import charts, fmt, labels
-from bench.report.compare import CeilingComparison, Comparison, RunComparison
-from bench.report.document import Block, Document, Figure, Heading, Paragraph, Table
-from bench.report.model import RunModel
-from bench.report.run_report import CI, choice_label, metadata_blocks, slug
+from ftscale.bench.report import charts, fmt, labels
+from ftscale.bench.report.compare import CeilingComparison, Comparison, RunComparison
+from ftscale.bench.report.document import Block, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.model import RunModel
+from ftscale.bench.report.run_report import CI, choice_label, metadata_blocks, slug
 
 
 def _runs_table(models: tuple[RunModel, ...]) -> Table:

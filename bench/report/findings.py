@@ -13,10 +13,11 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from bench.report import stats
-from bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
-from bench.report.stats import Estimate
-from bench.results import RunMeta
+from ftscale.bench.report import stats
+from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
+from ftscale.bench.report.stats import Estimate
+
+from ftscale.schema import RunMeta
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from bench.report.stats import CONFIDENCE, Estimate
+from ftscale.bench.report.stats import CONFIDENCE, Estimate
 
 DASH = "—"
 # Symbols that ruff would take for look-alikes of ASCII letters if written literally.

@@ -10,7 +10,7 @@ import base64
 import re
 from html import escape
 
-from bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 96em; padding: 0 1em;

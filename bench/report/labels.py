@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from bench.report.model import SeriesKey
-from bench.results import FLAG_ERRORS, FLAG_GENERATOR_SATURATED, FLAG_GIL_ENABLED, FLAG_HIGH_CV
+from ftscale.bench.report.model import SeriesKey
+
+from ftscale.vocab import FLAGS, RunKind, flag_info
 
 SEPARATOR = " · "
 
-FLAG_NAMES = {
-    FLAG_GIL_ENABLED: "GIL-on",
-    FLAG_GENERATOR_SATURATED: "gen-saturated",
-    FLAG_ERRORS: "errors",
-    FLAG_HIGH_CV: "CV>5%",
-}
 
-FLAG_MEANINGS = {
-    FLAG_GIL_ENABLED: "the free-threaded build ran with the GIL enabled (an extension re-enabled it)",
-    FLAG_GENERATOR_SATURATED: (
-        "the load generator was saturated: the throughput is a lower bound on what the server can do"
-    ),
-    FLAG_ERRORS: "some requests failed (HTTP errors or timeouts)",
-    FLAG_HIGH_CV: "the repetitions vary by more than 5% (coefficient of variation)",
-}
+def flag_short(flag: str) -> str:
+    info = flag_info(flag)
+    return info.short if info else flag
+
+
+def flag_legend(kind: str) -> list[tuple[str, str]]:
+    """(short name, meaning) of every flag that can occur in a run of ``kind``, in vocabulary order."""
+    return [(info.short, info.meaning) for info in FLAGS.values() if RunKind(kind) in info.kinds]
 
 
 def series_label(key: SeriesKey, with_build: bool = True) -> str:
@@ -32,4 +27,4 @@ def series_label(key: SeriesKey, with_build: bool = True) -> str:
 
 
 def flag_names(flags: tuple[str, ...]) -> str:
-    return ", ".join(FLAG_NAMES.get(f, f) for f in flags)
+    return ", ".join(flag_short(f) for f in flags)

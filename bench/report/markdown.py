@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bench.report.document import Block, Bullets, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.document import Block, Bullets, Document, Figure, Heading, Paragraph, Table
 
 CHARTS_DIR = "charts"
 

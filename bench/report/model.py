@@ -15,25 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ftscale.bench.report import stats
+from ftscale.bench.report.stats import Estimate
+from ftscale.bench.results import AnyCell as Cell
+from ftscale.bench.results import Run
 
-from bench.report import stats
-from bench.report.stats import Estimate
-from bench.results import (
-    FLAG_ERRORS,
-    FLAG_GENERATOR_SATURATED,
-    FLAG_GIL_ENABLED,
-    FLAG_HIGH_CV,
-    Cell,
-    Run,
-    RunMeta,
-)
+from ftscale.schema import HttpCell, RunMeta
+from ftscale.vocab import FLAG_ORDER as FLAGS
+from ftscale.vocab import Flag, Mode, Scaling, Topology, WorkloadClass
 
-# Mirrors workloads.WorkloadClass (a test checks): reports must not import the workloads.
-CLASS_ORDER = ("pure-python", "c-holds-gil", "c-releases-gil", "mixed-io", "contention")
-MODE_ORDER = ("inline", "threadpool", "executor", "process")
-TOPOLOGY_ORDER = ("single", "workers", "loops")
-SCALING_ORDER = ("strong", "weak")
-FLAG_ORDER = (FLAG_GIL_ENABLED, FLAG_GENERATOR_SATURATED, FLAG_ERRORS, FLAG_HIGH_CV)
+CLASS_ORDER = tuple(str(c) for c in WorkloadClass)
+MODE_ORDER = tuple(str(m) for m in Mode)
+TOPOLOGY_ORDER = tuple(str(t) for t in Topology)
+SCALING_ORDER = tuple(str(s) for s in Scaling)
+FLAG_ORDER = tuple(str(f) for f in FLAGS)
 LATENCY_PERCENTILES = ("p50", "p90", "p99", "p99.9")
 CURVE_POINTS = 64  # points on which a fitted curve is evaluated for the charts
 
@@ -169,24 +164,24 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def median_of(repetitions: Iterable[Mapping[str, Any]], key: str, sub: str | None = None) -> float:
-    """Median over repetitions of ``rep[key]`` (or ``rep[key][sub]``); NaN when none has it."""
+def median_of(repetitions: Iterable[object], key: str, sub: str | None = None) -> float:
+    """Median over repetitions of ``rep.key`` (or ``rep.key[sub]``); NaN when none has it."""
     values: list[float] = []
     for rep in repetitions:
-        value = rep.get(key)
+        value = getattr(rep, key, None)
         if sub is not None:
-            value = value.get(sub) if isinstance(value, Mapping) else None
+            value = value.get(sub) if isinstance(value, Mapping) else getattr(value, sub, None)
         number = _number(value)
         if number is not None:
             values.append(number)
     return stats.median(values)
 
 
-def error_count(repetitions: Iterable[Mapping[str, Any]]) -> int:
+def error_count(repetitions: Iterable[object]) -> int:
     """Failed requests over all repetitions (``errors`` maps a status or kind to a count)."""
     total = 0
     for rep in repetitions:
-        errors = rep.get("errors")
+        errors = getattr(rep, "errors", None)
         if isinstance(errors, Mapping):
             total += sum(int(n) for n in errors.values() if _number(n) is not None)
     return total
@@ -196,19 +191,19 @@ def cell_flags(cell: Cell, meta: RunMeta, cv: float, errors: int) -> tuple[str, 
     """The bench's flags plus those the file implies, in :data:`FLAG_ORDER` (unknown ones last)."""
     flags = set(cell.flags)
     if cell.gil_enabled and free_threaded(meta, cell.build):
-        flags.add(FLAG_GIL_ENABLED)
+        flags.add(Flag.GIL_ENABLED)
     if errors > 0:
-        flags.add(FLAG_ERRORS)
+        flags.add(Flag.ERRORS)
     if math.isfinite(cv) and cv > stats.HIGH_CV:
-        flags.add(FLAG_HIGH_CV)
-    return tuple(sorted(flags, key=lambda f: _rank(f, FLAG_ORDER)))
+        flags.add(Flag.HIGH_CV)
+    return tuple(sorted((str(f) for f in flags), key=lambda f: _rank(f, FLAG_ORDER)))
 
 
 # --- building the model -----------------------------------------------------------------------
 
 
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
-    reps = cell.repetitions
+    reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
     cv = stats.coefficient_of_variation(cell.samples)
     errors = error_count(reps)
     if base is None:

@@ -6,27 +6,14 @@ half-written; each file is replaced in one rename, so readers see the old file o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from bench.report import html, markdown
-from bench.report.document import Document
+from ftscale.bench.report import html, markdown
+from ftscale.bench.report.document import Document
+from ftscale.bench.results import write_atomic
 
 MARKDOWN_NAME = "report.md"
 HTML_NAME = "report.html"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write(directory: Path, document: Document) -> list[Path]:

@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Sequence
 
-from bench.report import charts, fmt, labels
-from bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
-from bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
-from bench.report.model import RunModel, Series
-from bench.report.stats import AmdahlFit, UslFit
-from bench.results import RunMeta
+from ftscale.bench.report import charts, fmt, labels
+from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
+from ftscale.bench.report.model import RunModel, Series
+from ftscale.bench.report.stats import AmdahlFit, UslFit
+
+from ftscale.schema import RunMeta
 
 CI = "[95% CI]"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
@@ -195,7 +196,7 @@ def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Bloc
         Heading(2, "Scaling by workload"),
         Bullets(READING_NOTES),
         Paragraph("Flags:"),
-        Bullets(tuple(f"{labels.FLAG_NAMES[f]}: {meaning}" for f, meaning in labels.FLAG_MEANINGS.items())),
+        Bullets(tuple(f"{short}: {meaning}" for short, meaning in labels.flag_legend(model.meta.kind))),
     ]
     for workload, wclass, size in model.workloads():
         blocks.append(Heading(3, f"{workload} ({wclass}, size {size})"))

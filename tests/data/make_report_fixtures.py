@@ -13,16 +13,14 @@ Regenerate after a schema change with ``python tests/data/make_report_fixtures.p
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from ftscale.bench import results
 
-from bench import results  # noqa: E402
+from ftscale import schema
+from ftscale.vocab import Flag
 
 HERE = Path(__file__).resolve().parent
 NOTE = "synthetic test fixture, not a measurement"
@@ -50,8 +48,8 @@ def flat(x: float) -> Law:
     return lambda n: x
 
 
-def _host() -> results.Host:
-    return results.Host(
+def _host() -> schema.Host:
+    return schema.Host(
         hostname="synthetic-host",
         platform="Linux-6.1-x86_64-with-glibc2.36",
         machine="x86_64",
@@ -62,10 +60,10 @@ def _host() -> results.Host:
     )
 
 
-def _builds() -> dict[str, results.Build]:
+def _builds() -> dict[str, schema.Build]:
     packages = {"numpy": "2.3.4", "pydantic": "2.12.3"}
     return {
-        "3.14": results.Build(
+        "3.14": schema.Build(
             build="3.14",
             version="3.14.0",
             executable="/opt/python/3.14/bin/python3.14",
@@ -75,7 +73,7 @@ def _builds() -> dict[str, results.Build]:
             compiler="GCC 12.2.0",
             packages=packages,
         ),
-        "3.14t": results.Build(
+        "3.14t": schema.Build(
             build="3.14t",
             version="3.14.0",
             executable="/opt/python/3.14t/bin/python3.14t",
@@ -88,16 +86,14 @@ def _builds() -> dict[str, results.Build]:
     }
 
 
-def _meta(
-    run_id: str, kind: results.RunKind, config: dict[str, Any], generator: dict[str, Any] | None
-) -> results.RunMeta:
-    return results.RunMeta(
+def _meta(run_id: str, kind: str, config: dict[str, Any], generator: dict[str, Any] | None) -> schema.RunMeta:
+    return schema.RunMeta(
         run_id=run_id,
         kind=kind,
         created=CREATED,
         finished=FINISHED,
         host=_host(),
-        git=results.Git(commit="0123456789abcdef0123456789abcdef01234567", dirty=False),
+        git=schema.Git(commit="0123456789abcdef0123456789abcdef01234567", dirty=False),
         config=config,
         builds=_builds(),
         generator=generator,
@@ -111,7 +107,7 @@ def _samples(value: float, spread: tuple[float, ...]) -> list[float]:
 
 def _cell(
     run_id: str,
-    kind: results.RunKind,
+    kind: str,
     build: str,
     workload: str,
     wclass: str,
@@ -125,31 +121,33 @@ def _cell(
     repetitions: list[dict[str, Any]] | None = None,
     flags: list[str] | None = None,
     gil_enabled: bool | None = None,
-) -> results.Cell:
-    return results.Cell(
-        run_id=run_id,
-        cell_id=results.cell_id(build, workload, threads, mode, topology, scaling),
-        kind=kind,
-        build=build,
-        workload=workload,
-        workload_class=wclass,
-        size=size,
-        threads=threads,
-        mode=mode,
-        topology=topology,
-        scaling=scaling,
-        status="ok",
-        unit="calls/s" if kind == "micro" else "req/s",
-        samples=samples,
-        repetitions=repetitions or [],
-        flags=flags or [],
-        gil_enabled=(build == "3.14") if gil_enabled is None else gil_enabled,
-        started=CREATED,
-        finished=FINISHED,
+) -> results.AnyCell:
+    return schema.CELL.validate_python(
+        dict(
+            run_id=run_id,
+            cell_id=results.cell_id(build, workload, threads, mode, topology, scaling),
+            kind=kind,
+            build=build,
+            workload=workload,
+            workload_class=wclass,
+            size=size,
+            threads=threads,
+            mode=mode,
+            topology=topology,
+            scaling=scaling,
+            status="ok",
+            unit="calls/s" if kind == "micro" else "req/s",
+            samples=samples,
+            repetitions=repetitions or [],
+            flags=flags or [],
+            gil_enabled=(build == "3.14") if gil_enabled is None else gil_enabled,
+            started=CREATED,
+            finished=FINISHED,
+        )
     )
 
 
-def micro_run() -> tuple[results.RunMeta, list[results.Cell]]:
+def micro_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
     run_id = "synthetic-micro"
     threads = (1, 2, 4, 8, 16)
     config = {"threads": list(threads), "repetitions": 3, "scaling": ["strong", "weak"]}
@@ -188,7 +186,7 @@ def micro_run() -> tuple[results.RunMeta, list[results.Cell]]:
                     gil_enabled=gil,
                 )
             )
-    failed = results.Cell(
+    failed = schema.MicroCell(
         run_id=run_id,
         cell_id=results.cell_id("3.14t", "crc", 32, scaling="strong"),
         kind="micro",
@@ -226,16 +224,19 @@ def _repetition(
         },
         "errors": errors,
         "server_cpu_pct": 95.0 * threads,
-        "rss_bytes": rss,
-        "pss_bytes": pss,
-        "health_latency_ms": {"p50": 1.0, "p99": 5.0 * threads},
+        "rss_bytes": round(rss),
+        "pss_bytes": None if pss is None else round(pss),
+        "health_latency_ms": {"p50": 1.0, "p99": 5.0 * threads, "samples": 200},
+        "server_processes": 1,
         "generator_cpu_pct": 40.0,
+        "generator_busy_pct": 30.0,
+        "ceiling_rps": 50000.0,
         "requests": round(rps * 10),
         "duration_s": 10.0,
     }
 
 
-def http_run() -> tuple[results.RunMeta, list[results.Cell]]:
+def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
     run_id = "synthetic-http"
     threads = (1, 2, 4, 8)
     config = {"threads": list(threads), "repetitions": 3, "duration_s": 10, "connections": CONNECTIONS}
@@ -257,7 +258,7 @@ def http_run() -> tuple[results.RunMeta, list[results.Cell]]:
             flags: list[str] = []
             errors: list[dict[str, int]] = [{}, {}, {}]
             if (build, topology, n) == ("3.14t", "workers", 8):
-                flags.append(results.FLAG_GENERATOR_SATURATED)
+                flags.append(str(Flag.GENERATOR_SATURATED))
             if (build, mode, n) == ("3.14t", "threadpool", 8):
                 errors[1] = {"503": 12}  # no flag in the file: the report derives it
             reps = [_repetition(s, n, rss, pss, e) for s, e in zip(samples, errors, strict=True)]
@@ -277,7 +278,7 @@ def http_run() -> tuple[results.RunMeta, list[results.Cell]]:
                     flags=flags,
                 )
             )
-    failed = results.Cell(
+    failed = schema.HttpCell(
         run_id=run_id,
         cell_id=results.cell_id("3.14t", "loop", 1, "process", "single"),
         kind="http",

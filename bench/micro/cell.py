@@ -1,6 +1,6 @@
 """One micro cell: what the worker measures, how it is started, and its pyperf file -> ftscale cell.
 
-The orchestrator (:mod:`bench.micro`) starts ``python -m bench.microworker`` for a
+The orchestrator (:mod:`ftscale.bench.micro.run`) starts ``python -m ftscale.bench.micro.worker`` for a
 :class:`CellPlan` under a build's python and gets a pyperf benchmark back, whose values are
 seconds per round. :func:`cell_from_benchmark` turns each value into one throughput sample
 (``calls_per_round / value``); :func:`add_to_suite` keeps one pyperf file per build, replaced
@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pyperf
+from ftscale.bench import results
+from ftscale.bench.micro.worker import METADATA_PREFIX, Scaling, bench_name, calls_per_thread
 
-from bench import results
-from bench.microworker import Scaling, bench_name, calls_per_thread
+from ftscale.schema import Build, MicroCell, MicroRepetition, MicroWorkerMeta
+from ftscale.vocab import Flag
 
-FLAG_OVERSUBSCRIBED = "threads-over-usable-cores"
 STDERR_TAIL = 4000
 
 
@@ -79,7 +80,7 @@ class CellPlan:
 
 def worker_command(python: Path, plan: CellPlan, settings: PyperfSettings, output: Path) -> list[str]:
     return [
-        str(python), "-m", "bench.microworker",
+        str(python), "-m", "ftscale.bench.micro.worker",
         "--build", plan.build, "--workload", plan.workload, "--size", str(plan.size),
         "--scaling", plan.scaling, "--threads", str(plan.threads), "--calls", str(plan.calls),
         *settings.argv(), "--output", str(output),
@@ -90,39 +91,38 @@ def cell_from_benchmark(
     plan: CellPlan,
     bench: Any,
     run_id: str,
-    build: results.Build,
+    build: Build,
     started: str,
     finished: str,
-    info_before: dict[str, Any] | None = None,
-    info_after: dict[str, Any] | None = None,
+    info_before: dict[str, float] | None = None,
+    info_after: dict[str, float] | None = None,
     usable_cores: int | None = None,
-) -> results.Cell:
+) -> MicroCell:
     """A cell from a pyperf benchmark whose values are seconds per round.
 
     Each value becomes one sample, ``calls_per_round / value`` calls per second; calibration
     runs (no values) and warm-ups are left out, as pyperf itself leaves them out.
     """
     samples: list[float] = []
-    reps: list[dict[str, Any]] = []
+    reps: list[MicroRepetition] = []
     gil_on = False
     for index, run in enumerate(bench.get_runs()):
-        meta = run.get_metadata()
         if not run.values:
             continue
-        gil_on = gil_on or bool(meta.get("ftscale_gil_enabled", 0))
+        gil_on = gil_on or bool(worker_meta(run.get_metadata()).gil_enabled)
         for value in run.values:
             samples.append(plan.calls_per_round / value)
-            reps.append({
-                "process": index, "loops": run.get_loops(), "seconds_per_round": value,
-                "calls_per_round": plan.calls_per_round,
-            })  # fmt: skip
+            reps.append(MicroRepetition(
+                process=index, loops=run.get_loops(), seconds_per_round=value,
+                calls_per_round=plan.calls_per_round,
+            ))  # fmt: skip
     flags = []
     if build.py_gil_disabled and gil_on:
-        flags.append(results.FLAG_GIL_ENABLED)
+        flags.append(str(Flag.GIL_ENABLED))
     if usable_cores is not None and plan.threads > usable_cores:
-        flags.append(FLAG_OVERSUBSCRIBED)
-    return results.Cell(
-        run_id=run_id, cell_id=plan.key, kind="micro", build=plan.build, workload=plan.workload,
+        flags.append(str(Flag.OVERSUBSCRIBED))
+    return MicroCell(
+        run_id=run_id, cell_id=plan.key, build=plan.build, workload=plan.workload,
         workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
         status="ok" if samples else "failed", error=None if samples else "pyperf returned no values",
         unit="calls/s", samples=samples, repetitions=reps, flags=flags, gil_enabled=gil_on,
@@ -130,9 +130,15 @@ def cell_from_benchmark(
     )  # fmt: skip
 
 
-def failed_cell(plan: CellPlan, run_id: str, error: str, tail: str, started: str) -> results.Cell:
-    return results.Cell(
-        run_id=run_id, cell_id=plan.key, kind="micro", build=plan.build, workload=plan.workload,
+def worker_meta(metadata: dict[str, Any]) -> MicroWorkerMeta:
+    """The micro worker's own metadata from a pyperf run's metadata, validated."""
+    ours = {k.removeprefix(METADATA_PREFIX): v for k, v in metadata.items() if k.startswith(METADATA_PREFIX)}
+    return MicroWorkerMeta.model_validate(ours)
+
+
+def failed_cell(plan: CellPlan, run_id: str, error: str, tail: str, started: str) -> MicroCell:
+    return MicroCell(
+        run_id=run_id, cell_id=plan.key, build=plan.build, workload=plan.workload,
         workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
         status="failed", error=error, stderr_tail=tail[-STDERR_TAIL:] or None, unit="calls/s",
         started=started, finished=results.now(),
@@ -144,16 +150,15 @@ def _load() -> dict[str, Any]:
 
 
 def measure(
-    plan: CellPlan, python: Path, settings: PyperfSettings, run_id: str, build: results.Build, scratch: Path
-) -> tuple[results.Cell, Any]:
+    plan: CellPlan, python: Path, settings: PyperfSettings, run_id: str, build: Build, scratch: Path
+) -> tuple[MicroCell, Any]:
     """Run one cell's pyperf manager; return its cell and its pyperf benchmark (None if it failed)."""
     output = scratch / f"{plan.key}.json"
     output.unlink(missing_ok=True)
     started, before = results.now(), _load()
     proc = subprocess.run(
-        worker_command(python, plan, settings, output),
-        cwd=results.REPO_ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        worker_command(python, plan, settings, output), capture_output=True, text=True, check=False
+    )
     finished, after = results.now(), _load()
     tail = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0 or not output.is_file():
@@ -162,7 +167,10 @@ def measure(
     bench = pyperf.Benchmark.load(str(output))
     output.unlink()
     cores = len(os.sched_getaffinity(0))
-    cell = cell_from_benchmark(plan, bench, run_id, build, started, finished, before, after, cores)
+    try:
+        cell = cell_from_benchmark(plan, bench, run_id, build, started, finished, before, after, cores)
+    except ValueError as exc:  # the worker's metadata is not what this version writes
+        return failed_cell(plan, run_id, f"worker result: {exc}", tail, started), None
     return cell, bench
 
 
@@ -175,13 +183,13 @@ def add_to_suite(path: Path, bench: Any) -> None:
             for b in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks()
             if b.get_name() != bench.get_name()
         ]
-    suite = pyperf.BenchmarkSuite([*kept, bench])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        suite.dump(fh)
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.pyperf")
+    try:  # pyperf writes only to a path or a text stream: render it there, then replace atomically
+        pyperf.BenchmarkSuite([*kept, bench]).dump(str(scratch), replace=True)
+        results.write_atomic(path, scratch.read_bytes())
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def pyperf_path(run_dir: Path, build: str) -> Path:

@@ -8,7 +8,6 @@ forks inherits the pinning. CPU time and memory are summed over the whole proces
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,12 +17,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+from ftscale.bench import engine
+
+from ftscale.schema import Info, parse
 
 
 class ServerError(Exception):
@@ -46,6 +48,12 @@ def http_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{url} did not return a JSON object")
     return data
+
+
+def read_info(base_url: str, timeout: float = 5.0) -> Info:
+    """The service's ``/info``, validated: the one way the bench reads it (local or remote)."""
+    with urllib.request.urlopen(f"{base_url}/info", timeout=timeout) as response:
+        return parse(Info, response.read(), f"{base_url}/info")
 
 
 @dataclass
@@ -84,41 +92,8 @@ def tree_usage(root: psutil.Process) -> Usage:
     return Usage(cpu_seconds=cpu, rss_bytes=rss, pss_bytes=pss, processes=counted)
 
 
-class _Interrupts:
-    """SIGINT/SIGTERM as KeyboardInterrupt, except while held: then raised when released."""
-
-    def __init__(self) -> None:
-        self.holding = False
-        self.pending = False
-
-    def handler(self, signum: int, frame: object) -> None:
-        if self.holding:
-            self.pending = True
-            return
-        raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-            if self.pending:
-                self.pending = False
-                raise KeyboardInterrupt
-
-    def install(self) -> None:
-        """Make SIGINT and SIGTERM stop the calling program the same way, through this object."""
-        signal.signal(signal.SIGINT, self.handler)
-        signal.signal(signal.SIGTERM, self.handler)
-
-
-INTERRUPTS = _Interrupts()
-
-
 class ServerProcess:
-    """A server started by the bench; :func:`stop_all` stops every one still running."""
+    """A server started by the bench, on the engine's books until stopped."""
 
     def __init__(
         self,
@@ -133,7 +108,7 @@ class ServerProcess:
         self.stderr_file = tempfile.TemporaryFile(prefix="ftscale-server-")  # noqa: SIM115 - lives with self
         # A Ctrl-C or SIGTERM between the fork and the bookkeeping would leave a server that
         # nobody stops: interrupts wait until the server is on the books.
-        with INTERRUPTS.held():
+        with engine.INTERRUPTS.held():
             self.proc = subprocess.Popen(
                 list(cmd),
                 cwd=cwd,
@@ -144,7 +119,7 @@ class ServerProcess:
                 env={**os.environ, **(env or {})},
             )
             self.ps = psutil.Process(self.proc.pid)
-            _LIVE.add(self)
+            engine.track(self)
             if cpus:
                 # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.
                 os.sched_setaffinity(self.proc.pid, set(cpus))
@@ -171,8 +146,8 @@ class ServerProcess:
             time.sleep(0.1)
         raise ServerError(f"server not healthy after {timeout_s:.0f} s", self.stderr_tail())
 
-    def info(self) -> dict[str, Any]:
-        return http_json(f"{self.url}/info")
+    def info(self) -> Info:
+        return read_info(self.url)
 
     def usage(self) -> Usage:
         return tree_usage(self.ps)
@@ -208,7 +183,7 @@ class ServerProcess:
                 pass
         self._kill_group()
         self.stderr_file.close()
-        _LIVE.discard(self)
+        engine.untrack(self)
         return {"exit_code": self.proc.returncode, "clean": clean and not orphans, "orphans_killed": orphans}
 
     def _kill_group(self) -> None:
@@ -216,15 +191,6 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-_LIVE: set[ServerProcess] = set()
-
-
-def stop_all() -> None:
-    """Stop every server this process started and has not stopped (on Ctrl-C or SIGTERM)."""
-    for server in list(_LIVE):
-        server.stop(timeout_s=5)
 
 
 def run_pinned(cmd: Sequence[str], cpus: Sequence[int] | None, timeout_s: float, cwd: Path) -> str:

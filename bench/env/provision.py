@@ -15,7 +15,7 @@ build never leaves a half-built interpreter in the cache. ``<cache>/bin`` holds 
 provisioned build (``python3.14t`` ...); the noxfile puts it first on PATH so that nox's
 ``python="3.14t"`` finds it.
 
-This module is imported by the noxfile: standard library (and platformdirs, which nox brings) only.
+Standard library only: ``ftscale build --help`` and the noxfile use it on a bare interpreter.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ PINS: dict[str, Pin] = {
     "3.14": Pin("3.14", "3.14.7", "3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81"),
 }
 
-BUILD_INFO = Path(__file__).with_name("buildinfo.py")
 MARKER = "ftscale-build.json"
 
 
@@ -118,15 +117,11 @@ class BuildSpec:
 
 
 def cache_root() -> Path:
-    """``$FTSCALE_CACHE``, else the platform's user cache dir (``~/.cache/ftscale`` on Linux)."""
+    """``$FTSCALE_CACHE``, else ``$XDG_CACHE_HOME/ftscale`` (``~/.cache/ftscale``)."""
     override = os.environ.get("FTSCALE_CACHE")
     if override:
         return Path(override)
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:  # pragma: no cover - nox always brings platformdirs
-        return Path.home() / ".cache" / "ftscale"
-    return Path(user_cache_dir("ftscale", appauthor=False))
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ftscale"
 
 
 def bin_dir(root: Path | None = None) -> Path:
@@ -281,11 +276,20 @@ class Interpreter:
         return str(self.info["version"])
 
 
+def _buildfacts_script() -> Path:
+    """``ftscale/buildfacts.py``: run by path (``-I``), so the interpreter needs nothing installed."""
+    try:
+        from ftscale import buildfacts
+    except ImportError:  # run by path from a checkout (the noxfile does), ftscale not installed
+        return Path(__file__).resolve().parents[2] / "ftscale" / "buildfacts.py"
+    return Path(buildfacts.__file__)
+
+
 def probe(executable: Path, origin: str) -> Interpreter | None:
     """Ask an interpreter what it is; None if it does not run."""
     try:
         out = subprocess.run(
-            [str(executable), "-I", str(BUILD_INFO)],
+            [str(executable), "-I", str(_buildfacts_script())],
             capture_output=True,
             text=True,
             timeout=60,
@@ -350,16 +354,69 @@ def find_existing(
 # --- building -------------------------------------------------------------------------------
 
 
-def _run_step(step: str, cmd: list[str], cwd: Path, logs: Path, log: Callable[[str], None]) -> None:
+OBJECT = re.compile(rb"\s-o\s+\S+\.o\b")  # a compiler command line that writes one object file
+
+
+def _run_step(
+    step: str,
+    cmd: list[str],
+    cwd: Path,
+    logs: Path,
+    log: Callable[[str], None],
+    expected_objects: int | None = None,
+    tty: bool | None = None,
+) -> int:
+    """Run one build step into its log; show progress; return the object files it compiled.
+
+    ``make`` runs for minutes: on a terminal one status line counts the compiled objects (against
+    ``expected_objects`` when a previous build of the same version recorded it) with the elapsed
+    time; elsewhere a plain line every 30 s.
+    """
     logs.mkdir(parents=True, exist_ok=True)
     logfile = logs / f"{step}.log"
     started = time.monotonic()
+    tty = sys.stdout.isatty() if tty is None else tty
     log(f"  {step}: {' '.join(cmd[:3])}{' ...' if len(cmd) > 3 else ''} (log: {logfile})")
-    with logfile.open("w") as out:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    objects = 0
+    last_shown = started
+    with (
+        logfile.open("wb") as out,
+        subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            if OBJECT.search(line):
+                objects += 1
+            now = time.monotonic()
+            if objects and ((tty and now - last_shown >= 0.5) or (not tty and now - last_shown >= 30)):
+                last_shown = now
+                total = f"/{expected_objects}" if expected_objects else ""
+                status = f"  {step}: {objects}{total} objects compiled, {now - started:.0f} s"
+                if tty:
+                    sys.stdout.write(f"\r{status}\033[K")
+                    sys.stdout.flush()
+                else:
+                    log(status)
+    if tty and objects:
+        sys.stdout.write("\r\033[K")
     if proc.returncode != 0:
         raise ProvisionError(f"build step '{step}' failed (exit {proc.returncode}); log: {logfile}")
-    log(f"  {step}: done in {time.monotonic() - started:.0f} s")
+    done = f", {objects} objects" if objects else ""
+    log(f"  {step}: done in {time.monotonic() - started:.0f} s{done}")
+    return objects
+
+
+def _expected_objects(spec: BuildSpec, root: Path) -> int | None:
+    """Objects compiled by an earlier build of the same version and kind, as its marker recorded."""
+    for marker in sorted((root / "builds").glob(f"cpython-{spec.pin.version}*/{MARKER}")):
+        try:
+            count = json.loads(marker.read_text()).get("objects")
+        except (OSError, ValueError):
+            continue
+        if isinstance(count, int) and count > 0:
+            return count
+    return None
 
 
 def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] = print) -> Interpreter:
@@ -384,7 +441,7 @@ def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] 
         src = stage / f"Python-{spec.pin.version}"
         jobs = str(os.cpu_count() or 1)
         _run_step("configure", ["./configure", f"--prefix={prefix}", *spec.configure_args()], src, logs, log)
-        _run_step("make", ["make", f"-j{jobs}"], src, logs, log)
+        objects = _run_step("make", ["make", f"-j{jobs}"], src, logs, log, _expected_objects(spec, root))
         _run_step("install", ["make", "install", f"DESTDIR={stage / 'root'}"], src, logs, log)
         staged = stage / "root" / prefix.relative_to("/")
         staged_exe = staged / "bin" / spec.executable_name()
@@ -405,6 +462,7 @@ def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] 
             "sha256": spec.pin.sha256,
             "configure_args": spec.configure_args(),
             "build_seconds": round(time.monotonic() - started, 1),
+            "objects": objects,
         }
         (staged / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
         prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -488,22 +546,38 @@ def table(result: dict[str, Interpreter | None]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.provision", description=__doc__.split("\n\n")[0])
+DESCRIPTION = "Find or build CPython 3.13, 3.13t, 3.14 and 3.14t (pinned tarballs, twins configured alike)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "builds", nargs="*", help=f"builds to provision (default: all of {', '.join(BUILDS)})"
     )
     parser.add_argument("--optimized", action="store_true", help="build with PGO+LTO (slow)")
     parser.add_argument("--list", action="store_true", help="only report what is available and missing")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ftscale build``: provision the named builds and list them."""
     names = args.builds or list(BUILDS)
+    unknown = [n for n in names if n not in BUILDS]
+    if unknown:
+        print(f"ftscale build: error: unknown build {', '.join(unknown)}; known: {', '.join(BUILDS)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         result = resolve(names, optimized=args.optimized, build_missing=not args.list)
     except ProvisionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"ftscale build: error: {exc}", file=sys.stderr)
         return 1
     print(table(result))
     return 0 if all(result.values()) or args.list else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ftscale build", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What an interpreter is: version, free-threading build flag, runtime GIL state, configure arguments.
 
-Run as ``python -m bench.buildinfo`` under any interpreter to get the same facts as JSON; the
-provisioning code uses that to identify interpreters it did not build, and every result file
+Run as ``python -m ftscale.buildfacts`` (or by path, ``python -I .../buildfacts.py``) under any
+interpreter to get the same facts as JSON; the provisioning code uses that to identify interpreters
+it did not build, and every result file
 records it so a number can always be traced to the exact build that produced it.
 Standard library only: it must run in a bare, freshly built interpreter.
 """
@@ -58,8 +59,8 @@ SERVICE_MODULES = (
     "uvicorn",
     "psutil",
     "pyperf",
-    "workloads",
-    "server.app",
+    "ftscale.workloads",
+    "ftscale.server.app",
 )
 
 

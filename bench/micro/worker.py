@@ -1,13 +1,13 @@
-"""One micro benchmark under one interpreter, with pyperf: ``python -m bench.microworker``.
+"""One micro benchmark under one interpreter, with pyperf: ``python -m ftscale.bench.micro.worker``.
 
-``bench.micro`` (the orchestrator, on the host) starts this module once per cell under the
+``ftscale micro`` (the orchestrator, on the host) starts this module once per cell under the
 build's own environment python. Here pyperf's :class:`~pyperf.Runner` is the manager: it
 spawns worker processes of this same module (``--worker``), which calibrate the loop count,
 run the warm-ups and the values, and send their runs back; with pyperf's ``--in-process``
 (the micro bench's ``--quick``) this process calibrates and measures itself. The orchestrator
 reads the ``--output`` file, so nothing here writes ftscale's results.
 
-A pyperf *loop* is one round of a :class:`bench.threads.ThreadTeam`:
+A pyperf *loop* is one round of a :class:`~ftscale.bench.micro.threads.ThreadTeam`:
 
 - strong scaling: ``--calls`` calls in total, split between ``--threads`` threads;
 - weak scaling: ``--calls`` calls on *each* thread.
@@ -28,12 +28,14 @@ import sysconfig
 from typing import Any, Literal
 
 import pyperf
+from ftscale.bench.micro.threads import ThreadTeam, split_calls
 
-from bench.buildinfo import gil_enabled
-from bench.threads import ThreadTeam, split_calls
+from ftscale.buildfacts import gil_enabled
+from ftscale.schema import MicroWorkerMeta
+from ftscale.vocab import Scaling as ScalingKind
 
 Scaling = Literal["strong", "weak"]
-SCALING_MODES: tuple[Scaling, ...] = ("strong", "weak")
+SCALING_MODES: tuple[str, ...] = tuple(str(s) for s in ScalingKind)
 METADATA_PREFIX = "ftscale_"
 
 
@@ -63,7 +65,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.microworker")
+    parser = argparse.ArgumentParser(prog="python -m ftscale.bench.micro.worker")
     group = parser.add_argument_group("ftscale cell")
     group.add_argument("--build", required=True, help="name of the build, as the orchestrator labels it")
     group.add_argument("--workload", required=True)
@@ -87,6 +89,11 @@ def _forward(cmd: list[str], args: argparse.Namespace) -> None:
     ])  # fmt: skip
 
 
+def metadata(meta: MicroWorkerMeta) -> dict[str, Any]:
+    """``meta`` as pyperf metadata: every key prefixed, so pyperf's own keys never collide."""
+    return {METADATA_PREFIX + k: v for k, v in meta.model_dump().items()}
+
+
 def _metadata(args: argparse.Namespace, shares: list[int], workload: Any) -> dict[str, Any]:
     """What pyperf does not record itself: the build flag, the GIL state, the cell's shape."""
     affinity = sorted(os.sched_getaffinity(0))
@@ -95,24 +102,25 @@ def _metadata(args: argparse.Namespace, shares: list[int], workload: Any) -> dic
         if workload.io_wait_s
         else "none"
     )
-    meta: dict[str, Any] = {
-        "build": args.build,
-        "py_gil_disabled": int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))),
-        "gil_enabled": int(gil_enabled()),
-        "threads": args.threads,
-        "scaling": args.scaling,
-        "workload": workload.name,
-        "workload_class": workload.workload_class.value,
-        "size": args.size,
-        "size_meaning": workload.size_meaning,
-        "calls_per_round": sum(shares),
-        "calls_per_thread": ",".join(map(str, shares)),
-        "io_wait": io_policy,
-        "cpu_affinity": ",".join(map(str, affinity)),
-        "usable_cores": len(affinity),
-        "value": "seconds per round (all threads released together, round ends when all are done)",
-    }
-    return {METADATA_PREFIX + k: v for k, v in meta.items()}
+    return metadata(
+        MicroWorkerMeta(
+            build=args.build,
+            py_gil_disabled=int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))),
+            gil_enabled=int(gil_enabled()),
+            threads=args.threads,
+            scaling=args.scaling,
+            workload=workload.name,
+            workload_class=str(workload.workload_class),
+            size=args.size,
+            size_meaning=workload.size_meaning,
+            calls_per_round=sum(shares),
+            calls_per_thread=",".join(map(str, shares)),
+            io_wait=io_policy,
+            cpu_affinity=",".join(map(str, affinity)),
+            usable_cores=len(affinity),
+            value="seconds per round (all threads released together, round ends when all are done)",
+        )
+    )
 
 
 def cmd_worker(args: argparse.Namespace, runner: pyperf.Runner) -> int:
@@ -124,7 +132,7 @@ def cmd_worker(args: argparse.Namespace, runner: pyperf.Runner) -> int:
         runner.bench_time_func(name, _never_called)
         return 0
 
-    import workloads
+    from ftscale import workloads
 
     workloads.pin_blas_threads()
     workload = workloads.get(args.workload)
@@ -159,7 +167,7 @@ def _never_called(loops: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     runner = pyperf.Runner(
         _argparser=build_parser(),
-        program_args=("-m", "bench.microworker"),
+        program_args=("-m", "ftscale.bench.micro.worker"),
         add_cmdline_args=_forward,
     )
     args = runner.parse_args(argv)

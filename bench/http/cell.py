@@ -14,13 +14,16 @@ machine with fakes.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bench import results
-from bench.loadgen import LoadResult, LoadSpec
-from bench.procs import ServerError, Usage
+from ftscale.bench import results
+from ftscale.bench.http.loadgen import LoadSpec
+from ftscale.bench.http.procs import ServerError, Usage
+
+from ftscale.schema import HealthProbe, HttpCell, HttpRepetition, Info, LoadResult
+from ftscale.vocab import Flag
 
 # A cell is flagged generator-bound when the generator used this share of its CPUs ...
 SATURATION_CPU_PCT = 90.0
@@ -67,7 +70,7 @@ class Server(Protocol):
 
     def wait_healthy(self, timeout_s: float) -> None: ...
     def alive(self) -> bool: ...
-    def info(self) -> dict[str, Any]: ...
+    def info(self) -> Info: ...
     def usage(self) -> Usage | None: ...
     def stderr_tail(self, limit: int = ...) -> str: ...
     def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
@@ -81,36 +84,37 @@ class Generator(Protocol):
     name: str
     cpus: int
 
-    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, dict[str, Any] | None]: ...
+    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]: ...
 
 
-def _flags(
-    plan: Plan, reps: list[dict[str, Any]], ceiling_rps: float | None, info: dict[str, Any] | None, cpus: int
-) -> list[str]:
+def _flags(reps: list[HttpRepetition], ceiling_rps: float | None, info: Info | None, cpus: int) -> list[str]:
     flags = []
-    median_rps = statistics.median(r["throughput_rps"] for r in reps)
-    cpu = max(r["generator_cpu_pct"] for r in reps)
-    busy = max(r.get("generator_busy_pct") or 0.0 for r in reps)
+    median_rps = statistics.median(r.throughput_rps for r in reps)
+    cpu = max(r.generator_cpu_pct for r in reps)
+    busy = max(r.generator_busy_pct or 0.0 for r in reps)
     if (
         cpu >= SATURATION_CPU_PCT * cpus
         or busy >= SATURATION_BUSY_PCT * cpus
         or (ceiling_rps and median_rps >= SATURATION_CEILING_SHARE * ceiling_rps)
     ):
-        flags.append(results.FLAG_GENERATOR_SATURATED)
-    if any(r["errors"] for r in reps):
-        flags.append(results.FLAG_ERRORS)
-    python = (info or {}).get("python", {})
-    if python.get("py_gil_disabled") and (info or {}).get("gil_enabled"):
-        flags.append(results.FLAG_GIL_ENABLED)
-    return flags
+        flags.append(Flag.GENERATOR_SATURATED)
+    if any(r.errors for r in reps):
+        flags.append(Flag.ERRORS)
+    if gil_came_back(info):
+        flags.append(Flag.GIL_ENABLED)
+    return [str(f) for f in flags]
 
 
-def _cell(plan: Plan, run_id: str, started: str, **measured: Any) -> results.Cell:
+def gil_came_back(info: Info | None) -> bool:
+    """A free-threaded build serving with the GIL on (a GIL build always has it: not a flag)."""
+    return info is not None and info.interpreter.py_gil_disabled and info.gil_enabled
+
+
+def _cell(plan: Plan, run_id: str, started: str, **measured: Any) -> HttpCell:
     """A result cell for ``plan``, with what was measured (or why not)."""
-    return results.Cell(
+    return HttpCell(
         run_id=run_id,
         cell_id=plan.key,
-        kind="http",
         build=plan.build,
         workload=plan.workload,
         workload_class=plan.workload_class,
@@ -132,11 +136,11 @@ def measure(
     generator: Generator,
     settings: Settings,
     log: Callable[[str], None] = lambda _: None,
-) -> results.Cell:
+) -> HttpCell:
     """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does)."""
     started = results.now()
     server: Server | None = None
-    info_before: dict[str, Any] | None = None
+    info_before: Info | None = None
     state = "start"
     try:
         server = launcher.start(plan)
@@ -166,8 +170,8 @@ def measure(
         )
         state = "warmup"
         if settings.warmup_s > 0:
-            generator.load(LoadSpec(**{**spec.__dict__, "duration_s": settings.warmup_s}), probe_health=False)
-        reps: list[dict[str, Any]] = []
+            generator.load(replace(spec, duration_s=settings.warmup_s), probe_health=False)
+        reps: list[HttpRepetition] = []
         for index in range(settings.repetitions):
             state = f"repetition {index + 1}"
             before = server.usage()
@@ -179,21 +183,21 @@ def measure(
             if before is not None and after is not None and load.duration_s > 0:
                 cpu_pct = round(100 * (after.cpu_seconds - before.cpu_seconds) / load.duration_s, 1)
             reps.append(
-                {
-                    "throughput_rps": load.throughput_rps,
-                    "requests": load.requests,
-                    "duration_s": load.duration_s,
-                    "latency_ms": load.latency_ms,
-                    "errors": load.errors,
-                    "server_cpu_pct": cpu_pct,
-                    "rss_bytes": after.rss_bytes if after else None,
-                    "pss_bytes": after.pss_bytes if after else None,
-                    "server_processes": after.processes if after else None,
-                    "health_latency_ms": health,
-                    "generator_cpu_pct": load.generator_cpu_pct,
-                    "generator_busy_pct": load.generator_busy_pct,
-                    "ceiling_rps": ceiling.throughput_rps,
-                }
+                HttpRepetition(
+                    throughput_rps=load.throughput_rps,
+                    requests=load.requests,
+                    duration_s=load.duration_s,
+                    latency_ms=load.latency_ms,
+                    errors=load.errors,
+                    server_cpu_pct=cpu_pct,
+                    rss_bytes=after.rss_bytes if after else None,
+                    pss_bytes=after.pss_bytes if after else None,
+                    server_processes=after.processes if after else None,
+                    health_latency_ms=health,
+                    generator_cpu_pct=load.generator_cpu_pct,
+                    generator_busy_pct=load.generator_busy_pct,
+                    ceiling_rps=ceiling.throughput_rps,
+                )
             )
             log(f"    rep {index + 1}: {load.throughput_rps:,.1f} req/s p99 {load.latency_ms.get('p99')} ms")
         state = "info-after"
@@ -203,16 +207,16 @@ def measure(
         server = None
         if not stop.get("clean", True):
             log(f"    server did not stop cleanly: {stop}")
-        flags = _flags(plan, reps, ceiling.throughput_rps, info_before, generator.cpus)
+        flags = _flags(reps, ceiling.throughput_rps, info_before, generator.cpus)
         cell = _cell(
             plan,
             run_id,
             started,
             status="ok",
-            samples=[r["throughput_rps"] for r in reps],
+            samples=[r.throughput_rps for r in reps],
             repetitions=reps,
             flags=flags,
-            gil_enabled=info_before.get("gil_enabled"),
+            gil_enabled=info_before.gil_enabled,
             info_before=info_before,
             info_after=info_after,
         )
@@ -236,8 +240,3 @@ def measure(
     finally:
         if server is not None:  # interrupted: leave nothing running
             server.stop(timeout_s=5)
-
-
-def pending(plans: Iterable[Plan], done: set[str]) -> list[Plan]:
-    """Plans not yet measured successfully, in order (what a resumed run still has to do)."""
-    return [p for p in plans if p.key not in done]

@@ -12,7 +12,9 @@ import re
 import statistics
 from dataclasses import dataclass
 
-from bench.results import Run, RunMeta
+from ftscale.bench.results import Run
+
+from ftscale.schema import RunMeta
 
 SCALING_ORDER = ("strong", "weak")
 

@@ -1,6 +1,6 @@
 """Load generators: wrk when it is installed, else a built-in asyncio HTTP/1.1 client.
 
-Both produce a :class:`LoadResult`: completed requests, throughput, latency percentiles,
+Both produce a :class:`~ftscale.schema.LoadResult`: completed requests, throughput, latency percentiles,
 errors by status, and the generator's own CPU use (so a cell where the generator, not the
 server, was the bottleneck can be flagged).
 
@@ -11,7 +11,7 @@ and latency is measured from the time a request was *due*, not from when it was 
 stalled server is not hidden by a generator that politely waited (coordinated omission).
 wrk is closed-loop only.
 
-``python -m bench.loadgen`` runs one load (or a /health probe) in its own process and prints
+``python -m ftscale.bench.http.loadgen`` runs one load (or a /health probe) in its own process and prints
 the result as JSON: the orchestrator pins that process to the client CPUs.
 """
 
@@ -27,12 +27,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h11
 import numpy as np
+
+from ftscale.schema import HealthProbe, LoadResult
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
@@ -51,26 +52,6 @@ class LoadSpec:
     duration_s: float = 3.0
     rate: float | None = None  # requests/s for an open loop; None = closed loop
     timeout_s: float = 30.0
-
-
-@dataclass
-class LoadResult:
-    generator: str
-    requests: int
-    duration_s: float
-    throughput_rps: float
-    latency_ms: dict[str, float | None]
-    errors: dict[str, int] = field(default_factory=dict)
-    generator_cpu_pct: float = 0.0
-    generator_cpus: int = 1
-    open_loop_rate: float | None = None
-    # Share of the wall time the generator was running or waiting for a CPU: near 100 % means
-    # it never waited for the server, so it (or its CPU share) set the pace.
-    generator_busy_pct: float | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LoadResult:
-        return cls(**data)
 
 
 def _schedstat() -> tuple[float, float] | None:
@@ -245,13 +226,11 @@ async def _probe_health(host: str, port: int, duration_s: float, interval_s: flo
     return samples
 
 
-def probe_health(
-    host: str, port: int, duration_s: float, interval_s: float = 0.05
-) -> dict[str, float | None]:
+def probe_health(host: str, port: int, duration_s: float, interval_s: float = 0.05) -> HealthProbe:
     """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
     samples = asyncio.run(_probe_health(host, port, duration_s, interval_s))
     result = percentiles_ms(samples)
-    return {"p50": result["p50"], "p99": result["p99"], "samples": len(samples)}
+    return HealthProbe(p50=result["p50"], p99=result["p99"], samples=len(samples))
 
 
 # --- wrk -------------------------------------------------------------------------------------
@@ -323,7 +302,9 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description="Apply one HTTP load.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ftscale.bench.http.loadgen", description="Apply one HTTP load."
+    )
     parser.add_argument("what", choices=["python", "wrk", "health"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -337,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
     args = parser.parse_args(argv)
     if args.what == "health":
-        print(json.dumps(probe_health(args.host, args.port, args.duration, args.interval)))
+        print(probe_health(args.host, args.port, args.duration, args.interval).model_dump_json())
         return 0
     spec = LoadSpec(
         host=args.host,
@@ -350,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
     )
     result = run_wrk(spec, args.threads) if args.what == "wrk" else run_python(spec)
-    print(json.dumps(asdict(result)))
+    print(result.model_dump_json())
     return 0
 
 

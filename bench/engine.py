@@ -1,0 +1,367 @@
+"""The one run engine of both benches: run directories, resume, budgets, signals, progress, exit codes.
+
+A bench (``ftscale micro``, ``ftscale bench``) validates its arguments into a list of *plans*
+(one per cell), prepares its interpreters, and hands the plans to :func:`sweep` with a function
+that measures one plan into a cell. The engine does everything else, the same way for both:
+
+- **Run directories.** A new run gets ``<results>/<run-id>/``; ``--resume RUN_ID`` re-reads the
+  run's own saved arguments (with this invocation's run options) and measures only the cells
+  not yet measured successfully. Every cell is written atomically as soon as it is measured.
+- **Budgets.** ``--budget 9m`` stops before the next cell that would not fit, using the cell
+  times measured so far (or the bench's estimate before the first), and exits 0 with
+  "N of M cells done; resume with …". Each invocation is recorded as a *slot* in ``run.json``;
+  a run finished over several slots is one run.
+- **Signals.** SIGINT and SIGTERM stop the run the same way: children stopped, cells kept, exit
+  status 130. A signal that arrives while a child is being started and recorded is held until
+  the child is on the books (:meth:`Interrupts.held`), so no child is orphaned.
+- **Progress.** On a terminal, a progress bar with an ETA from measured cell times; otherwise
+  one plain line per cell.
+- **Exit status.** 0 when every cell planned for this invocation was measured (or the budget
+  ran out cleanly), 1 when a cell failed (its failure is in its cell file), 2 for bad input,
+  130 when interrupted.
+- **The report** is rendered at the end, with a short summary on the terminal; a report that
+  cannot be rendered is reported and the measurements are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from ftscale.bench import results
+from ftscale.bench.options import strip_run_options
+
+from ftscale.errors import SetupError, UsageError
+from ftscale.schema import ResultError
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+class Interrupts:
+    """SIGINT/SIGTERM as KeyboardInterrupt, except while held: then raised when released."""
+
+    def __init__(self) -> None:
+        self.holding = 0
+        self.pending = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+            if self.pending and not self.holding:
+                self.pending = False
+                raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """Make SIGINT and SIGTERM stop the calling program the same way, through this object."""
+        signal.signal(signal.SIGINT, self.handler)
+        signal.signal(signal.SIGTERM, self.handler)
+
+
+INTERRUPTS = Interrupts()
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout_s: float = ...) -> object: ...
+
+
+_LIVE: set[Stoppable] = set()
+
+
+def track(child: Stoppable) -> None:
+    """Put a started child on the books: an interrupted run stops it."""
+    _LIVE.add(child)
+
+
+def untrack(child: Stoppable) -> None:
+    _LIVE.discard(child)
+
+
+def stop_all() -> None:
+    """Stop every child still on the books (on Ctrl-C or SIGTERM)."""
+    for child in list(_LIVE):
+        with contextlib.suppress(Exception):
+            child.stop(timeout_s=5)
+        _LIVE.discard(child)
+
+
+# --- run directories ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    path: Path
+    resuming: bool
+
+
+def open_run(
+    args: argparse.Namespace, kind: str, reparse: Callable[[list[str]], argparse.Namespace]
+) -> tuple[argparse.Namespace, RunPlace]:
+    """Where this run lives; for ``--resume``, the run's own arguments with this call's run options.
+
+    Raises :class:`UsageError` for a run that cannot be resumed (missing, another kind) or a new
+    run whose directory already exists. Writes nothing.
+    """
+    results_dir: Path = args.results_dir or results.default_results_dir()
+    if args.resume:
+        path = results_dir / args.resume
+        try:
+            meta = results.RunDir(path).read_meta()
+        except ResultError as exc:
+            raise UsageError(f"cannot resume {args.resume}: {exc}") from None
+        if meta.kind != kind:
+            raise UsageError(f"cannot resume {args.resume}: it is a {meta.kind} run, not {kind}")
+        saved = [str(a) for a in meta.config.get("argv", [])]
+        resumed = reparse(strip_run_options(saved))
+        for name in ("resume", "results_dir", "no_report", "budget"):
+            setattr(resumed, name, getattr(args, name))
+        resumed.run_id = args.resume
+        return resumed, RunPlace(path, True)
+    run_id = args.run_id or results.new_run_id(kind)
+    if not all(c.isalnum() or c in "._-" for c in run_id) or run_id.startswith((".", "-")):
+        raise UsageError(f"--run-id {run_id!r}: use letters, digits, '.', '-' and '_'")
+    path = results_dir / run_id
+    if path.exists():
+        raise UsageError(f"{path} already exists; use --resume {run_id} to finish it")
+    return args, RunPlace(path, False)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """One line per cell; on a terminal, a bar with an ETA from the measured cell times."""
+
+    def __init__(self, total: int, estimate_s: float, tty: bool | None = None) -> None:
+        self.total = total
+        self.estimate_s = estimate_s
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.times: list[float] = []
+        self._bar: object | None = None
+        self._task: object | None = None
+
+    def expected_cell_s(self) -> float:
+        """The next cell's expected duration: the mean measured so far, else the bench's estimate."""
+        return sum(self.times) / len(self.times) if self.times else self.estimate_s
+
+    def eta_s(self, remaining: int) -> float:
+        return remaining * self.expected_cell_s()
+
+    def __enter__(self) -> Progress:
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
+            )
+            bar.__enter__()
+            self._bar = bar
+            self._task = bar.add_task("sweep", total=self.total, eta=_clock(self.eta_s(self.total)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+            self._bar = None
+
+    def say(self, line: str) -> None:
+        if self._bar is not None:  # plain text: a bracket in a label or an error is not markup
+            self._bar.console.print(line, markup=False, highlight=False)  # type: ignore[attr-defined]
+        else:
+            print(line, flush=True)
+
+    def begin(self, label: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=label)  # type: ignore[attr-defined]
+
+    def end(self, seconds: float, done: int) -> None:
+        self.times.append(seconds)
+        if self._bar is not None:
+            eta = _clock(self.eta_s(self.total - done))
+            self._bar.update(self._task, completed=done, eta=eta)  # type: ignore[attr-defined]
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
+
+class Plan(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+P = TypeVar("P", bound=Plan)
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[P]):
+    planned: int  # cells of the whole run
+    measured: int  # cells measured in this invocation (ok or failed)
+    failed: int
+    left: tuple[P, ...]  # not measured in this invocation because the budget ran out
+
+    @property
+    def complete(self) -> bool:
+        return not self.left
+
+
+def sweep(
+    rundir: results.RunDir,
+    plans: Sequence[P],
+    measure: Callable[[P], results.AnyCell],
+    label: Callable[[P], str],
+    estimate_s: float,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    tty: bool | None = None,
+) -> Outcome[P]:
+    """Measure every plan not yet measured successfully, writing each cell as soon as it exists.
+
+    ``estimate_s`` is the bench's guess of one cell's duration, used for the ETA and the budget
+    until a cell has been measured. With ``budget_s``, a cell is started only if the time spent
+    so far plus the expected cell time fits.
+    """
+    done = rundir.done()
+    todo = [p for p in plans if p.key not in done]
+    started = clock()
+    failed = measured = 0
+    progress = Progress(len(todo), estimate_s, tty)
+    print(f"run {rundir.path}: {len(todo)} of {len(plans)} cells to measure", flush=True)
+    with progress:
+        for index, plan in enumerate(todo):
+            if budget_s is not None and clock() - started + progress.expected_cell_s() > budget_s:
+                return Outcome(len(plans), measured, failed, tuple(todo[index:]))
+            text = f"[{index + 1}/{len(todo)}] {label(plan)}"
+            progress.begin(text)
+            t0 = clock()
+            cell = measure(plan)
+            rundir.write_cell(cell)
+            measured += 1
+            if cell.status == "ok":
+                progress.say(f"{text}: {describe(cell)}")
+            else:
+                failed += 1
+                progress.say(f"{text}: FAILED {cell.error}")
+            progress.end(clock() - t0, index + 1)
+    return Outcome(len(plans), measured, failed, ())
+
+
+def describe(cell: results.AnyCell) -> str:
+    """One line for a measured cell: its median and its flags."""
+    median = sorted(cell.samples)[len(cell.samples) // 2] if cell.samples else float("nan")
+    flags = f" [{' '.join(cell.flags)}]" if cell.flags else ""
+    return f"{median:,.1f} {cell.unit} ({len(cell.samples)} samples){flags}"
+
+
+def finish(
+    rundir: results.RunDir,
+    outcome: Outcome[P],
+    slot_started: str,
+    resume_command: str,
+    no_report: bool,
+    summary: Callable[[Path], list[str]] | None = None,
+) -> int:
+    """Record the slot, say what is left, render the report; the exit status."""
+    meta = rundir.read_meta()
+    slot = {
+        "started": slot_started,
+        "finished": results.now(),
+        "host": results.collect_host().hostname,
+        "cells_measured": outcome.measured,
+        "cells_failed": outcome.failed,
+        "complete": outcome.complete,
+    }
+    changes: dict[str, object] = {"slots": [*meta.slots, slot]}
+    if outcome.complete:
+        changes["finished"] = results.now()
+    rundir.update_meta(**changes)
+    ok = outcome.planned - len(outcome.left)
+    if outcome.complete:
+        print(
+            f"done: {outcome.measured} cells measured, {outcome.failed} failed -> {rundir.path}", flush=True
+        )
+    else:
+        print(
+            f"budget reached: {ok - outcome.failed} of {outcome.planned} cells done; "
+            f"resume with: {resume_command}",
+            flush=True,
+        )
+    if summary is not None:
+        with contextlib.suppress(Exception):
+            for line in summary(rundir.path):
+                print(line, flush=True)
+    if not no_report:
+        render_report(rundir.path)
+    return 1 if outcome.failed else 0
+
+
+def render_report(run_dir: Path) -> None:
+    """Render the run's report when the report dependencies are here; say so when they are not."""
+    try:
+        from ftscale.bench.report.render import render_run
+    except ImportError as exc:
+        print(
+            f"report: not rendered here ({exc.name} is not installed); "
+            f"render it with: ftscale report {run_dir}"
+        )
+        return
+    try:
+        paths = render_run(run_dir)
+    except Exception as exc:  # the measurements are kept; the report can be rendered later
+        print(f"report: not rendered ({type(exc).__name__}: {exc}); retry with: ftscale report {run_dir}")
+        return
+    for path in paths:
+        print(f"report: {path}", flush=True)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def main_guard(prog: str, body: Callable[[], int]) -> int:
+    """Run a command with the engine's signal handling and exit statuses."""
+    INTERRUPTS.install()
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except SetupError as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        stop_all()
+        print("\ninterrupted: the cells measured so far are kept; finish with --resume", file=sys.stderr)
+        return 130
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,1 @@
+"""Interpreters and their environments: provisioning builds, per-build virtual environments."""

@@ -1,0 +1,179 @@
+"""Per-build virtual environments for the service and the micro worker.
+
+Each provisioned interpreter gets one environment per ftscale installation (checkout) under
+``<cache>/envs/<installation>/<build>``, holding the
+third-party packages of the extras it needs (``worker``: the service plus pyperf), installed from
+binary wheels only: no Rust or C++ toolchain ever runs, and on 3.13t pip settles on the newest
+releases that still ship cp313t wheels. The environment is rebuilt only when the interpreter or
+the requirements change.
+
+ftscale's own code is not copied into the environments: a *code stage* (a directory of
+symbolic links to the ``ftscale`` packages the orchestrator itself imports) is put on each
+environment's path by a ``.pth`` file, so the service and the worker run exactly the code of the
+orchestrator, edits included, whether ftscale is installed normally or in editable mode.
+
+After installing, the service's modules are imported one by one to check that a free-threaded
+build still runs without the GIL, and which module turned it on if not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ftscale.bench.env import provision
+
+from ftscale.errors import SetupError
+from ftscale.schema import Build
+
+PACKAGES = ("ftscale", "ftscale.bench", "ftscale.server", "ftscale.workloads")
+PTH_NAME = "ftscale-code.pth"
+
+
+class EnvError(SetupError):
+    """An environment could not be made; the message says why."""
+
+
+def env_dir(build: str) -> Path:
+    """Where ``build``'s environment for this installation of ftscale lives.
+
+    Keyed by the code stage (that is, by where this ftscale is), so two checkouts never rebuild
+    or replace each other's environments while one of them is measuring.
+    """
+    return provision.cache_root() / "envs" / code_stage().name / build
+
+
+def env_python(build: str) -> Path:
+    return env_dir(build) / "bin" / "python"
+
+
+def requirements(extras: Iterable[str]) -> list[str]:
+    """The third-party requirements of ftscale's ``extras``, from its installed metadata."""
+    wanted = set(extras)
+    found: list[str] = []
+    pending = list(wanted)
+    seen: set[str] = set()
+    declared = importlib.metadata.requires("ftscale") or []
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for line in declared:
+            requirement, _, marker = line.partition(";")
+            if not re.search(rf"""extra\s*==\s*['"]{re.escape(extra)}['"]""", marker):
+                continue
+            requirement = requirement.strip()
+            nested = re.fullmatch(r"ftscale\[([^\]]+)\]", requirement.replace(" ", ""))
+            if nested:
+                pending.extend(nested[1].split(","))
+            elif requirement not in found:
+                found.append(requirement)
+    if not found:
+        raise EnvError(f"ftscale's metadata declares no requirements for {', '.join(sorted(wanted))}")
+    return sorted(found)
+
+
+def code_stage(root: Path | None = None) -> Path:
+    """A directory whose ``ftscale/`` links to the packages this process imports.
+
+    Keyed by where those packages are, so every checkout or installation gets its own.
+    """
+    import importlib
+
+    places = {name: Path(importlib.import_module(name).__path__[0]).resolve() for name in PACKAGES}
+    digest = hashlib.sha256("|".join(f"{k}={v}" for k, v in places.items()).encode()).hexdigest()[:16]
+    stage = (root or provision.cache_root()) / "code" / digest
+    package = stage / "ftscale"
+    package.mkdir(parents=True, exist_ok=True)
+    # Linked anew on every call (cheap): a module added to the root package since is picked up.
+    links = {entry.name: entry for entry in places["ftscale"].iterdir() if entry.name != "__pycache__"}
+    for name in PACKAGES[1:]:
+        links[name.rsplit(".", 1)[1]] = places[name]
+    for name, target in links.items():
+        link = package / name
+        if link.is_symlink() and link.readlink() == target:
+            continue
+        tmp = package / f".{name}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        tmp.replace(link)  # atomic: a concurrent reader sees the old link or the new one
+    return stage
+
+
+def _stamp(interpreter: Path, reqs: list[str], stage: Path) -> str:
+    digest = hashlib.sha256()
+    for part in (str(interpreter.resolve()), *reqs, str(stage)):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _run(cmd: list[str], build: str) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise EnvError(f"{' '.join(cmd[:4])} ... failed for {build}: {proc.stderr.strip()[-800:]}")
+    return proc.stdout
+
+
+def ensure(build: str, extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print) -> Path:
+    """Make (or reuse) the environment for ``build``; return its python."""
+    interpreter = provision.linked(build)
+    if interpreter is None:
+        raise EnvError(f"build {build} is not provisioned; run: ftscale build {build}")
+    directory = env_dir(build)
+    reqs = requirements(extras)
+    stage = code_stage()
+    stamp_file = directory / ".ftscale-stamp"
+    stamp = _stamp(interpreter, reqs, stage)
+    if stamp_file.is_file() and stamp_file.read_text() == stamp and env_python(build).exists():
+        return env_python(build)
+    log(f"creating environment for {build} in {directory}")
+    _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
+    python = str(env_python(build))
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
+    _run([*pip, *reqs], build)
+    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
+    (Path(purelib.strip()) / PTH_NAME).write_text(f"{stage}\n")
+    stamp_file.write_text(stamp)
+    return env_python(build)
+
+
+def describe(build: str, python: Path | None = None) -> Build:
+    """What ``build``'s environment is, including the GIL import check and package versions."""
+    python = python or env_python(build)
+    out = _run([str(python), "-m", "ftscale.buildfacts", "--import-check"], build)
+    facts = json.loads(out)
+    return Build.model_validate({k: v for k, v in facts.items() if k in Build.model_fields})
+
+
+def prepare(
+    builds: list[str], extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print
+) -> dict[str, Build]:
+    """Provision, install and describe each build; stop at the first that cannot be used."""
+    missing = [b for b in builds if provision.linked(b) is None]
+    if missing:
+        try:
+            provision.resolve(missing, log=log)
+        except provision.ProvisionError as exc:
+            raise EnvError(str(exc)) from None
+    described = {}
+    for build in builds:
+        ensure(build, extras, log)
+        info = describe(build)
+        if info.py_gil_disabled and info.gil_enabled:
+            culprit = info.gil_reenabled_by or "an unknown import"
+            log(f"warning: {build} runs with the GIL on: {culprit} enabled it")
+        described[build] = info
+    return described
+
+
+if __name__ == "__main__":
+    for name, info in prepare(sys.argv[1:] or ["3.14", "3.14t"]).items():
+        print(name, info.version, "GIL", "on" if info.gil_enabled else "off", info.gil_reenabled_by or "")

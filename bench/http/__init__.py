@@ -1,0 +1,1 @@
+"""The HTTP bench (``ftscale bench``): servers, load generators, the cell state machine."""

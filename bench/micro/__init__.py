@@ -1,0 +1,1 @@
+"""The micro bench (``ftscale micro``): pyperf scaling of every workload in one process."""

@@ -1,0 +1,332 @@
+"""Every shape that crosses a process boundary or lands in a file, declared once.
+
+- The service's ``GET /info`` (:class:`Info`), read by the HTTP bench;
+- a load generator's result (:class:`LoadResult`) and its /health probe (:class:`HealthProbe`),
+  printed as JSON by the generator process and read by the bench;
+- the micro worker's metadata (:class:`MicroWorkerMeta`), written into its pyperf file;
+- a run (:class:`RunMeta`, ``run.json``) and its cells (:class:`HttpCell`, :class:`MicroCell`,
+  ``cells/<cell-id>.json``), each repetition a typed model too.
+
+Every reader validates with these models, so a renamed field fails loudly where it is read
+instead of silently dropping a flag. Files are read through :func:`load_model`, which upgrades
+older formats first.
+
+Format history (bump SCHEMA_VERSION and teach :func:`upgrade` the old shape):
+  1 (2026-11): first version; repetitions and /info were untyped dictionaries.
+  2 (2026-11): typed repetitions (HTTP and micro), typed /info; cells carry ``kind``-specific
+     models. Version 1 files are upgraded on read: their dictionaries already had these fields.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ftscale.errors import UsageError
+
+SCHEMA_VERSION = 2
+
+
+class ResultError(UsageError):
+    """A result file or run directory that cannot be read (bad input); the message names the file."""
+
+
+class Model(BaseModel):
+    """Frozen, and strict about unknown fields: a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- interpreters and machines ----------------------------------------------------------------
+
+
+class BuildFacts(Model):
+    """What an interpreter says about itself (``ftscale.buildfacts.describe``)."""
+
+    build: str
+    version: str
+    implementation: str = "cpython"
+    executable: str
+    py_gil_disabled: bool
+    gil_enabled: bool
+    config_args: str
+    compiler: str = ""
+
+
+class Build(BuildFacts):
+    """An interpreter build as it ran: what it is, and what was installed into it."""
+
+    packages: dict[str, str] = Field(default_factory=dict)
+    gil_reenabled_by: str | None = None
+
+
+class Host(Model):
+    hostname: str
+    platform: str
+    machine: str
+    cpu_model: str
+    logical_cores: int
+    affinity: list[int]
+    memory_bytes: int | None = None
+    # Facts a reader needs to judge the noise (absent where the machine does not tell).
+    physical_cores: int | None = None
+    smt_siblings: list[list[int]] | None = None  # logical CPUs sharing one physical core
+    governor: str | None = None  # cpufreq scaling governor of the CPUs, when uniform
+    boost: str | None = None  # turbo / boost state ("on", "off") where Linux exposes it
+
+
+class Git(Model):
+    commit: str | None
+    dirty: bool | None
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+class ServerSettings(Model):
+    """The service's resolved configuration, as ``/info`` reports it."""
+
+    mode: str
+    topology: str
+    threads: int
+    host: str
+    port: int
+    pool_size: int
+    queue_limit: int
+    max_body_bytes: int
+    log_level: str
+
+
+class Info(Model):
+    """``GET /info``: the interpreter, the run's settings, this process and its threads."""
+
+    interpreter: BuildFacts
+    gil_enabled: bool
+    config: ServerSettings
+    mode: str
+    topology: str
+    threads: int
+    pool_size: int
+    queue_limit: int
+    anyio_default_thread_limit: int
+    anyio_limiter_note: str
+    pid: int
+    worker_pid: int | None = None
+    parent_pid: int
+    loop_index: int | None = None
+    thread_count: int
+    cpu_affinity: list[int]
+    cpu_count: int | None
+    packages: dict[str, str | None]
+    # Requests served per serving unit (worker process or event loop), keyed "pid" or "loop i";
+    # absent in files written before the service counted them.
+    unit_requests: dict[str, int] | None = None
+
+
+# --- load generators --------------------------------------------------------------------------
+
+PERCENTILES = ("p50", "p90", "p99", "p99.9")
+
+
+class LoadResult(Model):
+    """One load applied by a generator process (wrk or the built-in one)."""
+
+    generator: str
+    requests: int
+    duration_s: float
+    throughput_rps: float
+    latency_ms: dict[str, float | None]
+    errors: dict[str, int] = Field(default_factory=dict)
+    generator_cpu_pct: float = 0.0
+    generator_cpus: int = 1
+    open_loop_rate: float | None = None
+    # Share of the wall time the generator was running or waiting for a CPU: near 100 % means
+    # it never waited for the server, so it (or its CPU share) set the pace.
+    generator_busy_pct: float | None = None
+
+
+class HealthProbe(Model):
+    """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
+
+    p50: float | None
+    p99: float | None
+    samples: int
+
+
+# --- cells and their repetitions ----------------------------------------------------------------
+
+
+class HttpRepetition(Model):
+    """One timed load against one server, with what the server used meanwhile."""
+
+    throughput_rps: float
+    requests: int
+    duration_s: float
+    latency_ms: dict[str, float | None]
+    errors: dict[str, int]
+    server_cpu_pct: float | None
+    rss_bytes: int | None
+    pss_bytes: int | None
+    server_processes: int | None
+    health_latency_ms: HealthProbe | None
+    generator_cpu_pct: float
+    generator_busy_pct: float | None
+    ceiling_rps: float | None
+
+
+class MicroRepetition(Model):
+    """One pyperf value: seconds per round of ``calls_per_round`` workload calls."""
+
+    process: int
+    loops: int
+    seconds_per_round: float
+    calls_per_round: int
+
+
+class MicroWorkerMeta(Model):
+    """What the micro worker adds to pyperf's metadata (keys prefixed ``ftscale_`` there)."""
+
+    build: str
+    py_gil_disabled: int
+    gil_enabled: int
+    threads: int
+    scaling: str
+    workload: str
+    workload_class: str
+    size: int
+    size_meaning: str
+    calls_per_round: int
+    calls_per_thread: str
+    io_wait: str
+    cpu_affinity: str
+    usable_cores: int
+    value: str
+
+
+class _CellBase(Model):
+    """One measured point of a sweep.
+
+    ``samples`` holds one throughput per repetition (``unit``: ``calls/s`` for micro cells,
+    ``req/s`` for HTTP cells), so the statistics never need to know which bench produced a cell;
+    ``repetitions`` keeps each repetition's full detail.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    cell_id: str
+    build: str
+    workload: str
+    workload_class: str
+    size: int
+    threads: int
+    mode: str | None = None
+    topology: str | None = None
+    scaling: Literal["strong", "weak"] | None = None
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    stderr_tail: str | None = None
+    unit: str
+    samples: list[float] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    gil_enabled: bool | None = None
+    started: str
+    finished: str
+
+
+class HttpCell(_CellBase):
+    kind: Literal["http"] = "http"
+    repetitions: list[HttpRepetition] = Field(default_factory=list)
+    info_before: Info | None = None
+    info_after: Info | None = None
+
+
+class MicroCell(_CellBase):
+    kind: Literal["micro"] = "micro"
+    repetitions: list[MicroRepetition] = Field(default_factory=list)
+    # Load average around the cell (the micro bench does not pin CPUs; this shows the noise).
+    info_before: dict[str, float] | None = None
+    info_after: dict[str, float] | None = None
+
+
+Cell = Annotated[HttpCell | MicroCell, Field(discriminator="kind")]
+CELL: TypeAdapter[HttpCell | MicroCell] = TypeAdapter(Cell)
+
+
+class RunMeta(Model):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    kind: Literal["micro", "http"]
+    created: str
+    finished: str | None = None
+    host: Host
+    git: Git
+    config: dict[str, Any] = Field(default_factory=dict)
+    builds: dict[str, Build] = Field(default_factory=dict)
+    generator: dict[str, Any] | None = None
+    notes: list[str] = Field(default_factory=list)
+    # Wall-clock slots this run was measured in (a run resumed across slots is still one run).
+    slots: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# --- reading files ------------------------------------------------------------------------------
+
+
+def upgrade(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
+    """Bring a decoded file of any known format to :data:`SCHEMA_VERSION`."""
+    version = data.get("schema_version")
+    if version == SCHEMA_VERSION:
+        return data
+    if version == 1:
+        # Version 1 wrote the same fields untyped; the models accept them as they are.
+        return {**data, "schema_version": SCHEMA_VERSION}
+    raise ResultError(
+        f"{source}: schema_version {version!r} is not supported (this ftscale reads 1 to {SCHEMA_VERSION})"
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise ResultError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ResultError(f"{path}: expected a JSON object")
+    return data
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_model(model: type[M], path: Path) -> M:
+    """Read ``path`` as ``model``, upgrading older formats; :class:`ResultError` names the problem."""
+    try:
+        return model.model_validate(upgrade(read_json(path), path))
+    except ValidationError as exc:
+        raise ResultError(f"{path}: does not match the ftscale result schema: {_one_line(exc)}") from None
+
+
+def load_cell(path: Path) -> HttpCell | MicroCell:
+    try:
+        return CELL.validate_python(upgrade(read_json(path), path))
+    except ValidationError as exc:
+        raise ResultError(f"{path}: does not match the ftscale result schema: {_one_line(exc)}") from None
+
+
+def parse(model: type[M], text: str | bytes, what: str) -> M:
+    """Validate JSON ``text`` that another process sent; the error names ``what`` it was."""
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise ValueError(f"{what}: unexpected shape: {_one_line(exc)}") from None

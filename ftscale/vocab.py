@@ -1,0 +1,159 @@
+"""ftscale's one vocabulary: modes, topologies, scaling kinds, workload classes, load kinds, flags.
+
+Everything that names one of these reads it from here: the service's configuration and its
+``--help``, the benches' command-line choices, the result schema, the report's labels and its
+flag legend. Standard library only, so the service, a bare interpreter and ``ftscale --help``
+can all import it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Mode(enum.StrEnum):
+    """Where a request's CPU work runs."""
+
+    INLINE = "inline"  # on the event loop itself (blocks it: the anti-pattern, measured on purpose)
+    THREADPOOL = "threadpool"  # Starlette/anyio's per-loop pool, as FastAPI 'def' endpoints use
+    EXECUTOR = "executor"  # a dedicated ThreadPoolExecutor via loop.run_in_executor
+    PROCESS = "process"  # a ProcessPoolExecutor: the classic way around the GIL
+
+
+class Topology(enum.StrEnum):
+    """How the service serves HTTP."""
+
+    SINGLE = "single"  # one process, one event loop
+    WORKERS = "workers"  # N worker processes, connections balanced between them
+    LOOPS = "loops"  # N event loops in N threads of one process, fed by one acceptor
+    LOOPS_REUSEPORT = "loops-reuseport"  # N loops, each with its own SO_REUSEPORT listener
+
+
+class Scaling(enum.StrEnum):
+    """How the micro bench grows the work with threads."""
+
+    STRONG = "strong"  # fixed total work split between the threads
+    WEAK = "weak"  # fixed work per thread
+
+
+class WorkloadClass(enum.StrEnum):
+    """How a workload's CPU time relates to the GIL; reports group results by this."""
+
+    PURE_PYTHON = "pure-python"
+    C_HOLDS_GIL = "c-holds-gil"
+    C_RELEASES_GIL = "c-releases-gil"
+    MIXED_IO = "mixed-io"
+    CONTENTION = "contention"
+
+
+class LoadKind(enum.StrEnum):
+    """How the HTTP bench offers load."""
+
+    CLOSED = "closed"  # each connection sends its next request when the previous answer arrives
+    OPEN = "open"  # requests are due at a fixed rate; latency counts from the due time
+
+
+class RunKind(enum.StrEnum):
+    MICRO = "micro"
+    HTTP = "http"
+
+
+MODE_HELP: dict[Mode, str] = {
+    Mode.INLINE: "compute in an async endpoint, on the event loop (blocks it)",
+    Mode.THREADPOOL: "compute through Starlette's run_in_threadpool, as FastAPI 'def' endpoints do",
+    Mode.EXECUTOR: "compute in a dedicated ThreadPoolExecutor via loop.run_in_executor",
+    Mode.PROCESS: "compute in a ProcessPoolExecutor (spawned children; arguments and results pickled)",
+}
+
+TOPOLOGY_HELP: dict[Topology, str] = {
+    Topology.SINGLE: "one process, one event loop; pool size = --threads",
+    Topology.WORKERS: "--threads worker processes, connections handed to the least busy",
+    Topology.LOOPS: "--threads event loops in threads of one process, one acceptor balancing connections",
+    Topology.LOOPS_REUSEPORT: "--threads event loops, each on its own SO_REUSEPORT socket (kernel balancing)",
+}
+
+CLASS_HELP: dict[WorkloadClass, str] = {
+    WorkloadClass.PURE_PYTHON: "pure Python: the interpreter itself does the work",
+    WorkloadClass.C_HOLDS_GIL: (
+        "C extensions that hold the GIL while they work (json, re, numpy on small arrays, pydantic)"
+    ),
+    WorkloadClass.C_RELEASES_GIL: "C that releases the GIL (hashlib on large buffers, BLAS)",
+    WorkloadClass.MIXED_IO: "awaits upstream I/O, then computes in Python (a gateway)",
+    WorkloadClass.CONTENTION: "threads contend for one lock and one shared table",
+}
+
+
+class Flag(enum.StrEnum):
+    """A qualification a cell carries beside its numbers."""
+
+    GIL_ENABLED = "gil-enabled-on-free-threaded-build"
+    GENERATOR_SATURATED = "generator-saturated"
+    ERRORS = "http-errors"
+    HIGH_CV = "cv-over-5pct"
+    SHARED_CPUS = "server-and-client-share-cpus"
+    OVERSUBSCRIBED = "threads-over-usable-cores"
+    UNBALANCED = "unbalanced-units"
+
+
+@dataclass(frozen=True)
+class FlagInfo:
+    short: str  # what tables print
+    meaning: str  # one line for the legend
+    kinds: frozenset[RunKind]  # the kinds of run in which the flag can occur
+    disqualifies: bool  # a flagged cell cannot win a verdict unqualified
+
+
+_BOTH = frozenset({RunKind.MICRO, RunKind.HTTP})
+_HTTP = frozenset({RunKind.HTTP})
+_MICRO = frozenset({RunKind.MICRO})
+
+FLAGS: dict[Flag, FlagInfo] = {
+    Flag.GIL_ENABLED: FlagInfo(
+        "GIL-on",
+        "the free-threaded build ran with the GIL enabled (an extension module re-enabled it)",
+        _BOTH,
+        True,
+    ),
+    Flag.GENERATOR_SATURATED: FlagInfo(
+        "gen-saturated",
+        "the load generator was the bottleneck: the throughput is a lower bound on what the server can do",
+        _HTTP,
+        True,
+    ),
+    Flag.ERRORS: FlagInfo(
+        "errors", "some requests failed (HTTP errors, timeouts or socket errors)", _HTTP, True
+    ),
+    Flag.HIGH_CV: FlagInfo(
+        "CV>5%", "the repetitions vary by more than 5 % (coefficient of variation)", _BOTH, True
+    ),
+    Flag.SHARED_CPUS: FlagInfo(
+        "shared-CPUs",
+        "server and load generator ran on the same CPUs (allowed with --allow-shared-cpus): they compete",
+        _HTTP,
+        False,
+    ),
+    Flag.OVERSUBSCRIBED: FlagInfo(
+        "oversubscribed",
+        "more threads than the CPUs the process may use: the point shows oversubscription, not scaling",
+        _BOTH,
+        False,
+    ),
+    Flag.UNBALANCED: FlagInfo(
+        "unbalanced",
+        "a serving unit (worker process or event loop) took almost none of the requests, or far more than "
+        "its share: the design ran on fewer units than it was given",
+        _HTTP,
+        True,
+    ),
+}
+
+FLAG_ORDER: tuple[Flag, ...] = tuple(FLAGS)
+
+
+def flag_info(name: str) -> FlagInfo | None:
+    """What a flag read from a result file means (None for a flag this version does not know)."""
+    try:
+        return FLAGS[Flag(name)]
+    except ValueError:
+        return None

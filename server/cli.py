@@ -1,0 +1,163 @@
+"""``ftscale serve`` (or ``python -m ftscale.server``): run the service with one mode and one topology.
+
+    ftscale serve --mode threadpool --topology loops --threads 4 --port 8000
+
+The HTTP bench starts the service this way; every option is listed by ``--help``. Exits 0
+after SIGTERM or SIGINT, non-zero (with a one-line message) on bad arguments or start-up
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ftscale.server.config import (
+    ANYIO_LIMITER_NOTE,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_QUEUE_FACTOR,
+    MODE_HELP,
+    TOPOLOGY_HELP,
+    Mode,
+    ServerConfig,
+    Topology,
+)
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _choices(helps: dict[Mode, str] | dict[Topology, str]) -> str:
+    return "; ".join(f"{name}: {text}" for name, text in helps.items())
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default, except where the help text says what ``None`` means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+DESCRIPTION = "The ftscale service under test: CPU-heavy FastAPI endpoints on uvicorn (h11, asyncio)."
+EPILOG = f"Note: {ANYIO_LIMITER_NOTE}."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftscale serve", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter
+    )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mode", type=Mode, choices=list(Mode), default=Mode.THREADPOOL, help=_choices(MODE_HELP)
+    )
+    parser.add_argument(
+        "--topology",
+        type=Topology,
+        choices=list(Topology),
+        default=Topology.SINGLE,
+        help=_choices(TOPOLOGY_HELP),
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        help="total CPU concurrency: pool size (single), worker processes (workers) or event loops (loops)",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
+    parser.add_argument("--port", type=_non_negative, default=DEFAULT_PORT, help="TCP port to bind")
+    parser.add_argument(
+        "--pool-size",
+        type=_positive,
+        default=None,
+        help="threads or processes per pool, one pool per process or loop "
+        "(default: --threads for single, 1 for workers and loops)",
+    )
+    parser.add_argument(
+        "--queue-limit",
+        type=_non_negative,
+        default=None,
+        help="requests that may wait for a pool beyond those it runs; more get 503 "
+        f"(default: {DEFAULT_QUEUE_FACTOR} x pool size)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body accepted; larger gets 413",
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and service log level"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        mode=args.mode,
+        topology=args.topology,
+        threads=args.threads,
+        host=args.host,
+        port=args.port,
+        pool_size=args.pool_size,
+        queue_limit=args.queue_limit,
+        max_body_bytes=args.max_body_bytes,
+        log_level=args.log_level,
+    )
+
+
+def runner(topology_name: Topology) -> Callable[[ServerConfig], int]:
+    """The function that serves ``topology_name``.
+
+    Imported here, not at the top: process-mode children (spawned) re-import this module as
+    their main module, and need none of the HTTP stack.
+    """
+    from ftscale.server import loops, topology
+
+    return {
+        Topology.SINGLE: topology.run_single,
+        Topology.WORKERS: topology.run_workers,
+        Topology.LOOPS: loops.run_loops,
+        Topology.LOOPS_REUSEPORT: loops.run_loops_reuseport,
+    }[topology_name]
+
+
+def cmd_serve(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit status."""
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    serve = runner(config.topology)
+    try:
+        return serve(config)
+    except OSError as exc:
+        print(f"error: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ftscale serve``: serve until SIGTERM/SIGINT."""
+    return cmd_serve(config_from_args(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
