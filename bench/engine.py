@@ -210,8 +210,10 @@ def _clock(seconds: float) -> str:
 
 
 class Plan(Protocol):
+    """One step of a sweep: it measures (and writes) the cells named by ``cell_keys``."""
+
     @property
-    def key(self) -> str: ...
+    def cell_keys(self) -> tuple[str, ...]: ...
 
 
 P = TypeVar("P", bound=Plan)
@@ -219,10 +221,11 @@ P = TypeVar("P", bound=Plan)
 
 @dataclass(frozen=True)
 class Outcome(Generic[P]):
-    planned: int  # cells of the whole run
+    planned: int  # steps (plans) of the whole run
     measured: int  # cells measured in this invocation (ok or failed)
     failed: int
-    left: tuple[P, ...]  # not measured in this invocation because the budget ran out
+    left: tuple[P, ...]  # plans not measured in this invocation because the budget ran out
+    cell_keys: frozenset[str] = frozenset()  # every cell of the whole run
 
     @property
     def complete(self) -> bool:
@@ -232,21 +235,22 @@ class Outcome(Generic[P]):
 def sweep(
     rundir: results.RunDir,
     plans: Sequence[P],
-    measure: Callable[[P], results.AnyCell],
+    measure: Callable[[P], Sequence[results.AnyCell]],
     label: Callable[[P], str],
     estimate_s: float,
     budget_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     tty: bool | None = None,
 ) -> Outcome[P]:
-    """Measure every plan not yet measured successfully, writing each cell as soon as it exists.
+    """Measure every plan whose cells are not all measured successfully; write cells as they come.
 
     ``estimate_s`` is the bench's guess of one cell's duration, used for the ETA and the budget
     until a cell has been measured. With ``budget_s``, a cell is started only if the time spent
     so far plus the expected cell time fits.
     """
     done = rundir.done()
-    todo = [p for p in plans if p.key not in done]
+    todo = [p for p in plans if not set(p.cell_keys) <= done]
+    every = frozenset(k for p in plans for k in p.cell_keys)
     started = clock()
     failed = measured = 0
     progress = Progress(len(todo), estimate_s, tty)
@@ -254,20 +258,22 @@ def sweep(
     with progress:
         for index, plan in enumerate(todo):
             if budget_s is not None and clock() - started + progress.expected_cell_s() > budget_s:
-                return Outcome(len(plans), measured, failed, tuple(todo[index:]))
+                return Outcome(len(plans), measured, failed, tuple(todo[index:]), every)
             text = f"[{index + 1}/{len(todo)}] {label(plan)}"
             progress.begin(text)
             t0 = clock()
-            cell = measure(plan)
-            rundir.write_cell(cell)
-            measured += 1
-            if cell.status == "ok":
-                progress.say(f"{text}: {describe(cell)}")
-            else:
-                failed += 1
-                progress.say(f"{text}: FAILED {cell.error}")
+            cells = measure(plan)
+            for cell in cells:
+                rundir.write_cell(cell)
+                measured += 1
+                where = f"{text} {cell.cell_id}" if len(cells) > 1 else text
+                if cell.status == "ok":
+                    progress.say(f"{where}: {describe(cell)}")
+                else:
+                    failed += 1
+                    progress.say(f"{where}: FAILED {cell.error}")
             progress.end(clock() - t0, index + 1)
-    return Outcome(len(plans), measured, failed, ())
+    return Outcome(len(plans), measured, failed, (), every)
 
 
 def describe(cell: results.AnyCell) -> str:
@@ -299,15 +305,14 @@ def finish(
     if outcome.complete:
         changes["finished"] = results.now()
     rundir.update_meta(**changes)
-    ok = outcome.planned - len(outcome.left)
     if outcome.complete:
         print(
             f"done: {outcome.measured} cells measured, {outcome.failed} failed -> {rundir.path}", flush=True
         )
     else:
+        done = len(rundir.done() & outcome.cell_keys)
         print(
-            f"budget reached: {ok - outcome.failed} of {outcome.planned} cells done; "
-            f"resume with: {resume_command}",
+            f"budget reached: {done} of {len(outcome.cell_keys)} cells done; resume with: {resume_command}",
             flush=True,
         )
     if summary is not None:

@@ -144,8 +144,17 @@ class LoadResult(Model):
     generator_cpus: int = 1
     open_loop_rate: float | None = None
     # Share of the wall time the generator was running or waiting for a CPU: near 100 % means
-    # it never waited for the server, so it (or its CPU share) set the pace.
+    # it never waited for the server, so it (or its CPU share) set the pace. Summed over its
+    # threads (or processes); ``generator_busy_max_pct`` is the busiest single one, which is what
+    # saturates first: a thread cannot use more than one CPU.
     generator_busy_pct: float | None = None
+    generator_busy_max_pct: float | None = None
+    generator_threads: int | None = None
+    # Successful requests' latency in microseconds as a log-linear histogram
+    # (ftscale.bench.histogram: {bucket index: count}); merges exactly across processes.
+    latency_histogram: dict[int, int] | None = None
+    # Open loop only: how late requests were sent after their due time (the generator's own lag).
+    send_lag_p99_ms: float | None = None
 
 
 class HealthProbe(Model):
@@ -175,6 +184,14 @@ class HttpRepetition(Model):
     generator_cpu_pct: float
     generator_busy_pct: float | None
     ceiling_rps: float | None
+    # Added in format 2 (absent in older files):
+    generator_busy_max_pct: float | None = None  # the busiest generator thread or process
+    generator_threads: int | None = None
+    latency_histogram: dict[int, int] | None = None  # see LoadResult
+    units: dict[str, int] | None = None  # work requests served per serving unit during the load
+    peak_rss_bytes: int | None = None  # VmHWM summed over the server's process tree
+    offered_rps: float | None = None  # open loop: the rate offered
+    send_lag_p99_ms: float | None = None
 
 
 class MicroRepetition(Model):
@@ -236,11 +253,33 @@ class _CellBase(Model):
     finished: str
 
 
+class SloStep(Model):
+    """One rate tried while looking for the capacity at a latency target."""
+
+    offered_rps: float
+    achieved_rps: float
+    p99_ms: float | None
+    errors: int
+    met: bool
+
+
+class SloSearch(Model):
+    """The highest open-loop rate at which p99 stayed under ``target_p99_ms`` with no errors."""
+
+    target_p99_ms: float
+    steps: list[SloStep]
+    capacity_rps: float | None  # None: not even the lowest rate tried met the target
+
+
 class HttpCell(_CellBase):
     kind: Literal["http"] = "http"
     repetitions: list[HttpRepetition] = Field(default_factory=list)
     info_before: Info | None = None
     info_after: Info | None = None
+    load: Literal["closed", "open"] = "closed"
+    offered_rps: float | None = None  # open loop: the rate offered (the same in every repetition)
+    offered_share: float | None = None  # ... as a share of the design's closed-loop median
+    slo: SloSearch | None = None
 
 
 class MicroCell(_CellBase):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,9 @@ import pytest
 from ftscale.bench import results
 from ftscale.bench.http import run as http
 from ftscale.bench.http.loadgen import wrk_path
+from ftscale.bench.http.real import RUN_ENV
 
+from ftscale.schema import HttpCell
 from ftscale.vocab import Flag
 from tests.conftest import requires_free_threading
 
@@ -37,6 +38,8 @@ COMMON = [
     "0",
     "--repetitions",
     "1",
+    "--designs",
+    "threadpool/single",
     "--no-report",
 ]
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +64,7 @@ def _servers(run_id: str) -> set[int]:
     found = set()
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get(http.RUN_ENV) == run_id:
+            if proc.environ().get(RUN_ENV) == run_id:
                 found.add(proc.pid)
         except psutil.Error:
             continue
@@ -235,58 +238,27 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert (cells / name).read_text() == text
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs: one for the server, one for the client"
-)
-def test_a_starved_generator_is_flagged(tmp_path: Path) -> None:
-    """Busy loops share the client's CPU: the generator, not the server, sets the pace.
-
-    Its CPU use then stays low (it gets a share of one core), but the server answers work
-    requests about as fast as the starved generator can send /health requests: the
-    ceiling test catches it.
-    """
-    server_cpu, client_cpu = sorted(os.sched_getaffinity(0))[-1], sorted(os.sched_getaffinity(0))[0]
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(6)]
+def _starved_run(
+    tmp_path: Path, generator: str, client_cpus: list[int], hog_cpus: list[int], size: int = 1
+) -> HttpCell:
+    server_cpu = sorted(os.sched_getaffinity(0))[-1]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(6 if hog_cpus else 0)]
     try:
-        for hog in hogs:
-            os.sched_setaffinity(hog.pid, {client_cpu})
+        for index, hog in enumerate(hogs):
+            os.sched_setaffinity(hog.pid, {hog_cpus[index % len(hog_cpus)]})
+        argv = [
+            "--results-dir", str(tmp_path), "--server-python", sys.executable, "--generator", generator,
+            "--server-cpus", str(server_cpu), "--client-cpus", ",".join(map(str, client_cpus)),
+            "--allow-shared-cpus", "--run-id", "s", "--workloads", "nbody", "--size", f"nbody={size}",
+            "--threads", "1", "--duration", "1", "--warmup", "0", "--repetitions", "1",
+            "--designs", "threadpool/single", "--no-report",
+        ]  # fmt: skip
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ftscale",
-                "bench",
-                "--results-dir",
-                str(tmp_path),
-                "--server-python",
-                sys.executable,
-                "--generator",
-                "python",
-                "--server-cpus",
-                str(server_cpu),
-                "--client-cpus",
-                str(client_cpu),
-                "--run-id",
-                "s",
-                "--workloads",
-                "nbody",
-                "--size",
-                "nbody=1",
-                "--threads",
-                "1",
-                "--duration",
-                "1",
-                "--warmup",
-                "0",
-                "--repetitions",
-                "1",
-                "--no-report",
-            ],
+            [sys.executable, "-m", "ftscale", "bench", *argv],
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
             check=False,
         )
     finally:
@@ -295,4 +267,35 @@ def test_a_starved_generator_is_flagged(tmp_path: Path) -> None:
             hog.wait()
     assert proc.returncode == 0, proc.stderr
     (cell,) = results.load_run(tmp_path / "s").cells
-    assert Flag.GENERATOR_SATURATED in cell.flags, json.dumps(cell.repetitions)
+    assert isinstance(cell, HttpCell)
+    return cell
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs: one for the server, one for the client"
+)
+@pytest.mark.parametrize("clients", [1, 2], ids=["1 client CPU", "2 client CPUs"])
+def test_a_starved_generator_is_flagged(tmp_path: Path, clients: int) -> None:
+    """Busy loops share a client CPU: the generator, not the server, sets the pace.
+
+    The built-in generator runs one process per client CPU, each pinned to its CPU; the busy
+    loops share the first client CPU only (the server has the other one to itself). With two
+    client CPUs one generator process is starved and the other is not: the check must judge each
+    process on its own, since their busy time summed over two CPUs would stay under a threshold
+    scaled by the CPU count and the starvation would go unseen.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    cell = _starved_run(tmp_path, "python", cpus[:clients], cpus[:1])
+    rep = cell.repetitions[0]
+    assert Flag.GENERATOR_SATURATED in cell.flags, rep.model_dump_json()
+    assert rep.generator_threads == clients
+    assert (rep.generator_busy_max_pct or 0) >= 50
+
+
+@pytest.mark.slow
+def test_an_unstarved_generator_is_not_flagged(tmp_path: Path) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    # the server (about 10 ms a request) sets the pace: the generator mostly waits for answers
+    cell = _starved_run(tmp_path, "python", cpus[:1], [], size=2000)
+    assert Flag.GENERATOR_SATURATED not in cell.flags, cell.repetitions[0].model_dump_json()

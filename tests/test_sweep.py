@@ -1,4 +1,4 @@
-"""The HTTP bench's cell state machine, driven by a fake server and a fake generator."""
+"""The HTTP bench's state machine (groups, interleaved repetitions, fresh servers), with fakes."""
 
 from __future__ import annotations
 
@@ -17,167 +17,251 @@ from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
 from ftscale.vocab import Flag
 
 
-def real_info(py_gil_disabled: bool, gil_enabled: bool) -> Info:
+def real_info(py_gil_disabled: bool, gil_enabled: bool, units: dict[str, int] | None = None) -> Info:
     """This process's own ``/info`` answer, as the service builds it, with the GIL facts set."""
     info = server_info.describe(ServerConfig(threads=2))
     interpreter = info.interpreter.model_copy(update={"py_gil_disabled": py_gil_disabled})
-    return info.model_copy(update={"interpreter": interpreter, "gil_enabled": gil_enabled})
+    return info.model_copy(
+        update={"interpreter": interpreter, "gil_enabled": gil_enabled, "unit_requests": units}
+    )
 
 
-PLAN = sweep.Plan(
-    build="3.14t",
-    workload="nbody",
-    workload_class="pure-python",
-    size=100,
-    mode="threadpool",
-    topology="single",
-    threads=2,
-    connections=4,
-)
-FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, ceiling_s=0.5, start_timeout_s=1.0)
+def plan(
+    build: str = "3.14t", mode: str = "threadpool", topology: str = "single", **extra: Any
+) -> sweep.Plan:
+    return sweep.Plan(build, "nbody", "pure-python", 100, mode, topology, 2, 4, **extra)
+
+
+PLAN = plan()
+FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, start_timeout_s=1.0)
+CEILINGS = {"closed:4": 10_000.0, "open:8": 10_000.0}
 
 
 class FakeServer:
     host, port = "127.0.0.1", 1
 
     def __init__(
-        self, fail_health: bool = False, dies_after: int | None = None, gil: bool = False, ft: bool = True
+        self,
+        fail_health: bool = False,
+        dies: bool = False,
+        gil: bool = False,
+        ft: bool = True,
+        split: tuple[float, ...] | None = None,
     ) -> None:
-        self.fail_health, self.dies_after, self.gil, self.ft = fail_health, dies_after, gil, ft
-        self.stops = 0
+        self.fail_health, self.dies, self.gil, self.ft, self.split = fail_health, dies, gil, ft, split
+        self.stopped = False
         self.usage_calls = 0
+        self.served = [0] * len(split or ())
 
     def wait_healthy(self, timeout_s: float) -> None:
         if self.fail_health:
             raise ServerError("server exited with 1 during start-up", "Traceback ...\nImportError: boom")
 
     def alive(self) -> bool:
-        return self.dies_after is None or self.usage_calls < self.dies_after
+        return not (self.dies and self.usage_calls >= 2)
 
     def info(self) -> Info:
-        return real_info(py_gil_disabled=self.ft, gil_enabled=self.gil)
+        units = {f"pid {i}": n for i, n in enumerate(self.served) if n} if self.split else None
+        return real_info(py_gil_disabled=self.ft, gil_enabled=self.gil, units=units)
+
+    def serve(self, requests: int) -> None:
+        for i, share in enumerate(self.split or ()):
+            self.served[i] += round(requests * share)
 
     def usage(self) -> Usage:
         self.usage_calls += 1
-        return Usage(
-            cpu_seconds=1.5 * self.usage_calls, rss_bytes=50_000_000, pss_bytes=40_000_000, processes=1
-        )
+        return Usage(1.5 * self.usage_calls, 50_000_000, 40_000_000, 1, peak_rss_bytes=60_000_000)
 
     def stderr_tail(self, limit: int = 4000) -> str:
         return "last words"
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, Any]:
-        self.stops += 1
+        self.stopped = True
         return {"exit_code": 0, "clean": True, "orphans_killed": []}
 
 
 class FakeLauncher:
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
+    """A fresh fake server per start, made by ``make`` for the plan; remembers every start."""
+
+    def __init__(self, make: Any = None) -> None:
+        self.make = make or (lambda p: FakeServer())
+        self.started: list[tuple[str, FakeServer]] = []
 
     def start(self, plan: sweep.Plan) -> FakeServer:
-        return self.server
+        server = self.make(plan)
+        self.started.append((plan.key, server))
+        return server
 
 
 class FakeGenerator:
-    name, cpus = "fake", 1
+    name = "fake"
 
     def __init__(
-        self, rps: list[float], ceiling: float = 10_000.0, cpu_pct: float = 20.0, interrupt: bool = False
+        self, rps: Any = 100.0, busy: float = 10.0, interrupt: bool = False, p99: Any = None
     ) -> None:
-        self.rps, self.ceiling, self.cpu_pct, self.interrupt = list(rps), ceiling, cpu_pct, interrupt
+        self.rps, self.busy, self.interrupt, self.p99 = rps, busy, interrupt, p99
         self.loads: list[LoadSpec] = []
+        self.servers: list[FakeServer] = []
 
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
         self.loads.append(spec)
         if self.interrupt and probe_health:
             raise KeyboardInterrupt
-        rps = self.ceiling if spec.path == "/health" else (self.rps.pop(0) if probe_health else 1.0)
+        rps = self.rps(spec) if callable(self.rps) else self.rps
+        if spec.rate:
+            rps = min(rps, spec.rate)
+        p99 = self.p99(spec) if callable(self.p99) else 3.0
         result = LoadResult(
             generator="fake",
             requests=int(rps * spec.duration_s),
             duration_s=spec.duration_s,
             throughput_rps=rps,
-            latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0},
+            latency_ms={"p50": 1.0, "p90": 2.0, "p99": p99, "p99.9": 4.0},
             errors={},
-            generator_cpu_pct=self.cpu_pct,
+            generator_cpu_pct=self.busy,
+            generator_busy_max_pct=self.busy,
         )
+        if self.servers:
+            self.servers[-1].serve(result.requests)
         return result, (HealthProbe(p50=0.5, p99=0.9, samples=10) if probe_health else None)
 
 
-def _measure(server: FakeServer, generator: FakeGenerator) -> HttpCell:
-    return sweep.measure(PLAN, "run-1", FakeLauncher(server), generator, FAST)
+def _group(*plans: sweep.Plan) -> sweep.Group:
+    return sweep.Group("nbody", 2, plans or (PLAN,))
 
 
-def test_a_cell_goes_ceiling_warmup_repetitions_and_stops_its_server() -> None:
-    server, gen = FakeServer(), FakeGenerator([100.0, 110.0, 90.0])
-    cell = _measure(server, gen)
-    assert cell.status == "ok" and cell.cell_id == PLAN.key
-    assert cell.samples == [100.0, 110.0, 90.0]
-    assert [s.path for s in gen.loads] == [
-        "/health",
-        "/work/nbody",
-        "/work/nbody",
-        "/work/nbody",
-        "/work/nbody",
-    ]
-    assert [s.duration_s for s in gen.loads] == [0.5, 0.5, 1.0, 1.0, 1.0]
-    assert gen.loads[1].body == b'{"size": 100}'
+def _measure(
+    launcher: FakeLauncher, generator: FakeGenerator, *plans: sweep.Plan, **settings: Any
+) -> list[HttpCell]:
+    def make(p: sweep.Plan, inner: Any = launcher.make) -> FakeServer:
+        server = inner(p)
+        generator.servers.append(server)
+        return server
+
+    launcher.make = make
+    s = sweep.Settings(**{**FAST.__dict__, **settings})
+    return sweep.measure_group(_group(*plans), "run-1", launcher, generator, s, CEILINGS)
+
+
+def test_every_repetition_runs_on_a_fresh_server_that_is_stopped() -> None:
+    launcher, gen = FakeLauncher(), FakeGenerator(rps=100.0)
+    (cell,) = _measure(launcher, gen)
+    assert cell.status == "ok" and cell.cell_id == PLAN.key and cell.samples == [100.0] * 3
+    assert len(launcher.started) == 3 and all(server.stopped for _, server in launcher.started)
+    # warm-up then measured load, on each server
+    assert [s.duration_s for s in gen.loads] == [0.5, 1.0] * 3
+    assert gen.loads[1].body == b'{"size": 100}' and gen.loads[1].path == "/work/nbody"
     rep = cell.repetitions[0]
     assert rep.server_cpu_pct == 150.0  # 1.5 CPU-seconds over a 1 s repetition
-    assert (
-        rep.rss_bytes == 50_000_000 and rep.health_latency_ms is not None and rep.health_latency_ms.p99 == 0.9
-    )
+    assert rep.peak_rss_bytes == 60_000_000 and rep.ceiling_rps == 10_000.0
+    assert rep.health_latency_ms is not None and rep.health_latency_ms.p99 == 0.9
     assert cell.flags == [] and cell.gil_enabled is False
-    assert server.stops == 1
     HttpCell.model_validate(cell.model_dump())
 
 
-def test_start_failure_is_recorded_with_stderr_and_the_server_stopped() -> None:
-    server = FakeServer(fail_health=True)
-    cell = _measure(server, FakeGenerator([]))
-    assert cell.status == "failed" and cell.samples == []
-    assert cell.error is not None and cell.error.startswith("health:")
-    assert cell.stderr_tail is not None and "ImportError: boom" in cell.stderr_tail
-    assert server.stops == 1
+def test_repetitions_are_interleaved_and_rotated() -> None:
+    a, b, c = plan("3.14"), plan("3.14t"), plan("3.14t", "inline", "loops")
+    order = [(rep, p.key) for rep, p in sweep.interleaved([a, b, c], 3)]
+    assert order == [
+        (0, a.key), (0, b.key), (0, c.key),
+        (1, b.key), (1, c.key), (1, a.key),
+        (2, c.key), (2, a.key), (2, b.key),
+    ]  # fmt: skip
+    launcher = FakeLauncher()
+    _measure(launcher, FakeGenerator(), a, b)
+    assert [key for key, _ in launcher.started] == [a.key, b.key, b.key, a.key, a.key, b.key]
+
+
+def test_a_failing_design_does_not_stop_the_others() -> None:
+    bad = plan("3.14", "process", "single")
+    launcher = FakeLauncher(lambda p: FakeServer(fail_health=p is bad))
+    cells = {c.cell_id: c for c in _measure(launcher, FakeGenerator(), PLAN, bad)}
+    assert cells[PLAN.key].status == "ok" and len(cells[PLAN.key].samples) == 3
+    failed = cells[bad.key]
+    assert failed.status == "failed" and failed.samples == []
+    assert failed.error is not None and failed.error.startswith("health:")
+    assert failed.stderr_tail is not None and "ImportError: boom" in failed.stderr_tail
+    assert sum(1 for key, _ in launcher.started if key == bad.key) == 1  # not retried after failing
+    assert all(server.stopped for _, server in launcher.started)
 
 
 def test_a_server_that_dies_mid_run_fails_the_cell() -> None:
-    server = FakeServer(dies_after=2)
-    cell = _measure(server, FakeGenerator([100.0, 100.0, 100.0]))
+    launcher = FakeLauncher(lambda p: FakeServer(dies=True))
+    (cell,) = _measure(launcher, FakeGenerator())
     assert cell.status == "failed" and "died" in (cell.error or "")
-    assert cell.stderr_tail == "last words" and server.stops == 1
+    assert all(server.stopped for _, server in launcher.started)
 
 
 @pytest.mark.parametrize(
-    ("cpu_pct", "ceiling", "saturated"),
-    [(20.0, 10_000.0, False), (97.0, 10_000.0, True), (20.0, 110.0, True)],
+    ("busy", "rps", "saturated"), [(10.0, 100.0, False), (60.0, 100.0, True), (10.0, 9_000.0, True)]
 )
-def test_generator_saturation_is_flagged(cpu_pct: float, ceiling: float, saturated: bool) -> None:
-    cell = _measure(FakeServer(), FakeGenerator([100.0] * 3, ceiling=ceiling, cpu_pct=cpu_pct))
+def test_generator_saturation_is_judged_per_thread_and_against_the_ceiling(
+    busy: float, rps: float, saturated: bool
+) -> None:
+    (cell,) = _measure(FakeLauncher(), FakeGenerator(rps=rps, busy=busy))
     assert (Flag.GENERATOR_SATURATED in cell.flags) is saturated
 
 
 def test_a_free_threaded_build_running_with_the_gil_is_flagged() -> None:
-    cell = _measure(FakeServer(gil=True), FakeGenerator([100.0] * 3))
+    (cell,) = _measure(FakeLauncher(lambda p: FakeServer(gil=True)), FakeGenerator())
     assert Flag.GIL_ENABLED in cell.flags and cell.gil_enabled is True
 
 
 def test_a_gil_build_with_its_gil_is_not_flagged() -> None:
-    cell = _measure(FakeServer(gil=True, ft=False), FakeGenerator([100.0] * 3))
+    (cell,) = _measure(FakeLauncher(lambda p: FakeServer(gil=True, ft=False)), FakeGenerator())
     assert cell.gil_enabled is True and Flag.GIL_ENABLED not in cell.flags
 
 
 def test_a_free_threaded_build_without_the_gil_is_not_flagged() -> None:
-    cell = _measure(FakeServer(gil=False, ft=True), FakeGenerator([100.0] * 3))
+    (cell,) = _measure(FakeLauncher(lambda p: FakeServer(gil=False, ft=True)), FakeGenerator())
     assert cell.gil_enabled is False and Flag.GIL_ENABLED not in cell.flags
 
 
+@pytest.mark.parametrize(
+    ("split", "flagged"), [((0.5, 0.5), False), ((0.45, 0.55), False), ((1.0, 0.0), True), ((0.8, 0.2), True)]
+)
+def test_imbalance_between_serving_units_is_flagged(split: tuple[float, ...], flagged: bool) -> None:
+    workers = plan("3.14", "inline", "workers")
+    (cell,) = _measure(FakeLauncher(lambda p: FakeServer(split=split)), FakeGenerator(rps=100.0), workers)
+    assert (Flag.UNBALANCED in cell.flags) is flagged
+    units = cell.repetitions[0].units
+    assert units is not None and sum(units.values()) == 100 and len(units) == 2
+
+
+def test_one_unit_cannot_be_unbalanced() -> None:
+    assert not sweep.unbalanced({"pid 1": 10}, 1)
+    assert sweep.unbalanced({"pid 1": 10}, 2)  # the other unit never answered
+    assert not sweep.unbalanced(None, 4)
+
+
+def test_open_loop_cells_offer_shares_of_the_closed_loop_median() -> None:
+    half = plan(offered_share=0.5)
+    gen = FakeGenerator(rps=120.0)
+    cells = {c.cell_id: c for c in _measure(FakeLauncher(), gen, PLAN, half)}
+    assert cells[half.key].status == "ok" and cells[half.key].load == "open"
+    assert cells[half.key].offered_rps == 60.0 and cells[half.key].samples == [60.0] * 3
+    assert [s.rate for s in gen.loads if s.rate] == [60.0] * 6  # warm-up and load, 3 times
+    assert all(s.connections == 8 for s in gen.loads if s.rate)  # twice the closed-loop connections
+    assert cells[half.key].repetitions[0].offered_rps == 60.0
+
+
+def test_the_latency_target_search_finds_the_highest_rate_that_meets_it() -> None:
+    slo = plan(slo=True)
+    # p99 grows with the offered rate: 100 ms at the closed-loop peak (200 req/s)
+    gen = FakeGenerator(rps=200.0, p99=lambda spec: (spec.rate or 200.0) / 2)
+    cells = {c.cell_id: c for c in _measure(FakeLauncher(), gen, PLAN, slo, slo_p99_ms=50.0)}
+    found = cells[slo.key].slo
+    assert found is not None and found.target_p99_ms == 50.0
+    assert found.capacity_rps is not None and 78.75 <= found.capacity_rps <= 100.0
+    assert all(step.met == (step.p99_ms is not None and step.p99_ms <= 50.0) for step in found.steps)
+    assert cells[slo.key].status == "ok" and cells[slo.key].offered_rps == found.capacity_rps
+
+
 def test_interrupt_stops_the_server_and_propagates() -> None:
-    server = FakeServer()
+    launcher = FakeLauncher()
     with pytest.raises(KeyboardInterrupt):
-        _measure(server, FakeGenerator([], interrupt=True))
-    assert server.stops == 1
+        _measure(launcher, FakeGenerator(interrupt=True))
+    assert launcher.started and all(server.stopped for _, server in launcher.started)
 
 
 def test_interrupts_wait_until_a_started_server_is_recorded() -> None:

@@ -1,11 +1,22 @@
-"""The HTTP bench's cell state machine, independent of real processes.
+"""The HTTP bench's state machine, independent of real processes: groups, repetitions, cells.
 
-One cell is one server configuration under one load: start the server, wait until /health
-answers, read /info, measure the generator's ceiling against /health, warm up, run the
-repetitions (each with a concurrent /health probe, CPU and memory of the server's process
-tree), read /info again, stop the server. Any failure on the way stops the server, kills what
-is left, and yields a failed cell with the error and the tail of the server's stderr; the
-sweep goes on with the next cell.
+A *cell* is one design (build, mode, topology) at one thread count for one workload. The bench
+measures cells in *groups*: every cell of one workload at one thread count. Inside a group,
+repetitions are interleaved — repetition 1 of every cell, then repetition 2 of every cell … —
+so drift of the machine (thermal, a noisy neighbour) spreads over every build and design alike
+instead of masquerading as a difference between them.
+
+Every repetition runs on a fresh server process: start it, wait until /health answers, read
+/info, warm up, read /info (per-unit request counts), apply the load with a concurrent /health
+probe while the server's process tree is measured (CPU, RSS, PSS, peak RSS), read /info again,
+stop it. Repetitions are therefore independent samples, as the statistics assume. A failure on
+the way stops the server, kills what is left, and fails that cell (with the error and the tail
+of the server's stderr); the group goes on with its other cells.
+
+Open-loop cells (``Settings.open_shares``) offer fixed rates at shares of the design's own
+closed-loop median; latency counts from each request's due time. A latency target
+(``Settings.slo_p99_ms``) adds one cell per design that searches the highest rate whose p99
+stays under the target with no errors.
 
 Servers and generators come in through the small protocols below, so tests drive the whole
 machine with fakes.
@@ -14,24 +25,30 @@ machine with fakes.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ftscale.bench import results
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 
-from ftscale.schema import HealthProbe, HttpCell, HttpRepetition, Info, LoadResult
+from ftscale.schema import HealthProbe, HttpCell, HttpRepetition, Info, LoadResult, SloSearch, SloStep
 from ftscale.vocab import Flag
 
-# A cell is flagged generator-bound when the generator used this share of its CPUs ...
-SATURATION_CPU_PCT = 90.0
-# ... or was running or waiting for a CPU this share of the time (it then adds its own
-# queueing to every request: the load, not the server, sets the pace) ...
+# A cell is flagged generator-bound when one generator thread (or process) was running or
+# waiting for a CPU this share of the time: it then adds its own queueing to every request, and
+# the load, not the server, sets the pace. Judged per thread: a thread can use one CPU at most.
 SATURATION_BUSY_PCT = 50.0
-# ... or the server answered at this share of what the generator reached against /health.
+# ... or when the service answered at this share of what the generator reached against a server
+# that costs nothing (its ceiling with the same connections, measured once per run).
 SATURATION_CEILING_SHARE = 0.8
+# A serving unit (worker process, event loop) that served less than this share of its fair share
+# (1/N of the requests) in a repetition makes the cell unbalanced.
+UNBALANCED_SHARE = 0.5
+# Open loop: a rate is "met" when the service completes at least this share of what was offered.
+OPEN_MET_SHARE = 0.97
+SLO_BISECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -46,13 +63,50 @@ class Plan:
     topology: str
     threads: int
     connections: int
+    offered_share: float | None = None  # open loop at this share of the closed-loop median
+    slo: bool = False  # the search for the capacity at the latency target
+
+    @property
+    def load(self) -> str:
+        return "open" if self.offered_share is not None or self.slo else "closed"
 
     @property
     def key(self) -> str:
-        return results.cell_id(self.build, self.workload, self.threads, self.mode, self.topology)
+        extra = None
+        if self.offered_share is not None:
+            extra = f"open{round(self.offered_share * 100):03d}"
+        elif self.slo:
+            extra = "slo"
+        return results.cell_id(self.build, self.workload, self.threads, self.mode, self.topology, extra=extra)
+
+    @property
+    def design(self) -> tuple[str, str, str]:
+        return (self.build, self.mode, self.topology)
+
+    @property
+    def units(self) -> int:
+        """Serving units the design spreads connections over (1 for a single process and loop)."""
+        return self.threads if self.topology in ("workers", "loops", "loops-reuseport") else 1
 
     def body(self) -> bytes:
         return f'{{"size": {self.size}}}'.encode()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Every cell of one workload at one thread count: measured together, interleaved."""
+
+    workload: str
+    threads: int
+    plans: tuple[Plan, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload}__t{self.threads:03d}"
+
+    @property
+    def cell_keys(self) -> tuple[str, ...]:
+        return tuple(p.key for p in self.plans)
 
 
 @dataclass(frozen=True)
@@ -60,8 +114,10 @@ class Settings:
     duration_s: float = 3.0
     warmup_s: float = 1.0
     repetitions: int = 3
-    ceiling_s: float = 1.0
     start_timeout_s: float = 60.0
+    open_shares: tuple[float, ...] = ()
+    slo_p99_ms: float | None = None
+    open_connections_factor: int = 2  # open loop: connections per closed-loop connection
 
 
 class Server(Protocol):
@@ -82,27 +138,53 @@ class Launcher(Protocol):
 
 class Generator(Protocol):
     name: str
-    cpus: int
 
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]: ...
 
 
-def _flags(reps: list[HttpRepetition], ceiling_rps: float | None, info: Info | None, cpus: int) -> list[str]:
-    flags = []
-    median_rps = statistics.median(r.throughput_rps for r in reps)
-    cpu = max(r.generator_cpu_pct for r in reps)
-    busy = max(r.generator_busy_pct or 0.0 for r in reps)
-    if (
-        cpu >= SATURATION_CPU_PCT * cpus
-        or busy >= SATURATION_BUSY_PCT * cpus
-        or (ceiling_rps and median_rps >= SATURATION_CEILING_SHARE * ceiling_rps)
-    ):
-        flags.append(Flag.GENERATOR_SATURATED)
-    if any(r.errors for r in reps):
-        flags.append(Flag.ERRORS)
-    if gil_came_back(info):
-        flags.append(Flag.GIL_ENABLED)
-    return [str(f) for f in flags]
+def ceiling_key(load: str, connections: int) -> str:
+    """How a generator ceiling is filed: by load kind and connection count."""
+    return f"{load}:{connections}"
+
+
+# --- the order of work ------------------------------------------------------------------------
+
+
+def interleaved(plans: Sequence[Plan], repetitions: int) -> Iterator[tuple[int, Plan]]:
+    """(repetition, plan) in measuring order: every plan's repetition 1, then every repetition 2 ...
+
+    Within a round the order rotates by one each time (A B C, B C A, C A B …), so no design is
+    always first after a pause or always last.
+    """
+    n = len(plans)
+    for rep in range(repetitions):
+        for k in range(n):
+            yield rep, plans[(k + rep) % n]
+
+
+# --- judging a cell ---------------------------------------------------------------------------
+
+
+def unit_deltas(before: Info | None, after: Info | None, units: int) -> dict[str, int] | None:
+    """Work requests each serving unit served between two /info answers (None where not counted)."""
+    if before is None or after is None or before.unit_requests is None or after.unit_requests is None:
+        return None
+    deltas = {k: after.unit_requests.get(k, 0) - before.unit_requests.get(k, 0) for k in after.unit_requests}
+    missing = units - len(deltas)
+    for i in range(max(0, missing)):  # units that never answered a request have no counter yet
+        deltas[f"idle {i}"] = 0
+    return deltas
+
+
+def unbalanced(deltas: dict[str, int] | None, units: int) -> bool:
+    """Whether a unit served less than :data:`UNBALANCED_SHARE` of its fair share."""
+    if deltas is None or units < 2:
+        return False
+    total = sum(deltas.values())
+    if total <= 0:
+        return False
+    counts = sorted(deltas.values()) + [0] * max(0, units - len(deltas))
+    return min(counts) / total < UNBALANCED_SHARE / units
 
 
 def gil_came_back(info: Info | None) -> bool:
@@ -110,133 +192,315 @@ def gil_came_back(info: Info | None) -> bool:
     return info is not None and info.interpreter.py_gil_disabled and info.gil_enabled
 
 
-def _cell(plan: Plan, run_id: str, started: str, **measured: Any) -> HttpCell:
-    """A result cell for ``plan``, with what was measured (or why not)."""
-    return HttpCell(
-        run_id=run_id,
-        cell_id=plan.key,
-        build=plan.build,
-        workload=plan.workload,
-        workload_class=plan.workload_class,
-        size=plan.size,
-        threads=plan.threads,
-        mode=plan.mode,
-        topology=plan.topology,
-        unit="req/s",
-        started=started,
-        finished=results.now(),
-        **measured,
+def flags_for(plan: Plan, reps: Sequence[HttpRepetition], info: Info | None) -> list[str]:
+    flags: list[Flag] = []
+    median_rps = statistics.median(r.throughput_rps for r in reps)
+    busiest = max((r.generator_busy_max_pct or 0.0) for r in reps)
+    ceiling = min((r.ceiling_rps for r in reps if r.ceiling_rps), default=None)
+    if busiest >= SATURATION_BUSY_PCT or (ceiling and median_rps >= SATURATION_CEILING_SHARE * ceiling):
+        flags.append(Flag.GENERATOR_SATURATED)
+    if any(r.errors for r in reps):
+        flags.append(Flag.ERRORS)
+    if gil_came_back(info):
+        flags.append(Flag.GIL_ENABLED)
+    if any(unbalanced(r.units, plan.units) for r in reps):
+        flags.append(Flag.UNBALANCED)
+    return [str(f) for f in flags]
+
+
+# --- one repetition -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the repetitions of one cell produced so far."""
+
+    plan: Plan
+    started: str
+    reps: list[HttpRepetition] = field(default_factory=list)
+    info_before: Info | None = None
+    info_after: Info | None = None
+    error: str | None = None
+    stderr_tail: str | None = None
+    slo: SloSearch | None = None
+    offered_rps: float | None = None
+
+
+class RepetitionFailed(Exception):
+    def __init__(self, state: str, cause: BaseException, tail: str) -> None:
+        super().__init__(f"{state}: {cause}")
+        self.tail = tail
+
+
+def _repetition(
+    load: LoadResult,
+    health: HealthProbe | None,
+    before: Usage | None,
+    after: Usage | None,
+    ceiling: float | None,
+    units: dict[str, int] | None,
+    offered: float | None,
+) -> HttpRepetition:
+    cpu_pct = None
+    if before is not None and after is not None and load.duration_s > 0:
+        cpu_pct = round(100 * (after.cpu_seconds - before.cpu_seconds) / load.duration_s, 1)
+    return HttpRepetition(
+        throughput_rps=load.throughput_rps,
+        requests=load.requests,
+        duration_s=load.duration_s,
+        latency_ms=load.latency_ms,
+        errors=load.errors,
+        server_cpu_pct=cpu_pct,
+        rss_bytes=after.rss_bytes if after else None,
+        pss_bytes=after.pss_bytes if after else None,
+        server_processes=after.processes if after else None,
+        health_latency_ms=health,
+        generator_cpu_pct=load.generator_cpu_pct,
+        generator_busy_pct=load.generator_busy_pct,
+        ceiling_rps=ceiling,
+        generator_busy_max_pct=load.generator_busy_max_pct,
+        generator_threads=load.generator_threads,
+        latency_histogram=load.latency_histogram,
+        units=units,
+        peak_rss_bytes=after.peak_rss_bytes if after else None,
+        offered_rps=offered,
+        send_lag_p99_ms=load.send_lag_p99_ms,
     )
 
 
-def measure(
-    plan: Plan,
+class Session:
+    """One fresh server for one repetition (or one latency-target search), always stopped."""
+
+    def __init__(self, plan: Plan, launcher: Launcher, settings: Settings) -> None:
+        self.plan, self.launcher, self.settings = plan, launcher, settings
+        self.server: Server | None = None
+        self.state = "start"
+
+    def __enter__(self) -> Session:
+        try:
+            self.server = self.launcher.start(self.plan)
+            self.state = "health"
+            self.server.wait_healthy(self.settings.start_timeout_s)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            server.stop(timeout_s=5 if exc and exc[0] is not None else 15)
+
+    def spec(self, rate: float | None = None) -> LoadSpec:
+        assert self.server is not None
+        connections = self.plan.connections * (self.settings.open_connections_factor if rate else 1)
+        return LoadSpec(
+            host=self.server.host,
+            port=self.server.port,
+            path=f"/work/{self.plan.workload}",
+            body=self.plan.body(),
+            connections=connections,
+            duration_s=self.settings.duration_s,
+            rate=rate,
+        )
+
+    def measure(
+        self, generator: Generator, ceiling: float | None, rate: float | None, out: Outcome
+    ) -> HttpRepetition:
+        """Warm up, then one measured load; /info before and after it."""
+        assert self.server is not None
+        server = self.server
+        self.state = "info"
+        out.info_before = out.info_before or server.info()
+        if self.settings.warmup_s > 0:
+            self.state = "warmup"
+            generator.load(replace(self.spec(rate), duration_s=self.settings.warmup_s), probe_health=False)
+        self.state = "load"
+        before_info = server.info()
+        before = server.usage()
+        load, health = generator.load(self.spec(rate), probe_health=True)
+        after = server.usage()
+        if not server.alive():
+            raise ServerError("server died during the measurement", server.stderr_tail())
+        self.state = "info-after"
+        after_info = server.info()
+        out.info_after = after_info
+        units = unit_deltas(before_info, after_info, self.plan.units)
+        return _repetition(load, health, before, after, ceiling, units, rate)
+
+
+def _guarded(session: Session, body: Callable[[], Any]) -> Any:
+    """Run ``body`` in ``session``; a server or generator failure becomes :class:`RepetitionFailed`."""
+    try:
+        with session:
+            return body()
+    except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        tail = getattr(exc, "stderr_tail", "") or ""
+        raise RepetitionFailed(session.state, exc, tail) from exc
+
+
+# --- the latency-target search ---------------------------------------------------------------------
+
+
+def slo_search(
+    session: Session, generator: Generator, peak_rps: float, target_ms: float, ceiling: float | None
+) -> tuple[SloSearch, list[HttpRepetition]]:
+    """The highest offered rate meeting ``target_ms`` at p99 (no errors, rate kept up), on one server.
+
+    Tries 90 % of the closed-loop peak, then 100 % if that was met; otherwise bisects between 0
+    and 90 % :data:`SLO_BISECTIONS` times. The capacity is the highest rate met.
+    """
+    steps: list[SloStep] = []
+    reps: list[HttpRepetition] = []
+    scratch = Outcome(session.plan, "")
+
+    def attempt(rate: float) -> bool:
+        rep = session.measure(generator, ceiling, rate, scratch)
+        p99 = rep.latency_ms.get("p99")
+        errors = sum(rep.errors.values())
+        met = (
+            errors == 0
+            and p99 is not None
+            and p99 <= target_ms
+            and rep.throughput_rps >= OPEN_MET_SHARE * rate
+        )
+        steps.append(
+            SloStep(offered_rps=rate, achieved_rps=rep.throughput_rps, p99_ms=p99, errors=errors, met=met)
+        )
+        reps.append(rep)
+        return met
+
+    best: float | None = None
+    if attempt(0.9 * peak_rps):
+        best = 0.9 * peak_rps
+        if attempt(peak_rps):
+            best = peak_rps
+    else:
+        low, high = 0.0, 0.9 * peak_rps
+        for _ in range(SLO_BISECTIONS):
+            mid = (low + high) / 2
+            if attempt(mid):
+                best, low = mid, mid
+            else:
+                high = mid
+    return SloSearch(target_p99_ms=target_ms, steps=steps, capacity_rps=best), reps
+
+
+# --- a group ------------------------------------------------------------------------------------
+
+
+def _cell(out: Outcome, run_id: str) -> HttpCell:
+    plan = out.plan
+    common: dict[str, Any] = {
+        "run_id": run_id,
+        "cell_id": plan.key,
+        "build": plan.build,
+        "workload": plan.workload,
+        "workload_class": plan.workload_class,
+        "size": plan.size,
+        "threads": plan.threads,
+        "mode": plan.mode,
+        "topology": plan.topology,
+        "unit": "req/s",
+        "started": out.started,
+        "finished": results.now(),
+        "info_before": out.info_before,
+        "info_after": out.info_after,
+        "load": plan.load,
+        "offered_rps": out.offered_rps,
+        "offered_share": plan.offered_share,
+        "slo": out.slo,
+    }
+    if out.error is not None or not out.reps:
+        return HttpCell(
+            **common,
+            status="failed",
+            error=out.error or "no repetition was measured",
+            stderr_tail=(out.stderr_tail or "")[-4000:] or None,
+        )
+    return HttpCell(
+        **common,
+        status="ok",
+        samples=[r.throughput_rps for r in out.reps],
+        repetitions=out.reps,
+        flags=flags_for(plan, out.reps, out.info_before),
+        gil_enabled=out.info_before.gil_enabled if out.info_before else None,
+    )
+
+
+def measure_group(
+    group: Group,
     run_id: str,
     launcher: Launcher,
     generator: Generator,
     settings: Settings,
+    ceilings: dict[str, float],
     log: Callable[[str], None] = lambda _: None,
-) -> HttpCell:
-    """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does)."""
-    started = results.now()
-    server: Server | None = None
-    info_before: Info | None = None
-    state = "start"
-    try:
-        server = launcher.start(plan)
-        state = "health"
-        server.wait_healthy(settings.start_timeout_s)
-        state = "info"
-        info_before = server.info()
-        spec = LoadSpec(
-            host=server.host,
-            port=server.port,
-            path=f"/work/{plan.workload}",
-            body=plan.body(),
-            connections=plan.connections,
-            duration_s=settings.duration_s,
-        )
-        state = "ceiling"
-        ceiling, _ = generator.load(
-            LoadSpec(
-                host=server.host,
-                port=server.port,
-                path="/health",
-                method="GET",
-                connections=plan.connections,
-                duration_s=settings.ceiling_s,
-            ),
-            probe_health=False,
-        )
-        state = "warmup"
-        if settings.warmup_s > 0:
-            generator.load(replace(spec, duration_s=settings.warmup_s), probe_health=False)
-        reps: list[HttpRepetition] = []
-        for index in range(settings.repetitions):
-            state = f"repetition {index + 1}"
-            before = server.usage()
-            load, health = generator.load(spec, probe_health=True)
-            after = server.usage()
-            if not server.alive():
-                raise ServerError("server died during the measurement", server.stderr_tail())
-            cpu_pct = None
-            if before is not None and after is not None and load.duration_s > 0:
-                cpu_pct = round(100 * (after.cpu_seconds - before.cpu_seconds) / load.duration_s, 1)
-            reps.append(
-                HttpRepetition(
-                    throughput_rps=load.throughput_rps,
-                    requests=load.requests,
-                    duration_s=load.duration_s,
-                    latency_ms=load.latency_ms,
-                    errors=load.errors,
-                    server_cpu_pct=cpu_pct,
-                    rss_bytes=after.rss_bytes if after else None,
-                    pss_bytes=after.pss_bytes if after else None,
-                    server_processes=after.processes if after else None,
-                    health_latency_ms=health,
-                    generator_cpu_pct=load.generator_cpu_pct,
-                    generator_busy_pct=load.generator_busy_pct,
-                    ceiling_rps=ceiling.throughput_rps,
-                )
-            )
-            log(f"    rep {index + 1}: {load.throughput_rps:,.1f} req/s p99 {load.latency_ms.get('p99')} ms")
-        state = "info-after"
-        info_after = server.info()
-        state = "stop"
-        stop = server.stop()
-        server = None
-        if not stop.get("clean", True):
-            log(f"    server did not stop cleanly: {stop}")
-        flags = _flags(reps, ceiling.throughput_rps, info_before, generator.cpus)
-        cell = _cell(
-            plan,
-            run_id,
-            started,
-            status="ok",
-            samples=[r.throughput_rps for r in reps],
-            repetitions=reps,
-            flags=flags,
-            gil_enabled=info_before.gil_enabled,
-            info_before=info_before,
-            info_after=info_after,
-        )
-        return cell
-    except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
-        tail = getattr(exc, "stderr_tail", "") or (server.stderr_tail() if server is not None else "")
-        if server is not None:
-            server.stop()
-            server = None
-        log(f"    failed in {state}: {exc}")
-        cell = _cell(
-            plan,
-            run_id,
-            started,
-            status="failed",
-            error=f"{state}: {exc}",
-            stderr_tail=tail[-4000:] or None,
-            info_before=info_before,
-        )
-        return cell
-    finally:
-        if server is not None:  # interrupted: leave nothing running
-            server.stop(timeout_s=5)
+) -> list[HttpCell]:
+    """Measure every cell of ``group``: closed loop interleaved, then open loop, then the searches.
+
+    Never raises for a server or generator failure (KeyboardInterrupt does, after stopping the
+    server of the repetition in flight).
+    """
+    outcomes = {p.key: Outcome(p, results.now()) for p in group.plans}
+    closed = [p for p in group.plans if p.load == "closed"]
+
+    def run(plan: Plan, body: Callable[[Session, Outcome], HttpRepetition | None]) -> None:
+        out = outcomes[plan.key]
+        if out.error is not None:
+            return
+        session = Session(plan, launcher, settings)
+        try:
+            rep = _guarded(session, lambda: body(session, out))
+        except RepetitionFailed as exc:
+            out.error, out.stderr_tail = str(exc), exc.tail
+            log(f"    {plan.key}: failed in {exc}")
+            return
+        if rep is not None:
+            out.reps.append(rep)
+
+    def ceiling(plan: Plan, rate: float | None) -> float | None:
+        connections = plan.connections * (settings.open_connections_factor if rate else 1)
+        return ceilings.get(ceiling_key("open" if rate else "closed", connections))
+
+    for _, plan in interleaved(closed, settings.repetitions):
+        run(plan, lambda s, out, p=plan: s.measure(generator, ceiling(p, None), None, out))  # type: ignore[misc]
+
+    def peak(plan: Plan) -> float | None:
+        base = next((p for p in closed if p.design == plan.design), None)
+        done = outcomes[base.key] if base is not None else None
+        if done is None or done.error is not None or not done.reps:
+            return None
+        return statistics.median(r.throughput_rps for r in done.reps)
+
+    open_plans = [p for p in group.plans if p.offered_share is not None]
+    for _, plan in interleaved(open_plans, settings.repetitions):
+        rps = peak(plan)
+        if rps is None:
+            outcomes[plan.key].error = "no closed-loop measurement of this design to set the rate from"
+            continue
+        rate = rps * (plan.offered_share or 0.0)
+        outcomes[plan.key].offered_rps = rate
+        run(plan, lambda s, out, p=plan, r=rate: s.measure(generator, ceiling(p, r), r, out))  # type: ignore[misc]
+
+    for plan in (p for p in group.plans if p.slo):
+        rps = peak(plan)
+        if rps is None or settings.slo_p99_ms is None:
+            outcomes[plan.key].error = "no closed-loop measurement of this design to search from"
+            continue
+
+        def search(s: Session, out: Outcome, p: Plan = plan, top: float = rps) -> HttpRepetition | None:
+            assert settings.slo_p99_ms is not None
+            found, reps = slo_search(s, generator, top, settings.slo_p99_ms, ceiling(p, top))
+            out.slo = found
+            out.offered_rps = found.capacity_rps
+            met = [r for r, step in zip(reps, found.steps, strict=True) if step.met]
+            out.reps.extend(met[-1:] or reps[-1:])  # the repetition at the capacity (or the last tried)
+            return None
+
+        run(plan, search)
+    cells = [_cell(outcomes[p.key], run_id) for p in group.plans]
+    for cell in cells:
+        if cell.status == "ok" and cell.load == "closed":
+            log(f"    {cell.cell_id}: {statistics.median(cell.samples):,.1f} req/s {' '.join(cell.flags)}")
+    return cells

@@ -31,9 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h11
-import numpy as np
+from ftscale.bench import histogram
 
 from ftscale.schema import HealthProbe, LoadResult
+
+# Open loop: requests still queued when the window ends may finish for this long (latency counted
+# from their due time); those that cannot are counted as errors ("unsent"), never dropped.
+DRAIN_S = 5.0
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
@@ -63,11 +67,11 @@ def _schedstat() -> tuple[float, float] | None:
     return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
-def percentiles_ms(latencies_s: list[float]) -> dict[str, float | None]:
-    if not latencies_s:
+def percentiles_ms(counts: dict[int, int]) -> dict[str, float | None]:
+    """p50 ... p99.9 of a latency histogram, in milliseconds (None when it is empty)."""
+    if not histogram.count(counts):
         return {k: None for k in PERCENTILES}
-    values = np.percentile(np.asarray(latencies_s) * 1e3, list(PERCENTILES.values()))
-    return {k: round(float(v), 4) for k, v in zip(PERCENTILES, values)}
+    return {k: round(histogram.percentile_ms(counts, q), 4) for k, q in PERCENTILES.items()}
 
 
 # --- the built-in generator -------------------------------------------------------------------
@@ -125,38 +129,54 @@ class _Connection:
 
 
 async def _run_python(spec: LoadSpec) -> LoadResult:
+    """Closed loop (each connection sends when its previous answer arrives) or open loop.
+
+    Open loop: a scheduler puts every request's due time (``i / rate``) in a queue; idle
+    connections take the next due request and send it, and its latency counts from the due time,
+    so a server that falls behind shows it in the latency instead of being politely waited for
+    (coordinated omission). When the window ends, requests already due may still finish for
+    :data:`DRAIN_S`; any that cannot are counted as errors, never silently dropped.
+    """
     latencies: list[float] = []
+    lags: list[float] = []
     errors: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + spec.duration_s
     due: asyncio.Queue[float] | None = None
+    scheduled = 0
     if spec.rate:
         due = asyncio.Queue()
 
         async def schedule() -> None:
+            nonlocal scheduled
             assert due is not None and spec.rate
-            i = 0
-            while (when := start + i / spec.rate) < deadline:
+            while (when := start + scheduled / spec.rate) < deadline:
                 delay = when - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 due.put_nowait(when)
-                i += 1
+                scheduled += 1
 
     async def worker() -> None:
         conn = _Connection(spec)
         try:
             while True:
                 if due is not None:
-                    try:
-                        sent = await asyncio.wait_for(due.get(), timeout=max(0.0, deadline - loop.time()))
-                    except TimeoutError:
+                    if loop.time() >= deadline and due.empty():
                         return
+                    try:
+                        when = await asyncio.wait_for(due.get(), timeout=max(0.01, deadline - loop.time()))
+                    except TimeoutError:
+                        continue
+                    if loop.time() > deadline + DRAIN_S:
+                        errors["unsent"] += 1
+                        continue
+                    lags.append(loop.time() - when)
                 else:
-                    sent = loop.time()
-                if sent >= deadline:
-                    return
+                    when = loop.time()
+                    if when >= deadline:
+                        return
                 try:
                     status = await asyncio.wait_for(
                         conn.request(spec.method, spec.path, spec.body), timeout=spec.timeout_s
@@ -166,7 +186,7 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                     await conn.close()
                     continue
                 if 200 <= status < 300:
-                    latencies.append(loop.time() - sent)
+                    latencies.append(loop.time() - when)
                 else:
                     errors[str(status)] += 1
         finally:
@@ -180,22 +200,31 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     if scheduler is not None:
         scheduler.cancel()
     elapsed = loop.time() - start
+    window = min(elapsed, spec.duration_s) if spec.rate else elapsed
     cpu = time.process_time() - cpu0
     sched1 = _schedstat()
     busy = None
     if sched0 and sched1 and elapsed > 0:
         busy = round(100 * ((sched1[0] - sched0[0]) + (sched1[1] - sched0[1])) / elapsed, 1)
+    counts = histogram.from_latencies_s(latencies)
+    lag_p99 = None
+    if lags:
+        lag_p99 = round(histogram.percentile_ms(histogram.from_latencies_s(lags), 99), 4)
     return LoadResult(
         generator="python",
         requests=len(latencies),
-        duration_s=round(elapsed, 4),
-        throughput_rps=len(latencies) / elapsed if elapsed > 0 else 0.0,
-        latency_ms=percentiles_ms(latencies),
+        duration_s=round(window, 4),
+        throughput_rps=len(latencies) / window if window > 0 else 0.0,
+        latency_ms=percentiles_ms(counts),
         errors=dict(errors),
         generator_cpu_pct=round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
         generator_cpus=1,
         open_loop_rate=spec.rate,
         generator_busy_pct=busy,
+        generator_busy_max_pct=busy,
+        generator_threads=1,
+        latency_histogram=counts,
+        send_lag_p99_ms=lag_p99,
     )
 
 
@@ -229,7 +258,7 @@ async def _probe_health(host: str, port: int, duration_s: float, interval_s: flo
 def probe_health(host: str, port: int, duration_s: float, interval_s: float = 0.05) -> HealthProbe:
     """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
     samples = asyncio.run(_probe_health(host, port, duration_s, interval_s))
-    result = percentiles_ms(samples)
+    result = percentiles_ms(histogram.from_latencies_s(samples))
     return HealthProbe(p50=result["p50"], p99=result["p99"], samples=len(samples))
 
 
@@ -248,17 +277,35 @@ def wrk_version() -> str | None:
     return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "wrk"
 
 
+def _task_schedstat(pid: int) -> dict[int, float]:
+    """Seconds each thread of ``pid`` has been running or waiting for a CPU, where Linux tells."""
+    found: dict[int, float] = {}
+    for path in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            on_cpu, waiting, _ = path.read_text().split()
+        except (OSError, ValueError):
+            continue
+        found[int(path.parent.name)] = (int(on_cpu) + int(waiting)) / 1e9
+    return found
+
+
 def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
-    """Apply ``spec`` with wrk (closed loop); its Lua hook prints a JSON summary."""
+    """Apply ``spec`` with wrk (closed loop); its Lua hook prints a JSON summary.
+
+    While wrk runs, each of its threads' scheduler times are read every 0.2 s, so the busiest
+    thread's share of the wall time is known: a wrk thread that is always running or waiting for
+    a CPU, not for the server, sets the pace itself.
+    """
     exe = wrk_path()
     if exe is None:
         raise RuntimeError("wrk is not installed")
     if spec.rate:
-        raise ValueError("wrk runs closed-loop only; use the python generator for --rate")
+        raise ValueError("wrk runs closed-loop only; use the python generator for an open loop")
     url = f"http://{spec.host}:{spec.port}{spec.path}"
+    n_threads = max(1, min(threads, spec.connections))
     cmd = [
         exe,
-        f"-t{max(1, min(threads, spec.connections))}",
+        f"-t{n_threads}",
         f"-c{spec.connections}",
         f"-d{max(1, round(spec.duration_s))}s",
         f"--timeout={round(spec.timeout_s)}s",
@@ -268,15 +315,23 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
     ]
     env = {**os.environ, "FTSCALE_METHOD": spec.method, "FTSCALE_BODY": spec.body.decode()}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, check=False, timeout=spec.duration_s + 60
-    )
+    started = time.monotonic()
+    last: dict[int, float] = {}
+    last_at = started
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        deadline = started + spec.duration_s + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            sample = _task_schedstat(proc.pid)
+            if sample:
+                last, last_at = sample, time.monotonic()
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
+    line = next((ln for ln in out.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
     if proc.returncode != 0 or line is None:
-        raise RuntimeError(
-            f"wrk failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}"
-        )
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {(err or out).strip()[-400:]}")
     data = json.loads(line.removeprefix("FTSCALE_JSON "))
     duration = data["duration_us"] / 1e6
     statuses: dict[str, int] = {str(k): int(v) for k, v in data["statuses"].items()}
@@ -286,6 +341,9 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         if data["socket_errors"].get(kind):
             errors[f"socket-{kind}"] = int(data["socket_errors"][kind])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    observed = last_at - started
+    busy = [100 * s / observed for s in last.values()] if observed > 0.5 else []
+    counts = histogram.from_value_counts((int(v), int(c)) for v, c in data["latency_counts"])
     return LoadResult(
         generator="wrk",
         requests=ok,
@@ -294,7 +352,11 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         latency_ms={k: round(float(data["latency_us"][k]) / 1e3, 4) for k in PERCENTILES},
         errors=errors,
         generator_cpu_pct=round(100 * cpu / duration, 1) if duration > 0 else 0.0,
-        generator_cpus=max(1, min(threads, spec.connections)),
+        generator_cpus=n_threads,
+        generator_busy_pct=round(sum(busy), 1) if busy else None,
+        generator_busy_max_pct=round(max(busy), 1) if busy else None,
+        generator_threads=n_threads,
+        latency_histogram=counts,
     )
 
 

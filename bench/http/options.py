@@ -1,47 +1,197 @@
-"""``ftscale bench``'s options: standard library only, so ``--help`` works on a bare interpreter."""
+"""``ftscale bench``'s options and presets: standard library only, so ``--help`` works anywhere.
+
+A *design* is how the service spreads CPU work: a mode and a topology (``threadpool/single``,
+``process/single``, ``inline/workers`` …). A preset names, per kind of build, the designs it
+measures: the fair comparison gives the free-threaded build its thread designs and the GIL build
+its scale-out designs (a process pool, worker processes), each at its best, because a GIL build
+cannot scale threads by construction and comparing against that would be a straw man.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
 
-from ftscale.vocab import Mode, Topology
+from ftscale.vocab import LoadKind, Mode, Topology
 
-QUICK_BUILDS = ("3.14", "3.14t")
-QUICK_WORKLOADS = ("nbody", "sha256_hash", "rag_gateway")
 MODES = tuple(str(m) for m in Mode)
 TOPOLOGIES = tuple(str(t) for t in Topology if t is not Topology.LOOPS_REUSEPORT)
 
-DESCRIPTION = (
-    "HTTP scaling bench: builds x workloads x modes x topologies x threads, one server per cell. "
-    "The quick default compares 3.14 and 3.14t; --full covers every build, workload, mode and topology."
+Design = tuple[str, str]  # (mode, topology)
+
+THREAD_DESIGNS: tuple[Design, ...] = (("threadpool", "single"), ("inline", "loops"))
+SCALE_OUT_DESIGNS: tuple[Design, ...] = (("process", "single"), ("inline", "workers"))
+# --full: every mode on one process, and the multi-process / multi-loop topologies with the
+# modes that make sense there (one CPU-bound request at a time per worker or loop).
+ALL_DESIGNS: tuple[Design, ...] = (
+    ("inline", "single"),
+    ("threadpool", "single"),
+    ("executor", "single"),
+    ("process", "single"),
+    ("inline", "workers"),
+    ("threadpool", "workers"),
+    ("inline", "loops"),
+    ("threadpool", "loops"),
 )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--full", action="store_true", help="every build, workload, mode and topology")
-    p.add_argument(
-        "--builds", help=f"comma-separated, of {', '.join(BUILDS)} (quick: {','.join(QUICK_BUILDS)})"
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    builds: tuple[str, ...]
+    workloads: tuple[str, ...] | None  # None: every registered workload
+    free_threaded_designs: tuple[Design, ...]
+    gil_designs: tuple[Design, ...]
+    repetitions: int
+    duration_s: float
+    warmup_s: float
+    threads: tuple[int, ...] | None = None  # None: 1, 2, 4 … up to the server CPUs
+    load: str = "closed"
+    open_shares: tuple[float, ...] = ()
+    slo_p99_ms: float | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "quick",
+            "3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
+            "designs against the GIL build's scale-out designs; about 5 minutes on 2 cores",
+            ("3.14", "3.14t"),
+            ("nbody", "sha256_hash", "rag_gateway"),
+            THREAD_DESIGNS,
+            SCALE_OUT_DESIGNS,
+            repetitions=3,
+            duration_s=1.5,
+            warmup_s=0.5,
+        ),
+        Preset(
+            "full",
+            "every build, workload, mode and topology on every build, 5 repetitions",
+            BUILDS,
+            None,
+            ALL_DESIGNS,
+            ALL_DESIGNS,
+            repetitions=5,
+            duration_s=3.0,
+            warmup_s=1.0,
+        ),
+        Preset(
+            "reference",
+            "the many-core headline: 4 builds, one workload per class, the fair designs, "
+            "1-16 server CPUs, closed and open load with a 100 ms p99 target",
+            BUILDS,
+            ("nbody", "json_roundtrip", "sha256_hash", "rag_gateway", "shared_counter"),
+            THREAD_DESIGNS,
+            SCALE_OUT_DESIGNS,
+            repetitions=5,
+            duration_s=3.0,
+            warmup_s=1.0,
+            threads=(1, 2, 4, 8, 12, 16),
+            load="both",
+            open_shares=(0.5, 0.9),
+            slo_p99_ms=100.0,
+        ),
     )
-    p.add_argument("--workloads", help=f"comma-separated (quick: {','.join(QUICK_WORKLOADS)}; full: all)")
-    p.add_argument("--modes", help=f"comma-separated, of {', '.join(MODES)}")
-    p.add_argument("--topologies", help=f"comma-separated, of {', '.join(TOPOLOGIES)}")
+}
+
+DESCRIPTION = (
+    "HTTP scaling bench: builds x workloads x designs (mode/topology) x threads, a fresh server per "
+    "repetition. The quick default compares 3.14t's thread designs with 3.14's scale-out designs."
+)
+EPILOG = "Presets: " + "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + "."
+
+
+def parse_designs(text: str) -> tuple[tuple[Design, ...], tuple[Design, ...]]:
+    """``"threadpool/single,gil:process/single"`` -> (free-threaded designs, GIL designs).
+
+    An entry without a ``ft:`` or ``gil:`` prefix applies to both kinds of build.
+    """
+    ft: list[Design] = []
+    gil: list[Design] = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        kind, _, design = item.rpartition(":")
+        mode, _, topology = design.partition("/")
+        if kind not in ("", "ft", "gil") or mode not in MODES or topology not in TOPOLOGIES:
+            raise argparse.ArgumentTypeError(
+                f"bad design {item!r}: want [ft:|gil:]MODE/TOPOLOGY with MODE in {', '.join(MODES)} "
+                f"and TOPOLOGY in {', '.join(TOPOLOGIES)}"
+            )
+        for target, wanted in ((ft, "ft"), (gil, "gil")):
+            if kind in ("", wanted) and (mode, topology) not in target:
+                target.append((mode, topology))
+    return tuple(ft), tuple(gil)
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    try:
+        shares = tuple(float(x) / (100 if float(x) > 1.5 else 1) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"want shares such as 0.5,0.75,0.9 (or 50,75,90), got {text!r}"
+        ) from None
+    if not shares or any(not 0 < s <= 1.5 for s in shares):
+        raise argparse.ArgumentTypeError(f"shares must be in (0, 1.5], got {text!r}")
+    return shares
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--preset", choices=list(PRESETS), default="quick", help="what to measure (default: quick)"
+    )
+    p.add_argument(
+        "--full", action="store_const", dest="preset", const="full", help="the same as --preset full"
+    )
+    p.add_argument("--builds", help=f"comma-separated, of {', '.join(BUILDS)} (default: the preset's)")
+    p.add_argument("--workloads", help="comma-separated workload names (default: the preset's)")
+    p.add_argument(
+        "--designs",
+        type=parse_designs,
+        metavar="[ft:|gil:]MODE/TOPOLOGY,...",
+        help=f"designs to measure; MODE in {', '.join(MODES)}, TOPOLOGY in {', '.join(TOPOLOGIES)}; "
+        "prefix ft: or gil: for one kind of build only (default: the preset's)",
+    )
     p.add_argument("--threads", help="comma-separated counts (default: 1, 2, 4 ... up to the server CPUs)")
     p.add_argument(
         "--size", action="append", default=[], metavar="WORKLOAD=N", help="override a workload's size"
     )
-    p.add_argument("--duration", type=float, default=3.0, help="seconds per repetition (default 3)")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell (default 1)")
-    p.add_argument("--repetitions", type=int, default=3, help="repetitions per cell (default 3, minimum 1)")
+    p.add_argument("--duration", type=float, help="seconds per repetition (default: the preset's)")
+    p.add_argument(
+        "--warmup", type=float, help="warm-up seconds before each repetition (default: the preset's)"
+    )
+    p.add_argument(
+        "--repetitions", type=int, help="repetitions per cell, each on a fresh server (default: the preset's)"
+    )
     p.add_argument("--connections", type=int, help="connections per load (default: 2 x threads, min 4)")
+    p.add_argument(
+        "--load",
+        choices=[*(str(k) for k in LoadKind), "both"],
+        help="closed loop, open loop at fixed rates, or both (default: the preset's)",
+    )
+    p.add_argument(
+        "--rates",
+        type=_shares,
+        metavar="SHARES",
+        help="open loop: offered rates as shares of each design's closed-loop median (default 0.5,0.75,0.9)",
+    )
+    p.add_argument(
+        "--slo-p99",
+        type=float,
+        metavar="MS",
+        help="find each design's highest rate with p99 latency under MS milliseconds (implies open load)",
+    )
     p.add_argument(
         "--generator",
         choices=["auto", "wrk", "python"],
         default="auto",
-        help="load generator (auto: wrk when installed, else the built-in one)",
+        help="closed-loop load generator (auto: wrk when installed, else the built-in one); "
+        "open loop always uses the built-in one, in one process per client CPU",
     )
     p.add_argument("--server-cpus", help="CPUs for the server, e.g. 2-15 (default: an SMT-aware split)")
     p.add_argument(
@@ -63,6 +213,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="ftscale bench", description=DESCRIPTION)
+    p = Parser(prog="ftscale bench", description=DESCRIPTION, epilog=EPILOG)
     add_arguments(p)
     return p

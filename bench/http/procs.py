@@ -62,6 +62,18 @@ class Usage:
     rss_bytes: int
     pss_bytes: int | None
     processes: int
+    peak_rss_bytes: int | None = None  # VmHWM summed over the tree (each process's own peak)
+
+
+def _peak_rss(pid: int) -> int | None:
+    """A process's peak resident set (VmHWM) in bytes, where Linux tells."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(errors="replace").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def tree_usage(root: psutil.Process) -> Usage:
@@ -74,11 +86,14 @@ def tree_usage(root: psutil.Process) -> Usage:
     cpu = 0.0
     rss = 0
     pss: int | None = 0
+    peak: int | None = 0
     counted = 0
     for proc in procs:
         try:
             times = proc.cpu_times()
             cpu += times.user + times.system
+            hwm = _peak_rss(proc.pid)
+            peak = None if peak is None or hwm is None else peak + hwm
             try:
                 full = proc.memory_full_info()
                 rss += full.rss
@@ -89,7 +104,7 @@ def tree_usage(root: psutil.Process) -> Usage:
             counted += 1
         except psutil.Error:
             continue
-    return Usage(cpu_seconds=cpu, rss_bytes=rss, pss_bytes=pss, processes=counted)
+    return Usage(cpu_seconds=cpu, rss_bytes=rss, pss_bytes=pss, processes=counted, peak_rss_bytes=peak)
 
 
 class ServerProcess:

@@ -1,11 +1,14 @@
-"""``ftscale bench``: the HTTP scaling sweep, one server per cell.
+"""``ftscale bench``: the HTTP scaling sweep, a fresh server per repetition.
 
-The quick default compares 3.14 and 3.14t; ``--full`` covers every build, workload, mode and
-topology. The machine's CPUs are split (SMT-aware): the server is pinned to most of them, the
-load generator and the /health probe to the rest (``--server-cpus`` / ``--client-cpus``), and
-both are recorded. Cells are measured and written by the run engine (:mod:`ftscale.bench.engine`),
-which also handles ``--resume``, ``--budget``, signals and the report. ``--target URL`` drives a
-server started elsewhere instead.
+A preset (``--preset quick|full|reference``, see :mod:`ftscale.bench.http.options`) says which
+builds, workloads and designs are measured; options override any part of it. The machine's CPUs
+are split (SMT-aware): the server gets whole cores, and at N threads it is pinned to N of them;
+the load generator and the /health probe get the rest (``--server-cpus`` / ``--client-cpus``),
+and both are recorded. Before measuring, the generator's ceiling is calibrated against a server
+that costs nothing. Cells are measured in groups (one workload at one thread count, every design
+and build side by side, repetitions interleaved) and written by the run engine
+(:mod:`ftscale.bench.engine`), which also handles ``--resume``, ``--budget``, signals and the
+report. ``--target URL`` drives a server started elsewhere instead.
 
 What it does not do: it does not tune the kernel, isolate CPUs or fix clock frequencies; the
 report shows the affinity, the governor and the per-cell variation so a reader can judge the noise.
@@ -15,41 +18,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
-from ftscale.bench.http.cell import Plan, Settings, measure
-from ftscale.bench.http.loadgen import LoadSpec, wrk_path, wrk_version
-from ftscale.bench.http.options import MODES, QUICK_BUILDS, QUICK_WORKLOADS, TOPOLOGIES, build_parser
-from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
+from ftscale.bench.http.cell import Group, Plan, Settings, measure_group
+from ftscale.bench.http.loadgen import wrk_path, wrk_version
+from ftscale.bench.http.options import PRESETS, Design, build_parser
+from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
 
 from ftscale import workloads
 from ftscale.errors import UsageError
-from ftscale.schema import HealthProbe, Info, LoadResult, RunMeta, parse
+from ftscale.schema import Build, HttpCell, RunMeta
 from ftscale.vocab import Flag
 
-RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run started it
-# --full: every mode on one process, and the multi-process / multi-loop topologies with the
-# modes that make sense there (one CPU-bound request at a time per worker or loop).
-FULL_COMBOS = (
-    ("inline", "single"),
-    ("threadpool", "single"),
-    ("executor", "single"),
-    ("process", "single"),
-    ("inline", "workers"),
-    ("threadpool", "workers"),
-    ("inline", "loops"),
-    ("threadpool", "loops"),
-)
+SERVER_START_S = 1.5  # the bench's guess of one server's start and stop, before any was measured
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -90,174 +79,62 @@ def connections_for(threads: int, io_wait_s: float) -> int:
 
 @dataclass(frozen=True)
 class Matrix:
+    """What a run measures: builds, workloads, the designs of each kind of build, threads, loads."""
+
     builds: list[str]
     workloads: list[str]
-    combos: list[tuple[str, str]]
+    free_threaded_designs: list[Design]
+    gil_designs: list[Design]
     threads: list[int]
     sizes: dict[str, int]
     connections: int | None
+    closed: bool = True
+    open_shares: tuple[float, ...] = ()
+    slo: bool = False
 
-    def plans(self) -> list[Plan]:
-        return [
-            self.plan(build, name, mode, topology, n)
-            for build in self.builds
-            for name in self.workloads
-            for mode, topology in self.combos
-            for n in self.threads
-        ]
+    def designs(self, free_threaded: bool) -> list[Design]:
+        return self.free_threaded_designs if free_threaded else self.gil_designs
 
-    def plan(self, build: str, name: str, mode: str, topology: str, threads: int) -> Plan:
+    def plan(self, build: str, name: str, design: Design, threads: int, **load: Any) -> Plan:
         """One cell of this matrix (or of a remote server's own configuration)."""
         w = workloads.get(name)
         return Plan(
             build=build,
             workload=name,
-            workload_class=w.workload_class.value,
+            workload_class=str(w.workload_class),
             size=self.sizes.get(name, w.default_size),
-            mode=mode,
-            topology=topology,
+            mode=design[0],
+            topology=design[1],
             threads=threads,
             connections=self.connections or connections_for(threads, w.io_wait_s),
+            **load,
         )
 
-
-# --- real servers and generators --------------------------------------------------------------
-
-
-class Launcher:
-    def __init__(
-        self, pythons: dict[str, Path], cpus: list[int], run_id: str, extra: Sequence[str] = ()
-    ) -> None:
-        self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
-
-    def start(self, plan: Plan) -> ServerProcess:
-        port = free_port()
-        cmd = [
-            str(self.pythons[plan.build]),
-            "-m",
-            "ftscale.server",
-            "--mode",
-            plan.mode,
-            "--topology",
-            plan.topology,
-            "--threads",
-            str(plan.threads),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *self.extra,
-        ]
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus, Path.cwd(), {RUN_ENV: self.run_id})
-
-
-class RemoteServer:
-    """A server started elsewhere (``--target``): measured from outside only."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"--target must be an http:// URL, got {url!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.url = url.rstrip("/")
-
-    def start(self, plan: Plan) -> RemoteServer:
-        return self
-
-    def wait_healthy(self, timeout_s: float) -> None:
-        try:
-            http_json(f"{self.url}/health", timeout=timeout_s)
-        except (OSError, ValueError) as exc:
-            raise ServerError(f"{self.url}/health: {exc}") from None
-
-    def alive(self) -> bool:
-        return True
-
-    def info(self) -> Info:
-        return read_info(self.url)
-
-    def usage(self) -> None:
-        return None
-
-    def stderr_tail(self, limit: int = 4000) -> str:
-        return ""
-
-    def stop(self, timeout_s: float = 15.0) -> dict[str, Any]:
-        return {"remote": True}
-
-
-class SubprocessGenerator:
-    """Runs each load (and the /health probe) in its own process pinned to the client CPUs."""
-
-    def __init__(self, name: str, cpus: list[int]) -> None:
-        self.name, self.client_cpus = name, cpus
-        self.cpus = len(cpus)
-
-    def _cmd(self, what: str, spec: LoadSpec) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "ftscale.bench.http.loadgen",
-            what,
-            "--host",
-            spec.host,
-            "--port",
-            str(spec.port),
-            "--path",
-            spec.path,
-            "--method",
-            spec.method,
-            "--body",
-            spec.body.decode(),
-            "--connections",
-            str(spec.connections),
-            "--duration",
-            str(spec.duration_s),
-            "--threads",
-            str(self.cpus),
-        ]
-
-    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
-        probe = None
-        if probe_health:
-            probe = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ftscale.bench.http.loadgen",
-                    "health",
-                    "--host",
-                    spec.host,
-                    "--port",
-                    str(spec.port),
-                    "--duration",
-                    str(spec.duration_s),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            os.sched_setaffinity(probe.pid, set(self.client_cpus))
-        try:
-            out = run_pinned(self._cmd(self.name, spec), self.client_cpus, spec.duration_s + 90, Path.cwd())
-        finally:
-            health = None
-            if probe is not None:
-                probe_out, _ = probe.communicate(timeout=spec.duration_s + 60)
-                if probe.returncode == 0 and probe_out:
-                    health = parse(HealthProbe, probe_out, "the /health probe")
-        return parse(LoadResult, out, f"the {self.name} generator"), health
-
-
-# --- the command --------------------------------------------------------------------------------
+    def groups(self, free_threaded: dict[str, bool]) -> list[Group]:
+        """One group per workload and thread count; inside, every build's designs side by side."""
+        out = []
+        for name in self.workloads:
+            for n in self.threads:
+                plans: list[Plan] = []
+                for build in self.builds:
+                    for design in self.designs(free_threaded[build]):
+                        base = self.plan(build, name, design, n)
+                        # open-loop and target cells need the closed-loop median of the design
+                        plans.append(base)
+                        plans += [
+                            self.plan(build, name, design, n, offered_share=s) for s in self.open_shares
+                        ]
+                        if self.slo:
+                            plans.append(self.plan(build, name, design, n, slo=True))
+                out.append(Group(name, n, tuple(plans)))
+        return out
 
 
 @dataclass(frozen=True)
 class Job:
     run_dir: Path
     resuming: bool
+    preset: str
     matrix: Matrix
     settings: Settings
     server_cpus: list[int]
@@ -274,9 +151,13 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
     args, place = engine.open_run(args, "http", lambda saved: build_parser().parse_args(saved))
     if place.resuming:
         argv = list(results.RunDir(place.path).read_meta().config.get("argv", []))
-    if args.repetitions < 1:
+    preset = PRESETS[args.preset]
+    repetitions = preset.repetitions if args.repetitions is None else args.repetitions
+    duration = preset.duration_s if args.duration is None else args.duration
+    warmup = preset.warmup_s if args.warmup is None else args.warmup
+    if repetitions < 1:
         raise UsageError("--repetitions must be 1 or more")
-    if args.duration <= 0 or args.warmup < 0:
+    if duration <= 0 or warmup < 0:
         raise UsageError("--duration must be positive and --warmup not negative")
     if args.connections is not None and args.connections < 1:
         raise UsageError("--connections must be 1 or more")
@@ -285,21 +166,15 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
             raise UsageError(f"--server-python {args.server_python}: not an executable")
         builds = [envs.describe("server-python", args.server_python).build]
     else:
-        default = provision.BUILDS if args.full else QUICK_BUILDS
-        builds = choose(args.builds, default, provision.BUILDS, "build")
+        builds = choose(args.builds, preset.builds, provision.BUILDS, "build")
     try:
         if args.workloads:
             names = [w.name for w in workloads.select(args.workloads)]
         else:
-            names = list(workloads.REGISTRY) if args.full else list(QUICK_WORKLOADS)
+            names = list(preset.workloads or workloads.REGISTRY)
     except workloads.UnknownWorkload as exc:
         raise UsageError(str(exc)) from None
-    if args.modes or args.topologies or not args.full:
-        modes = choose(args.modes, ["threadpool"], MODES, "mode")
-        tops = choose(args.topologies, ["single"], TOPOLOGIES, "topology")
-        combos = [(m, t) for t in tops for m in modes]
-    else:
-        combos = list(FULL_COMBOS)
+    ft_designs, gil_designs = args.designs or (preset.free_threaded_designs, preset.gil_designs)
     sizes: dict[str, int] = {}
     for item in args.size:
         name, _, value = item.partition("=")
@@ -324,7 +199,18 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         raise UsageError(
             f"server CPUs {server} and client CPUs {client} overlap; pass --allow-shared-cpus to accept"
         )
-    threads = parse_threads(args.threads) if args.threads else default_threads(len(server))
+    if args.threads:
+        threads = parse_threads(args.threads)
+    elif preset.threads:
+        threads = [n for n in preset.threads if n <= len(server)] or [1]
+    else:
+        threads = default_threads(len(server))
+    load = args.load or ("open" if args.slo_p99 else preset.load)
+    slo = args.slo_p99 if args.slo_p99 is not None else preset.slo_p99_ms
+    if slo is not None and slo <= 0:
+        raise UsageError("--slo-p99 must be a positive number of milliseconds")
+    shares = args.rates or preset.open_shares or (0.5, 0.75, 0.9)
+    open_shares = tuple(shares) if load in ("open", "both") and not (args.slo_p99 and not args.rates) else ()
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if wrk_path() else "python"
@@ -337,12 +223,25 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
     return Job(
         run_dir=place.path,
         resuming=place.resuming,
-        matrix=Matrix(builds, names, combos, threads, sizes, args.connections),
+        preset=preset.name,
+        matrix=Matrix(
+            builds=builds,
+            workloads=names,
+            free_threaded_designs=list(ft_designs),
+            gil_designs=list(gil_designs),
+            threads=threads,
+            sizes=sizes,
+            connections=args.connections,
+            closed=True,  # the closed loop is always measured: open-loop rates are set from it
+            open_shares=open_shares,
+            slo=slo is not None and load in ("open", "both"),
+        ),
         settings=Settings(
-            duration_s=args.duration,
-            warmup_s=args.warmup,
-            repetitions=args.repetitions,
-            ceiling_s=min(1.0, args.duration),
+            duration_s=duration,
+            warmup_s=warmup,
+            repetitions=repetitions,
+            open_shares=open_shares,
+            slo_p99_ms=slo,
         ),
         server_cpus=server,
         client_cpus=client,
@@ -354,15 +253,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
     )
 
 
-def _remote_plans(job: Job, server: RemoteServer) -> list[Plan]:
-    info = server.info()
-    build = info.interpreter.build
-    return [
-        job.matrix.plan(build, name, info.mode, info.topology, info.threads) for name in job.matrix.workloads
-    ]
-
-
-def _meta(job: Job) -> RunMeta:
+def _meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
     return RunMeta(
         run_id=job.run_dir.name,
         kind="http",
@@ -371,16 +262,21 @@ def _meta(job: Job) -> RunMeta:
         git=results.collect_git(),
         config={
             "argv": job.argv,
+            "preset": job.preset,
             "server_cpus": job.server_cpus,
             "client_cpus": job.client_cpus,
             "shared_cpus": job.shared_cpus,
+            "server_pinning": "a cell at N threads runs on the first N server CPUs",
             "settings": asdict(job.settings),
             "matrix": {
                 "builds": job.matrix.builds,
                 "workloads": job.matrix.workloads,
-                "combos": job.matrix.combos,
+                "free_threaded_designs": [list(d) for d in job.matrix.free_threaded_designs],
+                "gil_designs": [list(d) for d in job.matrix.gil_designs],
                 "threads": job.matrix.threads,
                 "sizes": job.matrix.sizes,
+                "open_shares": list(job.matrix.open_shares),
+                "slo_p99_ms": job.settings.slo_p99_ms,
             },
             "target": job.target,
         },
@@ -388,62 +284,104 @@ def _meta(job: Job) -> RunMeta:
             "name": job.generator,
             "version": wrk_version() if job.generator == "wrk" else sys.version.split()[0],
             "cpus": job.client_cpus,
-            "loop": "closed",
+            "loop": "closed" if not job.matrix.open_shares and not job.matrix.slo else "closed and open",
+            "open_loop": "built-in generator, one process per client CPU; latency from the due time",
             "connections": job.matrix.connections or "2 x threads (min 4); 4 x threads for I/O workloads",
+            "ceilings": ceilings,
+            "ceiling_method": "per load kind and connections, against a trivial server on the server CPUs",
         },
     )
 
 
-def cell_seconds(settings: Settings) -> float:
-    """The bench's estimate of one cell's duration before any has been measured."""
-    return 2.0 + settings.ceiling_s + settings.warmup_s + settings.repetitions * (settings.duration_s + 0.5)
+def group_seconds(job: Job, group: Group) -> float:
+    """The bench's estimate of one group's duration before any has been measured."""
+    per_rep = SERVER_START_S + job.settings.warmup_s + job.settings.duration_s + 0.5
+    reps = sum(job.settings.repetitions for p in group.plans if p.load == "closed" or p.offered_share)
+    searches = sum(1 for p in group.plans if p.slo) * (
+        SERVER_START_S + 6 * (job.settings.duration_s + job.settings.warmup_s)
+    )
+    return reps * per_rep + searches
+
+
+def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
+    """Every (load kind, connection count) a cell will use: what the ceilings are measured for."""
+    found: set[tuple[str, int]] = set()
+    factor = job.settings.open_connections_factor
+    for group in groups:
+        for plan in group.plans:
+            found.add(
+                ("closed", plan.connections) if plan.load == "closed" else ("open", plan.connections * factor)
+            )
+    return sorted(found)
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``ftscale bench``: plan, prepare the builds, sweep, report."""
+    """``ftscale bench``: plan, prepare the builds, calibrate the generator, sweep, report."""
     slot_started = results.now()
     job = plan_job(args, list(argv))
     rundir = results.RunDir(job.run_dir)
     remote = RemoteServer(job.target) if job.target else None
     launcher: Any
+    builds: dict[str, Build] = {}
     if remote is not None:
-        plans = _remote_plans(job, remote)
+        info = remote.info()
+        design = (info.mode, info.topology)
+        groups = [
+            Group(name, info.threads, (job.matrix.plan(info.interpreter.build, name, design, info.threads),))
+            for name in job.matrix.workloads
+        ]
         launcher = remote
-        builds = {}
-    elif job.server_python is not None:
-        build = job.matrix.builds[0]
-        builds = {build: envs.describe(build, job.server_python)}
-        plans = job.matrix.plans()
-        launcher = Launcher({build: job.server_python}, job.server_cpus, job.run_dir.name)
     else:
-        print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
-        builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
-        plans = job.matrix.plans()
-        launcher = Launcher(
-            {b: envs.env_python(b) for b in job.matrix.builds}, job.server_cpus, job.run_dir.name
-        )
-    if not rundir.meta_path.exists():
-        rundir.write_meta(_meta(job))
-    for info in builds.values():
-        rundir.add_build(info)
+        if job.server_python is not None:
+            build = job.matrix.builds[0]
+            builds = {build: envs.describe(build, job.server_python)}
+            pythons = {build: job.server_python}
+        else:
+            print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
+            builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
+            pythons = {b: envs.env_python(b) for b in job.matrix.builds}
+        groups = job.matrix.groups({b: info.py_gil_disabled for b, info in builds.items()})
+        launcher = Launcher(pythons, job.server_cpus, job.run_dir.name)
     generator = SubprocessGenerator(job.generator, job.client_cpus)
+    if rundir.meta_path.exists():
+        ceilings = dict((rundir.read_meta().generator or {}).get("ceilings", {}))
+    else:
+        print("calibrating the load generator against a trivial server ...", flush=True)
+        ceilings = (
+            calibrate_ceilings(generator, job.server_cpus, _loads(job, groups)) if remote is None else {}
+        )
+        rundir.write_meta(_meta(job, ceilings))
+    for record in builds.values():
+        rundir.add_build(record)
     print(
-        f"server CPUs {job.server_cpus}, client CPUs {job.client_cpus}, generator {job.generator}",
+        f"server CPUs {job.server_cpus}, client CPUs {job.client_cpus}, generator {job.generator}; "
+        f"ceilings {', '.join(f'{k} {v:,.0f}/s' for k, v in sorted(ceilings.items()))}",
         flush=True,
     )
 
-    def one(plan: Plan) -> Any:
-        cell = measure(plan, job.run_dir.name, launcher, generator, job.settings)
-        if job.shared_cpus and cell.status == "ok":
-            cell = cell.model_copy(update={"flags": [*cell.flags, str(Flag.SHARED_CPUS)]})
-        return cell
+    def one(group: Group) -> list[HttpCell]:
+        cells = measure_group(group, job.run_dir.name, launcher, generator, job.settings, ceilings)
+        if job.shared_cpus:
+            cells = [
+                c.model_copy(update={"flags": [*c.flags, str(Flag.SHARED_CPUS)]}) if c.status == "ok" else c
+                for c in cells
+            ]
+        return [
+            c.model_copy(update={"flags": [*c.flags, str(Flag.OVERSUBSCRIBED)]})
+            if c.status == "ok" and c.threads > len(job.server_cpus)
+            else c
+            for c in cells
+        ]
 
+    estimate = group_seconds(job, groups[0]) if groups else 0.0
     outcome = engine.sweep(
         rundir,
-        plans,
+        groups,
         one,
-        lambda p: f"{p.build} {p.workload} {p.mode}/{p.topology} t={p.threads}",
-        cell_seconds(job.settings),
+        lambda g: (
+            f"{g.workload} t={g.threads} ({len(g.plans)} cells x {job.settings.repetitions} repetitions)"
+        ),
+        estimate,
         budget_s=args.budget,
     )
     return engine.finish(
@@ -459,7 +397,3 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     return engine.main_guard("ftscale bench", lambda: run(build_parser().parse_args(argv), argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,6 @@
 -- ftscale's wrk hook: send the configured request, count responses by status in every thread,
--- and print one machine-readable summary line ("FTSCALE_JSON {...}") when the run is done.
+-- and print one machine-readable summary line ("FTSCALE_JSON {...}") when the run is done,
+-- with wrk's whole latency table (microseconds and counts) so histograms merge exactly.
 wrk.method = os.getenv("FTSCALE_METHOD") or "POST"
 wrk.body = os.getenv("FTSCALE_BODY") or ""
 if wrk.body ~= "" then
@@ -40,11 +41,18 @@ function done(summary, latency, requests)
   pct["p90"] = latency:percentile(90)
   pct["p99"] = latency:percentile(99)
   pct["p99.9"] = latency:percentile(99.9)
+  -- latency(i) is the i-th distinct latency (us) with its count, in increasing order
+  local pairs_out = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    table.insert(pairs_out, string.format("[%d, %d]", value, count))
+  end
   io.write("FTSCALE_JSON " .. object({
     duration_us = summary.duration,
     requests = summary.requests,
     statuses = object(total),
     latency_us = object(pct),
     socket_errors = object(summary.errors),
+    latency_counts = "[" .. table.concat(pairs_out, ", ") .. "]",
   }) .. "\n")
 end

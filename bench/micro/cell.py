@@ -66,6 +66,10 @@ class CellPlan:
         return results.cell_id(self.build, self.workload, self.threads, scaling=self.scaling)
 
     @property
+    def cell_keys(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    @property
     def name(self) -> str:
         return bench_name(self.workload, self.scaling, self.threads)
 

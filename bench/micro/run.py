@@ -297,12 +297,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rundir.add_build(build)
     with tempfile.TemporaryDirectory(prefix="ftscale-micro-") as scratch:
 
-        def one(plan: CellPlan) -> MicroCell:
+        def one(plan: CellPlan) -> list[MicroCell]:
             build, python = prepared[plan.build]
             cell, bench = measure(plan, python, job.pyperf, job.run_dir.name, build, Path(scratch))
             if bench is not None:
                 add_to_suite(pyperf_path(job.run_dir, plan.build), bench)
-            return cell
+            return [cell]
 
         outcome = engine.sweep(
             rundir,

@@ -1,0 +1,257 @@
+"""The real things behind the cell protocols: servers started pinned, remote servers, generators.
+
+- :class:`Launcher` starts ``python -m ftscale.server`` for a plan under the plan's build,
+  pinned to as many of the server CPUs as the plan has threads (a design at N threads gets N
+  cores; a design cannot borrow a core it was not given).
+- :class:`RemoteServer` is a server started elsewhere (``--target``), measured from outside only.
+- :class:`SubprocessGenerator` runs each load in its own processes pinned to the client CPUs:
+  wrk with one thread per client CPU, or the built-in generator in one process per client CPU
+  (each pinned to its CPU, with its share of the connections and, in an open loop, of the rate;
+  their histograms merged) — so one generator thread is not what limits a many-core run.
+- :func:`calibrate_ceilings` measures what the generator reaches against a server that costs
+  nothing (:mod:`ftscale.bench.http.trivial`), on the server CPUs, before anything is measured.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ftscale.bench import histogram
+from ftscale.bench.http.cell import Plan, ceiling_key
+from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms
+from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
+
+from ftscale.errors import UsageError
+from ftscale.schema import HealthProbe, Info, LoadResult, parse
+
+RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run started it
+
+
+class Launcher:
+    def __init__(
+        self, pythons: dict[str, Path], cpus: list[int], run_id: str, extra: Sequence[str] = ()
+    ) -> None:
+        self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
+
+    def cpus_for(self, plan: Plan) -> list[int]:
+        """The first ``threads`` server CPUs (all of them when there are fewer)."""
+        return self.cpus[: max(1, plan.threads)] if self.cpus else []
+
+    def start(self, plan: Plan) -> ServerProcess:
+        port = free_port()
+        cmd = [
+            str(self.pythons[plan.build]),
+            "-m",
+            "ftscale.server",
+            "--mode",
+            plan.mode,
+            "--topology",
+            plan.topology,
+            "--threads",
+            str(plan.threads),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *self.extra,
+        ]
+        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), {RUN_ENV: self.run_id})
+
+
+class RemoteServer:
+    """A server started elsewhere (``--target``): measured from outside only."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise UsageError(f"--target must be an http:// URL, got {url!r}")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.url = url.rstrip("/")
+
+    def start(self, plan: Plan) -> RemoteServer:
+        return self
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        try:
+            http_json(f"{self.url}/health", timeout=timeout_s)
+        except (OSError, ValueError) as exc:
+            raise ServerError(f"{self.url}/health: {exc}") from None
+
+    def alive(self) -> bool:
+        return True
+
+    def info(self) -> Info:
+        return read_info(self.url)
+
+    def usage(self) -> None:
+        return None
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        return ""
+
+    def stop(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        return {"remote": True}
+
+
+def _loadgen(what: str, spec: LoadSpec, threads: int = 1) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "ftscale.bench.http.loadgen", what,
+        "--host", spec.host, "--port", str(spec.port), "--path", spec.path, "--method", spec.method,
+        "--body", spec.body.decode(), "--connections", str(spec.connections),
+        "--duration", str(spec.duration_s), "--threads", str(threads),
+    ]  # fmt: skip
+    if spec.rate:
+        cmd += ["--rate", str(spec.rate)]
+    return cmd
+
+
+def merge(parts: Sequence[LoadResult], rate: float | None) -> LoadResult:
+    """One result of several generator processes that ran side by side."""
+    if len(parts) == 1:
+        return parts[0]
+    counts = histogram.merge(p.latency_histogram or {} for p in parts)
+    errors: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.errors.items():
+            errors[key] = errors.get(key, 0) + n
+    duration = max(p.duration_s for p in parts)
+    requests = sum(p.requests for p in parts)
+    busy = [p.generator_busy_max_pct for p in parts if p.generator_busy_max_pct is not None]
+    lags = [p.send_lag_p99_ms for p in parts if p.send_lag_p99_ms is not None]
+    return LoadResult(
+        generator=parts[0].generator,
+        requests=requests,
+        duration_s=duration,
+        throughput_rps=sum(p.throughput_rps for p in parts),
+        latency_ms=percentiles_ms(counts) if counts else {k: None for k in PERCENTILES},
+        errors=errors,
+        generator_cpu_pct=round(sum(p.generator_cpu_pct for p in parts), 1),
+        generator_cpus=len(parts),
+        open_loop_rate=rate,
+        generator_busy_pct=round(sum(p.generator_busy_pct or 0.0 for p in parts), 1),
+        generator_busy_max_pct=max(busy) if busy else None,
+        generator_threads=len(parts),
+        latency_histogram=counts,
+        send_lag_p99_ms=max(lags) if lags else None,
+    )
+
+
+class SubprocessGenerator:
+    """Runs each load (and the /health probe) in processes pinned to the client CPUs."""
+
+    def __init__(self, name: str, cpus: list[int]) -> None:
+        self.name, self.client_cpus = name, cpus
+
+    def _python(self, spec: LoadSpec) -> LoadResult:
+        """The built-in generator in one process per client CPU, each pinned to its CPU."""
+        k = max(1, min(len(self.client_cpus), spec.connections))
+        share = replace(
+            spec, rate=spec.rate / k if spec.rate else None, connections=max(1, spec.connections // k)
+        )
+        procs = []
+        for index in range(k):
+            proc = subprocess.Popen(
+                _loadgen("python", share), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            os.sched_setaffinity(proc.pid, {self.client_cpus[index % len(self.client_cpus)]})
+            procs.append(proc)
+        parts = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=spec.duration_s + 120)
+            if proc.returncode != 0:
+                raise RuntimeError(
+                    f"the built-in generator failed (exit {proc.returncode}): {err.strip()[-400:]}"
+                )
+            parts.append(parse(LoadResult, out, "the built-in generator"))
+        return merge(parts, spec.rate)
+
+    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
+        probe = None
+        if probe_health:
+            probe = subprocess.Popen(
+                [sys.executable, "-m", "ftscale.bench.http.loadgen", "health", "--host", spec.host,
+                 "--port", str(spec.port), "--duration", str(spec.duration_s)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            os.sched_setaffinity(probe.pid, set(self.client_cpus))
+        try:
+            if spec.rate or self.name == "python":
+                result = self._python(spec)
+            else:
+                threads = len(self.client_cpus)
+                out = run_pinned(
+                    _loadgen(self.name, spec, threads), self.client_cpus, spec.duration_s + 90, Path.cwd()
+                )
+                result = parse(LoadResult, out, f"the {self.name} generator")
+        finally:
+            health = None
+            if probe is not None:
+                probe_out, _ = probe.communicate(timeout=spec.duration_s + 60)
+                if probe.returncode == 0 and probe_out:
+                    health = parse(HealthProbe, probe_out, "the /health probe")
+        return result, health
+
+
+def calibrate_ceilings(
+    generator: SubprocessGenerator,
+    server_cpus: list[int],
+    loads: Sequence[tuple[str, int]],
+    seconds: float = 1.0,
+) -> dict[str, float]:
+    """Requests per second the generator reaches against a server that costs nothing.
+
+    The trivial server runs on the server CPUs (one process per CPU), the generator as it will
+    in the cells; one measurement per (load kind, connections) in ``loads``. An open-loop
+    generator is measured closed-loop here: its ceiling is the fastest it can send.
+    """
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftscale.bench.http.trivial",
+        "--port",
+        str(port),
+        "--processes",
+        str(len(server_cpus)),
+    ]
+    server = ServerProcess(cmd, "127.0.0.1", port, server_cpus, Path.cwd())
+    ceilings: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                http_json(f"{server.url}/", timeout=1)
+                break
+            except (OSError, ValueError) as exc:
+                if time.monotonic() > deadline or not server.alive():
+                    raise ServerError(
+                        f"the trivial server did not start: {exc}", server.stderr_tail()
+                    ) from None
+                time.sleep(0.1)
+        for load, connections in loads:
+            spec = LoadSpec(
+                host="127.0.0.1",
+                port=port,
+                path="/",
+                method="GET",
+                connections=connections,
+                duration_s=seconds,
+            )
+            if load == "open":  # the built-in generator, flat out (closed loop): the fastest it can send
+                result = generator._python(spec)
+            else:
+                result, _ = generator.load(spec, probe_health=False)
+            ceilings[ceiling_key(load, connections)] = result.throughput_rps
+    finally:
+        server.stop(timeout_s=5)
+    return ceilings
