@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -334,11 +335,17 @@ def render_report(run_dir: Path) -> None:
             f"render it with: ftscale report {run_dir}"
         )
         return
+    from ftscale.bench.report.render import summary
+
     try:
         paths = render_run(run_dir)
+        lines = summary(run_dir)
     except Exception as exc:  # the measurements are kept; the report can be rendered later
         print(f"report: not rendered ({type(exc).__name__}: {exc}); retry with: ftscale report {run_dir}")
         return
+    print()
+    for line in lines:
+        print(line, flush=True)
     for path in paths:
         print(f"report: {path}", flush=True)
 
@@ -347,7 +354,13 @@ def render_report(run_dir: Path) -> None:
 
 
 def main_guard(prog: str, body: Callable[[], int]) -> int:
-    """Run a command with the engine's signal handling and exit statuses."""
+    """Run a command with the engine's signal handling and exit statuses.
+
+    Every child process (servers, workers, generators, their pools) gets PYTHONSAFEPATH=1: run
+    from a checkout, ``python -m ftscale...`` would otherwise import the checkout's ``ftscale/``
+    folder (which holds only the root package) ahead of the installed package.
+    """
+    os.environ["PYTHONSAFEPATH"] = "1"
     INTERRUPTS.install()
     try:
         return body()

@@ -73,6 +73,14 @@ TOPOLOGY_HELP: dict[Topology, str] = {
     Topology.LOOPS_REUSEPORT: "--threads event loops, each on its own SO_REUSEPORT socket (kernel balancing)",
 }
 
+CLASS_NAMES: dict[WorkloadClass, str] = {
+    WorkloadClass.PURE_PYTHON: "Pure Python",
+    WorkloadClass.C_HOLDS_GIL: "C holding the GIL",
+    WorkloadClass.C_RELEASES_GIL: "C releasing the GIL",
+    WorkloadClass.MIXED_IO: "I/O then Python",
+    WorkloadClass.CONTENTION: "Shared-state contention",
+}
+
 CLASS_HELP: dict[WorkloadClass, str] = {
     WorkloadClass.PURE_PYTHON: "pure Python: the interpreter itself does the work",
     WorkloadClass.C_HOLDS_GIL: (

@@ -54,21 +54,37 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
-@pytest.fixture
-def report(tmp_path: Path) -> Path:
-    run = tmp_path / "report-http"
-    shutil.copytree(DATA / "report-http", run)
+@pytest.fixture(params=["http", "micro"])
+def report(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    run = tmp_path / f"report-{request.param}"
+    shutil.copytree(DATA / f"report-{request.param}", run)
     render_run(run)
     return run / "report.html"
 
 
 @pytest.mark.slow
-def test_report_html_renders_its_charts(report: Path, tmp_path: Path) -> None:
-    dom = _chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+def test_the_answer_is_on_the_first_screen_at_1280_px_without_scrolling_sideways(
+    report: Path, tmp_path: Path
+) -> None:
+    dom = _chromium(tmp_path, "--window-size=1280,800", "--dump-dom", report.as_uri()).stdout
     body = re.search(r"<body[^>]*>", dom)
     assert body is not None, dom[:500]
-    assert 'data-charts-ok="yes"' in body[0], body[0]
-    assert 'data-charts-decoded="3/3"' in body[0], body[0]
+    attributes = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body[0]))
+    assert attributes["charts-ok"] == "yes", attributes
+    decoded, total = attributes["charts-decoded"].split("/")
+    assert decoded == total and int(total) >= 2, attributes
+    assert int(attributes["scroll-width"]) <= 1280, attributes
+    assert int(attributes["answer-bottom"]) <= 800, attributes
+
+
+def test_no_chart_has_more_than_8_legend_entries() -> None:
+    from ftscale.bench.report.render import run_document
+
+    for kind in ("http", "micro"):
+        _, document = run_document(DATA / f"report-{kind}")
+        figures = document.figures()
+        assert figures and all(f.legend_entries <= 8 for f in figures)
+        assert any(f.legend_entries > 0 for f in figures)  # the small multiples do have legends
 
 
 @pytest.mark.slow

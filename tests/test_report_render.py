@@ -81,48 +81,57 @@ def test_http_report_matches_expected(runs: dict[str, Path]) -> None:
     check_expected("report-http.md", render(runs["http"]))
 
 
-def test_micro_verdict_rows(runs: dict[str, Path]) -> None:
+def test_sections_come_in_reading_order(runs: dict[str, Path]) -> None:
+    for kind in ("micro", "http"):
+        md = render_ascii(runs[kind])
+        order = ["## The answer", "### Each build at its best", "## How to read this report"]
+        order += ["## Scaling by workload", "## Failed cells", "## Metadata"]
+        positions = [md.index(f"\n{h}\n") for h in order]
+        assert positions == sorted(positions), kind
+    http = render_ascii(runs["http"])
+    assert http.index("## The answer") < http.index("## Open loop") < http.index("## How to read this report")
+
+
+def test_micro_verdict_against_the_gil_twins_best(runs: dict[str, Path]) -> None:
     md = render_ascii(runs["micro"])
-    assert md.index("## Verdict") < md.index("## Scaling by workload") < md.index("## Charts")
-    assert md.index("## Charts") < md.index("## Failed cells") < md.index("## Metadata")
-    table = rows(section(md, "## Verdict"))
-    assert [r[:2] for r in table] == [
-        ["pure-python", "loop"],
-        ["pure-python", "loop (weak scaling)"],
-        ["c-releases-gil", "crc"],
-        ["contention", "dictstorm"],
-    ]
-    # Amdahl s = 0.1 peaks at 16 threads: 16000 / 2.5 = 6400, its repetitions spread by 10%
-    assert table[0][2:] == [
-        "3.14t · strong @16",
-        "6400 [5760, 7040] 75%",
-        "6.40x [5.70, 7.11]",
-        "CV>5%",
-        "3.14 · strong @1",
-        "1250 [1238, 1262] 75%",
-        "1.00x [1.00, 1.00]",
-        "",
-        "5.12x [4.56, 5.69]",
-    ]
-    # linear 2200N on the GIL build beats 2000N free-threaded: the runner-up is the free-threaded build
-    assert table[2][2] == "3.14 · strong @16" and table[2][6] == "3.14t · strong @16"
-    assert table[2][-1] == "1.10x [1.08, 1.12]"
-    # USL peak of 500N/(1 + 0.05(N-1) + 0.02N(N-1)) among 1..16 is at 8; the GIL side has one sample
-    assert table[3][2:4] == ["3.14t · strong @8", "1619 [1603, 1636] 75%"]
-    assert table[3][7] == "600 [n/a]" and table[3][-1] == "2.70x [n/a]"
+    answer = section(md, "## The answer")
+    # Amdahl 1000N/(1 + 0.1(N-1)): the best unflagged 3.14t point is 8 threads, 8000/1.7 = 4706; the
+    # 16-thread point (6400) is flagged for its 10% spread and may not win; 3.14 (flat 1250) peaks at 1.
+    # Ratio 3.765 with the 3-against-3 exact interval: x(1)/y(3) and x(3)/y(1), coverage 18/20.
+    assert (
+        "Pure Python — loop, strong scaling: 3.14t at 8 threads wins: 4706 calls/s, 3.76x 3.14 at 1 thread "
+        "(1250 calls/s; 3.14t ÷ 3.14 3.76x [3.69, 3.84] 90%). Caveats: 3.14t at 16 threads was faster "
+        "(6400 calls/s) but flagged (CV>5%)." in answer
+    )
+    # linear 2200N on the GIL build beats 2000N free-threaded: 2200/2000 = 1.10 (0.91 the other way)
+    assert "3.14 at 16 threads wins: 35200 calls/s, 1.10x 3.14t at 16 threads" in answer
+    # one GIL sample: no interval, so no verdict either way
+    assert "(ratio 2.70x [n/a]); too few repetitions to tell them apart" in answer
+    table = rows(section(md, "### Each build at its best"))
+    assert table[0] == ["loop", "3.14", "strong @1", "1250 [1238, 1262] 75%", "reference", ""]
+    assert table[1] == ["loop", "3.14t", "strong @8", "4706 [4659, 4753] 75%", "3.76x [3.69, 3.84] 90%", ""]
 
 
 def test_micro_scaling_rows_follow_amdahl(runs: dict[str, Path]) -> None:
     md = render_ascii(runs["micro"])
-    loop = section(md, "### loop (pure-python, size 1000)")
+    loop = section(md, "### loop (Pure Python, size 1000)")
     table = rows(section(loop, "#### 3.14t · strong"))
     assert [r[0] for r in table] == ["1", "2", "4", "8", "16"]
     # X(4) = 4000/1.3; S(4) = 3.077 with bounds S * 0.99/1.01 and S * 1.01/0.99; Karp-Flatt = s
-    assert table[2] == ["4", "3", "3077 [3046, 3108] 75%", "3.08x [3.02, 3.14]", "0.77", "0.100", "1.0%", ""]
+    assert table[2] == [
+        "4",
+        "3",
+        "3077 [3046, 3108] 75%",
+        "3.08x [3.02, 3.14] 90%",
+        "0.77",
+        "0.100",
+        "1.0%",
+        "",
+    ]
     assert table[0][3:6] == ["1.00x [1.00, 1.00]", "1.00", "—"]
     assert all(r[5] == "0.100" for r in table[1:])
     assert table[4][-1] == "CV>5%" and table[4][6] == "10.0%"
-    assert "Amdahl: s = 0.100, R² = 1.000. USL: sigma = 0.1000, κ = 0, no peak, R² = 1.000." in loop
+    assert "Amdahl: s = 0.100, R² = 1.000. USL: sigma = 0.1000, κ = 0, no peak; intervals sigma [" in loop
     weak = section(loop, "#### 3.14t · weak")
     assert "USL: too few points (3; needs 4)." in weak
     overhead = rows(section(loop, "#### Free-threading overhead at 1 thread"))
@@ -133,75 +142,88 @@ def test_micro_scaling_rows_follow_amdahl(runs: dict[str, Path]) -> None:
             "3.14",
             "1000 [990, 1010] 75%",
             "1250 [1238, 1262] 75%",
-            "0.80x [0.78, 0.82]",
-            "+25.0% [+22.5%, +27.5%]",
+            "0.80x [0.78, 0.82] 90%",
+            "+25.0% [+22.5%, +27.5%] 90%",
         ],
     ]
 
 
 def test_micro_usl_fit_and_flags(runs: dict[str, Path]) -> None:
     md = render_ascii(runs["micro"])
-    dictstorm = section(md, "### dictstorm (contention, size 100)")
-    assert "USL: sigma = 0.0500, κ = 0.02, N* = 6.89, R² = 1.000." in dictstorm.replace("\\*", "*")
+    dictstorm = section(md, "### dictstorm (Shared-state contention, size 100)")
+    assert "USL: sigma = 0.0500, κ = 0.02, N* = 6.89" in dictstorm.replace("\\*", "*")
     assert rows(section(dictstorm, "#### 3.14 · strong"))[0][:4] == [
         "1",
         "1",
         "600 [n/a]",
         "1.00x [1.00, 1.00]",
     ]
-    crc_table = rows(section(section(md, "### crc (c-releases-gil, size 1000)"), "#### 3.14t · strong"))
+    crc_table = rows(section(section(md, "### crc (C releasing the GIL, size 1000)"), "#### 3.14t · strong"))
     assert [r[-1] for r in crc_table] == ["", "", "", "GIL-on", ""]
     failed = rows(section(md, "## Failed cells"))
     assert failed == [["3.14t", "crc", "", "", "strong", "32", "worker exited with status -9"]]
     assert "MemoryError" in section(md, "## Failed cells")
 
 
-def test_http_rows_latency_memory_and_derived_flags(runs: dict[str, Path]) -> None:
+def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path]) -> None:
     md = render_ascii(runs["http"])
-    verdict = rows(section(md, "## Verdict"))
-    assert verdict == [
+    answer = section(md, "## The answer")
+    # linear 900N for 3.14t loops against 850N for 3.14 workers, both at 8 threads; PSS 0.6 x 480 MiB
+    assert (
+        "Pure Python — loop: 3.14t inline·loops at 8 threads wins: 7200 req/s, 1.06x 3.14 inline·workers "
+        "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%), using 115 MiB against 288 MiB "
+        "of server memory (PSS)." in answer
+    )
+    assert rows(section(md, "### Each build at its best")) == [
+        ["loop", "3.14", "inline·workers @8", "6800 [6732, 6868] 75%", "reference", "288 MiB", ""],
         [
-            "pure-python",
             "loop",
-            "3.14t · inline · loops @8",
+            "3.14t",
+            "inline·loops @8",
             "7200 [7128, 7272] 75%",
-            "8.00x [7.84, 8.16]",
+            "1.06x [1.04, 1.08] 90%",
             "115 MiB",
             "",
-            "3.14 · inline · workers @8",
-            "6800 [6732, 6868] 75%",
-            "8.00x [7.84, 8.16]",
-            "480 MiB",
-            "",
-            "1.06x [1.04, 1.08]",
         ],
     ]
     threadpool = rows(section(md, "#### 3.14t · threadpool · single"))
-    # Amdahl s = 0.2: X(8) = 6400/2.4; p50 = 64 connections / X; errors only in a repetition's detail
-    assert threadpool[3] == [
+    # Amdahl s = 0.2: X(8) = 6400/2.4; errors only in a repetition's detail (the report derives the flag);
+    # latency from the merged histograms: p50 in the 0.9x bucket of 64 connections / X = 24 ms
+    assert threadpool[3][:7] == [
         "8",
         "3",
         "2667 [2640, 2693] 75%",
-        "3.33x [3.27, 3.40]",
+        "3.33x [3.27, 3.40] 90%",
         "0.42",
         "0.200",
         "1.0%",
-        "24.0",
-        "48.0",
-        "40.0",
-        "760%",
-        "70.0 MiB",
-        "errors",
     ]
-    workers = rows(section(md, "#### 3.14t · inline · workers"))
-    assert workers[3][-1] == "gen-saturated" and workers[3][-2] == "560 MiB"
+    assert threadpool[3][8] == "69.4 (80,000)" and threadpool[3][-1] == "errors"
+    workers = rows(section(md, "#### 3.14 · inline · workers"))
+    assert workers[2][-1] == "unbalanced" and workers[3][-1] == ""
     overhead = rows(section(md, "#### Free-threading overhead at 1 thread"))
     assert [r[0] for r in overhead] == ["3.14t · inline · workers", "3.14t · threadpool · single"]
-    assert overhead[1][4:] == ["0.89x [0.87, 0.91]", "+12.5% [+10.3%, +14.8%]"]
+    assert overhead[1][4:] == ["0.89x [0.87, 0.91] 90%", "+12.5% [+10.3%, +14.8%] 90%"]
     assert "health: server did not become ready within 30 s" in section(md, "## Failed cells")
-    for chart in ("loop-1000-scaling.png", "loop-1000-latency.png", "loop-1000-memory.png"):
+    for chart in ("answer.png", "loop-1000-scaling.png", "loop-1000-latency.png", "loop-1000-memory.png"):
         assert f"](charts/{chart})" in md
         assert (runs["http"] / "charts" / chart).read_bytes().startswith(b"\x89PNG")
+
+
+def test_http_open_loop_and_capacity_at_the_target(runs: dict[str, Path]) -> None:
+    md = render_ascii(runs["http"])
+    part = section(md, "## Open loop: latency at fixed rates, and capacity at a latency target")
+    rates = rows(section(part, "### loop: fixed rates"))
+    assert [(r[0], r[2], r[3]) for r in rates] == [
+        ("3.14 · inline · workers", "50.0 %", "3400"),
+        ("3.14t · inline · loops", "50.0 %", "3600"),
+        ("3.14 · inline · workers", "90.0 %", "6120"),
+        ("3.14t · inline · loops", "90.0 %", "6480"),
+    ]
+    capacity = rows(section(part, "### loop: capacity at the latency target"))
+    # 0.5625 of the peak; per core: 95 % CPU per thread x 8; per GiB: PSS 0.6 x 115 MiB
+    assert capacity[1][:4] == ["3.14t · inline · loops", "8", "10.0", "4050"]
+    assert capacity[1][4] == f"{4050 / 7.6:.0f}" and capacity[1][5] == f"{4050 / (0.6 * 115 / 1024):.0f}"
 
 
 def test_metadata_section(runs: dict[str, Path]) -> None:
@@ -223,7 +245,12 @@ def test_model_flags_come_from_the_files() -> None:
     micro = build_model(load_run(DATA / "report-micro"))
     gil = [(s.key.workload, p.threads) for s in micro.series for p in s.points if Flag.GIL_ENABLED in p.flags]
     assert gil == [("crc", 8)]
-    assert [v.best.series.key.build for v in verdicts(micro)] == ["3.14t", "3.14t", "3.14", "3.14t"]
+    assert [v.best.series.key.build for v in verdicts(micro)] == ["3.14t", "3.14", "3.14t"]
+    assert [c.outcome for v in verdicts(micro) for c in v.comparisons] == [
+        "free-threaded",
+        "gil",
+        "undetermined",
+    ]
     assert len(ft_overheads(micro)) == 3
 
 
@@ -239,14 +266,14 @@ def test_rendering_twice_gives_identical_files(runs: dict[str, Path]) -> None:
     first = snapshot(runs["http"])
     render(runs["http"])
     assert snapshot(runs["http"]) == first
-    assert len(first) == 5  # report.md, report.html, three charts
+    assert len(first) == 7  # report.md, report.html, five charts
 
 
 def test_html_is_self_contained(runs: dict[str, Path]) -> None:
     render(runs["http"])
     html = (runs["http"] / "report.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
-    assert len(sources) == 3
+    assert len(sources) == 5
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in html and "@import" not in html and "url(" not in html
 
@@ -269,24 +296,32 @@ def test_compare_two_runs_of_the_same_kind(runs: dict[str, Path], tmp_path: Path
     out = tmp_path / "cmp"
     assert ftscale_main(["compare", str(runs["http"]), str(faster), "--out", str(out)]) == 0
     md = (out / "report.md").read_text().translate(ASCII)
-    part = section(md, "## faster-http against synthetic-http")
-    assert "20 cells in common" in part
+    assert md.index("B against A: over 26 matched cells, B runs at 1.10x A's throughput") < md.index(
+        "## Runs"
+    )
+    part = section(md, "## B against A")
+    assert "26 cells in common" in part
     table = rows(section(part, "### loop (pure-python, size 1000)"))
-    assert len(table) == 20
-    assert {r[4] for r in table} == {"1.10x [1.08, 1.12]"}
+    assert len(table) == 26
+    # every cell 10 % faster; the two latency-target cells have one sample each: no interval
+    assert sorted({r[4] for r in table}) == ["1.10x [1.08, 1.12] 90%", "1.10x [n/a]"]
+    assert sum(r[4] == "1.10x [n/a]" for r in table) == 2
+    assert (
+        "faster-http" in section(md, "## Runs") and md.count("faster-http") == 2
+    )  # the runs table and its metadata
 
 
 def test_compare_micro_with_http_gives_the_ceiling_share(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     assert ftscale_main(["compare", str(runs["micro"]), str(runs["http"]), "--out", str(out)]) == 0
     md = (out / "report.md").read_text().translate(ASCII)
-    part = section(md, "## Micro against HTTP: synthetic-http against synthetic-micro")
+    part = section(md, "## Micro against HTTP: B against A")
     assert "Both runs are from the same host." in part
     table = rows(part)
     # 3.14: 6800 req/s over HTTP against 1250 calls/s in process; 3.14t: 7200 against 6400
     assert [(r[3], r[4], r[6], r[8]) for r in table] == [
-        ("3.14", "3.14 · strong @1", "3.14 · inline · workers @8", "5.44x [5.33, 5.55]"),
-        ("3.14t", "3.14t · strong @16", "3.14t · inline · loops @8", "1.12x [1.01, 1.26]"),
+        ("3.14", "3.14 · strong @1", "3.14 · inline · workers @8", "5.44x [5.33, 5.55] 90%"),
+        ("3.14t", "3.14t · strong @16", "3.14t · inline · loops @8", "1.12x [1.01, 1.26] 90%"),
     ]
     charts = list((out / "charts").glob("ceiling-*.png"))
     assert len(charts) == 1 and f"](charts/{charts[0].name})" in md
@@ -331,3 +366,32 @@ def test_wrong_schema_is_one_line_and_exit_2(
 def test_no_runs_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ftscale_main(["report", "--results", str(tmp_path)]) == 2
     assert "no run directories" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(("threshold", "status"), [("5%", 1), ("15%", 0)])
+def test_compare_gate_fails_on_a_regression_beyond_the_threshold(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str, status: int
+) -> None:
+    slower = tmp_path / "slower-http"
+    shutil.copytree(runs["http"], slower)
+    run_dir = RunDir(slower)
+    run_dir.update_meta(run_id="slower-http")
+    for cell in load_run(slower).cells:
+        run_dir.write_cell(cell.model_copy(update={"samples": [round(s * 0.9, 4) for s in cell.samples]}))
+    argv = [
+        "compare",
+        str(runs["http"]),
+        str(slower),
+        "--out",
+        str(tmp_path / "cmp"),
+        "--fail-above",
+        threshold,
+    ]
+    assert ftscale_main(argv) == status
+    err = capsys.readouterr().err
+    if status:
+        # 10 % slower with the interval [0.9 x 0.99/1.01, 0.9 x 1.01/0.99] = [0.882, 0.918]: below 0.95
+        assert "24 cells regressed by more than 5%" in err
+        assert "regressed: loop 3.14t threadpool·single @8: slower-http / synthetic-http = 0.900" in err
+    else:
+        assert err == ""

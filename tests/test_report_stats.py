@@ -89,8 +89,42 @@ def test_bootstrap_ratio_with_three_samples_is_analytic() -> None:
 def test_ratio_is_deterministic_and_honest_about_small_samples() -> None:
     a, b = [10.0, 11.0, 12.0, 13.0, 9.0], [5.0, 5.5, 6.0, 4.5, 5.2]
     assert stats.ratio_of_medians(a, b) == stats.ratio_of_medians(a, b)
-    assert not stats.ratio_of_medians([10.0, 11.0], b).has_interval
+    two = stats.ratio_of_medians([10.0, 11.0], b)  # the widest interval, labelled with what it covers
+    assert two.has_interval and two.coverage == stats.ratio_coverage(2, 5, 1, 1) < 0.95
+    assert (two.low, two.high) == (10.0 / 6.0, 11.0 / 4.5)
+    assert not stats.ratio_of_medians([10.0], b).has_interval
     assert math.isnan(stats.ratio_of_medians([], b).value)
+
+
+def _simulated_coverage(n: int, m: int, trials: int = 4000) -> tuple[float, float, float, float]:
+    """(stated, simulated) coverage of the median and the ratio intervals under log-normal noise."""
+    rng = np.random.default_rng(7)
+    median_hits = ratio_hits = 0
+    median_stated = ratio_stated = math.nan
+    for _ in range(trials):
+        a = 200.0 * np.exp(rng.normal(0.0, 0.05, n))  # true median 200
+        b = 100.0 * np.exp(rng.normal(0.0, 0.05, m))  # true median 100: the true ratio is 2
+        median, ratio = stats.median_ci(a), stats.ratio_of_medians(a, b)
+        median_stated, ratio_stated = median.coverage, ratio.coverage
+        median_hits += median.low <= 200.0 <= median.high
+        ratio_hits += ratio.low <= 2.0 <= ratio.high
+    return median_stated, median_hits / trials, ratio_stated, ratio_hits / trials
+
+
+@pytest.mark.parametrize(("n", "m"), [(3, 3), (5, 5), (3, 5), (7, 4), (12, 12)])
+def test_stated_coverage_is_what_simulation_finds(n: int, m: int) -> None:
+    """Every interval is labelled with its real coverage: within 3 points of a simulation."""
+    median_stated, median_found, ratio_stated, ratio_found = _simulated_coverage(n, m)
+    assert abs(median_stated - median_found) <= 0.03, (median_stated, median_found)
+    assert abs(ratio_stated - ratio_found) <= 0.03, (ratio_stated, ratio_found)
+
+
+def test_ratio_coverage_counts_orderings_by_hand() -> None:
+    # 3 against 3, widest interval: it misses only when all of one sample's noises lie below all of
+    # the other's, 2 of the C(6, 3) = 20 equally likely orderings
+    assert stats.ratio_coverage(3, 3, 1, 1) == pytest.approx(18 / 20)
+    # 2 against 2: misses in 2 of C(4, 2) = 6 orderings
+    assert stats.ratio_coverage(2, 2, 1, 1) == pytest.approx(4 / 6)
 
 
 def test_fits_say_too_few_points() -> None:

@@ -25,6 +25,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -316,18 +317,24 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
     env = {**os.environ, "FTSCALE_METHOD": spec.method, "FTSCALE_BODY": spec.body.decode()}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    last: dict[int, float] = {}
-    last_at = started
+    seen: dict[int, tuple[float, float]] = {}  # thread -> (its busy seconds, when read)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
-        deadline = started + spec.duration_s + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            sample = _task_schedstat(proc.pid)
-            if sample:
-                last, last_at = sample, time.monotonic()
-            time.sleep(0.2)
-        if proc.poll() is None:
+
+        def sample() -> None:  # beside communicate(): wrk's output can be larger than a pipe holds
+            while proc.poll() is None:
+                now = time.monotonic()
+                for tid, busy_s in _task_schedstat(proc.pid).items():
+                    seen[tid] = (busy_s, now)  # a thread that has ended keeps its last reading
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            out, err = proc.communicate(timeout=spec.duration_s + 60)
+        except subprocess.TimeoutExpired:
             proc.kill()
-        out, err = proc.communicate()
+            out, err = proc.communicate()
+        sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in out.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -341,8 +348,7 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         if data["socket_errors"].get(kind):
             errors[f"socket-{kind}"] = int(data["socket_errors"][kind])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    observed = last_at - started
-    busy = [100 * s / observed for s in last.values()] if observed > 0.5 else []
+    busy = [100 * s / (at - started) for s, at in seen.values() if at - started > 0.5]
     counts = histogram.from_value_counts((int(v), int(c)) for v, c in data["latency_counts"])
     return LoadResult(
         generator="wrk",

@@ -1,36 +1,56 @@
 """Charts as PNG bytes (matplotlib's Agg canvas, no pyplot state), drawn from the model only.
 
-Every value plotted is already in the model (medians, intervals, ideal line, fitted USL curve);
-the charts only place them. PNG files carry no timestamp, so a re-rendered chart is identical.
+Every value plotted is already in the model or a finding (medians, intervals, ideal line, fitted
+USL curve, merged latency histograms); the charts only place them. Conventions, the same in every
+chart of every report: one colour per build (:data:`BUILD_COLORS`), small multiples with one panel
+per design and the builds as a few lines in each, thread counts on a log2 axis with a tick at
+each measured count, at most :data:`MAX_LEGEND` legend entries. PNG files carry no timestamp, so
+a re-rendered chart is identical.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from ftscale.bench.report.compare import CeilingComparison
-from ftscale.bench.report.labels import series_label
+from ftscale.bench import histogram
+from ftscale.bench.report.findings import Verdict
 from ftscale.bench.report.model import Series
 from ftscale.bench.report.stats import Estimate
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 DPI = 100
-MICRO_X = "threads"
-HTTP_X = "threads, workers or event loops"
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+MAX_LEGEND = 8
+BUILD_COLORS = {"3.13": "#6baed6", "3.13t": "#08519c", "3.14": "#fd8d3c", "3.14t": "#a63603"}
+EXTRA_COLORS = ("#31a354", "#756bb1", "#636363", "#e7298a", "#66a61e", "#e6ab02")
+WIDTH = 12.0  # inches at DPI 100: 1200 px, inside a 1280 px page
 
 
-def _png(fig: Figure) -> bytes:
+@dataclass(frozen=True)
+class Chart:
+    png: bytes
+    legend_entries: int
+
+
+def build_color(build: str) -> str:
+    """The colour of a build: fixed for the four builds, stable for any other label."""
+    if build in BUILD_COLORS:
+        return BUILD_COLORS[build]
+    digest = int(hashlib.sha256(build.encode()).hexdigest(), 16)
+    return EXTRA_COLORS[digest % len(EXTRA_COLORS)]
+
+
+def _render(fig: Figure, legend_entries: int) -> Chart:
+    if legend_entries > MAX_LEGEND:
+        raise ValueError(f"a chart with {legend_entries} legend entries (at most {MAX_LEGEND})")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _color(index: int) -> str:
-    return COLORS[index % len(COLORS)]
+    return Chart(buffer.getvalue(), legend_entries)
 
 
 def _errors(estimates: Sequence[Estimate]) -> list[list[float]]:
@@ -40,127 +60,238 @@ def _errors(estimates: Sequence[Estimate]) -> list[list[float]]:
     return [below, above]
 
 
-def _finish(ax: Axes, title: str, ylabel: str, xlabel: str = HTTP_X) -> None:
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+def _threads_axis(ax: Axes, counts: Sequence[int]) -> None:
+    """Log2 spacing, a tick at each measured thread count."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(counts))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    if ticks:
+        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
 
 
-def scaling(series: Sequence[Series], title: str, xlabel: str) -> bytes:
-    """Throughput against threads (ideal line dashed, USL fit dotted) and efficiency against threads."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    for i, s in enumerate(series):
-        color, label = _color(i), series_label(s.key)
-        threads = [p.threads for p in s.points]
-        left.errorbar(
-            threads,
-            [p.throughput.value for p in s.points],
-            yerr=_errors([p.throughput for p in s.points]),
-            color=color,
-            marker="o",
-            capsize=3,
-            label=label,
-        )
-        if s.ideal:
-            left.plot(*zip(*s.ideal, strict=True), color=color, linestyle="--", linewidth=0.8, alpha=0.6)
-        if s.usl_curve:
-            left.plot(*zip(*s.usl_curve, strict=True), color=color, linestyle=":", linewidth=1.2)
-        with_base = [p for p in s.points if not math.isnan(p.efficiency.value)]
-        if with_base:
-            right.errorbar(
-                [p.threads for p in with_base],
-                [p.efficiency.value for p in with_base],
-                yerr=_errors([p.efficiency for p in with_base]),
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(4, max(1, n))
+    return math.ceil(n / cols), cols
+
+
+def _builds_legend(
+    fig: Figure, builds: Sequence[str], extra: Sequence[tuple[str, dict[str, object]]] = ()
+) -> int:
+    handles = [Line2D([], [], color=build_color(b), marker="o", label=b) for b in builds]
+    handles += [Line2D([], [], color="#555", label=label, **style) for label, style in extra]  # type: ignore[arg-type]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), MAX_LEGEND),
+        fontsize=9,
+        frameon=False,
+    )
+    return len(handles)
+
+
+def designs_of(series: Sequence[Series]) -> list[str]:
+    return list(dict.fromkeys(s.key.design for s in series))
+
+
+def builds_of(series: Sequence[Series]) -> list[str]:
+    return sorted(
+        {s.key.build for s in series},
+        key=lambda b: (b not in BUILD_COLORS, list(BUILD_COLORS).index(b) if b in BUILD_COLORS else 0, b),
+    )
+
+
+# --- the first picture ---------------------------------------------------------------------------
+
+
+def answer(verdicts: Sequence[Verdict], unit: str) -> Chart:
+    """Per workload, each build at its best design: throughput relative to the reference, and memory.
+
+    Left: every build's best unflagged point divided by the verdict's reference (the newest GIL
+    twin's best design), with the ratio's interval; right: its server memory.
+    """
+    rows = [(v.workload, b) for v in verdicts for b in v.builds]
+    fig = Figure(figsize=(WIDTH, 1.4 + 0.42 * max(1, len(rows))), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(3, 1), sharey=True)
+    positions = list(range(len(rows)))
+    colors = [build_color(b.build) for _, b in rows]
+    left.barh(
+        positions,
+        [b.relative.value for _, b in rows],
+        xerr=_errors([b.relative for _, b in rows]),
+        color=colors,
+        capsize=3,
+    )
+    labels = [f"{w} · {b.build} {b.choice.series.key.design} @{b.choice.point.threads}" for w, b in rows]
+    left.set_yticks(positions, labels, fontsize=9)
+    left.invert_yaxis()
+    left.axvline(1.0, color="#333", linewidth=1)
+    left.set_xlabel(f"peak {unit} relative to the best GIL design (1 = the same)")
+    left.grid(True, axis="x", alpha=0.3)
+    memory = [b.choice.point.memory_bytes / 2**20 for _, b in rows]
+    right.barh(positions, [m if math.isfinite(m) else 0 for m in memory], color=colors)
+    right.set_xlabel(
+        "server memory, MiB (PSS)" if any(math.isfinite(m) for m in memory) else "memory not measured"
+    )
+    right.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("Each build at its best design, against the best GIL design", fontsize=11)
+    return _render(fig, 0)
+
+
+# --- small multiples ------------------------------------------------------------------------------
+
+
+def scaling(series: Sequence[Series], title: str) -> Chart:
+    """One panel per design: throughput against threads for each build (ideal dashed, USL fit dotted)."""
+    designs, builds = designs_of(series), builds_of(series)
+    rows, cols = _grid(len(designs))
+    fig = Figure(figsize=(WIDTH, 1.2 + 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    counts = sorted({p.threads for s in series for p in s.points})
+    for index, design in enumerate(designs):
+        ax = axes[index // cols][index % cols]
+        for s in (s for s in series if s.key.design == design):
+            color = build_color(s.key.build)
+            ax.errorbar(
+                [p.threads for p in s.points],
+                [p.throughput.value for p in s.points],
+                yerr=_errors([p.throughput for p in s.points]),
                 color=color,
                 marker="o",
                 capsize=3,
-                label=label,
             )
+            if s.ideal:
+                ax.plot(*zip(*s.ideal, strict=True), color=color, linestyle="--", linewidth=0.8, alpha=0.6)
+            if s.usl_curve:
+                ax.plot(*zip(*s.usl_curve, strict=True), color=color, linestyle=":", linewidth=1.4)
+        ax.set_title(design, fontsize=10)
+        _threads_axis(ax, counts)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    for index in range(len(designs), rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
     unit = series[0].key.unit if series else ""
-    _finish(left, f"{title}: throughput (dashed: ideal, dotted: USL fit)", f"throughput ({unit})", xlabel)
-    _finish(right, f"{title}: efficiency S(N)/N", "efficiency", xlabel)
-    right.axhline(1.0, color="#888", linewidth=0.8)
-    left.legend(fontsize=8)
-    return _png(fig)
+    fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
+    fig.supylabel(unit, fontsize=9)
+    fig.suptitle(f"{title}: throughput by design", fontsize=11)
+    extra: list[tuple[str, dict[str, object]]] = [
+        ("ideal (1-thread throughput times N)", {"linestyle": "--"})
+    ]
+    if any(s.usl_curve for s in series):
+        extra.append(("USL fit", {"linestyle": ":"}))
+    return _render(fig, _builds_legend(fig, builds, extra))
 
 
-def latency(series: Sequence[Series], title: str) -> bytes:
-    """HTTP latency p50 (solid) and p99 (dashed) against threads."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax = fig.subplots()
-    for i, s in enumerate(series):
-        threads = [p.threads for p in s.points]
-        label = series_label(s.key)
-        ax.plot(
-            threads,
-            [p.latency_ms["p50"] for p in s.points],
-            color=_color(i),
-            marker="o",
-            label=f"{label} p50",
-        )
-        ax.plot(
-            threads,
-            [p.latency_ms["p99"] for p in s.points],
-            color=_color(i),
-            marker="^",
-            linestyle="--",
-            label=f"{label} p99",
-        )
-    _finish(ax, f"{title}: latency (median over repetitions)", "latency (ms)")
-    ax.legend(fontsize=8, ncol=2)
-    return _png(fig)
+def latency_cdf(series: Sequence[Series], title: str) -> Chart | None:
+    """One panel per design: the latency CDF of each build at its highest measured thread count."""
+    with_hist = [s for s in series if any(p.latency_histogram for p in s.points)]
+    if not with_hist:
+        return None
+    designs, builds = designs_of(with_hist), builds_of(with_hist)
+    rows, cols = _grid(len(designs))
+    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    for index, design in enumerate(designs):
+        ax = axes[index // cols][index % cols]
+        for s in (s for s in with_hist if s.key.design == design):
+            point = max((p for p in s.points if p.latency_histogram), key=lambda p: p.threads)
+            assert point.latency_histogram is not None
+            cdf = histogram.cdf_ms(point.latency_histogram)
+            ax.step([x for x, _ in cdf], [y for _, y in cdf], where="post", color=build_color(s.key.build))
+        ax.set_title(f"{design} (highest thread count)", fontsize=10)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.01)
+        ax.grid(True, alpha=0.3)
+    for index in range(len(designs), rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+    fig.supxlabel("latency, ms (log scale)", fontsize=9)
+    fig.supylabel("share of requests at or below", fontsize=9)
+    fig.suptitle(f"{title}: latency distribution", fontsize=11)
+    return _render(fig, _builds_legend(fig, builds))
 
 
-def memory(series: Sequence[Series], title: str) -> bytes:
-    """Server memory against threads, per series: RSS of all server processes, PSS dashed where measured."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax = fig.subplots()
-    for i, s in enumerate(series):
-        threads = [p.threads for p in s.points]
-        label = series_label(s.key)
-        ax.plot(
-            threads,
-            [p.rss_bytes / 2**20 for p in s.points],
-            color=_color(i),
-            marker="s",
-            label=f"{label} RSS",
-        )
-        if any(math.isfinite(p.pss_bytes) for p in s.points):
+def memory(series: Sequence[Series], title: str) -> Chart | None:
+    """One panel per design: server memory (PSS, else RSS) against threads for each build."""
+    if not any(math.isfinite(p.memory_bytes) for s in series for p in s.points):
+        return None
+    designs, builds = designs_of(series), builds_of(series)
+    rows, cols = _grid(len(designs))
+    fig = Figure(figsize=(WIDTH, 1.2 + 2.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    counts = sorted({p.threads for s in series for p in s.points})
+    for index, design in enumerate(designs):
+        ax = axes[index // cols][index % cols]
+        for s in (s for s in series if s.key.design == design):
             ax.plot(
-                threads,
-                [p.pss_bytes / 2**20 for p in s.points],
-                color=_color(i),
-                marker="v",
-                linestyle="--",
-                label=f"{label} PSS",
+                [p.threads for p in s.points],
+                [p.memory_bytes / 2**20 for p in s.points],
+                color=build_color(s.key.build),
+                marker="s",
             )
-    _finish(ax, f"{title}: server memory (RSS solid, PSS dashed)", "MiB")
-    ax.legend(fontsize=8)
-    return _png(fig)
+        ax.set_title(design, fontsize=10)
+        _threads_axis(ax, counts)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    for index in range(len(designs), rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+    fig.supxlabel("threads", fontsize=9)
+    fig.supylabel("MiB (PSS; RSS where PSS is not known)", fontsize=9)
+    fig.suptitle(f"{title}: server memory", fontsize=11)
+    return _render(fig, _builds_legend(fig, builds))
 
 
-def ceiling(comparison: CeilingComparison) -> bytes:
-    """Share of the in-process (micro) peak that the service reaches over HTTP, per workload and build."""
-    rows = comparison.rows
-    fig = Figure(figsize=(11, 1.2 + 0.45 * max(1, len(rows))), layout="constrained")
+def open_loop(series: Sequence[Series], title: str) -> Chart | None:
+    """One panel per design: p99 latency against the offered rate (open loop), per build."""
+    open_series = [s for s in series if s.key.load == "open" and s.key.offered_share is not None]
+    if not open_series:
+        return None
+    designs, builds = designs_of(open_series), builds_of(open_series)
+    rows, cols = _grid(len(designs))
+    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for index, design in enumerate(designs):
+        ax = axes[index // cols][index % cols]
+        for build in builds:
+            mine = [s for s in open_series if s.key.design == design and s.key.build == build]
+            points = sorted(
+                ((s.key.offered_share or 0.0, p) for s in mine for p in s.points),
+                key=lambda sp: (sp[1].threads, sp[0]),
+            )
+            if not points:
+                continue
+            top = max(p.threads for _, p in points)
+            xs = [share * 100 for share, p in points if p.threads == top]
+            ys = [p.latency_ms["p99"] for _, p in points if p.threads == top]
+            ax.plot(xs, ys, color=build_color(build), marker="o")
+        ax.set_title(f"{design} (highest thread count)", fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    for index in range(len(designs), rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+    fig.supxlabel("offered rate, % of the design's closed-loop median", fontsize=9)
+    fig.supylabel("p99 latency, ms (from the due time)", fontsize=9)
+    fig.suptitle(f"{title}: open-loop latency", fontsize=11)
+    return _render(fig, _builds_legend(fig, builds))
+
+
+def ratios(labels: Sequence[str], values: Sequence[Estimate], title: str, xlabel: str) -> Chart:
+    """Horizontal bars of ratios with their intervals and a line at 1 (comparisons)."""
+    fig = Figure(figsize=(WIDTH, 1.2 + 0.36 * max(1, len(values))), layout="constrained")
     ax = fig.subplots()
-    labels = [f"{r.workload} · {r.build}" for r in rows]
-    positions = list(range(len(rows)))
-    ax.barh(
-        positions,
-        [r.share.value for r in rows],
-        xerr=_errors([r.share for r in rows]),
-        color=[_color(i) for i in positions],
-        capsize=3,
-    )
-    ax.set_yticks(positions, labels)
+    positions = list(range(len(values)))
+    colors = [
+        "#31a354"
+        if v.has_interval and v.low > 1
+        else "#de2d26"
+        if v.has_interval and v.high < 1
+        else "#969696"
+        for v in values
+    ]
+    ax.barh(positions, [v.value for v in values], xerr=_errors(values), color=colors, capsize=3)
+    ax.set_yticks(positions, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.axvline(1.0, color="#888", linewidth=0.8)
-    ax.set_xlabel("HTTP peak / in-process peak")
-    ax.set_title("How much of the in-process ceiling the service reaches", fontsize=10)
+    ax.axvline(1.0, color="#333", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return _render(fig, 0)

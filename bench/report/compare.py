@@ -1,8 +1,10 @@
 """Comparisons between runs: the same cell on two runs (hosts, commits, builds), micro against HTTP.
 
 - Runs of the same kind are compared cell by cell against the first run of that kind: a cell
-  matches when build, workload, size, mode, topology, scaling and threads all agree; the ratio
-  of medians (other / base) gets a bootstrap interval.
+  matches when build, workload, size, mode, topology, scaling, load and threads all agree; the
+  ratio of medians (other / base) gets the exact order-statistic interval of :mod:`.stats`.
+- A *regression* beyond a threshold t: a matched cell whose whole interval lies below 1 - t
+  (``ftscale compare --fail-above``); a cell whose interval reaches above it is not counted.
 - A micro run and an HTTP run give the *ceiling share*: for each workload, size and build measured
   by both, the best HTTP peak over all modes and topologies divided by the in-process peak of the
   micro sweep (strong scaling when there is one). How much of what the interpreter can do in
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +22,7 @@ from ftscale.bench.report.findings import Choice, best_choice
 from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
 from ftscale.bench.report.stats import Estimate
 
-MatchKey = tuple[str, str, int, str | None, str | None, str | None, int]
+MatchKey = tuple[str, str, int, str | None, str | None, str | None, str, float | None, int]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,17 @@ class RunComparison:
 
 def _match_key(series: Series, point: Point) -> MatchKey:
     k = series.key
-    return (k.build, k.workload, k.size, k.mode, k.topology, k.scaling, point.threads)
+    return (
+        k.build,
+        k.workload,
+        k.size,
+        k.mode,
+        k.topology,
+        k.scaling,
+        k.load,
+        k.offered_share,
+        point.threads,
+    )
 
 
 def _points(model: RunModel) -> dict[MatchKey, tuple[Series, Point]]:
@@ -58,11 +71,25 @@ def compare_runs(base: RunModel, other: RunModel) -> RunComparison:
     for key in ours.keys() & theirs.keys():
         series, point = ours[key]
         other_point = theirs[key][1]
-        ratio = stats.ratio_of_medians(other_point.cell.samples, point.cell.samples)
+        ratio = stats.ratio_of_medians(other_point.samples, point.samples)
         matches.append(CellMatch(series.key, point, other_point, ratio))
     matches.sort(key=lambda m: (m.key.sort_key(), m.threads))
     common = len(matches)
     return RunComparison(base, other, tuple(matches), len(ours) - common, len(theirs) - common)
+
+
+def regressions(comparison: RunComparison, threshold: float) -> tuple[CellMatch, ...]:
+    """Matched cells slower by more than ``threshold`` (0.05 = 5 %) beyond their interval."""
+    return tuple(m for m in comparison.matches if m.ratio.has_interval and m.ratio.high < 1.0 - threshold)
+
+
+def improvements(comparison: RunComparison) -> tuple[CellMatch, ...]:
+    return tuple(m for m in comparison.matches if m.ratio.has_interval and m.ratio.low > 1.0)
+
+
+def geometric_mean(matches: Sequence[CellMatch]) -> float:
+    values = [m.ratio.value for m in matches if m.ratio.value > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
 @dataclass(frozen=True)
@@ -89,7 +116,9 @@ def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
     keys = {(s.key.workload, s.key.workload_class, s.key.size, s.key.build) for s in http.series}
     for workload, wclass, size, build in sorted(keys, key=lambda k: (class_rank(k[1]), k[0], k[2], k[3])):
         served = [
-            s for s in http.series if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
+            s
+            for s in http.series
+            if (s.key.workload, s.key.size, s.key.build) == (workload, size, build) and s.key.load == "closed"
         ]
         measured = [
             s for s in micro.series if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
@@ -98,7 +127,7 @@ def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
         if not measured:
             continue
         inproc, best = best_choice(strong or measured), best_choice(served)
-        share = stats.ratio_of_medians(best.point.cell.samples, inproc.point.cell.samples)
+        share = stats.ratio_of_medians(best.point.samples, inproc.point.samples)
         rows.append(Ceiling(workload, wclass, size, build, inproc, best, share))
     a, b = micro.meta.host, http.meta.host
     same_host = (a.hostname, a.cpu_model) == (b.hostname, b.cpu_model)

@@ -1,17 +1,52 @@
-"""The comparison report of several runs, as a :class:`~bench.report.document.Document`."""
+"""The comparison report of several runs, as a :class:`~ftscale.bench.report.document.Document`.
+
+It opens with a summary sentence per pair of runs and a chart of the ratios; runs are named
+once, in a table, and by a short label (A, B, …) everywhere else.
+"""
 
 from __future__ import annotations
 
 from ftscale.bench.report import charts, fmt, labels
-from ftscale.bench.report.compare import CeilingComparison, Comparison, RunComparison
+from ftscale.bench.report.compare import (
+    CeilingComparison,
+    Comparison,
+    RunComparison,
+    geometric_mean,
+    improvements,
+    regressions,
+)
 from ftscale.bench.report.document import Block, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.model import RunModel
 from ftscale.bench.report.run_report import CI, choice_label, metadata_blocks, slug
 
 
+def letter(index: int) -> str:
+    return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
+
+
+def _labels(models: tuple[RunModel, ...]) -> dict[str, str]:
+    return {m.meta.run_id: letter(i) for i, m in enumerate(models)}
+
+
+def summary_sentence(c: RunComparison, names: dict[str, str]) -> str:
+    a, b = names[c.base.meta.run_id], names[c.other.meta.run_id]
+    if not c.matches:
+        return f"{b} against {a}: no cell in common."
+    faster, slower = improvements(c), regressions(c, 0.0)
+    ties = len(c.matches) - len(faster) - len(slower)
+    return (
+        f"{b} against {a}: over {len(c.matches)} matched cells, {b} runs at "
+        f"{fmt.fixed(geometric_mean(c.matches))}{fmt.TIMES} {a}'s throughput (geometric mean of the ratios); "
+        f"{len(faster)} cells faster and {len(slower)} slower beyond their intervals, {ties} with no "
+        "significant difference."
+    )
+
+
 def _runs_table(models: tuple[RunModel, ...]) -> Table:
+    names = _labels(models)
     rows = tuple(
         (
+            names[m.meta.run_id],
             m.meta.run_id,
             m.meta.kind,
             m.meta.host.hostname,
@@ -24,18 +59,18 @@ def _runs_table(models: tuple[RunModel, ...]) -> Table:
         )
         for m in models
     )
-    header = ("Run", "Kind", "Host", "CPU model", "Cores", "Affinity", "Builds", "Commit", "Notes")
-    return Table(header, rows, "llllrllll")
+    header = ("", "Run", "Kind", "Host", "CPU model", "Cores", "Affinity", "Builds", "Commit", "Notes")
+    return Table(header, rows, "lllllrllll")
 
 
-def _run_comparison(c: RunComparison) -> list[Block]:
-    base, other = c.base.meta.run_id, c.other.meta.run_id
+def _run_comparison(c: RunComparison, names: dict[str, str]) -> list[Block]:
+    base, other = names[c.base.meta.run_id], names[c.other.meta.run_id]
     blocks: list[Block] = [
         Heading(2, f"{other} against {base}"),
         Paragraph(
-            f"{len(c.matches)} cells in common (same build, workload, size, mode, topology, scaling and "
-            f"threads); {c.only_base} only in {base}, {c.only_other} only in {other}. Ratio = median of "
-            f"{other} ÷ median of {base}, with a percentile-bootstrap interval."
+            f"{len(c.matches)} cells in common (same build, workload, size, mode, topology, scaling, load "
+            f"and threads); {c.only_base} only in {base}, {c.only_other} only in {other}. Ratio = median of "
+            f"{other} ÷ median of {base}, with its exact interval (real coverage shown when below 95 %)."
         ),
     ]
     workloads = list(dict.fromkeys((m.key.workload, m.key.workload_class, m.key.size) for m in c.matches))
@@ -67,8 +102,21 @@ def _run_comparison(c: RunComparison) -> list[Block]:
     return blocks
 
 
-def _ceiling(c: CeilingComparison, index: int) -> list[Block]:
-    micro, http = c.micro.meta.run_id, c.http.meta.run_id
+def _ratio_chart(c: RunComparison, names: dict[str, str], index: int) -> list[Block]:
+    if not c.matches:
+        return []
+    base, other = names[c.base.meta.run_id], names[c.other.meta.run_id]
+    labels_ = [f"{labels.series_label(m.key)} @{m.threads} · {m.key.workload}" for m in c.matches]
+    chart = charts.ratios(
+        labels_, [m.ratio for m in c.matches], f"{other} ÷ {base}, per matched cell", "ratio"
+    )
+    return [
+        Figure(f"ratios-{index}-{other}-{base}.png", f"{other} ÷ {base}: green faster, red slower", chart.png)
+    ]
+
+
+def _ceiling(c: CeilingComparison, index: int, names: dict[str, str]) -> list[Block]:
+    micro, http = names[c.micro.meta.run_id], names[c.http.meta.run_id]
     where = (
         "Both runs are from the same host."
         if c.same_host
@@ -110,18 +158,28 @@ def _ceiling(c: CeilingComparison, index: int) -> list[Block]:
         f"Share {CI}",
     )
     name = f"ceiling-{index}-{slug(micro)}-{slug(http)}.png"
+    chart = charts.ratios(
+        [f"{r.workload} · {r.build}" for r in c.rows],
+        [r.share for r in c.rows],
+        "How much of the in-process ceiling the service reaches",
+        "HTTP peak / in-process peak",
+    )
     return [
         *blocks,
         Table(header, rows, "llrllrlrr"),
-        Figure(name, "Share of the in-process ceiling reached over HTTP", charts.ceiling(c)),
+        Figure(name, "Share of the in-process ceiling reached over HTTP", chart.png),
     ]
 
 
 def build(comparison: Comparison) -> Document:
-    ids = [m.meta.run_id for m in comparison.models]
-    title = f"ftscale comparison: {' vs '.join(ids)}"
-    blocks: list[Block] = [
-        Heading(1, title),
+    names = _labels(comparison.models)
+    title = "ftscale comparison: " + " vs ".join(names.values())
+    blocks: list[Block] = [Heading(1, title)]
+    sentences = [summary_sentence(c, names) for c in comparison.runs]
+    blocks += [Paragraph(s) for s in sentences]
+    for i, c in enumerate(comparison.runs, start=1):
+        blocks += _ratio_chart(c, names, i)
+    blocks += [
         Paragraph(
             "Each run is compared cell by cell with the first run of its kind given; a micro run and an "
             "HTTP run are compared by how much of the in-process ceiling the service reaches. Every number "
@@ -131,14 +189,14 @@ def build(comparison: Comparison) -> Document:
         _runs_table(comparison.models),
     ]
     for c in comparison.runs:
-        blocks += _run_comparison(c)
+        blocks += _run_comparison(c, names)
     for i, ceiling in enumerate(comparison.ceilings, start=1):
-        blocks += _ceiling(ceiling, i)
+        blocks += _ceiling(ceiling, i, names)
     if not comparison.runs and not comparison.ceilings:
         blocks.append(
             Paragraph("Nothing to compare: give two runs of the same kind, or a micro and an HTTP run.")
         )
     for model in comparison.models:
-        blocks.append(Heading(2, f"Run {model.meta.run_id}"))
+        blocks.append(Heading(2, f"Run {names[model.meta.run_id]}"))
         blocks += metadata_blocks(model.meta, level=3)
     return Document(title, tuple(blocks))

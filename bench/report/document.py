@@ -40,6 +40,7 @@ class Figure:
     name: str  # file name under charts/, e.g. "loop-throughput.png"
     caption: str
     png: bytes
+    legend_entries: int = 0  # how many entries the chart's legend has (tests keep it small)
 
 
 @dataclass(frozen=True)

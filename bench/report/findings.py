@@ -1,16 +1,31 @@
-"""What a run says, in the terms a reader decides by: verdicts and the cost of free threading.
+"""What a run says, in the terms a reader decides by: verdicts, and the cost of free threading.
 
-- A *verdict* per workload: the build, mode and topology reaching the highest peak throughput,
-  next to the best combination on the other kind of build (GIL against free-threaded), with the
-  ratio of their peaks. Flagged points stay candidates: the report shows their flags beside them.
-- The *single-thread overhead* of each free-threaded build against its GIL twin (same major.minor
-  version), at 1 thread with the same workload, size, mode, topology and scaling.
+The verdict answers, per workload, *should this service move to the free-threaded build, and how
+should it be served?* by fixed rules:
+
+- **One fixed reference:** the GIL twin's best measured design (the highest peak median among
+  its series, at whatever thread count that peak was). A free-threaded build is compared with
+  that, never with a GIL design that cannot scale by construction.
+- **The contender:** the free-threaded build's own best measured design.
+- **Flags disqualify:** a point flagged for a saturated generator, errors, the GIL back on, a
+  coefficient of variation over 5 % or idle serving units (see :mod:`ftscale.vocab`) cannot win
+  unqualified. The best unflagged point of each build is chosen; a flagged point that would have
+  been faster is kept as a caveat.
+- **Ties are ties:** when the interval of contender ÷ reference contains 1, the verdict is "no
+  significant difference", whatever the point estimate says.
+- **Memory** is weighed by PSS (shared pages split between processes), RSS where PSS is absent.
+
+Also here: the *single-thread overhead* of each free-threaded build against its GIL twin (same
+major.minor version), at 1 thread with the same workload, size, design and scaling. Nothing here
+formats text; :mod:`.words` writes the sentences.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ftscale.bench.report import stats
@@ -18,12 +33,80 @@ from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class
 from ftscale.bench.report.stats import Estimate
 
 from ftscale.schema import RunMeta
+from ftscale.vocab import flag_info
 
 
 @dataclass(frozen=True)
 class Choice:
     series: Series
     point: Point
+
+    @property
+    def clean(self) -> bool:
+        """No flag that disqualifies a point from winning unqualified."""
+        return not disqualifying(self.point.flags)
+
+    @property
+    def build(self) -> str:
+        return self.series.key.build
+
+
+def disqualifying(flags: Sequence[str]) -> tuple[str, ...]:
+    found = []
+    for flag in flags:
+        info = flag_info(flag)
+        if info is not None and info.disqualifies:
+            found.append(flag)
+    return tuple(found)
+
+
+def best_choice(series: Sequence[Series]) -> Choice:
+    """The highest peak median among ``series`` (fewest threads on a tie), flagged or not."""
+    top = max(series, key=lambda s: (s.peak.throughput.value, -s.peak.threads))
+    return Choice(top, top.peak)
+
+
+def best_clean(series: Sequence[Series]) -> tuple[Choice | None, Choice | None]:
+    """(the best unflagged point, the best point overall when it is flagged and faster)."""
+    points = [Choice(s, p) for s in series for p in s.points]
+    if not points:
+        return None, None
+
+    def rank(c: Choice) -> tuple[float, int]:
+        return (c.point.throughput.value, -c.point.threads)
+
+    clean = [c for c in points if c.clean]
+    best = max(clean, key=rank) if clean else None
+    overall = max(points, key=rank)
+    faster_flagged = overall if not overall.clean and (best is None or rank(overall) > rank(best)) else None
+    return best, faster_flagged
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A free-threaded build's best design against its GIL twin's best design, for one workload."""
+
+    free_threaded_build: str
+    gil_build: str
+    contender: Choice | None  # the free-threaded build's best unflagged point
+    reference: Choice | None  # the GIL twin's best unflagged point
+    contender_flagged: Choice | None  # a faster but flagged point of the free-threaded build
+    reference_flagged: Choice | None
+    ratio: Estimate | None  # contender / reference
+    outcome: str  # "free-threaded", "gil", "tie", "undetermined"
+    memory_ratio: float  # contender / reference memory (PSS, else RSS); NaN when unknown
+    # Flags of a contender or reference that had to be taken flagged (its build has no unflagged
+    # point): the comparison stands only with these qualifications.
+    qualified: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildBest:
+    """One build's best unflagged point, relative to the verdict's reference."""
+
+    build: str
+    choice: Choice
+    relative: Estimate  # its median / the reference's median
 
 
 @dataclass(frozen=True)
@@ -32,34 +115,113 @@ class Verdict:
     workload: str
     size: int
     scaling: str | None
-    best: Choice
-    best_free_threaded: bool | None
-    alternative: Choice | None  # best on a build of the other kind; None when the run has none
-    advantage: Estimate | None  # best peak / alternative peak
+    best: Choice  # the best unflagged point of the run for this workload (any build)
+    best_flagged: Choice | None  # a faster point that is flagged
+    comparisons: tuple[Comparison, ...]  # newest free-threaded build first
+    designs: dict[str, tuple[str, ...]]  # build -> designs measured for this workload
+    thread_counts: tuple[int, ...]
+    reference: Choice  # the newest GIL twin's best design (the run's best when there is no pair)
+    builds: tuple[BuildBest, ...]  # every build at its best, relative to the reference
 
 
-def best_choice(series: list[Series]) -> Choice:
-    top = max(series, key=lambda s: (s.peak.throughput.value, -s.peak.threads))
-    return Choice(top, top.peak)
+def _outcome(ratio: Estimate | None) -> str:
+    if ratio is None or math.isnan(ratio.value):
+        return "undetermined"
+    if ratio.has_interval and ratio.contains(1.0):
+        return "tie"
+    if not ratio.has_interval:
+        return "undetermined"
+    return "free-threaded" if ratio.value > 1 else "gil"
+
+
+def _memory_ratio(a: Choice | None, b: Choice | None) -> float:
+    if a is None or b is None:
+        return math.nan
+    top, bottom = a.point.memory_bytes, b.point.memory_bytes
+    return top / bottom if math.isfinite(top) and math.isfinite(bottom) and bottom > 0 else math.nan
+
+
+def compare_twins(series: Sequence[Series], free_threaded: str, gil: str) -> Comparison:
+    mine = [s for s in series if s.key.build == free_threaded]
+    theirs = [s for s in series if s.key.build == gil]
+    contender, contender_flagged = best_clean(mine)
+    reference, reference_flagged = best_clean(theirs)
+    qualified: list[str] = []
+    if contender is None and contender_flagged is not None:  # every point flagged: qualified only
+        contender, contender_flagged = contender_flagged, None
+        qualified += disqualifying(contender.point.flags)
+    if reference is None and reference_flagged is not None:
+        reference, reference_flagged = reference_flagged, None
+        qualified += disqualifying(reference.point.flags)
+    ratio = None
+    if contender is not None and reference is not None:
+        ratio = stats.ratio_of_medians(contender.point.samples, reference.point.samples)
+    return Comparison(
+        free_threaded,
+        gil,
+        contender,
+        reference,
+        contender_flagged,
+        reference_flagged,
+        ratio,
+        _outcome(ratio),
+        _memory_ratio(contender, reference),
+        tuple(dict.fromkeys(qualified)),
+    )
 
 
 def verdicts(model: RunModel) -> tuple[Verdict, ...]:
+    """One verdict per workload (and scaling kind), from the closed-loop series only."""
     groups: dict[tuple[str, str, int, str | None], list[Series]] = {}
     for s in model.series:
+        if s.key.load != "closed" or s.key.scaling == "weak":
+            continue
         groups.setdefault((s.key.workload_class, s.key.workload, s.key.size, s.key.scaling), []).append(s)
     result = []
     for (wclass, workload, size, scaling), series in sorted(
         groups.items(), key=lambda kv: (class_rank(kv[0][0]), kv[0][1], kv[0][2], kv[0][3] or "")
     ):
-        best = best_choice(series)
-        ft = model.free_threaded(best.series.key.build)
-        others = [s for s in series if ft is not None and model.free_threaded(s.key.build) is (not ft)]
-        alternative = best_choice(others) if others else None
-        advantage = None
-        if alternative is not None:
-            advantage = stats.ratio_of_medians(best.point.cell.samples, alternative.point.cell.samples)
-        result.append(Verdict(wclass, workload, size, scaling, best, ft, alternative, advantage))
+        best, best_flagged = best_clean(series)
+        if best is None:  # every point is flagged: the fastest is shown, with its flags
+            best, best_flagged = best_choice(series), None
+        pairs = []
+        for build in sorted({s.key.build for s in series}, key=_version_key, reverse=True):
+            twin = gil_twin(model.meta, build)
+            if twin is not None and any(s.key.build == twin for s in series):
+                pairs.append(compare_twins(series, build, twin))
+        reference = next((c.reference for c in pairs if c.reference is not None), best)
+        per_build = []
+        for build in sorted({s.key.build for s in series}, key=_version_key):
+            mine, _ = best_clean([s for s in series if s.key.build == build])
+            if mine is not None:
+                relative = stats.ratio_of_medians(mine.point.samples, reference.point.samples)
+                per_build.append(BuildBest(build, mine, relative))
+        designs: dict[str, list[str]] = {}
+        for s in series:
+            designs.setdefault(s.key.build, []).append(s.key.design)
+        threads = tuple(sorted({p.threads for s in series for p in s.points}))
+        result.append(
+            Verdict(
+                wclass,
+                workload,
+                size,
+                scaling,
+                best,
+                best_flagged,
+                tuple(pairs),
+                {b: tuple(d) for b, d in designs.items()},
+                threads,
+                reference,
+                tuple(per_build),
+            )
+        )
     return tuple(result)
+
+
+def _version_key(build: str) -> tuple[int, ...]:
+    """``3.14t`` -> (3, 14, 1): newer versions later, a free-threaded build after its twin."""
+    numbers = [int(n) for n in re.findall(r"\d+", build)[:2]]
+    return (*numbers, 1 if build.endswith("t") else 0)
 
 
 @dataclass(frozen=True)
@@ -100,6 +262,8 @@ def ft_overheads(model: RunModel) -> tuple[Overhead, ...]:
     by_key = {s.key: s for s in model.series}
     result = []
     for s in model.series:
+        if s.key.load != "closed":
+            continue
         twin = gil_twin(model.meta, s.key.build)
         if twin is None:
             continue
@@ -108,6 +272,6 @@ def ft_overheads(model: RunModel) -> tuple[Overhead, ...]:
         gil_point = _one_thread(other) if other is not None else None
         if ft_point is None or gil_point is None:
             continue
-        ratio = stats.ratio_of_medians(ft_point.cell.samples, gil_point.cell.samples)
+        ratio = stats.ratio_of_medians(ft_point.samples, gil_point.samples)
         result.append(Overhead(s.key, twin, ft_point, gil_point, ratio, stats.slowdown(ratio)))
     return tuple(result)

@@ -1,7 +1,9 @@
 """Self-contained HTML writer: inline CSS, charts embedded as base64 PNG, no external resource.
 
-A small inline script marks ``<body>`` with ``data-charts-ok`` once every chart has decoded, so a
-headless browser can check that the page renders its charts.
+A small inline script marks ``<body>`` once the page has loaded: ``data-charts-ok`` when every
+chart has decoded, ``data-scroll-width`` (wider than the window means a horizontal scroll) and
+``data-answer-bottom`` (where the first paragraph of the answer ends, in pixels from the top), so
+a headless browser can check how the page reads at a given width.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from html import escape
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 96em; padding: 0 1em;
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 78em; padding: 0 1em;
        color: #1b1b1b; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; vertical-align: top; }
+h1 { font-size: 1.6em; margin-bottom: 0.3em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f2f2f2; }
 td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
-td.r { white-space: nowrap; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
@@ -32,6 +34,13 @@ window.addEventListener("load", function () {
   var decoded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.setAttribute("data-charts-decoded", decoded + "/" + images.length);
   document.body.setAttribute("data-charts-ok", decoded === images.length ? "yes" : "no");
+  document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+  var answer = document.getElementById("the-answer");
+  var first = answer ? answer.nextElementSibling : null;
+  if (first) {
+    var box = first.getBoundingClientRect();
+    document.body.setAttribute("data-answer-bottom", Math.round(box.bottom + window.scrollY));
+  }
 });
 """.strip()
 

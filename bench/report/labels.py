@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from ftscale.bench.report.model import SeriesKey
 
-from ftscale.vocab import FLAGS, RunKind, flag_info
+from ftscale.vocab import CLASS_NAMES, FLAGS, RunKind, WorkloadClass, flag_info
 
 SEPARATOR = " · "
+
+
+def class_name(workload_class: str) -> str:
+    """``pure-python`` -> ``Pure Python`` (a class this version does not know reads as it is)."""
+    try:
+        return CLASS_NAMES[WorkloadClass(workload_class)]
+    except ValueError:
+        return workload_class
 
 
 def flag_short(flag: str) -> str:

@@ -1,10 +1,16 @@
 """A run as the reports see it: cells grouped into scaling series, each point with its statistics.
 
-A *series* is one build, workload (and size), mode, topology and scaling, swept over threads.
-Each point carries its median throughput with CI, the speedup over the series' own 1-thread
-point, efficiency, Karp-Flatt serial fraction, the HTTP detail (latency, memory, CPU) summarised
-as medians over repetitions, and its flags: those the bench wrote plus those derived here from the
-same file (GIL on in a free-threaded build, HTTP errors, CV over 5%). Nothing here formats text.
+A *series* is one build, workload (and size), mode, topology, scaling and load, swept over
+threads. Each point carries its median throughput with its interval, the speedup over the
+series' own 1-thread point (no 1-thread point: no speedup), efficiency, Karp-Flatt serial
+fraction, the HTTP detail (latency from the merged histograms with its sample count, memory,
+CPU) summarised over repetitions, and its flags: those the bench wrote plus those derived here
+from the same file (GIL on in a free-threaded build, HTTP errors, CV over 5%).
+
+Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
+A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
+layout and neighbours. Intervals therefore treat each pyperf *process* as one sample (the
+median of its values); a cell measured in one process has no interval. Nothing here formats text.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ftscale.bench import histogram
 from ftscale.bench.report import stats
 from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
 
-from ftscale.schema import HttpCell, RunMeta
+from ftscale.schema import HttpCell, MicroCell, RunMeta
 from ftscale.vocab import FLAG_ORDER as FLAGS
 from ftscale.vocab import Flag, Mode, Scaling, Topology, WorkloadClass
 
@@ -30,6 +37,7 @@ TOPOLOGY_ORDER = tuple(str(t) for t in Topology)
 SCALING_ORDER = tuple(str(s) for s in Scaling)
 FLAG_ORDER = tuple(str(f) for f in FLAGS)
 LATENCY_PERCENTILES = ("p50", "p90", "p99", "p99.9")
+QUANTILES = (50.0, 90.0, 99.0, 99.9)
 CURVE_POINTS = 64  # points on which a fitted curve is evaluated for the charts
 
 NAN = math.nan
@@ -55,6 +63,8 @@ class SeriesKey:
     topology: str | None
     scaling: str | None
     unit: str
+    load: str = "closed"  # "open": a fixed offered rate (share of the closed-loop median)
+    offered_share: float | None = None
 
     @classmethod
     def of(cls, cell: Cell) -> SeriesKey:
@@ -67,13 +77,22 @@ class SeriesKey:
             cell.topology,
             cell.scaling,
             cell.unit,
+            cell.load if isinstance(cell, HttpCell) else "closed",
+            cell.offered_share if isinstance(cell, HttpCell) else None,
         )
+
+    @property
+    def design(self) -> str:
+        """``mode·topology`` (HTTP) or the scaling kind (micro)."""
+        return "·".join(p for p in (self.mode, self.topology) if p) or (self.scaling or "")
 
     def sort_key(self) -> tuple[Any, ...]:
         return (
             class_rank(self.workload_class),
             self.workload,
             self.size,
+            self.load,
+            self.offered_share or 0.0,
             _rank(self.scaling, SCALING_ORDER),
             _rank(self.mode, MODE_ORDER),
             _rank(self.topology, TOPOLOGY_ORDER),
@@ -98,6 +117,11 @@ class Point:
     pss_bytes: float
     server_cpu_pct: float
     errors: int
+    samples: tuple[float, ...] = ()  # the independent samples the intervals are computed from
+    latency_histogram: Mapping[int, int] | None = None  # merged over repetitions
+    latency_requests: int = 0  # requests behind the latency percentiles
+    health_samples: int = 0
+    peak_rss_bytes: float = NAN
 
     @property
     def threads(self) -> int:
@@ -105,7 +129,12 @@ class Point:
 
     @property
     def n_samples(self) -> int:
-        return len(self.cell.samples)
+        return len(self.samples)
+
+    @property
+    def memory_bytes(self) -> float:
+        """What the verdict weighs memory by: PSS (shared pages split between processes), else RSS."""
+        return self.pss_bytes if math.isfinite(self.pss_bytes) else self.rss_bytes
 
 
 @dataclass(frozen=True)
@@ -202,30 +231,63 @@ def cell_flags(cell: Cell, meta: RunMeta, cv: float, errors: int) -> tuple[str, 
 # --- building the model -----------------------------------------------------------------------
 
 
+def independent_samples(cell: Cell) -> list[float]:
+    """A cell's samples as independent units: HTTP repetitions, or micro pyperf processes.
+
+    A micro cell's throughputs (one per pyperf value) are grouped by the process that measured
+    them and each process contributes the median of its values.
+    """
+    if not isinstance(cell, MicroCell) or len(cell.repetitions) != len(cell.samples):
+        return list(cell.samples)
+    by_process: dict[int, list[float]] = {}
+    for rep, sample in zip(cell.repetitions, cell.samples, strict=True):
+        by_process.setdefault(rep.process, []).append(sample)
+    return [stats.median(values) for _, values in sorted(by_process.items())]
+
+
+def _latency(reps: Sequence[object]) -> tuple[dict[str, float], dict[int, int] | None, int]:
+    """Latency percentiles of the merged histograms (else medians of the repetitions' own)."""
+    counts = [getattr(r, "latency_histogram", None) for r in reps]
+    if reps and all(c for c in counts):
+        merged = histogram.merge(c for c in counts if c)
+        percentiles = {p: histogram.percentile_ms(merged, q) for p, q in zip(LATENCY_PERCENTILES, QUANTILES)}
+        return percentiles, merged, histogram.count(merged)
+    requests = sum(int(getattr(r, "requests", 0) or 0) for r in reps)
+    return {p: median_of(reps, "latency_ms", p) for p in LATENCY_PERCENTILES}, None, requests
+
+
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
-    cv = stats.coefficient_of_variation(cell.samples)
+    samples = independent_samples(cell)
+    cv = stats.coefficient_of_variation(samples)
     errors = error_count(reps)
     if base is None:
         speedup = Estimate(NAN)
     elif base is cell:
         speedup = stats.exact(1.0)
     else:
-        speedup = stats.ratio_of_medians(cell.samples, base.samples)
+        speedup = stats.ratio_of_medians(samples, independent_samples(base))
+    latency, merged, requests = _latency(reps)
+    health = [getattr(getattr(r, "health_latency_ms", None), "samples", 0) or 0 for r in reps]
     return Point(
         cell=cell,
-        throughput=stats.median_ci(cell.samples),
+        throughput=stats.median_ci(samples),
         cv=cv,
         speedup=speedup,
         efficiency=speedup.scaled(1.0 / cell.threads),
         karp_flatt=stats.karp_flatt(speedup.value, cell.threads),
         flags=cell_flags(cell, meta, cv, errors),
-        latency_ms={p: median_of(reps, "latency_ms", p) for p in LATENCY_PERCENTILES},
+        latency_ms=latency,
         health_p99_ms=median_of(reps, "health_latency_ms", "p99"),
         rss_bytes=median_of(reps, "rss_bytes"),
         pss_bytes=median_of(reps, "pss_bytes"),
         server_cpu_pct=median_of(reps, "server_cpu_pct"),
         errors=errors,
+        samples=tuple(samples),
+        latency_histogram=merged,
+        latency_requests=requests,
+        health_samples=sum(health),
+        peak_rss_bytes=median_of(reps, "peak_rss_bytes"),
     )
 
 
@@ -235,7 +297,7 @@ def _series(key: SeriesKey, cells: list[Cell], meta: RunMeta) -> Series:
     points = tuple(_point(c, meta, base) for c in cells)
     threads = [float(p.threads) for p in points]
     medians = [p.throughput.value for p in points]
-    usl_fit = stats.fit_usl(threads, medians)
+    usl_fit = stats.usl_intervals(threads, [p.samples for p in points])
     ideal: tuple[tuple[float, float], ...] = ()
     if base is not None:
         one = points[0].throughput.value

@@ -1,8 +1,12 @@
-"""The report of one run, as a :class:`~bench.report.document.Document`.
+"""The report of one run, as a :class:`~ftscale.bench.report.document.Document`.
 
-In order: verdict, scaling tables per workload (with fits and the free-threading overhead),
-charts, failed cells, metadata. Every number is a field of the model, formatted by
-:mod:`bench.report.fmt`; nothing is computed here.
+The first screen answers the question: what the machine allowed, one paragraph per workload
+class (which build and design wins, by how much, at what memory, with its caveats), one picture
+(each build at its best design against the best GIL design, with memory beside it), and a compact
+verdict table. The evidence follows: what was measured, open-loop capacity, how to read the
+report, small-multiple charts and tables per workload, the free-threading overhead, failed
+cells, metadata. Every number is a field of the model or a finding, formatted by :mod:`.fmt`;
+nothing is computed here.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ftscale.bench.report import charts, fmt, labels
+from ftscale.bench.report import charts, fmt, labels, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import RunModel, Series
@@ -20,20 +24,39 @@ from ftscale.bench.report.stats import AmdahlFit, UslFit
 
 from ftscale.schema import RunMeta
 
-CI = "[95% CI]"
+CI = "[CI]"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
 
 M, S = fmt.MINUS, fmt.SIGMA
-READING_NOTES = (
-    "median [95% CI]: the median of the repetitions with its exact order-statistic interval; below 6 "
-    "repetitions no interval reaches 95%, so the range of the repetitions is shown with its real "
-    "coverage after it (e.g. 75% for 3 repetitions); [n/a]: a single repetition, no interval.",
-    "S(N) = median throughput at N / median throughput at 1 thread of the same series, with a "
-    "percentile-bootstrap interval ([n/a] below 3 repetitions a side); efficiency = S(N)/N; "
+STATISTICS_NOTES = (
+    "Intervals: value [low, high], followed by the interval's real coverage when it is below 95 % "
+    "(with 3 repetitions a median's range covers 75 %, a ratio of two medians 90 %); [n/a]: no interval "
+    "(a single independent sample). A median's interval is the exact order-statistic interval; a ratio's "
+    "is its exact counterpart for two samples with the same spread in percent. Fitted parameters "
+    "carry a bootstrap interval marked 'nominal'.",
+    "Samples: an HTTP repetition runs on its own fresh server process, so repetitions are independent; "
+    "a micro cell counts each pyperf worker process as one sample (the median of its values), since "
+    "values from one process are not independent.",
+    "S(N) = median throughput at N / median at 1 thread of the same series; efficiency = S(N)/N; "
     f"Karp-Flatt e(N) = (1/S {M} 1/N)/(1 {M} 1/N), the serial fraction the measurement implies.",
     f"Fits are least squares on the medians: Amdahl X(N) = λN/(1 + s(N{M}1)); USL X(N) = "
-    f"λN/(1 + {S}(N{M}1) + κN(N{M}1)) with peak N* = √((1{M}{S})/κ). R² is undefined (—) when the "
-    "throughput does not vary.",
+    f"λN/(1 + {S}(N{M}1) + κN(N{M}1)) with peak N* = √((1{M}{S})/κ); 'not identifiable' when the "
+    "resampled fits do not converge. R² is undefined (—) when the throughput does not vary.",
+)
+HTTP_COLUMNS = (
+    "n: independent samples (repetitions on fresh servers); CV: their coefficient of variation.",
+    "p50/p99 ms: latency percentiles of all requests of the repetitions merged (how many requests in "
+    "brackets); closed loop unless the section says open loop.",
+    "/health p99: latency of a /health probe sent every 50 ms during the load; /health is answered on "
+    "the event loop, so this is the loop's lag as a client sees it.",
+    "CPU: server CPU time over wall time, 100 % = one CPU busy (summed over all server processes).",
+    "Memory: server PSS (proportional set size: shared pages divided between the processes that share "
+    "them), summed over the server's process tree; peak: the highest resident set, summed likewise.",
+)
+MICRO_COLUMNS = (
+    "n: pyperf worker processes (each one sample); CV: their coefficient of variation.",
+    "Throughput is workload calls per second: strong scaling splits a fixed number of calls between the "
+    "threads, weak scaling gives each thread the same number.",
 )
 
 
@@ -50,51 +73,88 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
 
 
-# --- verdict ----------------------------------------------------------------------------------
+# --- the answer ------------------------------------------------------------------------------
 
 
-def _choice_cells(choice: Choice | None, memory: bool) -> list[str]:
-    if choice is None:
-        return ["none in this run", "", "", *([""] if memory else []), ""]
-    p = choice.point
-    cells = [choice_label(choice), fmt.estimate(p.throughput), fmt.ratio(p.speedup)]
-    if memory:
-        cells.append(fmt.mib(p.rss_bytes))
-    return [*cells, labels.flag_names(p.flags)]
-
-
-def _verdict_row(v: Verdict, memory: bool) -> tuple[str, ...]:
-    workload = v.workload if v.scaling in (None, "strong") else f"{v.workload} ({v.scaling} scaling)"
-    advantage = fmt.ratio(v.advantage) if v.advantage is not None else ""
-    return (
-        v.workload_class,
-        workload,
-        *_choice_cells(v.best, memory),
-        *_choice_cells(v.alternative, memory),
-        advantage,
-    )
-
-
-def verdict_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
-    unit = unit_of(model.series)
-    memory = model.meta.kind == "http"
-    blocks: list[Block] = [
-        Heading(2, "Verdict"),
-        Paragraph(
-            "For each workload: the combination (build · mode · topology, or build · scaling in process) "
-            "and thread count with the highest median throughput, with its speedup over its own 1-thread "
-            f"point{' and its server memory' if memory else ''}, next to the best combination on the other "
-            "kind of build (GIL if the best is free-threaded, free-threaded if it is a GIL build), and the "
-            "ratio of the two peaks."
-        ),
-    ]
+def answer_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "The answer")]
     if not found:
         return [*blocks, Paragraph("No successful cells: nothing to compare.")]
-    side = [f"Peak {unit} {CI}", f"S(N) {CI}", *(["RSS"] if memory else []), "Flags"]
-    header = ("Class", "Workload", "Best", *side, "Other kind's best", *side, f"Best ÷ other {CI}")
-    side_align = "rr" + ("r" if memory else "") + "l"
-    align = "ll" + "l" + side_align + "l" + side_align + "r"
-    return [*blocks, Table(header, tuple(_verdict_row(v, memory) for v in found), align)]
+    blocks += [Paragraph(line) for line in words.verdict_sentences(model, found)]
+    if any(v.builds for v in found):
+        chart = charts.answer(found, unit_of(model.series))
+        blocks.append(
+            Figure(
+                "answer.png",
+                "Each build at its best design: peak throughput relative to the best GIL design "
+                "(interval whiskers), and server memory",
+                chart.png,
+                chart.legend_entries,
+            )
+        )
+    return blocks
+
+
+def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
+    if not found:
+        return []
+    memory = model.meta.kind == "http"
+    unit = unit_of(model.series)
+    header = (
+        "Workload",
+        "Build",
+        "Best design @threads",
+        f"Peak {unit} {CI}",
+        f"÷ GIL best {CI}",
+        *(["Memory"] if memory else []),
+        "Flags",
+    )
+    rows = []
+    for v in found:
+        for b in v.builds:
+            p = b.choice.point
+            rows.append(
+                (
+                    v.workload,
+                    b.build,
+                    f"{b.choice.series.key.design or fmt.DASH} @{p.threads}",
+                    fmt.estimate(p.throughput),
+                    "reference" if b.choice.point is v.reference.point else fmt.ratio(b.relative),
+                    *([fmt.mib(p.memory_bytes)] if memory else []),
+                    labels.flag_names(p.flags),
+                )
+            )
+    return [
+        Heading(3, "Each build at its best"),
+        Table(header, tuple(rows), "lll" + "rr" + ("r" if memory else "") + "l"),
+        Paragraph(
+            "Key: @N, at N threads (or N worker processes, or N event loops); ÷ GIL best, the build's peak "
+            "over the reference (the newest GIL twin's best design)"
+            + ("; Memory, server PSS" if memory else "")
+            + ". A flagged point cannot be a build's best: its best unflagged point is shown. Flags are "
+            "explained under 'How to read this report'."
+        ),
+    ]
+
+
+def designs_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
+    if model.meta.kind != "http":
+        return []
+    designs: dict[str, set[str]] = {}
+    for v in found:
+        for build, names in v.designs.items():
+            designs.setdefault(build, set()).update(names)
+    if not designs:
+        return []
+    every = sorted(set().union(*designs.values()))
+    rows = tuple(
+        (b, ", ".join(sorted(d)), ", ".join(x for x in every if x not in d) or fmt.DASH)
+        for b, d in sorted(designs.items())
+    )
+    return [
+        Heading(3, "What was measured"),
+        Table(("Build", "Designs measured", "Not measured"), rows, "lll"),
+    ]
 
 
 # --- scaling tables ---------------------------------------------------------------------------
@@ -119,25 +179,27 @@ def _usl_text(fit: UslFit, max_threads: int) -> str:
         peak = f"N* = {fmt.num(fit.peak_threads)} (beyond the measured {max_threads})"
     else:
         peak = f"N* = {fmt.num(fit.peak_threads)}"
-    return (
-        f"USL: {fmt.SIGMA} = {fmt.fixed(fit.sigma, 4)}, κ = {fmt.sci(fit.kappa)}, {peak}, "
-        f"R² = {fmt.fixed(fit.r_squared, 3)}"
-    )
+    text = f"USL: {S} = {fmt.fixed(fit.sigma, 4)}, κ = {fmt.sci(fit.kappa)}, {peak}"
+    if fit.identifiable is False:
+        text += f" ({S}, κ and N* not identifiable from these samples)"
+    elif fit.sigma_ci is not None and fit.kappa_ci is not None and fit.peak_ci is not None:
+        text += (
+            f"; intervals {S} [{fmt.fixed(fit.sigma_ci.low, 4)}, {fmt.fixed(fit.sigma_ci.high, 4)}], "
+            f"κ [{fmt.sci(fit.kappa_ci.low)}, {fmt.sci(fit.kappa_ci.high)}], "
+            f"N* [{fmt.num(fit.peak_ci.low)}, {fmt.num(fit.peak_ci.high)}] (bootstrap, nominal 95 %)"
+        )
+    return f"{text}, R² = {fmt.fixed(fit.r_squared, 3)}"
+
+
+def _latency(point_ms: float, requests: int) -> str:
+    return fmt.DASH if math.isnan(point_ms) else f"{fmt.num(point_ms)} ({requests:,})"
 
 
 def series_table(series: Series, http: bool) -> Table:
-    header = [
-        "Threads",
-        "n",
-        f"Median {series.key.unit} {CI}",
-        f"S(N) {CI}",
-        "Efficiency",
-        "Karp-Flatt",
-        "CV",
-    ]
+    header = ["Threads", "n", f"Median {series.key.unit} {CI}", f"S(N) {CI}", "Eff.", "K-F", "CV"]
     align = "rrrrrrr"
     if http:
-        header += ["p50 ms", "p99 ms", "Health p99 ms", "Server CPU", "RSS"]
+        header += ["p50 ms", "p99 ms (requests)", "/health p99", "CPU", "Memory (peak)"]
         align += "rrrrr"
     header.append("Flags")
     rows = []
@@ -152,12 +214,13 @@ def series_table(series: Series, http: bool) -> Table:
             fmt.pct(p.cv),
         ]
         if http:
+            peak = f" ({fmt.mib(p.peak_rss_bytes)})" if math.isfinite(p.peak_rss_bytes) else ""
             row += [
                 fmt.num(p.latency_ms["p50"]),
-                fmt.num(p.latency_ms["p99"]),
+                _latency(p.latency_ms["p99"], p.latency_requests),
                 fmt.num(p.health_p99_ms),
                 fmt.pct(p.server_cpu_pct / 100, 0),
-                fmt.mib(p.rss_bytes),
+                fmt.mib(p.memory_bytes) + peak,
             ]
         row.append(labels.flag_names(p.flags))
         rows.append(tuple(row))
@@ -190,26 +253,50 @@ def _overhead_table(rows: Sequence[Overhead]) -> Table:
     )
 
 
-def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Block]:
+def reading_section(model: RunModel) -> list[Block]:
     http = model.meta.kind == "http"
-    blocks: list[Block] = [
-        Heading(2, "Scaling by workload"),
-        Bullets(READING_NOTES),
-        Paragraph("Flags:"),
+    return [
+        Heading(2, "How to read this report"),
+        Bullets(STATISTICS_NOTES),
+        Paragraph("Columns:"),
+        Bullets(HTTP_COLUMNS if http else MICRO_COLUMNS),
+        Paragraph("Flags that can occur in this kind of run:"),
         Bullets(tuple(f"{short}: {meaning}" for short, meaning in labels.flag_legend(model.meta.kind))),
     ]
+
+
+def _figure(name: str, caption: str, chart: charts.Chart | None) -> list[Block]:
+    return [] if chart is None else [Figure(name, caption, chart.png, chart.legend_entries)]
+
+
+def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Block]:
+    http = model.meta.kind == "http"
+    blocks: list[Block] = [Heading(2, "Scaling by workload")]
     for workload, wclass, size in model.workloads():
-        blocks.append(Heading(3, f"{workload} ({wclass}, size {size})"))
-        for s in model.series_of(workload, size):
+        closed = [s for s in model.series_of(workload, size) if s.key.load == "closed"]
+        if not closed:
+            continue
+        stem = slug(f"{workload}-{size}")
+        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}, size {size})"))
+        blocks += _figure(
+            f"{stem}-scaling.png", f"{workload}: throughput by design", charts.scaling(closed, workload)
+        )
+        if http:
+            latency = charts.latency_cdf(closed, workload)
+            blocks += _figure(f"{stem}-latency.png", f"{workload}: latency distribution", latency)
+            blocks += _figure(
+                f"{stem}-memory.png", f"{workload}: server memory", charts.memory(closed, workload)
+            )
+        for s in closed:
             blocks += [Heading(4, labels.series_label(s.key)), series_table(s, http)]
             fits = f"{_amdahl_text(s.amdahl)}. {_usl_text(s.usl, s.max_threads)}."
             if not any(p.threads == 1 for p in s.points):
                 fits += " No 1-thread cell: speedup, efficiency and Karp-Flatt are undefined."
             blocks.append(Paragraph(fits))
         mine = [o for o in overheads if (o.key.workload, o.key.size) == (workload, size)]
-        blocks.append(Heading(4, "Free-threading overhead at 1 thread"))
         if mine:
             blocks += [
+                Heading(4, "Free-threading overhead at 1 thread"),
                 Paragraph(
                     "Throughput of the free-threaded build over its GIL twin, both at 1 thread. Time per "
                     "call: how much longer each call takes on the free-threaded build "
@@ -217,42 +304,94 @@ def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Bloc
                 ),
                 _overhead_table(mine),
             ]
-        else:
-            blocks.append(
-                Paragraph("No pair of a free-threaded build and its GIL twin measured at 1 thread.")
-            )
     return blocks
 
 
-# --- charts -----------------------------------------------------------------------------------
+def _rates_table(series: Sequence[Series]) -> Table:
+    rows = tuple(
+        (
+            labels.series_label(s.key),
+            str(p.threads),
+            f"{fmt.num(100 * (s.key.offered_share or 0))} %",
+            fmt.num(p.cell.offered_rps or math.nan),  # type: ignore[union-attr]
+            fmt.estimate(p.throughput),
+            fmt.num(p.latency_ms["p50"]),
+            _latency(p.latency_ms["p99"], p.latency_requests),
+            str(p.errors),
+            labels.flag_names(p.flags),
+        )
+        for s in series
+        for p in s.points
+    )
+    header = ("Series", "Threads", "Offered", "req/s offered", f"Served {CI}", "p50 ms", "p99 ms (requests)")
+    return Table((*header, "Errors", "Flags"), rows, "lrrrrrrrl")
 
 
-def chart_section(model: RunModel) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Charts")]
-    if not model.series:
-        return [*blocks, Paragraph("No successful cells: no charts.")]
-    xlabel = charts.HTTP_X if model.meta.kind == "http" else charts.MICRO_X
-    for workload, _wclass, size in model.workloads():
-        series = model.series_of(workload, size)
-        stem = slug(f"{workload}-{size}")
-        blocks += [
-            Heading(3, f"{workload} (size {size})"),
-            Figure(
-                f"{stem}-scaling.png",
-                f"{workload}: throughput and efficiency",
-                charts.scaling(series, workload, xlabel),
-            ),
-        ]
-        if model.meta.kind == "http":
-            blocks.append(
-                Figure(f"{stem}-latency.png", f"{workload}: latency", charts.latency(series, workload))
+def _capacity_rows(series: Sequence[Series]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for s in series:
+        for p in s.points:
+            slo = getattr(p.cell, "slo", None)
+            if slo is None:
+                continue
+            capacity = slo.capacity_rps
+            cores = (
+                p.server_cpu_pct / 100
+                if math.isfinite(p.server_cpu_pct) and p.server_cpu_pct > 0
+                else math.nan
             )
-            if any(math.isfinite(p.rss_bytes) for s in series for p in s.points):
-                blocks.append(
-                    Figure(
-                        f"{stem}-memory.png", f"{workload}: server memory", charts.memory(series, workload)
-                    )
+            gib = p.memory_bytes / 2**30 if math.isfinite(p.memory_bytes) else math.nan
+            found = capacity is not None
+            rows.append(
+                (
+                    labels.series_label(s.key),
+                    str(p.threads),
+                    fmt.num(slo.target_p99_ms),
+                    fmt.num(capacity) if capacity is not None else "not met",
+                    fmt.num(capacity / cores) if found and math.isfinite(cores) else fmt.DASH,  # type: ignore[operator]
+                    fmt.num(capacity / gib) if found and math.isfinite(gib) else fmt.DASH,  # type: ignore[operator]
+                    str(len(slo.steps)),
                 )
+            )
+    return rows
+
+
+def open_loop_section(model: RunModel) -> list[Block]:
+    """Open-loop rates and the capacity at a latency target, where the run measured them."""
+    open_series = [s for s in model.series if s.key.load == "open"]
+    if not open_series:
+        return []
+    blocks: list[Block] = [
+        Heading(2, "Open loop: latency at fixed rates, and capacity at a latency target"),
+        Paragraph(
+            "Requests are offered at a fixed rate (a share of the design's own closed-loop median) and each "
+            "latency counts from the moment the request was due, not sent, so a server that falls behind "
+            "shows it (no coordinated omission). Percentiles are of all requests of the repetitions merged."
+        ),
+    ]
+    for workload, _wclass, size in model.workloads():
+        mine = [s for s in open_series if s.key.workload == workload and s.key.size == size]
+        rates = [s for s in mine if s.key.offered_share is not None]
+        if rates:
+            stem = slug(f"{workload}-{size}")
+            blocks.append(Heading(3, f"{workload}: fixed rates"))
+            blocks += _figure(
+                f"{stem}-open.png", f"{workload}: open-loop p99", charts.open_loop(rates, workload)
+            )
+            blocks.append(_rates_table(rates))
+        capacity = _capacity_rows([s for s in mine if s.key.offered_share is None])
+        if capacity:
+            header = ("Series", "Threads", "p99 target ms", "Capacity req/s", "per server core", "per GiB")
+            blocks += [
+                Heading(3, f"{workload}: capacity at the latency target"),
+                Table((*header, "Rates tried"), tuple(capacity), "lrrrrrr"),
+                Paragraph(
+                    "Capacity: the highest offered rate whose p99 stayed under the target with no errors and "
+                    "at least 97 % of the rate served. Per server core: capacity over the CPUs the server "
+                    "used at that rate (CPU time over wall time). Per GiB: capacity over the server's "
+                    "memory (PSS)."
+                ),
+            ]
     return blocks
 
 
@@ -367,26 +506,35 @@ def metadata_blocks(meta: RunMeta, level: int = 2) -> list[Block]:
 
 
 def _summary(model: RunModel) -> str:
-    meta, host = model.meta, model.meta.host
+    meta = model.meta
     ok = sum(len(s.points) for s in model.series)
+    builds = ", ".join(sorted(meta.builds)) or fmt.DASH
+    preset = meta.config.get("preset")
+    measured = f"preset {preset}; " if preset else ""
     return (
-        f"{KIND_NAMES[meta.kind]} run {meta.run_id} on {host.hostname} ({host.cpu_model}, "
-        f"{host.logical_cores} logical cores, {len(host.affinity)} in the affinity mask); "
-        f"builds: {', '.join(sorted(meta.builds)) or fmt.DASH}; "
-        f"{ok} cells measured, {len(model.failed)} failed; created {meta.created}. "
-        "Every number below is read or derived from the run's result files."
+        f"{KIND_NAMES[meta.kind]} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
+        f"{measured}builds {builds}; {ok} cells measured, {len(model.failed)} failed. "
+        "Every number is read or derived from the run's result files."
     )
 
 
 def build(model: RunModel) -> Document:
     """The whole report of one run."""
     title = f"ftscale {model.meta.kind} report: {model.meta.run_id}"
-    blocks: list[Block] = [Heading(1, title), Paragraph(_summary(model))]
+    found = verdicts(model)
+    blocks: list[Block] = [
+        Heading(1, title),
+        Paragraph(_summary(model)),
+        Paragraph(words.setup_sentence(model)),
+    ]
     if model.meta.notes:
         blocks.append(Bullets(tuple(f"Note: {n}" for n in model.meta.notes)))
-    blocks += verdict_section(model, verdicts(model))
+    blocks += answer_section(model, found)
+    blocks += verdict_table(model, found)
+    blocks += designs_section(model, found)
+    blocks += open_loop_section(model)
+    blocks += reading_section(model)
     blocks += scaling_section(model, ft_overheads(model))
-    blocks += chart_section(model)
     blocks += failed_section(model)
     blocks += metadata_blocks(model.meta)
     return Document(title, tuple(blocks))

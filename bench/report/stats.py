@@ -1,20 +1,26 @@
-"""Statistics behind the scaling reports: medians with confidence intervals, ratios, model fits.
+"""Statistics behind the scaling reports: medians and ratios with honest intervals, model fits.
 
-Numbers in, numbers out. Nothing here reads a file (:mod:`bench.report.model` does) or formats a
-string (the renderers do). Intervals are honest about small samples:
+Numbers in, numbers out. Nothing here reads a file (:mod:`~ftscale.bench.report.model` does) or
+formats a string (the renderers do). Every interval carries its real coverage:
 
-- the median's interval is the exact, distribution-free order-statistic interval: the narrowest
-  ``[x(k), x(n+1-k)]`` that covers the median with at least 95%. Below 6 samples no such interval
-  exists; the range of the samples is returned with the (lower) coverage it really has, and with
-  1 sample there is no interval at all (NaN);
-- ratios of medians (speedups, build against build, run against run) get a percentile bootstrap
-  interval with a fixed seed, so a report rendered twice is identical; with fewer than
-  :data:`MIN_BOOTSTRAP_SAMPLES` samples on a side the interval is NaN rather than a guess;
+- a median's interval is the exact, distribution-free order-statistic interval: the narrowest
+  ``[x(k), x(n+1-k)]`` that covers the median with at least 95 %. Below 6 samples no such
+  interval exists; the range of the samples is returned with the (lower) coverage it really has
+  (75 % for 3 samples), and with 1 sample there is no interval at all (NaN);
+- a ratio of two medians (a speedup, build against build, run against run) gets the matching
+  interval ``[x(k1)/y(m+1-k2), x(n+1-k1)/y(k2)]``. When both samples have the same shape of noise
+  on a log scale (the same spread in percent), its coverage is the share of the C(n+m, n) equally
+  likely orderings of the pooled samples in which it covers — exact, whatever the noise
+  distribution. The narrowest (k1, k2) reaching 95 % is chosen; with few samples none does, and
+  the widest interval is returned with its real coverage (90 % for 3 samples against 3);
+- a USL fit gets percentile-bootstrap intervals on sigma, kappa and the peak N* (resampling each point's
+  samples; nominal 95 %, labelled as such), or "not identifiable" when the resampled fits fail;
 - Amdahl and USL fits say ``too-few-points`` when there are no more points than parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -23,13 +29,13 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, stats
+from scipy import optimize
 
 CONFIDENCE = 0.95
 HIGH_CV = 0.05  # a cell whose coefficient of variation is above this is flagged
-MIN_BOOTSTRAP_SAMPLES = 3
-BOOTSTRAP_RESAMPLES = 4000
+BOOTSTRAP_RESAMPLES = 400  # for the USL parameter intervals
 BOOTSTRAP_SEED = 20261101  # fixed: reports are deterministic
+IDENTIFIABLE_SHARE = 0.8  # share of resampled USL fits that must converge for intervals to be given
 
 FitStatus = Literal["ok", "too-few-points", "failed"]
 # The optimiser stops a hair above a bound of 0. A fitted s, sigma or kappa whose term changes the
@@ -47,12 +53,14 @@ class Estimate:
     """A point estimate with its interval; ``coverage`` is the interval's real confidence level.
 
     ``low``/``high``/``coverage`` are NaN when no interval can be given (too few samples).
+    ``nominal`` marks a bootstrap interval, whose coverage is the nominal level, not exact.
     """
 
     value: float
     low: float = NAN
     high: float = NAN
     coverage: float = NAN
+    nominal: bool = False
 
     @property
     def has_interval(self) -> bool:
@@ -63,7 +71,9 @@ class Estimate:
 
     def scaled(self, factor: float) -> Estimate:
         """The same estimate multiplied by a positive constant (efficiency = speedup / N)."""
-        return Estimate(self.value * factor, self.low * factor, self.high * factor, self.coverage)
+        return Estimate(
+            self.value * factor, self.low * factor, self.high * factor, self.coverage, self.nominal
+        )
 
 
 def exact(value: float) -> Estimate:
@@ -84,7 +94,8 @@ def median(samples: Values) -> float:
 
 def order_statistic_coverage(n: int, k: int) -> float:
     """P(x(k) <= true median <= x(n+1-k)) for n independent samples of a continuous variable."""
-    return float(1.0 - 2.0 * stats.binom.cdf(k - 1, n, 0.5))
+    below = sum(math.comb(n, i) for i in range(k)) / float(2**n)  # P(fewer than k below the median)
+    return 1.0 - 2.0 * below
 
 
 def median_ci(samples: Values, level: float = CONFIDENCE) -> Estimate:
@@ -102,39 +113,54 @@ def median_ci(samples: Values, level: float = CONFIDENCE) -> Estimate:
     return Estimate(value, float(x[k - 1]), float(x[n - k]), order_statistic_coverage(n, k))
 
 
-def _ratio_of_medians(num: FloatArray, den: FloatArray, axis: int = -1) -> FloatArray:
-    result: FloatArray = np.median(num, axis=axis) / np.median(den, axis=axis)
-    return result
+def ratio_coverage(n: int, m: int, k1: int, k2: int) -> float:
+    """Coverage of ``[x(k1)/y(m+1-k2), x(n+1-k1)/y(k2)]`` for the ratio of the medians of X and Y.
+
+    Exact when log X and log Y have the same noise distribution up to a shift: then every
+    ordering of the pooled n + m noises is equally likely, and the interval covers unless the
+    k1-th smallest X noise comes after the (m+1-k2)-th smallest Y noise, or the k2-th smallest
+    Y noise after the (n+1-k1)-th smallest X noise. Counted by lattice paths over (X seen, Y seen).
+    """
+    if not (1 <= k1 <= (n + 1) // 2 and 1 <= k2 <= (m + 1) // 2):
+        raise ValueError(f"order statistics out of range: n={n}, m={m}, k1={k1}, k2={k2}")
+    paths = [[0] * (m + 1) for _ in range(n + 1)]
+    paths[0][0] = 1
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == j == 0:
+                continue
+            total = 0
+            # an X step from (i-1, j): forbidden when it is the (n+1-k1)-th X and fewer than k2 Y came before
+            if i > 0 and not (i == n + 1 - k1 and j < k2):
+                total += paths[i - 1][j]
+            # a Y step from (i, j-1): forbidden when it is the (m+1-k2)-th Y and fewer than k1 X came before
+            if j > 0 and not (j == m + 1 - k2 and i < k1):
+                total += paths[i][j - 1]
+            paths[i][j] = total
+    return paths[n][m] / math.comb(n + m, n)
 
 
 def ratio_of_medians(num: Values, den: Values, level: float = CONFIDENCE) -> Estimate:
-    """median(num) / median(den) with a percentile-bootstrap interval (independent samples)."""
-    a, b = _array(num), _array(den)
+    """median(num) / median(den) with the exact order-statistic interval (see the module docstring)."""
+    a, b = np.sort(_array(num)), np.sort(_array(den))
     if a.size == 0 or b.size == 0:
         return Estimate(NAN)
     bottom = float(np.median(b))
-    if bottom <= 0:
+    if bottom <= 0 or float(a[0]) <= 0 or float(b[0]) <= 0:
         return Estimate(NAN)
     value = float(np.median(a)) / bottom
-    if min(a.size, b.size) < MIN_BOOTSTRAP_SAMPLES:
+    n, m = int(a.size), int(b.size)
+    if n < 2 or m < 2:
         return Estimate(value)
-    with warnings.catch_warnings():
-        # identical samples make a degenerate bootstrap distribution: the interval is [v, v]
-        warnings.simplefilter("ignore")
-        result = stats.bootstrap(
-            (a, b),
-            _ratio_of_medians,
-            vectorized=True,
-            paired=False,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="percentile",
-            confidence_level=level,
-            rng=np.random.default_rng(BOOTSTRAP_SEED),
-        )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return Estimate(value)
-    return Estimate(value, min(low, value), max(high, value), level)
+    best: tuple[int, int, float] | None = None
+    for k1 in range(1, (n + 1) // 2 + 1):
+        for k2 in range(1, (m + 1) // 2 + 1):
+            coverage = ratio_coverage(n, m, k1, k2)
+            if coverage >= level and (best is None or k1 + k2 > best[0] + best[1]):
+                best = (k1, k2, coverage)
+    k1, k2, coverage = best or (1, 1, ratio_coverage(n, m, 1, 1))
+    low, high = float(a[k1 - 1] / b[m - k2]), float(a[n - k1] / b[k2 - 1])
+    return Estimate(value, min(low, value), max(high, value), coverage)
 
 
 def coefficient_of_variation(samples: Values) -> float:
@@ -195,6 +221,11 @@ class UslFit:
     kappa: float = NAN
     peak_threads: float = NAN
     r_squared: float = NAN
+    # Bootstrap intervals (see usl_intervals); None when not computed or not identifiable.
+    sigma_ci: Estimate | None = None
+    kappa_ci: Estimate | None = None
+    peak_ci: Estimate | None = None
+    identifiable: bool | None = None
 
 
 def _points(threads: Values, throughput: Values) -> tuple[FloatArray, FloatArray]:
@@ -213,7 +244,13 @@ def r_squared(observed: FloatArray, predicted: FloatArray) -> float:
 
 
 def _curve_fit(
-    func: object, n: FloatArray, y: FloatArray, p0: list[float], lower: list[float], upper: list[float]
+    func: object,
+    n: FloatArray,
+    y: FloatArray,
+    p0: list[float],
+    lower: list[float],
+    upper: list[float],
+    tolerance: float = 1e-12,
 ) -> FloatArray | None:
     try:
         with warnings.catch_warnings():
@@ -226,9 +263,9 @@ def _curve_fit(
                 p0=p0,
                 bounds=(lower, upper),
                 method="trf",
-                ftol=1e-12,
-                xtol=1e-12,
-                gtol=1e-12,
+                ftol=tolerance,
+                xtol=tolerance,
+                gtol=tolerance,
                 max_nfev=20000,
             )
     except (RuntimeError, ValueError):
@@ -258,15 +295,24 @@ def fit_amdahl(threads: Values, throughput: Values) -> AmdahlFit:
     return AmdahlFit("ok", int(n.size), lam * scale, serial, r_squared(y, amdahl(n, lam, serial)))
 
 
-def fit_usl(threads: Values, throughput: Values) -> UslFit:
-    """Least-squares fit of the USL (lam, 0 <= sigma <= 1, kappa >= 0) to throughput against threads."""
+def fit_usl(
+    threads: Values, throughput: Values, start: UslFit | None = None, tolerance: float = 1e-12
+) -> UslFit:
+    """Least-squares fit of the USL (lam, 0 <= sigma <= 1, kappa >= 0) to throughput against threads.
+
+    ``start`` (a fit of nearby data) seeds the optimiser; the bootstrap uses it with a looser
+    ``tolerance`` to refit hundreds of resamples quickly.
+    """
     n, x = _points(threads, throughput)
     if n.size < 4:
         return UslFit("too-few-points", int(n.size))
     scale = float(np.max(x))
     y = x / scale
     lam0 = float(y[np.argmin(n)] / np.min(n))
-    params = _curve_fit(usl, n, y, [lam0, 0.05, 1e-4], [1e-12, 0.0, 0.0], [np.inf, 1.0, np.inf])
+    p0 = [lam0, 0.05, 1e-4]
+    if start is not None and start.status == "ok":
+        p0 = [start.lam / scale, min(max(start.sigma, 1e-6), 1.0), max(start.kappa, 1e-8)]
+    params = _curve_fit(usl, n, y, p0, [1e-12, 0.0, 0.0], [np.inf, 1.0, np.inf], tolerance)
     if params is None:
         return UslFit("failed", int(n.size))
     n_max = float(np.max(n))
@@ -283,10 +329,75 @@ def fit_usl(threads: Values, throughput: Values) -> UslFit:
     )
 
 
+def _usl_linear(n: FloatArray, x: FloatArray) -> tuple[float, float, float] | None:
+    """(sigma, kappa, N*) from the linearised USL: N/X = a + b(N-1) + cN(N-1).
+
+    a = 1/lambda, b = sigma/lambda, c = kappa/lambda; non-negative least squares: about a hundred
+    times faster than the non-linear fit, which is what lets the bootstrap refit every resample.
+    """
+    keep = np.isfinite(n) & np.isfinite(x) & (x > 0)
+    n, x = n[keep], x[keep]
+    if n.size < 4:
+        return None
+    design = np.column_stack([np.ones_like(n), n - 1.0, n * (n - 1.0)])
+    try:
+        solution, _ = optimize.nnls(design, n / x)
+    except (RuntimeError, ValueError):
+        return None
+    a, b, c = (float(v) for v in solution)
+    if a <= 0:
+        return None
+    sigma, kappa = min(b / a, 1.0), c / a
+    n_max = float(np.max(n))
+    sigma, kappa = _snap(sigma, n_max - 1), _snap(kappa, n_max * (n_max - 1))
+    return sigma, kappa, usl_peak(sigma, kappa)
+
+
+def usl_intervals(threads: Values, samples: Sequence[Values], resamples: int = BOOTSTRAP_RESAMPLES) -> UslFit:
+    """The USL fit of the points' medians, with percentile-bootstrap intervals on sigma, kappa, N*.
+
+    Each resample draws every point's samples with replacement and refits the medians (with the
+    linearised fit, :func:`_usl_linear`); the intervals are the 2.5 and 97.5 percentiles of the
+    refitted values (nominal 95 %). When fewer than :data:`IDENTIFIABLE_SHARE` of the refits
+    converge, or a point has a single sample, the parameters are not identifiable from this run.
+    """
+    arrays = [_array(s) for s in samples]
+    fit = fit_usl(threads, [median(a) for a in arrays])
+    if fit.status != "ok":
+        return fit
+    if any(a.size < 2 for a in arrays):
+        return dataclasses.replace(fit, identifiable=False)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    found: list[tuple[float, float, float]] = []
+    n = np.asarray(threads, dtype=np.float64)
+    for _ in range(resamples):
+        medians = np.asarray([float(np.median(rng.choice(a, size=a.size, replace=True))) for a in arrays])
+        again = _usl_linear(n, medians)
+        if again is not None:
+            found.append(again)
+    if len(found) < IDENTIFIABLE_SHARE * resamples:
+        return dataclasses.replace(fit, identifiable=False)
+    values = np.asarray(found, dtype=np.float64)
+
+    def interval(column: int, point: float) -> Estimate:
+        col = values[:, column]  # N* is infinite where a resample fitted kappa = 0: no interpolation
+        low = float(np.percentile(col, 2.5, method="lower"))
+        high = float(np.percentile(col, 97.5, method="higher"))
+        return Estimate(point, min(low, point), max(high, point), CONFIDENCE, nominal=True)
+
+    return dataclasses.replace(
+        fit,
+        sigma_ci=interval(0, fit.sigma),
+        kappa_ci=interval(1, fit.kappa),
+        peak_ci=interval(2, fit.peak_threads),
+        identifiable=True,
+    )
+
+
 def slowdown(ratio: Estimate) -> Estimate:
     """Extra time per call implied by a throughput ratio r (new/old): 1/r - 1, interval mapped too."""
 
     def extra(r: float) -> float:
         return 1.0 / r - 1.0 if r > 0 else NAN
 
-    return Estimate(extra(ratio.value), extra(ratio.high), extra(ratio.low), ratio.coverage)
+    return Estimate(extra(ratio.value), extra(ratio.high), extra(ratio.low), ratio.coverage, ratio.nominal)

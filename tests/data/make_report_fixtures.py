@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from ftscale.bench import results
+from ftscale.bench import histogram, results
 
 from ftscale import schema
 from ftscale.vocab import Flag
@@ -121,11 +121,16 @@ def _cell(
     repetitions: list[dict[str, Any]] | None = None,
     flags: list[str] | None = None,
     gil_enabled: bool | None = None,
+    **extra: Any,
 ) -> results.AnyCell:
+    share = extra.get("offered_share")
+    suffix = None
+    if extra.get("load") == "open":
+        suffix = "slo" if "slo" in extra else f"open{round(share * 100):03d}"
     return schema.CELL.validate_python(
         dict(
             run_id=run_id,
-            cell_id=results.cell_id(build, workload, threads, mode, topology, scaling),
+            cell_id=results.cell_id(build, workload, threads, mode, topology, scaling, extra=suffix),
             kind=kind,
             build=build,
             workload=workload,
@@ -143,6 +148,7 @@ def _cell(
             gil_enabled=(build == "3.14") if gil_enabled is None else gil_enabled,
             started=CREATED,
             finished=FINISHED,
+            **extra,
         )
     )
 
@@ -210,11 +216,29 @@ def micro_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
 CONNECTIONS = 64
 
 
+def _histogram(p50_ms: float, requests: int) -> dict[int, int]:
+    """A latency histogram around ``p50_ms``: 40 % at 0.5-1x, 40 % at 1-1.5x, the rest out to 3x."""
+    shape = ((0.6, 0.1), (0.9, 0.3), (1.1, 0.3), (1.4, 0.2), (1.9, 0.08), (2.9, 0.02))
+    return histogram.from_value_counts((round(p50_ms * 1000 * f), round(requests * w)) for f, w in shape)
+
+
 def _repetition(
-    rps: float, threads: int, rss: float, pss: float | None, errors: dict[str, int]
+    rps: float,
+    threads: int,
+    rss: float,
+    pss: float | None,
+    errors: dict[str, int],
+    units: dict[str, int] | None = None,
+    p50_ms: float | None = None,
+    offered: float | None = None,
 ) -> dict[str, Any]:
-    p50 = CONNECTIONS / rps * 1000  # Little's law for a closed loop of 64 connections
+    p50 = p50_ms or CONNECTIONS / rps * 1000  # Little's law for a closed loop of 64 connections
+    requests = round(rps * 10)
     return {
+        "latency_histogram": _histogram(p50, requests),
+        "units": units,
+        "peak_rss_bytes": round(rss * 1.2),
+        "offered_rps": offered,
         "throughput_rps": rps,
         "latency_ms": {
             "p50": round(p50, 4),
@@ -231,7 +255,7 @@ def _repetition(
         "generator_cpu_pct": 40.0,
         "generator_busy_pct": 30.0,
         "ceiling_rps": 50000.0,
-        "requests": round(rps * 10),
+        "requests": requests,
         "duration_s": 10.0,
     }
 
@@ -239,7 +263,16 @@ def _repetition(
 def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
     run_id = "synthetic-http"
     threads = (1, 2, 4, 8)
-    config = {"threads": list(threads), "repetitions": 3, "duration_s": 10, "connections": CONNECTIONS}
+    config = {
+        "threads": list(threads),
+        "repetitions": 3,
+        "duration_s": 10,
+        "connections": CONNECTIONS,
+        "preset": "synthetic",
+        "server_cpus": list(range(4, 16)),
+        "client_cpus": [0, 1, 2, 3],
+        "shared_cpus": False,
+    }
     generator = {"name": "wrk", "version": "4.2.0", "connections": CONNECTIONS, "duration_s": 10}
     series: list[tuple[str, str, str, Law, Law, float | None]] = [
         # (build, mode, topology, law, RSS in MiB as a function of N, PSS share or None)
@@ -261,7 +294,16 @@ def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
                 flags.append(str(Flag.GENERATOR_SATURATED))
             if (build, mode, n) == ("3.14t", "threadpool", 8):
                 errors[1] = {"503": 12}  # no flag in the file: the report derives it
-            reps = [_repetition(s, n, rss, pss, e) for s, e in zip(samples, errors, strict=True)]
+            units = None
+            if topology != "single":
+                # even shares, except 3.14 workers at 4, where one worker sat idle (flagged by the bench)
+                share = (
+                    [0.5, 0.5, 0.0, 0.0] if (build, topology, n) == ("3.14", "workers", 4) else [1 / n] * n
+                )
+                units = {f"unit {i}": round(10 * law(n) * s) for i, s in enumerate(share)}
+                if max(share) > 1.5 / n:
+                    flags.append(str(Flag.UNBALANCED))
+            reps = [_repetition(s, n, rss, pss, e, units) for s, e in zip(samples, errors, strict=True)]
             cells.append(
                 _cell(
                     run_id,
@@ -278,6 +320,72 @@ def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
                     flags=flags,
                 )
             )
+    for build, topology, law, mib in (
+        ("3.14t", "loops", linear(900), 115),
+        ("3.14", "workers", linear(850), 480),
+    ):
+        peak = law(8)
+        for share, p50 in ((0.5, 3.0), (0.9, 9.0)):
+            offered = share * peak
+            reps = [
+                _repetition(offered * f, 8, mib * MIB, 0.6 * mib * MIB, {}, None, p50 * f, offered)
+                for f in SPREAD
+            ]
+            rates = [r["throughput_rps"] for r in reps]
+            cell = _cell(run_id, "http", build, "loop", "pure-python", 1000, 8, rates, mode="inline",
+                         topology=topology, repetitions=reps, load="open", offered_share=share,
+                         offered_rps=offered)  # fmt: skip
+            cells.append(cell)
+        steps = [
+            {
+                "offered_rps": 0.9 * peak,
+                "achieved_rps": 0.9 * peak,
+                "p99_ms": 24.0,
+                "errors": 0,
+                "met": False,
+            },
+            {
+                "offered_rps": 0.45 * peak,
+                "achieved_rps": 0.45 * peak,
+                "p99_ms": 6.0,
+                "errors": 0,
+                "met": True,
+            },
+            {
+                "offered_rps": 0.675 * peak,
+                "achieved_rps": 0.675 * peak,
+                "p99_ms": 11.0,
+                "errors": 0,
+                "met": False,
+            },
+            {
+                "offered_rps": 0.5625 * peak,
+                "achieved_rps": 0.5625 * peak,
+                "p99_ms": 8.0,
+                "errors": 0,
+                "met": True,
+            },
+        ]
+        capacity = 0.5625 * peak
+        rep = _repetition(capacity, 8, mib * MIB, 0.6 * mib * MIB, {}, None, 3.5, capacity)
+        cells.append(
+            _cell(
+                run_id,
+                "http",
+                build,
+                "loop",
+                "pure-python",
+                1000,
+                8,
+                [capacity],
+                mode="inline",
+                topology=topology,
+                repetitions=[rep],
+                load="open",
+                offered_rps=capacity,
+                slo={"target_p99_ms": 10.0, "steps": steps, "capacity_rps": capacity},
+            )
+        )
     failed = schema.HttpCell(
         run_id=run_id,
         cell_id=results.cell_id("3.14t", "loop", 1, "process", "single"),

@@ -1,0 +1,167 @@
+"""The verdict in words: one sentence per workload, the caveats that apply, and the reading keys.
+
+Every number in a sentence is a field of the model or of a finding, formatted by :mod:`.fmt`;
+the wording is decided here once, and the report, the terminal summary and the README use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ftscale.bench.report import fmt, labels
+from ftscale.bench.report.findings import Choice, Comparison, Verdict, disqualifying
+from ftscale.bench.report.model import RunModel
+
+
+def where(choice: Choice) -> str:
+    """``3.14t threadpool·single at 2 threads`` (HTTP) or ``3.14t at 2 threads`` (micro)."""
+    design = choice.series.key.design
+    kind = f" {design}" if choice.series.key.mode else ""
+    n = choice.point.threads
+    return f"{choice.build}{kind} at {n} thread{'s' if n != 1 else ''}"
+
+
+def rate(choice: Choice) -> str:
+    return f"{fmt.num(choice.point.throughput.value)} {choice.series.key.unit}"
+
+
+def _flags(choice: Choice) -> str:
+    return labels.flag_names(disqualifying(choice.point.flags))
+
+
+def comparison_sentence(c: Comparison, memory: bool) -> str:
+    """One comparison of a free-threaded build with its GIL twin's best design."""
+    if c.contender is None or c.reference is None:
+        missing = c.free_threaded_build if c.contender is None else c.gil_build
+        return (
+            f"{missing} has no unflagged measurement here, so {c.free_threaded_build} and "
+            f"{c.gil_build} cannot be compared."
+        )
+    ratio = c.ratio
+    assert ratio is not None
+    interval = fmt.ratio(ratio)
+    if c.outcome == "tie":
+        head = (
+            f"{c.free_threaded_build} and {c.gil_build} are tied: no significant difference "
+            f"({where(c.contender)}, {rate(c.contender)}, against {where(c.reference)}, {rate(c.reference)}; "
+            f"ratio {interval})"
+        )
+    elif c.outcome == "undetermined":
+        head = (
+            f"{where(c.contender)} reaches {rate(c.contender)} against {where(c.reference)}'s "
+            f"{rate(c.reference)} (ratio {interval}); too few repetitions to tell them apart"
+        )
+    else:
+        winner, loser = (
+            (c.contender, c.reference) if c.outcome == "free-threaded" else (c.reference, c.contender)
+        )
+        factor = ratio.value if c.outcome == "free-threaded" else 1 / ratio.value
+        head = (
+            f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
+            f"({rate(loser)}; {c.free_threaded_build} ÷ {c.gil_build} {interval})"
+        )
+    if memory and math.isfinite(c.memory_ratio):
+        head += (
+            f", using {fmt.mib(c.contender.point.memory_bytes)} against "
+            f"{fmt.mib(c.reference.point.memory_bytes)} of server memory (PSS)"
+        )
+    if c.qualified:
+        head += f". Qualified: one side has only flagged points ({labels.flag_names(c.qualified)})"
+    return head + "."
+
+
+def faster_but_flagged(choice: Choice) -> str:
+    return f"{where(choice)} was faster ({rate(choice)}) but flagged ({_flags(choice)})"
+
+
+def caveats(model: RunModel, v: Verdict) -> list[str]:
+    """What limits what the verdict can say, most important first."""
+    out: list[str] = []
+    server = server_cpus(model)
+    if model.meta.kind == "http" and server is not None and server < 2:
+        out.append(
+            f"the server had {server} CPU: this run shows single-core overhead, not scaling "
+            "(speedups above 1 are not possible)"
+        )
+    elif server is not None and max(v.thread_counts, default=1) > server:
+        out.append(f"points above {server} threads ran on {server} CPUs (oversubscribed)")
+    if model.meta.config.get("shared_cpus"):
+        out.append("server and load generator shared CPUs")
+    flagged_points = [v.best_flagged] + [
+        f for c in v.comparisons for f in (c.contender_flagged, c.reference_flagged)
+    ]
+    used = {id(x.point) for c in v.comparisons for x in (c.contender, c.reference) if x is not None}
+    seen: set[int] = set(used)
+    for flagged in flagged_points:
+        if flagged is not None and id(flagged.point) not in seen:
+            seen.add(id(flagged.point))
+            out.append(faster_but_flagged(flagged))
+    designs = {b: set(d) for b, d in v.designs.items()}
+    every = set().union(*designs.values()) if designs else set()
+    missing = {b: sorted(every - d) for b, d in designs.items() if every - d}
+    if missing:
+        out.append(
+            "not measured: "
+            + "; ".join(f"{b} with {', '.join(d)}" for b, d in sorted(missing.items()))
+            + " (the preset gives each build its fair designs)"
+        )
+    return out
+
+
+def verdict_sentences(model: RunModel, found: Sequence[Verdict]) -> list[str]:
+    """One short paragraph per workload: the answer, then its caveats."""
+    memory = model.meta.kind == "http"
+    lines = []
+    for v in found:
+        scaling = f", {v.scaling} scaling" if v.scaling and model.meta.kind == "micro" else ""
+        head = f"{labels.class_name(v.workload_class)} — {v.workload}{scaling}: "
+        if v.comparisons:
+            body = " ".join(comparison_sentence(c, memory) for c in v.comparisons)
+        else:
+            body = (
+                f"the best measured is {where(v.best)}, {rate(v.best)} "
+                "(no free-threaded build and GIL twin to compare)."
+            )
+        notes = caveats(model, v)
+        tail = f" Caveats: {'; '.join(notes)}." if notes else ""
+        lines.append(head + body + tail)
+    return lines
+
+
+def server_cpus(model: RunModel) -> int | None:
+    cpus = model.meta.config.get("server_cpus")
+    return len(cpus) if isinstance(cpus, list) else None
+
+
+def setup_sentence(model: RunModel) -> str:
+    """What the machine allowed: CPUs on each side, what they make possible, clocks."""
+    meta, host = model.meta, model.meta.host
+    parts = [f"{host.cpu_model}, {host.logical_cores} logical CPUs"]
+    if host.physical_cores:
+        parts[0] += f" on {host.physical_cores} cores"
+    if meta.kind == "http" and meta.config.get("server_cpus"):
+        server, client = meta.config.get("server_cpus") or [], meta.config.get("client_cpus") or []
+        if len(server) < 2:
+            allow = (
+                "with 1 server CPU, speedups above 1 are not possible: points above 1 thread oversubscribe it"
+            )
+        else:
+            allow = f"scaling can be measured up to {len(server)} threads; a cell at N threads runs on N CPUs"
+        sides = (
+            f"server on CPUs {fmt.cpu_list(server)} ({len(server)}), load generator on {fmt.cpu_list(client)}"
+        )
+        parts.append(f"{sides} ({len(client)}): {allow}")
+        if meta.config.get("shared_cpus"):
+            parts.append("server and load generator share CPUs (every cell is flagged)")
+    elif meta.kind == "micro":
+        usable = meta.config.get("usable_cores")
+        if isinstance(usable, int):
+            parts.append(f"{usable} usable CPUs for the threads")
+    clocks = [
+        f"governor {host.governor}" if host.governor else "",
+        f"boost {host.boost}" if host.boost else "",
+    ]
+    clocks = [c for c in clocks if c]
+    parts.append(", ".join(clocks) if clocks else "CPU frequency governor and boost not exposed")
+    return "Machine: " + "; ".join(parts) + "."
