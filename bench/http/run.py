@@ -17,6 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -401,7 +402,7 @@ def cell_seconds(settings: Settings) -> float:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``ftscale bench``: plan, prepare the builds, sweep, report."""
-    slot_started = results.now()
+    slot_started, began = results.now(), time.monotonic()  # the budget counts from here
     job = plan_job(args, list(argv))
     rundir = results.RunDir(job.run_dir)
     remote = RemoteServer(job.target) if job.target else None
@@ -445,6 +446,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         lambda p: f"{p.build} {p.workload} {p.mode}/{p.topology} t={p.threads}",
         cell_seconds(job.settings),
         budget_s=args.budget,
+        started=began,
     )
     return engine.finish(
         rundir, outcome, slot_started, f"ftscale bench --resume {job.run_dir.name}", args.no_report
