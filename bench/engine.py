@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import os
 import signal
 import sys
 import time
@@ -317,9 +318,12 @@ def finish(
 ) -> int:
     """Record the slot, say what is left, render the report; the exit status.
 
+    ``resume_command`` starts with ``ftscale``; where ``$FTSCALE_COMMAND`` names the command
+    otherwise (a bundle's launcher), the hint says that instead.
+
     0 when the run is complete or the budget ran out after measuring something, 1 when a cell
-    failed, 2 when the budget left no room for a single cell (the same budget would never
-    progress; nothing measured is lost).
+    failed. A budget that left no room for a single cell raises :class:`UsageError` (exit status
+    2): the same budget would never progress. The slot is recorded either way.
     """
     meta = rundir.read_meta()
     slot = {
@@ -335,6 +339,9 @@ def finish(
         changes["finished"] = results.now()
     rundir.update_meta(**changes)
     ok = outcome.planned - len(outcome.left)
+    command = os.environ.get("FTSCALE_COMMAND")
+    if command and resume_command.startswith("ftscale "):
+        resume_command = f"{command} {resume_command.removeprefix('ftscale ')}"
     if outcome.complete:
         print(
             f"done: {outcome.measured} cells measured, {outcome.failed} failed -> {rundir.path}", flush=True

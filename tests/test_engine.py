@@ -159,6 +159,16 @@ def test_a_budget_too_small_for_one_cell_is_bad_input(tmp_path: Path) -> None:
     assert len(rundir.read_meta().slots) == 1  # the slot is on record all the same
 
 
+def test_the_resume_hint_names_a_bundles_launcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FTSCALE_COMMAND", "/srv/ftscale-bundle/bin/ftscale")
+    rundir, bench = new_run(tmp_path), Bench(cell_s=10.0)
+    outcome = bench.sweep(rundir, estimate_s=10.0, budget_s=15.0)
+    assert engine.finish(rundir, outcome, "slot-1", "ftscale bench --resume r", no_report=True) == 0
+    assert "resume with: /srv/ftscale-bundle/bin/ftscale bench --resume r" in capsys.readouterr().out
+
+
 def test_the_budget_through_the_micro_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
