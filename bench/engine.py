@@ -7,10 +7,12 @@ that measures one plan into a cell. The engine does everything else, the same wa
 - **Run directories.** A new run gets ``<results>/<run-id>/``; ``--resume RUN_ID`` re-reads the
   run's own saved arguments (with this invocation's run options) and measures only the cells
   not yet measured successfully. Every cell is written atomically as soon as it is measured.
-- **Budgets.** ``--budget 9m`` stops before the next cell that would not fit, using the cell
-  times measured so far (or the bench's estimate before the first), and exits 0 with
-  "N of M cells done; resume with …". Each invocation is recorded as a *slot* in ``run.json``;
-  a run finished over several slots is one run.
+- **Budgets.** ``--budget 9m`` counts from the start of the command (preparing environments
+  included) and stops before the next cell that would not fit, using the cell times measured so
+  far in this run, earlier slots included (or the bench's estimate before the first), and exits 0
+  with "N of M cells done; resume with …". A budget that leaves no room for a single cell is
+  bad input (exit status 2): resuming with it again would never progress. Each invocation is
+  recorded as a *slot* in ``run.json``; a run finished over several slots is one run.
 - **Signals.** SIGINT and SIGTERM stop the run the same way: children stopped, cells kept, exit
   status 130. A signal that arrives while a child is being started and recorded is held until
   the child is on the books (:meth:`Interrupts.held`), so no child is orphaned.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as _dt
 import os
 import signal
 import sys
@@ -147,13 +150,19 @@ def open_run(
 
 
 class Progress:
-    """One line per cell; on a terminal, a bar with an ETA from the measured cell times."""
+    """One line per cell; on a terminal, a bar with an ETA from the measured cell times.
 
-    def __init__(self, total: int, estimate_s: float, tty: bool | None = None) -> None:
+    ``measured`` seeds the cell times with those of cells measured earlier in the run (an
+    earlier slot), so a resumed run's budget and ETA start from real times, not the estimate.
+    """
+
+    def __init__(
+        self, total: int, estimate_s: float, tty: bool | None = None, measured: Sequence[float] = ()
+    ) -> None:
         self.total = total
         self.estimate_s = estimate_s
         self.tty = sys.stdout.isatty() if tty is None else tty
-        self.times: list[float] = []
+        self.times: list[float] = list(measured)
         self._bar: object | None = None
         self._task: object | None = None
 
@@ -227,6 +236,8 @@ class Outcome(Generic[P]):
     failed: int
     left: tuple[P, ...]  # plans not measured in this invocation because the budget ran out
     cell_keys: frozenset[str] = frozenset()  # every cell of the whole run
+    next_cell_s: float = 0.0  # when the budget ran out: the next step's expected duration
+    budget_left_s: float = 0.0  # ... and what was left of the budget
 
     @property
     def complete(self) -> bool:
@@ -240,26 +251,31 @@ def sweep(
     label: Callable[[P], str],
     estimate_s: float,
     budget_s: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] | None = None,
     tty: bool | None = None,
+    started: float | None = None,
 ) -> Outcome[P]:
     """Measure every plan whose cells are not all measured successfully; write cells as they come.
 
     ``estimate_s`` is the bench's guess of one cell's duration, used for the ETA and the budget
-    until a cell has been measured. With ``budget_s``, a cell is started only if the time spent
-    so far plus the expected cell time fits.
+    until a cell of the run has been measured. With ``budget_s``, a cell is started only if the
+    time spent since ``started`` (a ``clock()`` reading taken when the command began; default:
+    now) plus the expected cell time fits.
     """
+    clock = clock or time.monotonic  # looked up per call: a test's fake clock reaches every caller
     done = rundir.done()
     todo = [p for p in plans if not set(p.cell_keys) <= done]
     every = frozenset(k for p in plans for k in p.cell_keys)
-    started = clock()
+    started = clock() if started is None else started
     failed = measured = 0
-    progress = Progress(len(todo), estimate_s, tty)
+    progress = Progress(len(todo), estimate_s, tty, measured=earlier_cell_seconds(rundir))
     print(f"run {rundir.path}: {len(todo)} of {len(plans)} cells to measure", flush=True)
     with progress:
         for index, plan in enumerate(todo):
-            if budget_s is not None and clock() - started + progress.expected_cell_s() > budget_s:
-                return Outcome(len(plans), measured, failed, tuple(todo[index:]), every)
+            left_s = None if budget_s is None else budget_s - (clock() - started)
+            if left_s is not None and progress.expected_cell_s() > left_s:
+                left = tuple(todo[index:])
+                return Outcome(len(plans), measured, failed, left, every, progress.expected_cell_s(), left_s)
             text = f"[{index + 1}/{len(todo)}] {label(plan)}"
             progress.begin(text)
             t0 = clock()
@@ -277,6 +293,19 @@ def sweep(
     return Outcome(len(plans), measured, failed, (), every)
 
 
+def earlier_cell_seconds(rundir: results.RunDir) -> list[float]:
+    """How long each cell already in the run took (from its own timestamps, to the second)."""
+    seconds = []
+    for cell in results.iter_cells(rundir.path):
+        try:
+            took = _dt.datetime.fromisoformat(cell.finished) - _dt.datetime.fromisoformat(cell.started)
+        except ValueError:
+            continue
+        if took.total_seconds() >= 0:
+            seconds.append(took.total_seconds())
+    return seconds
+
+
 def describe(cell: results.AnyCell) -> str:
     """One line for a measured cell: its median and its flags."""
     median = sorted(cell.samples)[len(cell.samples) // 2] if cell.samples else float("nan")
@@ -292,7 +321,15 @@ def finish(
     no_report: bool,
     summary: Callable[[Path], list[str]] | None = None,
 ) -> int:
-    """Record the slot, say what is left, render the report; the exit status."""
+    """Record the slot, say what is left, render the report; the exit status.
+
+    ``resume_command`` starts with ``ftscale``; where ``$FTSCALE_COMMAND`` names the command
+    otherwise (a bundle's launcher), the hint says that instead.
+
+    0 when the run is complete or the budget ran out after measuring something, 1 when a cell
+    failed. A budget that left no room for a single cell raises :class:`UsageError` (exit status
+    2): the same budget would never progress. The slot is recorded either way.
+    """
     meta = rundir.read_meta()
     slot = {
         "started": slot_started,
@@ -306,12 +343,21 @@ def finish(
     if outcome.complete:
         changes["finished"] = results.now()
     rundir.update_meta(**changes)
+    done = len(rundir.done() & outcome.cell_keys)
+    command = os.environ.get("FTSCALE_COMMAND")
+    if command and resume_command.startswith("ftscale "):
+        resume_command = f"{command} {resume_command.removeprefix('ftscale ')}"
     if outcome.complete:
         print(
             f"done: {outcome.measured} cells measured, {outcome.failed} failed -> {rundir.path}", flush=True
         )
+    elif outcome.measured == 0:
+        raise UsageError(
+            f"budget too small: the next cell is expected to take about {outcome.next_cell_s:.0f} s "
+            f"and {max(0.0, outcome.budget_left_s):.0f} s of the budget were left; "
+            f"{done} of {len(outcome.cell_keys)} cells done; resume with a larger --budget: {resume_command}"
+        )
     else:
-        done = len(rundir.done() & outcome.cell_keys)
         print(
             f"budget reached: {done} of {len(outcome.cell_keys)} cells done; resume with: {resume_command}",
             flush=True,

@@ -130,7 +130,15 @@ def collect_host() -> Host:
 
 
 def collect_git(root: Path | None = None) -> Git:
-    """The commit of the checkout ftscale runs from (None outside a git checkout)."""
+    """The commit ftscale's code comes from.
+
+    ``$FTSCALE_GIT_COMMIT`` (and ``$FTSCALE_GIT_DIRTY``, ``1`` or ``0``) first: a bundle on a
+    benchmark host is no checkout, and its launcher says which commit it was made from. Else the
+    checkout ftscale runs from; None outside one.
+    """
+    if os.environ.get("FTSCALE_GIT_COMMIT"):
+        dirty = os.environ.get("FTSCALE_GIT_DIRTY")
+        return Git(commit=os.environ["FTSCALE_GIT_COMMIT"], dirty=None if dirty is None else dirty == "1")
     where = root or Path(__file__).resolve().parent
 
     def git(*args: str) -> str | None:

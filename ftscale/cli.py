@@ -6,6 +6,7 @@
     ftscale report [RUN ...]      re-render reports from result files
     ftscale compare A B [...]     compare runs cell by cell
     ftscale serve [options]       run the service under test
+    ftscale bundle [options]      ftscale for an offline benchmark host, in parts of at most 60 MiB
 
 Each command's options come from a module that imports the standard library only, so every
 ``--help`` works on a bare interpreter; what a command needs beyond that is imported when it
@@ -89,6 +90,14 @@ COMMANDS = (
         "add_arguments",
         "ftscale.server.cli:run",
         "server",
+    ),
+    Command(
+        "bundle",
+        "write ftscale for an offline benchmark host, in parts of at most 60 MiB",
+        "ftscale.bench.env.bundle",
+        "add_arguments",
+        "ftscale.bench.env.bundle:run",
+        "bench",
     ),
 )
 

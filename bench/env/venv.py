@@ -5,7 +5,9 @@ Each provisioned interpreter gets one environment per ftscale installation (chec
 third-party packages of the extras it needs (``worker``: the service plus pyperf), installed from
 binary wheels only: no Rust or C++ toolchain ever runs, and on 3.13t pip settles on the newest
 releases that still ship cp313t wheels. The environment is rebuilt only when the interpreter or
-the requirements change.
+the requirements change. Where ``$FTSCALE_WHEELHOUSE`` is set (a bundle on an offline host),
+the packages come from that folder alone, at the versions pinned there for the build
+(:mod:`ftscale.bench.env.wheelhouse`).
 
 ftscale's own code is not copied into the environments: a *code stage* (a directory of
 symbolic links to the ``ftscale`` packages the orchestrator itself imports) is put on each
@@ -28,7 +30,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ftscale.bench.env import provision
+from ftscale.bench.env import provision, wheelhouse
 
 from ftscale.errors import SetupError
 from ftscale.schema import Build
@@ -108,9 +110,9 @@ def code_stage(root: Path | None = None) -> Path:
     return stage
 
 
-def _stamp(interpreter: Path, reqs: list[str], stage: Path) -> str:
+def _stamp(interpreter: Path, reqs: list[str], stage: Path, source: list[str]) -> str:
     digest = hashlib.sha256()
-    for part in (str(interpreter.resolve()), *reqs, str(stage)):
+    for part in (str(interpreter.resolve()), *reqs, str(stage), *source):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -131,13 +133,23 @@ def ensure(build: str, extras: tuple[str, ...] = ("worker",), log: Callable[[str
     reqs = requirements(extras)
     stage = code_stage()
     stamp_file = directory / ".ftscale-stamp"
-    stamp = _stamp(interpreter, reqs, stage)
+    source = wheelhouse.install_source(build)
+    stamp = _stamp(interpreter, reqs, stage, source)
     if stamp_file.is_file() and stamp_file.read_text() == stamp and env_python(build).exists():
         return env_python(build)
     log(f"creating environment for {build} in {directory}")
     _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
     python = str(env_python(build))
-    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
+    pip = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        *source,
+    ]
     _run([*pip, *reqs], build)
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
     (Path(purelib.strip()) / PTH_NAME).write_text(f"{stage}\n")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -317,7 +318,7 @@ def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``ftscale bench``: plan, prepare the builds, calibrate the generator, sweep, report."""
-    slot_started = results.now()
+    slot_started, began = results.now(), time.monotonic()  # the budget counts from here
     job = plan_job(args, list(argv))
     rundir = results.RunDir(job.run_dir)
     remote = RemoteServer(job.target) if job.target else None
@@ -383,6 +384,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ),
         estimate,
         budget_s=args.budget,
+        started=began,
     )
     return engine.finish(
         rundir, outcome, slot_started, f"ftscale bench --resume {job.run_dir.name}", args.no_report

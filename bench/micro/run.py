@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -279,7 +280,7 @@ def summary_lines(run_dir: Path) -> list[str]:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``ftscale micro``: validate, provision, measure every cell not yet measured, report."""
-    slot_started = results.now()
+    slot_started, began = results.now(), time.monotonic()  # the budget counts from here
     job = plan_job(args, list(argv))
     prepared = _prepare(job)  # may provision or fail: still nothing written
     sizes, how = choose_sizes(job)
@@ -311,6 +312,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             lambda p: f"{p.build:<6} {p.name}",
             cell_seconds(job),
             budget_s=args.budget,
+            started=began,
         )
     return engine.finish(
         rundir,

@@ -1,0 +1,372 @@
+"""``ftscale bundle``: ftscale for an offline x86-64 Linux host, in parts small enough to carry.
+
+Benchmark hosts with many cores are often offline (no compiler, no package index, no network)
+and lent for minutes. A bundle holds everything a run needs there:
+
+- the interpreters, copied from the cache and stripped (:mod:`~ftscale.bench.env.strip`);
+- a wheelhouse: each build's binary wheels, fetched by that build's own interpreter, pinned per
+  build (:mod:`~ftscale.bench.env.wheelhouse`), and ftscale's own wheel; the host installs the
+  orchestrator's environment (the ``bench`` extra, without the report packages: reports are
+  rendered back home) and each build's environment from it;
+- wrk and every shared library the interpreters and wrk load beyond glibc, from this machine's
+  Debian packages (:mod:`~ftscale.bench.env.sharedlibs`);
+- ``host.py`` (:mod:`~ftscale.bench.env.hostsetup`), ``bin/ftscale`` and ``bundle.json``.
+
+It is written as one ``.tar.xz`` part per build plus a common part, each at most 60 MiB (a hard
+limit: a larger part fails the command), so parts can travel one at a time; ``unpack.sh``
+(POSIX sh, needing only tar, xz and sha256sum) checks each part's sha256, unpacks them into one
+tree and sets it up with the bundled interpreter. The command prints every part's size and the
+one command to run on the host.
+
+Limits: x86-64 Linux with a glibc at least as new as the one the interpreters were built
+against (``unpack.sh`` checks); the bundle carries only builds ftscale made itself (a cached
+build with its marker), since only their layout is known to relocate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as _dt
+import hashlib
+import importlib.resources
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
+from ftscale.bench.options import choose
+
+from ftscale import __version__
+from ftscale.errors import SetupError, UsageError
+
+MIB = 1 << 20
+PART_LIMIT_MIB = 60
+XZ_PRESET: Literal[6] = 6  # -9 saves a few percent on these files and costs three times the time
+TREE = "ftscale-bundle"  # the folder unpack.sh unpacks into, unless told otherwise
+ORCHESTRATOR_PREFERENCE = ("3.14", "3.13", "3.14t", "3.13t")  # which bundled build runs ftscale itself
+PROJECT_FILES = ("pyproject.toml", "README.md", "ftscale", "bench", "server", "workloads")
+
+DESCRIPTION = (
+    "Write ftscale for an offline x86-64 Linux host: stripped interpreters, wheels, wrk and its "
+    "libraries, and the project, in parts of at most 60 MiB with an unpack script."
+)
+
+LAUNCHER = """#!/bin/sh
+# ftscale from this bundle, from any directory: host.py sets the bundle's environment (its
+# cache, wheels, libraries and results folder) and runs ftscale. Run it by its path or put this
+# folder on PATH (a symbolic link to this file elsewhere would not find the bundle).
+case $0 in */*) bin=${0%/*} ;; *) bin=. ;; esac
+root=$(cd "$bin/.." && pwd -P) || exit 1
+exec "$root/@ORCHESTRATOR@" -I "$root/host.py" run "$@"
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output", type=Path, default=Path("dist/bundle"), help="folder for the parts (default: dist/bundle)"
+    )
+    parser.add_argument("--builds", help=f"comma-separated, of {', '.join(provision.BUILDS)} (default: all)")
+    parser.add_argument(
+        "--max-part-mib",
+        type=float,
+        default=PART_LIMIT_MIB,
+        metavar="MIB",
+        help=f"largest part allowed, in MiB (default {PART_LIMIT_MIB}); a larger part is an error",
+    )
+    parser.add_argument(
+        "--no-wrk", action="store_true", help="leave wrk out (the host then uses the built-in load generator)"
+    )
+
+
+# --- what goes in ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cached build to bundle."""
+
+    build: str
+    prefix: Path
+    marker: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.prefix.name
+
+    @property
+    def executable(self) -> Path:
+        return self.prefix / "bin" / f"python{self.build}"
+
+
+def find_source(build: str) -> Source:
+    """The cached build ftscale made for ``build``: the linked one, else the plain or optimised one."""
+    candidates = []
+    linked = provision.linked(build)
+    if linked is not None:
+        candidates.append(linked.resolve().parent.parent)
+    for optimized in (False, True):
+        candidates.append(provision.install_dir(provision.BuildSpec(build, optimized)))
+    for prefix in candidates:
+        marker = prefix / provision.MARKER
+        if marker.is_file():
+            return Source(build, prefix, json.loads(marker.read_text()))
+    raise SetupError(f"build {build} is not in ftscale's cache; run: ftscale build {build}")
+
+
+def orchestrator(builds: Sequence[str]) -> str:
+    return next(b for b in ORCHESTRATOR_PREFERENCE if b in builds)
+
+
+def host_command(builds: Sequence[str]) -> str:
+    """The one command to run on the host, in the folder holding the parts."""
+    sweep = "bench --full" if set(builds) == set(provision.BUILDS) else f"bench --builds {','.join(builds)}"
+    return f"sh unpack.sh && {TREE}/bin/ftscale {sweep} --budget 9m"
+
+
+# --- parts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str  # "common" or a build
+    file: str
+    required: bool
+    contents: str
+    size: int = 0
+    sha256: str = ""
+
+
+def part_file(name: str) -> str:
+    return f"{TREE}-{name}.tar.xz"
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_part(root: Path, dest: Path) -> tuple[int, str]:
+    """``root``'s contents as ``dest`` (tar.xz, written aside and renamed); its size and sha256."""
+    partial = dest.with_name(f".{dest.name}.partial")
+    with tarfile.open(partial, "w:xz", preset=XZ_PRESET) as tar:
+        for child in sorted(root.iterdir()):
+            tar.add(child, arcname=child.name, filter=_anonymous)
+    partial.replace(dest)
+    digest = hashlib.sha256()
+    with dest.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return dest.stat().st_size, digest.hexdigest()
+
+
+def oversize(parts: Sequence[Part], limit_bytes: int) -> list[Part]:
+    return [p for p in parts if p.size > limit_bytes]
+
+
+def unpack_script(manifest: dict[str, Any], parts: Sequence[Part]) -> str:
+    lines = "\n".join(
+        f"{p.file} {p.sha256} {p.size} {'required' if p.required else 'optional'} {p.contents}" for p in parts
+    )
+    template = importlib.resources.files("ftscale.bench.env").joinpath("unpack.sh").read_text()
+    orchestrator_exe = manifest["builds"][manifest["orchestrator"]]["executable"]
+    values = {"@BUNDLE@": manifest["id"], "@GLIBC@": manifest["glibc"], "@TREE@": TREE,
+              "@ORCHESTRATOR@": orchestrator_exe, "@PARTS@": lines}  # fmt: skip
+    for placeholder, value in values.items():
+        template = template.replace(placeholder, value)
+    return template
+
+
+# --- building it ------------------------------------------------------------------------------
+
+
+def _project_wheel(python: Path, work: Path) -> Path:
+    """ftscale's own wheel, built from a clean copy of the checkout this ftscale runs from."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise SetupError(f"ftscale bundle needs ftscale's source checkout (no pyproject.toml in {root})")
+    src = work / "src"
+    for name in PROJECT_FILES:  # a copy: a stale build/ folder in the checkout cannot leak in
+        if (root / name).is_dir():
+            shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, src / name)
+    out = work / "project"
+    cmd = [str(python), "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+           "-w", str(out), str(src)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SetupError(f"building ftscale's wheel failed: {proc.stderr.strip()[-800:]}")
+    (wheel,) = out.glob("ftscale-*.whl")
+    return wheel
+
+
+def _stage_interpreter(source: Source, root: Path) -> tuple[dict[str, Any], str, tuple[Path, ...]]:
+    """A stripped copy of ``source`` under ``root``, proven to run from there.
+
+    Returns its entry in ``bundle.json``, a line saying what it is, and its ELF files.
+    """
+    build = source.build
+    prefix = Path("cache") / "builds" / source.key
+    copied = strip.copy_stripped(source.prefix, root / prefix, build)
+    executable = prefix / "bin" / f"python{build}"
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    hostsetup.relocation_check(root / executable, root / prefix, build.endswith("t"), clean_env)
+    what = (
+        f"CPython {source.marker.get('version')}{'t' if build.endswith('t') else ''}, "
+        f"{copied.source_bytes / MIB:.0f} MiB cached -> {copied.copy_bytes / MIB:.0f} MiB "
+        f"{'stripped' if copied.stripped else 'copied (no strip here: symbols kept)'}"
+    )
+    entry = {"key": source.key, "prefix": str(prefix), "executable": str(executable),
+             "version": source.marker.get("version"), "part": part_file(build),
+             "configure_args": source.marker.get("configure_args")}  # fmt: skip
+    return entry, what, copied.elf_files
+
+
+def _stage_wheels(
+    sources: dict[str, Source], lead: str, work: Path, stage: dict[str, Path], log: Callable[[str], None]
+) -> dict[str, list[str]]:
+    """Each build's wheels and pins; a wheel only one build needs goes to that build's part.
+
+    Returns, per wheel file name, the builds that need it.
+    """
+    from ftscale.bench.env.venv import requirements  # imports pydantic: not at --help time
+
+    users: dict[str, list[str]] = {}
+    found: dict[str, Path] = {}
+    for build, source in sources.items():
+        extras = ("worker", "bench") if build == lead else ("worker",)
+        wheels = wheelhouse.download(source.executable, requirements(extras), work / "download" / build)
+        (stage[build] / "wheels").mkdir(parents=True, exist_ok=True)
+        pins = "".join(f"{wheelhouse.pin(w)}\n" for w in wheels)
+        (stage[build] / "wheels" / wheelhouse.constraints_name(build)).write_text(pins)
+        for wheel in wheels:
+            users.setdefault(wheel.name, []).append(build)
+            found[wheel.name] = wheel
+        log(f"{build}: {len(wheels)} wheels ({', '.join(extras)})")
+    for name, wheel in found.items():
+        owner = users[name][0] if len(users[name]) == 1 else "common"
+        (stage[owner] / "wheels").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, stage[owner] / "wheels" / name)
+    project = _project_wheel(sources[lead].executable, work)
+    (stage["common"] / "wheels").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(project, stage["common"] / "wheels" / project.name)
+    return users
+
+
+def _stage_runtime(
+    common: Path, elfs: list[Path], wrk: str | None, log: Callable[[str], None]
+) -> tuple[list[sharedlibs.Library], dict[str, object] | None, tuple[int, int]]:
+    """wrk in ``bin/`` and every library the ELF files and wrk load in ``lib/``.
+
+    Returns the libraries, wrk's provenance and the glibc version all of them need.
+    """
+    (common / "bin").mkdir(parents=True, exist_ok=True)
+    wrk_record = None
+    elfs = list(elfs)
+    if wrk is not None:
+        real = Path(wrk).resolve()
+        shutil.copy2(real, common / "bin" / "wrk")
+        elfs.append(common / "bin" / "wrk")
+        record = sharedlibs.provenance("wrk", real).record()
+        wrk_record = {k: v for k, v in record.items() if k != "soname"}
+    libraries = [sharedlibs.provenance(s, p) for s, p in sharedlibs.needed(elfs).items()]
+    (common / "lib").mkdir()
+    for library in libraries:
+        if library.package and not library.verified:
+            log(f"warning: {library.path} is not what {library.package} installed; shipped as it is")
+        shutil.copy2(library.path, common / "lib" / library.soname)
+    return libraries, wrk_record, sharedlibs.glibc_needed([*elfs, *(lib.path for lib in libraries)])
+
+
+def build_bundle(
+    builds: Sequence[str], output: Path, limit_bytes: int, with_wrk: bool, log: Callable[[str], None] = print
+) -> list[Part]:
+    """Write the bundle's parts and ``unpack.sh`` into ``output``; return the parts."""
+    sources = {b: find_source(b) for b in builds}
+    wrk = shutil.which("wrk") if with_wrk else None
+    if with_wrk and wrk is None:
+        raise SetupError("wrk is not installed here (apt-get install wrk), or pass --no-wrk")
+    from ftscale.bench.results import collect_git  # imports pydantic: not at --help time
+
+    lead = orchestrator(builds)
+    git = collect_git().model_dump()
+    created = _dt.datetime.now(_dt.UTC)
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ftscale-bundle-", dir=output) as scratch:
+        work = Path(scratch)
+        stage = {name: work / "parts" / name for name in ("common", *builds)}
+        contents: dict[str, str] = {}
+        entries: dict[str, Any] = {}
+        elfs: list[Path] = []
+        for build, source in sources.items():
+            entries[build], contents[build], files = _stage_interpreter(source, stage[build])
+            elfs.extend(files)
+            log(f"{build}: {contents[build]}; it runs from its new place")
+        users = _stage_wheels(sources, lead, work, stage, log)
+        libraries, wrk_record, glibc = _stage_runtime(stage["common"], elfs, wrk, log)
+        shared = sum(1 for n in users if len(users[n]) > 1)
+        contents["common"] = (f"{'wrk, ' if wrk else ''}{len(libraries)} libraries, "
+                              f"ftscale {__version__}, {shared} shared wheels")  # fmt: skip
+        for build in builds:
+            contents[build] += f", {sum(1 for n in users if users[n] == [build])} wheels of its own"
+        manifest = {
+            "format": 1, "created": created.isoformat(timespec="seconds"),
+            "id": f"ftscale-{__version__}-{(git['commit'] or 'nogit')[:12]}-{created:%Y%m%dT%H%M%SZ}",
+            "ftscale_version": __version__, "git": git, "orchestrator": lead,
+            "glibc": f"{glibc[0]}.{glibc[1]}", "builds": entries,
+            "libraries": [lib.record() for lib in libraries], "wrk": wrk_record,
+        }  # fmt: skip
+        common = stage["common"]
+        (common / hostsetup.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        shutil.copy2(Path(hostsetup.__file__), common / "host.py")
+        launcher = common / "bin" / "ftscale"
+        launcher.write_text(LAUNCHER.replace("@ORCHESTRATOR@", entries[lead]["executable"]))
+        launcher.chmod(0o755)
+
+        parts = [Part(n, part_file(n), n in ("common", lead), contents[n]) for n in ("common", *builds)]
+        log(f"compressing {len(parts)} parts (xz -{XZ_PRESET})")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            done = list(pool.map(lambda p: write_part(stage[p.name], output / p.file), parts))
+        parts = [Part(p.name, p.file, p.required, p.contents, size, digest)
+                 for p, (size, digest) in zip(parts, done)]  # fmt: skip
+    too_big = oversize(parts, limit_bytes)
+    if too_big:
+        listed = ", ".join(f"{p.file} is {p.size / MIB:.1f} MiB" for p in too_big)
+        raise SetupError(f"parts over the {limit_bytes / MIB:g} MiB limit: {listed}; no unpack.sh written")
+    (output / "SHA256SUMS").write_text("".join(f"{p.sha256}  {p.file}\n" for p in parts))
+    script = output / "unpack.sh"
+    script.write_text(unpack_script(manifest, parts))
+    script.chmod(0o755)
+    return parts
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ftscale bundle``: write the parts, print each one's size and the command for the host."""
+    builds = choose(args.builds, provision.BUILDS, provision.BUILDS, "build")
+    if args.max_part_mib <= 0:
+        raise UsageError(f"--max-part-mib must be positive, got {args.max_part_mib:g}")
+    output: Path = args.output
+    if output.exists() and any(output.iterdir()):
+        raise UsageError(f"{output} is not empty; remove it or name another --output")
+    parts = build_bundle(builds, output, int(args.max_part_mib * MIB), not args.no_wrk,
+                         log=lambda m: print(m, flush=True))  # fmt: skip
+    width = max(len(p.file) for p in parts)
+    print(f"\nbundle in {output} (every part at most {args.max_part_mib:g} MiB):")
+    for part in parts:
+        print(f"  {part.file:<{width}}  {part.size / MIB:5.1f} MiB  {part.contents}")
+    total = sum(p.size for p in parts)
+    print(f"  {'total':<{width}}  {total / MIB:5.1f} MiB  (+ unpack.sh; SHA256SUMS lists the parts)")
+    print(
+        f"\ncarry the parts and unpack.sh to the host; there, in their folder, run:\n  {host_command(builds)}"
+    )
+    return 0
