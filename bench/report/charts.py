@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ftscale.bench.report.compare import CeilingComparison
 from ftscale.bench.report.labels import series_label
@@ -16,6 +16,8 @@ from ftscale.bench.report.model import Series
 from ftscale.bench.report.stats import Estimate
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from ftscale.vocab import Bucket
 
 DPI = 100
 MICRO_X = "threads"
@@ -163,4 +165,80 @@ def ceiling(comparison: CeilingComparison) -> bytes:
     ax.set_xlabel("HTTP peak / in-process peak")
     ax.set_title("How much of the in-process ceiling the service reaches", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+# Profiles (--profile): one colour per bucket, the same in every chart; off-CPU time is hatched.
+BUCKET_COLORS: dict[str, str] = {
+    Bucket.PYTHON: "#1f77b4",
+    Bucket.REFCOUNT: "#ff7f0e",
+    Bucket.LOCK_WAIT: "#d62728",
+    Bucket.LOCK_FAST: "#f4a6a6",
+    Bucket.GIL: "#8c564b",
+    Bucket.GC: "#2ca02c",
+    Bucket.ALLOC: "#9467bd",
+    Bucket.HTTP: "#17becf",
+    Bucket.KERNEL: "#7f7f7f",
+    Bucket.OTHER: "#bcbd22",
+    Bucket.IDLE: "#eeeeee",
+    Bucket.CPU_WAIT: "#dddddd",
+}
+
+
+OFF_CPU_HATCH: dict[str, str] = {Bucket.IDLE: "//", Bucket.CPU_WAIT: ".."}
+
+
+def buckets(
+    groups: Sequence[tuple[str, Sequence[tuple[int, Mapping[str, float]]]]],
+    order: Sequence[str],
+    title: str,
+    ylabel: str,
+) -> bytes:
+    """Stacked bars: per group (a design), one bar per thread count, stacked by bucket in ``order``."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax = fig.subplots()
+    positions: list[float] = []
+    labels: list[str] = []
+    x = 0.0
+    drawn: set[str] = set()
+    for name, bars in groups:
+        for threads, segments in bars:
+            bottom = 0.0
+            for bucket in order:
+                height = segments.get(bucket, 0.0)
+                if height <= 0:
+                    continue
+                ax.bar(
+                    x, height, bottom=bottom, width=0.8,
+                    color=BUCKET_COLORS.get(bucket, "#cccccc"), edgecolor="#555555", linewidth=0.3,
+                    hatch=OFF_CPU_HATCH.get(bucket),
+                    label=bucket if bucket not in drawn else None,
+                )  # fmt: skip
+                drawn.add(bucket)
+                bottom += height
+            positions.append(x)
+            labels.append(f"{threads}")
+            x += 1.0
+        if bars:
+            ax.annotate(
+                name, xy=(x - 1.0 - (len(bars) - 1) / 2, 0), xycoords=("data", "axes fraction"),
+                xytext=(0, -28), textcoords="offset points", ha="center", va="top", fontsize=8,
+            )  # fmt: skip
+        x += 0.8  # a gap between designs
+    ax.set_xticks(positions, labels)
+    ax.set_xlabel("threads, per design", labelpad=22)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_ylim(bottom=0)
+    handles, names = ax.get_legend_handles_labels()
+    ranked = sorted(zip(names, handles, strict=True), key=lambda nh: list(order).index(nh[0]))
+    ax.legend(
+        [h for _, h in ranked],
+        [n for n, _ in ranked],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     return _png(fig)

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ftscale.bench.report import charts, fmt, labels
+from ftscale.bench.report import charts, fmt, labels, profiles
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import RunModel, Series
@@ -385,8 +385,10 @@ def build(model: RunModel) -> Document:
     if model.meta.notes:
         blocks.append(Bullets(tuple(f"Note: {n}" for n in model.meta.notes)))
     blocks += verdict_section(model, verdicts(model))
+    blocks += profiles.verdict_blocks(model)  # --profile: what limits scaling, one sentence per workload
     blocks += scaling_section(model, ft_overheads(model))
     blocks += chart_section(model)
+    blocks += profiles.section(model)  # --profile: where the CPU time went
     blocks += failed_section(model)
     blocks += metadata_blocks(model.meta)
     return Document(title, tuple(blocks))
