@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -70,12 +71,15 @@ class FakeServer:
         self.stops += 1
         return {"exit_code": 0, "clean": True, "orphans_killed": []}
 
+    def pids(self) -> list[int]:
+        return []
+
 
 class FakeLauncher:
     def __init__(self, server: FakeServer) -> None:
         self.server = server
 
-    def start(self, plan: sweep.Plan) -> FakeServer:
+    def start(self, plan: sweep.Plan, env: Mapping[str, str] | None = None) -> FakeServer:
         return self.server
 
 

@@ -14,13 +14,15 @@ machine with fakes.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ftscale.bench import results
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
+from ftscale.bench.profile.http import profiled_repetition
+from ftscale.bench.profile.session import Profiler
 
 from ftscale.schema import HealthProbe, HttpCell, HttpRepetition, Info, LoadResult
 from ftscale.vocab import Flag
@@ -74,10 +76,11 @@ class Server(Protocol):
     def usage(self) -> Usage | None: ...
     def stderr_tail(self, limit: int = ...) -> str: ...
     def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
+    def pids(self) -> list[int]: ...  # the server's process tree (empty: not on this machine)
 
 
 class Launcher(Protocol):
-    def start(self, plan: Plan) -> Server: ...
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> Server: ...
 
 
 class Generator(Protocol):
@@ -136,8 +139,14 @@ def measure(
     generator: Generator,
     settings: Settings,
     log: Callable[[str], None] = lambda _: None,
+    profiler: Profiler | None = None,
 ) -> HttpCell:
-    """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does)."""
+    """Measure one cell; never raises for a server or generator failure (KeyboardInterrupt does).
+
+    With a ``profiler`` (``--profile``), one more repetition runs afterwards on a fresh server
+    under perf (:func:`ftscale.bench.profile.http.profiled_repetition`); it is the cell's
+    ``profile``, never a sample.
+    """
     started = results.now()
     server: Server | None = None
     info_before: Info | None = None
@@ -207,6 +216,14 @@ def measure(
         server = None
         if not stop.get("clean", True):
             log(f"    server did not stop cleanly: {stop}")
+        profile = None
+        if profiler is not None:  # --profile: one more repetition, on its own server, under perf
+            state = "profile"
+            profile = profiled_repetition(
+                plan.key, lambda env: launcher.start(plan, env=env), generator, spec,
+                settings.warmup_s, settings.start_timeout_s, profiler,
+            )  # fmt: skip
+            log(f"    profile: {profile.status} ({profile.error or f'{profile.samples} samples'})")
         flags = _flags(reps, ceiling.throughput_rps, info_before, generator.cpus)
         cell = _cell(
             plan,
@@ -219,6 +236,7 @@ def measure(
             gil_enabled=info_before.gil_enabled,
             info_before=info_before,
             info_after=info_after,
+            profile=profile,
         )
         return cell
     except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:

@@ -17,7 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ftscale.bench.http.loadgen import LoadSpec, wrk_path, wrk_version
 from ftscale.bench.http.options import MODES, QUICK_BUILDS, QUICK_WORKLOADS, TOPOLOGIES, build_parser
 from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
 from ftscale.bench.options import choose, parse_threads
+from ftscale.bench.profile import session as profile
 
 from ftscale import workloads
 from ftscale.errors import UsageError
@@ -130,7 +131,7 @@ class Launcher:
     ) -> None:
         self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
 
-    def start(self, plan: Plan) -> ServerProcess:
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> ServerProcess:
         port = free_port()
         cmd = [
             str(self.pythons[plan.build]),
@@ -150,7 +151,9 @@ class Launcher:
             "warning",
             *self.extra,
         ]
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus, Path.cwd(), {RUN_ENV: self.run_id})
+        return ServerProcess(
+            cmd, "127.0.0.1", port, self.cpus, Path.cwd(), {RUN_ENV: self.run_id, **(env or {})}
+        )
 
 
 class RemoteServer:
@@ -163,7 +166,7 @@ class RemoteServer:
         self.host, self.port = parts.hostname, parts.port or 80
         self.url = url.rstrip("/")
 
-    def start(self, plan: Plan) -> RemoteServer:
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> RemoteServer:
         return self
 
     def wait_healthy(self, timeout_s: float) -> None:
@@ -180,6 +183,9 @@ class RemoteServer:
 
     def usage(self) -> None:
         return None
+
+    def pids(self) -> list[int]:
+        return []
 
     def stderr_tail(self, limit: int = 4000) -> str:
         return ""
@@ -267,6 +273,7 @@ class Job:
     shared_cpus: bool
     server_python: Path | None
     argv: list[str]
+    profile: bool = False  # --profile: one extra repetition per cell under perf
 
 
 def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
@@ -334,6 +341,8 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         )
     if args.target:
         RemoteServer(args.target)  # validates the URL
+        if args.profile:
+            raise UsageError("--profile needs servers this bench starts; it cannot profile --target")
     return Job(
         run_dir=place.path,
         resuming=place.resuming,
@@ -351,6 +360,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         shared_cpus=shared,
         server_python=args.server_python,
         argv=argv,
+        profile=args.profile,
     )
 
 
@@ -394,9 +404,11 @@ def _meta(job: Job) -> RunMeta:
     )
 
 
-def cell_seconds(settings: Settings) -> float:
+def cell_seconds(settings: Settings, profiled: bool = False) -> float:
     """The bench's estimate of one cell's duration before any has been measured."""
-    return 2.0 + settings.ceiling_s + settings.warmup_s + settings.repetitions * (settings.duration_s + 0.5)
+    reps = settings.repetitions + (1 if profiled else 0)
+    starts = 2.0 + (2.0 + settings.warmup_s if profiled else 0.0)
+    return starts + settings.ceiling_s + settings.warmup_s + reps * (settings.duration_s + 0.5)
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -422,8 +434,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         launcher = Launcher(
             {b: envs.env_python(b) for b in job.matrix.builds}, job.server_cpus, job.run_dir.name
         )
+    profiling = profile.open_profiler(job.run_dir) if job.profile else None
     if not rundir.meta_path.exists():
-        rundir.write_meta(_meta(job))
+        meta = _meta(job)
+        if profiling is not None:
+            config = {**meta.config, "profile": profile.run_config(profiling)}
+            meta = meta.model_copy(update={"config": config, "notes": profile.run_notes(profiling)})
+        rundir.write_meta(meta)
     for info in builds.values():
         rundir.add_build(info)
     generator = SubprocessGenerator(job.generator, job.client_cpus)
@@ -433,7 +450,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
 
     def one(plan: Plan) -> Any:
-        cell = measure(plan, job.run_dir.name, launcher, generator, job.settings)
+        profiler = profiling if isinstance(profiling, profile.Profiler) else None
+        cell = measure(plan, job.run_dir.name, launcher, generator, job.settings, profiler=profiler)
         if job.shared_cpus and cell.status == "ok":
             cell = cell.model_copy(update={"flags": [*cell.flags, str(Flag.SHARED_CPUS)]})
         return cell
@@ -443,7 +461,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         plans,
         one,
         lambda p: f"{p.build} {p.workload} {p.mode}/{p.topology} t={p.threads}",
-        cell_seconds(job.settings),
+        cell_seconds(job.settings, job.profile),
         budget_s=args.budget,
     )
     return engine.finish(
