@@ -4,6 +4,7 @@ a real micro run and a real HTTP run with --profile."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -16,9 +17,6 @@ from ftscale.bench.http import cell as sweep
 from ftscale.bench.micro import run as micro
 from ftscale.bench.profile import micro as micro_profile
 from ftscale.bench.profile import perf, session
-from ftscale.bench.report import run_report
-from ftscale.bench.report.markdown import render as render_markdown
-from ftscale.bench.report.model import build_model
 
 from ftscale import schema
 from tests.test_http_bench import _bench as http_bench
@@ -156,7 +154,12 @@ def test_a_micro_run_with_profile_records_each_cell_once_more(
             and len(suite.get_benchmark(f"nbody/strong/t{cell.threads}").get_values()) == 2
         )
     assert removed_maps and not any(Path(f"/tmp/perf-{pid}.map").exists() for pid in removed_maps)
-    assert "What limits scaling" in render_markdown(run_report.build(build_model(run)))
+    if importlib.util.find_spec("matplotlib") is not None:  # the report extra
+        from ftscale.bench.report import run_report
+        from ftscale.bench.report.markdown import render
+        from ftscale.bench.report.model import build_model
+
+        assert "What limits scaling" in render(run_report.build(build_model(run)))
 
 
 @pytest.mark.slow

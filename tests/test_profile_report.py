@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("matplotlib")  # the report extra
+
 from ftscale.bench import results
 from ftscale.bench.report import profiles as report_profiles
 from ftscale.bench.report import run_report
