@@ -5,7 +5,8 @@
   printed as JSON by the generator process and read by the bench;
 - the micro worker's metadata (:class:`MicroWorkerMeta`), written into its pyperf file;
 - a run (:class:`RunMeta`, ``run.json``) and its cells (:class:`HttpCell`, :class:`MicroCell`,
-  ``cells/<cell-id>.json``), each repetition a typed model too.
+  ``cells/<cell-id>.json``), each repetition a typed model too, and a profiled cell's
+  :class:`Profile` (``--profile``; its collapsed stacks beside it in ``profiles/<cell-id>.folded``).
 
 Every reader validates with these models, so a renamed field fails loudly where it is read
 instead of silently dropping a flag. Files are read through :func:`load_model`, which upgrades
@@ -223,6 +224,49 @@ class MicroWorkerMeta(Model):
     value: str
 
 
+class ProfileEntry(Model):
+    """One line of a profile's detail: a name (function, symbol or call site) and its samples."""
+
+    name: str
+    samples: int
+
+
+class Profile(Model):
+    """One extra repetition of a cell run under ``perf record`` (``--profile``), sorted into buckets.
+
+    It is never one of the cell's ``samples`` or ``repetitions``: the sampler and the perf
+    trampoline slow the interpreter down, so its own throughput is not comparable. A cell with
+    a ``profile`` is a profiled cell. ``buckets`` counts on-CPU samples per
+    :class:`~ftscale.vocab.Bucket` (one sample is about ``period_ns`` of CPU time); ``idle`` and
+    ``cpu_wait``, in the same unit, split the capacity (``capacity_cpus`` over ``window_s``) that
+    none of its threads used: while they slept, or while they were runnable but preempted (from
+    perf's context-switch records). ``work`` is what the cell did meanwhile (workload calls or
+    requests), so reports can compare the cost per unit of work across thread counts.
+    """
+
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    command: str = ""  # the perf record command line, as run
+    event: str = "cpu-clock"
+    frequency_hz: int = 0
+    call_graph: str = ""  # "dwarf,8192", or "fp" where perf cannot unwind DWARF
+    window_s: float = 0.0  # wall seconds the samples cover
+    capacity_cpus: float = 0.0  # CPUs the cell could use: its threads, at most its usable CPUs
+    period_ns: float = 0.0  # mean sampling period: CPU time one sample stands for
+    samples: int = 0  # on-CPU samples kept (the cell's threads, inside the window)
+    buckets: dict[str, int] = Field(default_factory=dict)
+    idle: int = 0  # samples' worth of capacity unused while the cell's threads slept
+    cpu_wait: int = 0  # samples' worth of capacity unused while they were runnable but preempted
+    gil: bool = False  # whether the GIL rules applied (a GIL build, or the GIL re-enabled)
+    functions: list[ProfileEntry] = Field(default_factory=list)  # nearest Python function, inclusive
+    symbols: list[ProfileEntry] = Field(default_factory=list)  # leaf C symbols (self time)
+    callers: list[ProfileEntry] = Field(default_factory=list)  # "bucket: frame <- caller" for waits
+    work: float | None = None  # workload calls (micro) or requests (http) done in the window
+    work_unit: str = ""  # "call" or "request"
+    folded: str | None = None  # collapsed stacks, relative to the run directory
+    flags: list[str] = Field(default_factory=list)  # e.g. "no-kernel-samples", "no-python-frames"
+
+
 class _CellBase(Model):
     """One measured point of a sweep.
 
@@ -251,6 +295,8 @@ class _CellBase(Model):
     gil_enabled: bool | None = None
     started: str
     finished: str
+    # One extra repetition under perf (--profile), never part of samples or repetitions.
+    profile: Profile | None = None
 
 
 class SloStep(Model):

@@ -1,4 +1,5 @@
-"""ftscale's one vocabulary: modes, topologies, scaling kinds, workload classes, load kinds, flags.
+"""ftscale's one vocabulary: modes, topologies, scaling kinds, workload classes, load kinds, profile
+buckets, flags.
 
 Everything that names one of these reads it from here: the service's configuration and its
 ``--help``, the benches' command-line choices, the result schema, the report's labels and its
@@ -89,6 +90,56 @@ CLASS_HELP: dict[WorkloadClass, str] = {
     WorkloadClass.C_RELEASES_GIL: "C that releases the GIL (hashlib on large buffers, BLAS)",
     WorkloadClass.MIXED_IO: "awaits upstream I/O, then computes in Python (a gateway)",
     WorkloadClass.CONTENTION: "threads contend for one lock and one shared table",
+}
+
+
+class Bucket(enum.StrEnum):
+    """Where a profiled cell's CPU time went (``ftscale.bench.profile.buckets`` sorts samples into these)."""
+
+    PYTHON = "python"  # the eval loop and the object code it runs: the work itself
+    REFCOUNT = "refcount"  # shared / biased reference counting slow paths (free-threaded builds)
+    LOCK_WAIT = "lock-wait"  # contended locks and critical sections: slow paths, spinning, parking
+    LOCK_FAST = "lock-fast"  # the lock API without contention: acquire/release, seqlocks
+    GIL = "gil"  # taking and dropping the GIL on-CPU (GIL builds)
+    GC = "gc"  # garbage collection, stop-the-world pauses included
+    ALLOC = "alloc"  # the memory allocator (mimalloc, pymalloc, libc malloc)
+    HTTP = "http"  # the HTTP stack and the event loop (uvicorn, h11, starlette, asyncio, the service)
+    KERNEL = "kernel"  # system calls, the network stack, scheduling, page faults
+    OTHER = "other"  # C extensions and libraries outside these (numpy, regex, json, hashlib ...)
+    IDLE = "idle"  # capacity unused while the cell's threads were blocked (sleeping)
+    CPU_WAIT = "cpu-wait"  # capacity unused while the cell's threads were runnable but not running
+
+
+BUCKET_HELP: dict[Bucket, str] = {
+    Bucket.PYTHON: "the interpreter running Python code: the eval loop and the object code it calls",
+    Bucket.REFCOUNT: (
+        "reference counting of objects shared between threads: the slow paths of free-threaded builds "
+        "(_Py_DecRefShared, biased-refcount merges); atomic increments inlined into callers stay in python"
+    ),
+    Bucket.LOCK_WAIT: (
+        "waiting for a lock or a per-object critical section held by another thread "
+        "(slow paths of PyMutex, sched_yield spinning, parking lot, futex waits)"
+    ),
+    Bucket.LOCK_FAST: (
+        "taking and releasing locks nobody else holds (threading.Lock, critical sections, seqlocks)"
+    ),
+    Bucket.GIL: "taking and handing over the GIL (on-CPU part only: a thread waiting for it is idle)",
+    Bucket.GC: "garbage collection, including stop-the-world pauses and threads parked by them",
+    Bucket.ALLOC: "the memory allocator (mimalloc on free-threaded builds, pymalloc, libc malloc)",
+    Bucket.HTTP: (
+        "the HTTP stack and the event loop: uvicorn, h11, Starlette, FastAPI, anyio, asyncio, the service"
+    ),
+    Bucket.KERNEL: "the kernel: system calls, the network stack, scheduling, page faults",
+    Bucket.OTHER: "C extensions and libraries outside the buckets above (numpy, re, json, hashlib, libc)",
+    Bucket.IDLE: (
+        "capacity (the cell's threads, at most its CPUs, over the profiled window) left unused while its "
+        "threads slept: waiting for the GIL on GIL builds, on a parked lock, in a stop-the-world pause, "
+        "for I/O or for work"
+    ),
+    Bucket.CPU_WAIT: (
+        "capacity left unused while the cell's threads were ready to run but not running: preempted by "
+        "other processes on the same CPUs (or by more threads than CPUs)"
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -79,6 +80,9 @@ class FakeServer:
         self.stopped = True
         return {"exit_code": 0, "clean": True, "orphans_killed": []}
 
+    def pids(self) -> list[int]:
+        return []
+
 
 class FakeLauncher:
     """A fresh fake server per start, made by ``make`` for the plan; remembers every start."""
@@ -87,7 +91,7 @@ class FakeLauncher:
         self.make = make or (lambda p: FakeServer())
         self.started: list[tuple[str, FakeServer]] = []
 
-    def start(self, plan: sweep.Plan) -> FakeServer:
+    def start(self, plan: sweep.Plan, env: Mapping[str, str] | None = None) -> FakeServer:
         server = self.make(plan)
         self.started.append((plan.key, server))
         return server

@@ -25,15 +25,26 @@ machine with fakes.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ftscale.bench import results
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
+from ftscale.bench.profile.http import profiled_repetition
+from ftscale.bench.profile.session import Profiler
 
-from ftscale.schema import HealthProbe, HttpCell, HttpRepetition, Info, LoadResult, SloSearch, SloStep
+from ftscale.schema import (
+    HealthProbe,
+    HttpCell,
+    HttpRepetition,
+    Info,
+    LoadResult,
+    Profile,
+    SloSearch,
+    SloStep,
+)
 from ftscale.vocab import Flag
 
 # A cell is flagged generator-bound when one generator thread (or process) was running or
@@ -130,10 +141,11 @@ class Server(Protocol):
     def usage(self) -> Usage | None: ...
     def stderr_tail(self, limit: int = ...) -> str: ...
     def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
+    def pids(self) -> list[int]: ...  # the server's process tree (empty: not on this machine)
 
 
 class Launcher(Protocol):
-    def start(self, plan: Plan) -> Server: ...
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> Server: ...
 
 
 class Generator(Protocol):
@@ -224,6 +236,7 @@ class Outcome:
     stderr_tail: str | None = None
     slo: SloSearch | None = None
     offered_rps: float | None = None
+    profile: Profile | None = None
 
 
 class RepetitionFailed(Exception):
@@ -410,6 +423,7 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         "offered_rps": out.offered_rps,
         "offered_share": plan.offered_share,
         "slo": out.slo,
+        "profile": out.profile,
     }
     if out.error is not None or not out.reps:
         return HttpCell(
@@ -436,11 +450,14 @@ def measure_group(
     settings: Settings,
     ceilings: dict[str, float],
     log: Callable[[str], None] = lambda _: None,
+    profiler: Profiler | None = None,
 ) -> list[HttpCell]:
     """Measure every cell of ``group``: closed loop interleaved, then open loop, then the searches.
 
-    Never raises for a server or generator failure (KeyboardInterrupt does, after stopping the
-    server of the repetition in flight).
+    With a ``profiler`` (``--profile``), each closed-loop cell then gets one more repetition on a
+    fresh server under perf (:func:`ftscale.bench.profile.http.profiled_repetition`): it is the
+    cell's ``profile``, never a sample. Never raises for a server or generator failure
+    (KeyboardInterrupt does, after stopping the server of the repetition in flight).
     """
     outcomes = {p.key: Outcome(p, results.now()) for p in group.plans}
     closed = [p for p in group.plans if p.load == "closed"]
@@ -465,6 +482,21 @@ def measure_group(
 
     for _, plan in interleaved(closed, settings.repetitions):
         run(plan, lambda s, out, p=plan: s.measure(generator, ceiling(p, None), None, out))  # type: ignore[misc]
+
+    for plan in closed if profiler is not None else ():
+        out = outcomes[plan.key]
+        if out.error is not None or not out.reps or profiler is None:
+            continue
+        spec = LoadSpec(
+            host="", port=0, path=f"/work/{plan.workload}", body=plan.body(),
+            connections=plan.connections, duration_s=settings.duration_s,
+        )  # fmt: skip
+        out.profile = profiled_repetition(
+            plan.key, lambda env, p=plan: launcher.start(p, env=env), generator, spec,  # type: ignore[misc]
+            settings.warmup_s, settings.start_timeout_s, profiler,
+        )  # fmt: skip
+        found = out.profile.error or f"{out.profile.samples} samples"
+        log(f"    {plan.key}: profile {out.profile.status} ({found})")
 
     def peak(plan: Plan) -> float | None:
         base = next((p for p in closed if p.design == plan.design), None)

@@ -209,6 +209,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each cell, one more repetition on a fresh server under Linux perf, its CPU time "
+        "broken into buckets (Python, refcounting, locks, GC, allocator, HTTP stack, kernel ...); "
+        "never part of the measured repetitions",
+    )
     add_run_arguments(p, "http")
 
 

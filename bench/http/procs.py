@@ -167,6 +167,13 @@ class ServerProcess:
     def usage(self) -> Usage:
         return tree_usage(self.ps)
 
+    def pids(self) -> list[int]:
+        """The server and every process it started (uvicorn workers, process pools)."""
+        try:
+            return [self.ps.pid, *(child.pid for child in self.ps.children(recursive=True))]
+        except psutil.Error:
+            return [self.ps.pid]
+
     def stderr_tail(self, limit: int = 4000) -> str:
         self.stderr_file.flush()
         size = self.stderr_file.seek(0, os.SEEK_END)

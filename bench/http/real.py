@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ class Launcher:
         """The first ``threads`` server CPUs (all of them when there are fewer)."""
         return self.cpus[: max(1, plan.threads)] if self.cpus else []
 
-    def start(self, plan: Plan) -> ServerProcess:
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> ServerProcess:
         port = free_port()
         cmd = [
             str(self.pythons[plan.build]),
@@ -65,7 +65,8 @@ class Launcher:
             "warning",
             *self.extra,
         ]
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), {RUN_ENV: self.run_id})
+        env = {RUN_ENV: self.run_id, **(env or {})}
+        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), env)
 
 
 class RemoteServer:
@@ -78,8 +79,11 @@ class RemoteServer:
         self.host, self.port = parts.hostname, parts.port or 80
         self.url = url.rstrip("/")
 
-    def start(self, plan: Plan) -> RemoteServer:
+    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> RemoteServer:
         return self
+
+    def pids(self) -> list[int]:
+        return []
 
     def wait_healthy(self, timeout_s: float) -> None:
         try:

@@ -33,6 +33,7 @@ from ftscale.bench.http.loadgen import wrk_path, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
+from ftscale.bench.profile import session as profile
 
 from ftscale import workloads
 from ftscale.errors import UsageError
@@ -145,6 +146,7 @@ class Job:
     shared_cpus: bool
     server_python: Path | None
     argv: list[str]
+    profile: bool = False
 
 
 def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
@@ -221,6 +223,8 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         )
     if args.target:
         RemoteServer(args.target)  # validates the URL
+        if args.profile:
+            raise UsageError("--profile needs servers this bench starts; it cannot profile a --target")
     return Job(
         run_dir=place.path,
         resuming=place.resuming,
@@ -251,6 +255,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         shared_cpus=shared,
         server_python=args.server_python,
         argv=argv,
+        profile=args.profile,
     )
 
 
@@ -298,6 +303,7 @@ def group_seconds(job: Job, group: Group) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
     per_rep = SERVER_START_S + job.settings.warmup_s + job.settings.duration_s + 0.5
     reps = sum(job.settings.repetitions for p in group.plans if p.load == "closed" or p.offered_share)
+    reps += sum(1 for p in group.plans if p.load == "closed") if job.profile else 0
     searches = sum(1 for p in group.plans if p.slo) * (
         SERVER_START_S + 6 * (job.settings.duration_s + job.settings.warmup_s)
     )
@@ -344,6 +350,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         groups = job.matrix.groups({b: info.py_gil_disabled for b, info in builds.items()})
         launcher = Launcher(pythons, job.server_cpus, job.run_dir.name)
     generator = SubprocessGenerator(job.generator, job.client_cpus)
+    profiling = profile.open_profiler(job.run_dir) if job.profile else None
+    profiler = profiling if isinstance(profiling, profile.Profiler) else None
     if rundir.meta_path.exists():
         ceilings = dict((rundir.read_meta().generator or {}).get("ceilings", {}))
     else:
@@ -351,7 +359,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ceilings = (
             calibrate_ceilings(generator, job.server_cpus, _loads(job, groups)) if remote is None else {}
         )
-        rundir.write_meta(_meta(job, ceilings))
+        meta = _meta(job, ceilings)
+        if profiling is not None:
+            config = {**meta.config, "profile": profile.run_config(profiling)}
+            meta = meta.model_copy(update={"config": config, "notes": profile.run_notes(profiling)})
+        rundir.write_meta(meta)
     for record in builds.values():
         rundir.add_build(record)
     print(
@@ -361,7 +373,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
 
     def one(group: Group) -> list[HttpCell]:
-        cells = measure_group(group, job.run_dir.name, launcher, generator, job.settings, ceilings)
+        cells = measure_group(
+            group, job.run_dir.name, launcher, generator, job.settings, ceilings, profiler=profiler
+        )
         if job.shared_cpus:
             cells = [
                 c.model_copy(update={"flags": [*c.flags, str(Flag.SHARED_CPUS)]}) if c.status == "ok" else c

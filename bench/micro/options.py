@@ -109,6 +109,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="calibrate and measure in the cell's own process, no pyperf workers (default: with --quick)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each cell, run its worker once more under Linux perf and break its CPU time into "
+        "buckets (Python, refcounting, locks, GC, allocator, kernel ...); never part of the timings",
+    )
     add_run_arguments(p, "micro")
 
 

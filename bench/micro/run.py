@@ -52,6 +52,8 @@ from ftscale.bench.micro.options import (
 )
 from ftscale.bench.micro.worker import Scaling
 from ftscale.bench.options import choose, parse_threads
+from ftscale.bench.profile import session as profile
+from ftscale.bench.profile.micro import PROFILE_SECONDS, profile_cell
 
 from ftscale import workloads
 from ftscale.buildfacts import build_name
@@ -93,6 +95,7 @@ class Job:
     resume: bool
     saved_sizes: dict[str, int] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    profile: bool = False  # --profile: one extra run of each cell under perf
 
     def plans(self, sizes: dict[str, int]) -> list[CellPlan]:
         """Cells in measuring order: builds side by side, so that drifting load hits twins alike."""
@@ -195,6 +198,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         resume=place.resuming,
         saved_sizes=saved_sizes,
         argv=argv,
+        profile=args.profile,
     )
 
 
@@ -271,7 +275,7 @@ def _config(job: Job, sizes: dict[str, int], how: str) -> dict[str, Any]:
 
 def cell_seconds(job: Job) -> float:
     """The bench's estimate of one cell's duration before any has been measured."""
-    return 3.0 if job.quick else 20.0
+    return (3.0 if job.quick else 20.0) + (PROFILE_SECONDS + 2.0 if job.profile else 0.0)
 
 
 def summary_lines(run_dir: Path) -> list[str]:
@@ -285,13 +289,18 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     prepared = _prepare(job)  # may provision or fail: still nothing written
     sizes, how = choose_sizes(job)
     rundir = results.RunDir(job.run_dir)
+    profiling = profile.open_profiler(job.run_dir) if job.profile else None
     if not rundir.meta_path.exists():
         notes = [f"{n}: {workloads.get(n).io_wait_s * 1000:g} ms simulated I/O wait not run (compute only)"
                  for n in job.workloads if workloads.get(n).io_wait_s]  # fmt: skip
+        config = _config(job, sizes, how)
+        if profiling is not None:
+            config["profile"] = profile.run_config(profiling)
+            notes += profile.run_notes(profiling)
         rundir.write_meta(
             RunMeta(
                 run_id=job.run_dir.name, kind="micro", created=results.now(), host=results.collect_host(),
-                git=results.collect_git(), config=_config(job, sizes, how), notes=notes,
+                git=results.collect_git(), config=config, notes=notes,
             )
         )  # fmt: skip
     for build, _ in prepared.values():
@@ -303,6 +312,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             cell, bench = measure(plan, python, job.pyperf, job.run_dir.name, build, Path(scratch))
             if bench is not None:
                 add_to_suite(pyperf_path(job.run_dir, plan.build), bench)
+            if isinstance(profiling, profile.Profiler):  # --profile: one more run, under perf
+                cell = profile_cell(profiling, plan, python, cell)
             return [cell]
 
         outcome = engine.sweep(

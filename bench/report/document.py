@@ -48,7 +48,14 @@ class Code:
     text: str
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure | Code
+@dataclass(frozen=True)
+class Links:
+    """A list of links to files beside the report: (text, path relative to the report)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | Code | Links
 
 
 @dataclass(frozen=True)

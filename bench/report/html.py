@@ -11,8 +11,19 @@ from __future__ import annotations
 import base64
 import re
 from html import escape
+from urllib.parse import quote
 
-from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.document import (
+    Block,
+    Bullets,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Links,
+    Paragraph,
+    Table,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 78em; padding: 0 1em;
@@ -79,6 +90,11 @@ def _block(block: Block, ids: dict[str, int]) -> str:
             f'<figure><img src="data:image/png;base64,{data}" alt="{escape(block.caption)}">'
             f"<figcaption>{escape(block.caption)}</figcaption></figure>"
         )
+    if isinstance(block, Links):
+        items = (
+            f'<li><a href="{escape(quote(target))}">{escape(text)}</a></li>' for text, target in block.items
+        )
+        return "<ul>\n" + "\n".join(items) + "\n</ul>"
     assert isinstance(block, Code)
     return f"<pre>{escape(block.text.rstrip())}</pre>"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
-from ftscale.bench.report.document import Block, Bullets, Document, Figure, Heading, Paragraph, Table
+from ftscale.bench.report.document import Block, Bullets, Document, Figure, Heading, Links, Paragraph, Table
 
 CHARTS_DIR = "charts"
 
@@ -48,6 +49,8 @@ def _block(block: Block) -> str:
         return _table(block)
     if isinstance(block, Figure):
         return f"![{escape(block.caption)}]({CHARTS_DIR}/{block.name})"
+    if isinstance(block, Links):
+        return "\n".join(f"- [{escape(text)}]({quote(target)})" for text, target in block.items)
     return _fence(block.text)
 
 

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ftscale.bench.report import charts, fmt, labels, words
+from ftscale.bench.report import charts, fmt, labels, profiles, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import RunModel, Series
@@ -80,7 +80,9 @@ def answer_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "The answer")]
     if not found:
         return [*blocks, Paragraph("No successful cells: nothing to compare.")]
-    blocks += [Paragraph(line) for line in words.verdict_sentences(model, found)]
+    limits = profiles.verdict_sentences(model)  # --profile: what limits scaling, per workload
+    for v, line in zip(found, words.verdict_sentences(model, found), strict=True):
+        blocks.append(Paragraph(f"{line} {limits[v.workload]}" if v.workload in limits else line))
     if any(v.builds for v in found):
         chart = charts.answer(found, unit_of(model.series))
         blocks.append(
@@ -535,6 +537,7 @@ def build(model: RunModel) -> Document:
     blocks += open_loop_section(model)
     blocks += reading_section(model)
     blocks += scaling_section(model, ft_overheads(model))
+    blocks += profiles.section(model)  # --profile: where the CPU time went
     blocks += failed_section(model)
     blocks += metadata_blocks(model.meta)
     return Document(title, tuple(blocks))
