@@ -171,8 +171,8 @@ def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path
     # linear 900N for 3.14t loops against 850N for 3.14 workers, both at 8 threads; PSS 0.6 x 480 MiB
     assert (
         "Pure Python — loop: 3.14t inline·loops at 8 threads wins: 7200 req/s, 1.06x 3.14 inline·workers "
-        "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%), using 115 MiB against 288 MiB "
-        "of server memory (PSS)." in answer
+        "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%); server memory (PSS) 3.14t "
+        "115 MiB, 3.14 288 MiB." in answer
     )
     assert rows(section(md, "### Each build at its best")) == [
         ["loop", "3.14", "inline·workers @8", "6800 [6732, 6868] 75%", "reference", "288 MiB", ""],

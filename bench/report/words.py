@@ -63,8 +63,8 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
         )
     if memory and math.isfinite(c.memory_ratio):
         head += (
-            f", using {fmt.mib(c.contender.point.memory_bytes)} against "
-            f"{fmt.mib(c.reference.point.memory_bytes)} of server memory (PSS)"
+            f"; server memory (PSS) {c.free_threaded_build} {fmt.mib(c.contender.point.memory_bytes)}, "
+            f"{c.gil_build} {fmt.mib(c.reference.point.memory_bytes)}"
         )
     if c.qualified:
         head += f". Qualified: one side has only flagged points ({labels.flag_names(c.qualified)})"
