@@ -339,7 +339,7 @@ def test_a_smoke_sweep_runs_from_the_bundle_offline(host: dict[str, Any]) -> Non
     launcher = str(tree / "bin" / "ftscale")
     bench = [launcher, "bench", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
              "--duration", "0.5", "--warmup", "0.2", "--repetitions", "1", "--size", "nbody=10",
-             "--run-id", "http-smoke"]  # fmt: skip
+             "--designs", "threadpool/single", "--run-id", "http-smoke"]  # fmt: skip
     micro = [launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
              "--scaling", "strong", "--smoke", "--processes", "1", "--values", "2", "--warmups", "0",
              "--min-time", "0.002", "--run-id", "micro-smoke"]  # fmt: skip

@@ -99,3 +99,19 @@ def test_the_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
         "ftscale/workloads/registry.py",
     ):
         assert module in names
+
+
+def test_every_package_folder_is_in_the_distribution() -> None:
+    """A subpackage missing from pyproject's list works from the checkout and fails once installed."""
+    import tomllib
+
+    declared = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    roots = {"ftscale": REPO / "ftscale", "ftscale.bench": REPO / "bench"}
+    roots |= {"ftscale.server": REPO / "server", "ftscale.workloads": REPO / "workloads"}
+    found = set()
+    for name, root in roots.items():
+        for init in root.rglob("__init__.py"):
+            relative = init.parent.relative_to(root).parts
+            if "__pycache__" not in relative:
+                found.add(".".join([name, *relative]))
+    assert found == declared

@@ -127,7 +127,8 @@ def orchestrator(builds: Sequence[str]) -> str:
 
 def host_command(builds: Sequence[str]) -> str:
     """The one command to run on the host, in the folder holding the parts."""
-    sweep = "bench --full" if set(builds) == set(provision.BUILDS) else f"bench --builds {','.join(builds)}"
+    every = set(builds) == set(provision.BUILDS)
+    sweep = "bench --preset reference" if every else f"bench --preset reference --builds {','.join(builds)}"
     return f"sh unpack.sh && {TREE}/bin/ftscale {sweep} --budget 9m"
 
 

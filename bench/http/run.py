@@ -322,10 +322,37 @@ def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
     return sorted(found)
 
 
+def dry_run(job: Job) -> int:
+    """What the run would measure and how long it should take, from the bench's own estimates."""
+    groups = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
+    cells = sum(len(g.plans) for g in groups)
+    seconds = sum(group_seconds(job, g) for g in groups)
+    print(f"preset {job.preset}: {len(groups)} groups, {cells} cells")
+    print(f"  builds {', '.join(job.matrix.builds)}; workloads {', '.join(job.matrix.workloads)}")
+    for kind, designs in (
+        ("free-threaded", job.matrix.free_threaded_designs),
+        ("GIL", job.matrix.gil_designs),
+    ):
+        print(f"  {kind} designs: {', '.join('/'.join(d) for d in designs)}")
+    print(f"  threads {job.matrix.threads} (server CPUs {job.server_cpus}, client CPUs {job.client_cpus})")
+    load = "closed" + (
+        f"; open at {', '.join(f'{s:.0%}' for s in job.matrix.open_shares)}" if job.matrix.open_shares else ""
+    )
+    if job.matrix.slo:
+        load += f"; capacity at p99 <= {job.settings.slo_p99_ms:g} ms"
+    print(f"  load: {load}; {job.settings.repetitions} repetitions of {job.settings.duration_s:g} s")
+    print(
+        f"estimated duration: {seconds / 3600:.1f} h ({seconds:,.0f} s), before environments and calibration"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``ftscale bench``: plan, prepare the builds, calibrate the generator, sweep, report."""
     slot_started, began = results.now(), time.monotonic()  # the budget counts from here
     job = plan_job(args, list(argv))
+    if args.dry_run:
+        return dry_run(job)
     rundir = results.RunDir(job.run_dir)
     remote = RemoteServer(job.target) if job.target else None
     launcher: Any
