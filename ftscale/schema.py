@@ -156,6 +156,39 @@ class Info(Model):
     max_sizes: dict[str, int] | None = None
 
 
+class SoakResult(Model):
+    """``python -m ftscale.server.soak``: the service under mixed good, bad and idle clients.
+
+    ``kinds`` maps each kind of request sent to the statuses it got (``"error"`` for a socket
+    error or timeout); ``unexpected`` counts answers outside a kind's expected statuses.
+    """
+
+    started: str
+    duration_s: float
+    command: list[str]
+    python: str
+    gil_enabled: bool | None
+    cpus: int
+    load_average_before: list[float]
+    load_average_after: list[float]
+    clients: int
+    idle_sockets: int
+    kinds: dict[str, dict[str, int]]
+    expected: dict[str, list[int]]
+    unexpected: int
+    requests: int
+    rss_start_bytes: int
+    rss_end_bytes: int
+    rss_change_pct: float
+    health_after_ms: dict[str, float]
+    processes_start: int
+    processes_end: int
+    exit_status: int | None
+    leftover_processes: int
+    info_after: Info | None = None
+    passed: bool
+
+
 # --- load generators --------------------------------------------------------------------------
 
 PERCENTILES = ("p50", "p90", "p99", "p99.9")

@@ -30,13 +30,14 @@ import inspect
 import json
 import math
 import os
+import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -329,6 +330,13 @@ def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaita
     return endpoint
 
 
+def not_one_of(names: Iterable[str]) -> str:
+    """A regular expression matching any path segment except ``names`` (for the OpenAPI document:
+    a known workload's name goes to its own route, never to the unknown-workload one)."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return f"^(?!(?:{alternatives})$)[^/]+$"
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -440,7 +448,13 @@ def create_app(
             404: {"model": UnknownWorkloadBody, "description": "No such workload"},
         },
     )
-    async def unknown_workload(workload: str) -> JSONResponse:
+    async def unknown_workload(
+        # Documented, not validated (pydantic's regex engine has no look-ahead), and a default
+        # rather than Annotated: the annotation is a string, evaluated where `table` is unknown.
+        workload: str = Path(
+            description="any name but a workload's", json_schema_extra={"pattern": not_one_of(table)}
+        ),
+    ) -> JSONResponse:
         """Any other name: 404 with the known ones."""
         known = sorted(table)
         detail = f"unknown workload {workload!r}; known: {', '.join(known)}"
