@@ -344,6 +344,14 @@ class ProcessDispatcher:
 
     @property
     def state(self) -> PoolState:
+        """The pool's state; a pool found broken (a child died while idle) starts its replacement.
+
+        Read on the serving loop (``/health``, ``/info``). It looks at the executor's private
+        ``_broken`` flag (set by its manager thread when a child dies; the same in 3.11-3.14).
+        """
+        pool = self._pool
+        if self._state is PoolState.UP and pool is not None and getattr(pool, "_broken", False):
+            self._replace(self._generation)
         return self._state
 
     async def start(self) -> None:

@@ -225,8 +225,15 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
-def _service(serve_args: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def service_process(serve_args: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``ftscale serve ARGS`` on ``HOST:port``, healthy, until the block ends (then killed if still up)."""
     cmd = [sys.executable, "-m", "ftscale.server", "--host", HOST, "--port", str(port), *serve_args]
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below); the service's warnings stay out of sight
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
@@ -252,12 +259,10 @@ def _service(serve_args: Sequence[str], port: int) -> Iterator[subprocess.Popen[
 
 
 def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -> SoakResult:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     started = datetime.datetime.now(datetime.UTC)
     load_before = list(os.getloadavg())
-    with _service(serve_args, port) as proc:
+    with service_process(serve_args, port) as proc:
         warm = Soak(port, clients, idle, time.monotonic() + 3)  # first calls import and allocate
         threads = [threading.Thread(target=warm.client, args=(i,)) for i in range(clients)]
         for thread in threads:

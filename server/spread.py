@@ -16,24 +16,18 @@ import argparse
 import contextlib
 import http.client
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ftscale.server.soak import free_port, service_process
+
 from ftscale.vocab import Topology, WorkerBalance
 
 START_TIMEOUT_S = 60
 PAUSE_S = 0.05
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _info(conn: http.client.HTTPConnection) -> dict[str, Any]:
@@ -44,26 +38,14 @@ def _info(conn: http.client.HTTPConnection) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def serving(args: Sequence[str]) -> Iterator[int]:
-    """``ftscale serve ARGS`` on a free port until the block ends; yields the port."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "ftscale.server", "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the service exited with status {proc.returncode}")
-            try:
-                _info(http.client.HTTPConnection("127.0.0.1", port, timeout=5))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the service did not start") from None
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(60)
+    """``ftscale serve ARGS`` on a free port until the block ends (then SIGTERM); yields the port."""
+    port = free_port()
+    with service_process(args, port) as proc:
+        try:
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(60)
 
 
 def trial(port: int, connections: int) -> list[int]:

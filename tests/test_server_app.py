@@ -360,28 +360,3 @@ def test_info_reports_limits_counters_and_request_counts(small_body_client: Test
     assert info["config"]["max_connections"] >= 8
     assert info["config"]["worker_balance"] == "acceptor"
     assert set(info["counters"]) >= {"refused_busy", "dropped_client_gone", "pool_restarts", "connections"}
-
-
-# -- inline admission ------------------------------------------------------------------------------
-
-
-def test_inline_mode_bounds_requests_waiting_for_the_loop() -> None:
-    """Requests that arrive while the loop computes wait for it, and only so many may."""
-    started = threading.Event()
-
-    def block_loop(size: int) -> int:
-        started.set()
-        threading.Event().wait(0.5)  # the event loop cannot serve anything meanwhile
-        return size
-
-    app = create_app(
-        ServerConfig(mode=Mode.INLINE, pool_size=1, queue_limit=1),
-        registry={"block": _fake("block", block_loop)},
-    )
-    with TestClient(app) as test_client, concurrent.futures.ThreadPoolExecutor(4) as pool:
-        first = pool.submit(test_client.post, "/work/block", json={"size": 1})
-        assert started.wait(10)
-        waiting = [pool.submit(test_client.post, "/work/block", json={"size": 2}) for _ in range(3)]
-        statuses = sorted(f.result(30).status_code for f in waiting)
-        assert first.result(30).status_code == 200
-    assert statuses == [200, 200, 503]
