@@ -166,7 +166,7 @@ def test_sizes_have_a_cpu_budget_and_an_older_larger_bound(workload: workloads.W
     assert workload.size_limit(allow_large=True) == workload.large_max_size
     assert workload.check_size(workload.max_size) == workload.max_size
     if workload.large_max_size > workload.max_size:
-        with pytest.raises(workloads.InvalidSize, match="larger needs --allow-large-sizes"):
+        with pytest.raises(workloads.InvalidSize, match="larger needs ftscale serve --allow-large-sizes"):
             workload.check_size(workload.max_size + 1)
         assert workload.check_size(workload.max_size + 1, allow_large=True) == workload.max_size + 1
     meaning = re.escape(workload.size_meaning)

@@ -66,7 +66,7 @@ class Workload:
             hint = (
                 ""
                 if allow_large or limit == self.size_limit(allow_large=True)
-                else "; larger needs --allow-large-sizes"
+                else "; larger needs ftscale serve --allow-large-sizes"
             )
             raise InvalidSize(
                 f"size for {self.name!r} must be between {self.min_size} and {limit} "
