@@ -27,7 +27,7 @@ def _record(i: int) -> dict[str, object]:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="records serialised and parsed back",
     default_size=500,
-    max_size=110_000,
+    max_size=95_000,
     large_max_size=1_000_000,
     smoke_size=3,
 )
@@ -59,7 +59,7 @@ def _log_line(i: int) -> str:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="access-log lines parsed",
     default_size=6_000,
-    max_size=500_000,
+    max_size=350_000,
     large_max_size=5_000_000,
     smoke_size=5,
 )
