@@ -159,8 +159,9 @@ class Info(Model):
 class SoakResult(Model):
     """``python -m ftscale.server.soak``: the service under mixed good, bad and idle clients.
 
-    ``kinds`` maps each kind of request sent to the statuses it got (``"error"`` for a socket
-    error or timeout); ``unexpected`` counts answers outside a kind's expected statuses.
+    ``kinds`` maps each kind of request sent to the statuses it got (``"error: <exception>"``
+    for a socket error or timeout); ``unexpected`` counts answers outside a kind's expected
+    statuses.
     """
 
     started: str

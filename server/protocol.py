@@ -13,9 +13,10 @@ text. :class:`GuardedH11Protocol` adds, per connection:
   uvicorn's to close (``--keepalive-timeout``).
 * a **connection limit** (``--max-connections``, per uvicorn Server): a connection over it
   first makes room by closing the connection idle longest (nothing in progress, nothing
-  buffered); if every connection is busy, it is answered 503 (JSON, ``Retry-After``,
-  ``connection: close``) once its head has arrived, and beyond an extra margin it is closed
-  at once, so a flood costs one descriptor for a moment.
+  buffered or unread, for :data:`EVICT_IDLE_S` at least); if every connection is busy, it
+  is answered 503 (JSON, ``Retry-After``, ``connection: close``) once its head has arrived,
+  and beyond an extra margin it is closed at once, so a flood costs one descriptor for a
+  moment.
 * a **drain on stop**: uvicorn's shutdown closes every connection without a request in
   progress, including one whose request is already on its way (a fresh connection, or bytes
   buffered). Those get a short wait instead (:data:`DRAIN_WAIT_S`) and their request is
@@ -29,9 +30,12 @@ Checked against uvicorn 0.54 and h11 0.16: it relies on ``handle_events``, ``cyc
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import socket
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -42,6 +46,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 RETRY_AFTER_S = 1
 DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping
+EVICT_IDLE_S = 0.25  # a connection idle this long may be closed to make room at the limit
 
 logger = logging.getLogger("ftscale.server")
 
@@ -99,6 +104,22 @@ def raw_json_response(status: int, reason: str, payload: dict[str, Any]) -> byte
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
+
+
+def unread_bytes(transport: asyncio.BaseTransport) -> int:
+    """Bytes that have arrived on the transport's socket and not been read yet (0 if unknown).
+
+    A connection taken up after the loop was busy has its request waiting in the kernel
+    before the protocol has read a byte of it: it is not idle.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4)
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 def nodelay(transport: asyncio.BaseTransport) -> bool | None:
@@ -214,17 +235,21 @@ class GuardedH11Protocol(H11Protocol):
 
     # -- the connection limit ------------------------------------------------------------------
 
-    def _idle(self) -> bool:
-        return (
-            (self.cycle is None or self.cycle.response_complete)
-            and not self.conn.trailing_data[0]
-            and not self.transport.is_closing()
-        )
+    def _idle(self, now: float) -> bool:
+        """Nothing in progress, nothing buffered or unread, for :data:`EVICT_IDLE_S` at least."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        if self.conn.trailing_data[0] or self.transport.is_closing():
+            return False
+        return now - self._idle_since >= EVICT_IDLE_S and not unread_bytes(self.transport)
 
     def _make_room(self) -> bool:
         """Close the connection idle longest, if one is; True if room was made."""
+        now = self.loop.time()
         idle = [
-            c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol) and c._idle()
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, GuardedH11Protocol) and c._idle(now)
         ]
         if not idle:
             return False

@@ -49,6 +49,7 @@ RSS_LIMIT_PCT = 20.0
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 HOST = "127.0.0.1"
+LARGE = "numpy_small"  # the workload sent now and then at its largest size
 IDLE_REUSE_S = 2.0  # a keep-alive connection idle longer is reopened (the service closes idle ones)
 
 # What each kind of request may get back. 503 is a clear refusal (busy, or too many
@@ -86,8 +87,9 @@ def _status(sock: socket.socket) -> int:
 
 
 class Soak:
-    def __init__(self, port: int, clients: int, idle: int, deadline: float) -> None:
+    def __init__(self, port: int, clients: int, idle: int, deadline: float, large_size: int) -> None:
         self.port = port
+        self.large_body = json.dumps({"size": large_size}).encode()
         self.clients = clients
         self.idle = idle
         self.deadline = deadline
@@ -104,8 +106,8 @@ class Soak:
             with socket.create_connection((HOST, self.port), timeout=timeout) as sock:
                 sock.sendall(payload)
                 self.record(kind, _status(sock))
-        except OSError:
-            self.record(kind, "error")
+        except OSError as exc:
+            self.record(kind, f"error: {type(exc).__name__}")
 
     def client(self, index: int) -> None:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=120)
@@ -130,12 +132,15 @@ class Soak:
             steps[next(turn) % len(steps)]()
             if index == 0 and time.monotonic() - last_large > 10:
                 last_large = time.monotonic()
-                self.keep_alive(conn, "large", "POST", "/work/numpy_small", b'{"size": 300000}')
+                self.keep_alive(conn, "large", "POST", f"/work/{LARGE}", self.large_body)
         conn.close()
 
     def keep_alive(
         self, conn: http.client.HTTPConnection, kind: str, method: str, path: str, body: bytes
     ) -> None:
+        if time.monotonic() - self.last_use.get(id(conn), 0.0) > IDLE_REUSE_S:
+            conn.close()  # the server may have closed it (keep-alive timeout): start afresh, as clients do
+        self.last_use[id(conn)] = time.monotonic()
         try:
             headers = {"content-type": "application/json"} if body else {}
             conn.request(method, path, body=body or None, headers=headers)
@@ -144,8 +149,8 @@ class Soak:
             self.record(kind, response.status)
             if response.getheader("connection", "").lower() == "close":
                 conn.close()
-        except (OSError, http.client.HTTPException):
-            self.record(kind, "error")
+        except (OSError, http.client.HTTPException) as exc:
+            self.record(kind, f"error: {type(exc).__name__}")
             conn.close()
 
     def gone(self) -> None:
@@ -169,8 +174,8 @@ class Soak:
                     finally:
                         sock.setblocking(True)
                 self.record("slow_head", _status(sock))
-        except OSError:
-            self.record("slow_head", "error")
+        except OSError as exc:
+            self.record("slow_head", f"error: {type(exc).__name__}")
 
     def idle_sockets(self, stop: threading.Event) -> None:
         """Keep ``idle`` connections open that never send, reopening those the server closes."""
@@ -263,7 +268,8 @@ def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -
     started = datetime.datetime.now(datetime.UTC)
     load_before = list(os.getloadavg())
     with service_process(serve_args, port) as proc:
-        warm = Soak(port, clients, idle, time.monotonic() + 3)  # first calls import and allocate
+        large_size = Info.model_validate_json(_get(port, "/info")[1]).max_sizes[LARGE]  # type: ignore[index]
+        warm = Soak(port, clients, idle, time.monotonic() + 3, large_size)  # first calls import and allocate
         threads = [threading.Thread(target=warm.client, args=(i,)) for i in range(clients)]
         for thread in threads:
             thread.start()
@@ -272,7 +278,7 @@ def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -
         processes_start = len(_tree(proc.pid))
         rss_start = _rss(proc.pid)
 
-        soak = Soak(port, clients, idle, time.monotonic() + duration_s)
+        soak = Soak(port, clients, idle, time.monotonic() + duration_s, large_size)
         stop_idle = threading.Event()
         idler = threading.Thread(target=soak.idle_sockets, args=(stop_idle,))
         idler.start()

@@ -185,6 +185,8 @@ class Supervisor:
         self.ready = asyncio.Event()
         self._accepting = False
         self._turn = itertools.count()
+        self._held: socket.socket | None = None  # accepted, waiting for room in a channel
+        self._watching: set[int] = set()  # slots whose channel is watched for room
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -240,6 +242,9 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         loop.remove_reader(worker.process.sentinel)
         loop.remove_reader(worker.chan.fileno())
+        if worker.slot in self._watching:
+            loop.remove_writer(worker.chan.fileno())
+            self._watching.discard(worker.slot)
         worker.process.join()
         worker.chan.close()
         worker.ready = False
@@ -266,9 +271,15 @@ class Supervisor:
     def _resume_accepting(self) -> None:
         if self.balance is not WorkerBalance.ACCEPTOR or self._accepting or self.stopping:
             return
-        if self.ready.is_set() and any(w is not None and w.ready for w in self.workers):
-            asyncio.get_running_loop().add_reader(self.listener.fileno(), self._accept_ready)
-            self._accepting = True
+        if not (self.ready.is_set() and any(w is not None and w.ready for w in self.workers)):
+            return
+        if self._held is not None:  # a connection no worker could take yet goes first
+            if not self._hand(self._held):
+                self._wait_for_room()
+                return
+            self._held = None
+        asyncio.get_running_loop().add_reader(self.listener.fileno(), self._accept_ready)
+        self._accepting = True
 
     def _pause_accepting(self) -> None:
         if self._accepting:
@@ -287,26 +298,43 @@ class Supervisor:
                 asyncio.get_running_loop().call_later(ACCEPT_BACKOFF_S, self._resume_accepting)
                 return
             if not self._hand(conn):
-                self._pause_accepting()  # no worker can take it; the rest wait in the backlog
+                # Every worker's channel is full (or none is ready): hold this one, leave the
+                # rest in the kernel's backlog, and go on when a channel has room.
+                self._held = conn
+                self._pause_accepting()
+                self._wait_for_room()
                 return
 
+    def _wait_for_room(self) -> None:
+        loop = asyncio.get_running_loop()
+        for worker in self.workers:
+            if worker is not None and worker.ready and worker.slot not in self._watching:
+                loop.add_writer(worker.chan.fileno(), self._room, worker)
+                self._watching.add(worker.slot)
+
+    def _room(self, worker: Worker) -> None:
+        asyncio.get_running_loop().remove_writer(worker.chan.fileno())
+        self._watching.discard(worker.slot)
+        self._resume_accepting()
+
     def _hand(self, conn: socket.socket) -> bool:
-        """Pass ``conn`` to the ready worker with the fewest connections (ties: round robin)."""
-        try:
-            ready = [w for w in self.workers if w is not None and w.ready]
-            if ready:
-                start = next(self._turn) % len(ready)
-                ordered = sorted(ready[start:] + ready[:start], key=lambda w: w.load)
-                for worker in ordered:
-                    try:
-                        socket.send_fds(worker.chan, [CONN], [conn.fileno()])
-                    except OSError:  # its channel is full or gone: try the next
-                        continue
-                    worker.load += 1
-                    return True
+        """Pass ``conn`` to the ready worker with the fewest connections (ties: round robin).
+
+        False if no worker could take it now; the caller still owns ``conn`` then.
+        """
+        ready = [w for w in self.workers if w is not None and w.ready]
+        if not ready:
             return False
-        finally:
+        start = next(self._turn) % len(ready)
+        for worker in sorted(ready[start:] + ready[:start], key=lambda w: w.load):
+            try:
+                socket.send_fds(worker.chan, [CONN], [conn.fileno()])
+            except OSError:  # its channel is full or gone: try the next
+                continue
+            worker.load += 1
             conn.close()  # the message in flight holds its own reference
+            return True
+        return False
 
     # -- stopping ------------------------------------------------------------------------------------
 
@@ -317,7 +345,13 @@ class Supervisor:
         if first:
             self._pause_accepting()
             if self.balance is WorkerBalance.ACCEPTOR:
-                self._accept_ready(most=1000)  # closing the listener would reset these
+                if self._held is not None and self._hand(self._held):
+                    self._held = None
+                if self._held is None:
+                    self._accept_ready(most=1000)  # closing the listener would reset these
+            if self._held is not None:
+                self._held.close()
+                self._held = None
             self.listener.close()
         for worker in self.workers:
             if worker is not None and worker.process.is_alive():

@@ -208,6 +208,27 @@ def test_idle_sockets_under_a_low_fd_limit_do_not_lock_clients_out(serve: Any) -
     stop_cleanly(served)
 
 
+def test_connection_limit_refuses_clearly_when_no_connection_is_idle(serve: Any) -> None:
+    served = serve("--max-connections", "8", "--mode", "threadpool")
+    busy = [socket.create_connection(("127.0.0.1", served.port), timeout=10) for _ in range(8)]
+    for sock in busy:
+        sock.sendall(b"GET /health HTTP/1.1\r\n")  # a head on its way: not idle
+    time.sleep(0.3)
+    late = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    late.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+    answer = b""
+    while chunk := late.recv(4096):
+        answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    for sock in (*busy, late):
+        sock.close()
+    assert head.startswith(b"HTTP/1.1 503"), answer
+    assert b"retry-after: 1" in head.lower() and b"connection: close" in head.lower()
+    assert json.loads(body)["detail"] == "too many connections (limit 8)"
+    assert info(served.port)["counters"]["connections_refused"] >= 1
+    stop_cleanly(served)
+
+
 # -- 5. work whose client has gone -------------------------------------------------------------------
 
 
