@@ -26,9 +26,9 @@ from serving import Served, assert_gone, is_pool_child, request, signal_group, s
 
 pytestmark = pytest.mark.slow
 
-# nbody at this size computes for roughly half a second on the development machine: long
+# nbody at this size computes for about a second on the development machine: long
 # enough to act while it runs, well inside the CPU budget.
-LONG = {"size": 60_000}
+LONG = {"size": 150_000}
 
 
 @pytest.fixture
