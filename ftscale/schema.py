@@ -143,8 +143,9 @@ class Info(Model):
     cpu_affinity: list[int]
     cpu_count: int | None
     packages: dict[str, str | None]
-    # Requests served per serving unit, keyed "single", "worker i" (a slot: a restarted worker
-    # keeps counting in its slot) or "loop i"; every unit's count, whichever unit answered.
+    # Work requests computed per serving unit (not /health or /info, nor refusals), keyed
+    # "single", "worker i" (a slot: a restarted worker counts on in it) or "loop i"; every
+    # unit's count, whichever unit answered.
     # The fields below are absent in files written before the service reported them.
     unit_requests: dict[str, int] | None = None
     # True when every connection this process accepted so far had TCP_NODELAY set.

@@ -12,8 +12,8 @@ answers has a JSON body, and the OpenAPI document lists every status the service
 connections); requests that are not valid HTTP are refused by uvicorn in its plain text.
 
 ``/health`` is 503 while a ``process`` pool is being replaced after a child died. Each serving
-unit counts the requests it answered (:mod:`server.counters`); ``/info`` reports every unit's
-count, the timeouts and limits in force, and the process's event counters.
+unit counts the work requests it computed (:mod:`server.counters`); ``/info`` reports every
+unit's count, the timeouts and limits in force, and the process's event counters.
 
 A workload with simulated upstream I/O (``io_wait_s``) awaits it on the event loop first and
 then queues for the pool, as a gateway would; ``wait_ms`` counts from the end of that wait, so
@@ -237,28 +237,23 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class CountRequests:
-    """ASGI middleware: each HTTP request that reaches the app counts for this serving unit."""
-
-    def __init__(self, app: ASGIApp, units: UnitCounts, unit: int) -> None:
-        self.app = app
-        self.units = units
-        self.unit = unit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.units.add(self.unit)
-        await self.app(scope, receive, send)
-
-
 class Service:
     """One app's pool, its admission control and the request path through them."""
 
-    def __init__(self, config: ServerConfig, dispatcher: Dispatcher, loop_index: int | None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        dispatcher: Dispatcher,
+        loop_index: int | None,
+        units: UnitCounts,
+        unit: int,
+    ) -> None:
         self.config = config
         self.dispatcher = dispatcher
         self.admission = Admission(config.effective_pool_size, config.effective_queue_limit)
         self.loop_index = loop_index
+        self.units = units
+        self.unit = unit
 
     async def work(self, workload: Workload, size: int, receive: Receive) -> dict[str, Any]:
         io_wait_ms = 0.0
@@ -274,6 +269,7 @@ class Service:
         finally:
             client.close()
             self.admission.leave()
+        self.units.add(self.unit)  # a work request this unit computed and answers
         return {
             "workload": workload.name,
             "size": size,
@@ -349,12 +345,13 @@ def create_app(
 
     The pool starts with the app's lifespan (``TestClient`` as a context manager, or a server).
     ``process`` mode computes in child processes, which only know the registered workloads.
-    ``units`` are every serving unit's request counters (this app counts in slot ``unit``);
+    ``units`` are every serving unit's work-request counters (this app counts in slot ``unit``);
     by default the app is the only unit.
     """
     table = dict(workloads.REGISTRY if registry is None else registry)
-    service = Service(config, make_dispatcher(config.mode, config.effective_pool_size), loop_index)
     units = units if units is not None else UnitCounts([str(config.topology)])
+    dispatcher = make_dispatcher(config.mode, config.effective_pool_size)
+    service = Service(config, dispatcher, loop_index, units, unit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -372,7 +369,6 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    app.add_middleware(CountRequests, units=units, unit=unit)
 
     def busy(detail: str) -> JSONResponse:
         return JSONResponse(

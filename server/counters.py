@@ -1,10 +1,11 @@
-"""What the service counts: requests per serving unit, and events per process.
+"""What the service counts: work requests per serving unit, and events per process.
 
-:class:`UnitCounts` holds one request count per serving unit (the one loop of ``single``, each
-loop of ``loops``, each worker slot of ``workers``). Every unit writes only its own slot, so no
-lock is needed; a reader may see a count one request old. In ``workers`` the slots live in
-memory shared by every worker (a ``multiprocessing`` array the supervisor makes), so whichever
-worker answers ``/info`` reports all of them; a restarted worker keeps counting in its slot.
+:class:`UnitCounts` holds one count of work requests computed per serving unit (the one loop
+of ``single``, each loop of ``loops``, each worker slot of ``workers``). Every unit writes
+only its own slot, so no lock is needed; a reader may see a count one request old. In
+``workers`` the slots live in memory shared by every worker (a ``multiprocessing`` array the
+supervisor makes), so whichever worker answers ``/info`` reports all of them; a restarted
+worker keeps counting in its slot.
 
 :data:`EVENTS` counts, per process, what the service refused, dropped or replaced; its
 increments are rare and take a lock, so loops in threads may share it.
@@ -20,7 +21,7 @@ from ftscale.schema import ServiceCounters
 
 
 class UnitCounts:
-    """Requests served per unit, in ``store`` (a list, or a shared ctypes array) by index."""
+    """Work requests computed per unit, in ``store`` (a list, or a shared ctypes array) by index."""
 
     def __init__(self, labels: Sequence[str], store: MutableSequence[int] | None = None) -> None:
         self.labels = list(labels)

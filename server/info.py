@@ -3,7 +3,7 @@
 Facts that cannot change while the process lives (build, package versions) are gathered once;
 the GIL state, thread count and CPU affinity are read on every call, because an import or a
 pool start can change them. A worker in the ``workers`` topology reports itself and its parent,
-and every worker's request count (they share the counters).
+and every worker's count of work requests (they share the counters).
 """
 
 from __future__ import annotations

@@ -389,7 +389,9 @@ class Supervisor:
             for signum in HANDLED_SIGNALS:
                 loop.remove_signal_handler(signum)
         counts = UnitCounts(unit_labels(self.config.threads), self.counts).snapshot()
-        logger.info("requests served per worker: %s", ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        logger.info(
+            "work requests computed per worker: %s", ", ".join(f"{k}: {v}" for k, v in counts.items())
+        )
         return self.status
 
     async def _reap(self) -> None:

@@ -352,9 +352,11 @@ def test_size_bound_is_the_cpu_budget_unless_large_sizes_are_allowed() -> None:
 
 def test_info_reports_limits_counters_and_request_counts(small_body_client: TestClient) -> None:
     before = small_body_client.get("/info").json()["unit_requests"]["single"]
-    small_body_client.get("/health")
+    small_body_client.get("/health")  # not work: not counted
+    small_body_client.post("/work/nbody", json={"size": 1})
+    small_body_client.post("/work/nbody", json={"size": 0})  # refused: not counted
     info = small_body_client.get("/info").json()
-    assert info["unit_requests"] == {"single": before + 2}
+    assert info["unit_requests"] == {"single": before + 1}
     assert info["pool_state"] == "up"
     assert info["config"]["header_timeout_s"] > 0 and info["config"]["keepalive_timeout_s"] > 0
     assert info["config"]["max_connections"] >= 8
