@@ -2,6 +2,8 @@
 
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
     nox -s tests            the test suite, on this interpreter and on 3.14t
+    nox -s schema           schemathesis against the live service (minutes), on both
+    nox -s soak             a 60 s soak of the service; its figures go to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
     nox -s interpreters     find or build CPython 3.13, 3.13t, 3.14, 3.14t (ftscale build)
 
@@ -80,6 +82,28 @@ def tests(session: nox.Session) -> None:
     )
     session.run("python", "-m", "ftscale.buildfacts", "--import-check")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"], default=False)
+def schema(session: nox.Session) -> None:
+    """Schemathesis against the live service: every operation, valid and invalid input, every check."""
+    install(session, "bench,server", "test")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "schemathesis",
+        "tests/test_server_schema.py",
+        *session.posargs,
+    )
+
+
+@nox.session(default=False)
+def soak(session: nox.Session) -> None:
+    """60 s of good, bad and idle clients against the service; figures to results/soak/."""
+    install(session, "server")
+    session.run("python", "-m", "ftscale.server.soak", *session.posargs)
 
 
 @nox.session(default=False)

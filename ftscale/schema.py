@@ -99,6 +99,28 @@ class ServerSettings(Model):
     queue_limit: int
     max_body_bytes: int
     log_level: str
+    # Added later; absent in files written before the service had them.
+    header_timeout_s: float | None = None
+    keepalive_timeout_s: float | None = None
+    max_connections: int | None = None
+    allow_large_sizes: bool | None = None
+    worker_balance: str | None = None
+
+
+class ServiceCounters(Model):
+    """What one process of the service counted since it started (every loop of it together)."""
+
+    refused_busy: int  # 503: the pool and its queue were full
+    refused_pool_down: int  # 503: the process pool was being replaced
+    dropped_client_gone: int  # queued work never started because its client had left
+    finished_client_gone: int  # work that had started when its client left (computed, answer dropped)
+    pool_restarts: int  # process pools replaced after a child process died
+    connections: int  # connections accepted
+    connections_without_nodelay: int  # of those, how many had TCP_NODELAY off
+    connections_evicted_idle: int  # idle connections closed to make room at the connection limit
+    connections_refused: int  # 503: at the connection limit with no idle connection to close
+    connections_aborted: int  # closed at once, far over the connection limit
+    requests_timed_out: int  # request not received within the header timeout (408, or closed if silent)
 
 
 class Info(Model):
@@ -122,9 +144,52 @@ class Info(Model):
     cpu_affinity: list[int]
     cpu_count: int | None
     packages: dict[str, str | None]
-    # Requests served per serving unit (worker process or event loop), keyed "pid" or "loop i";
-    # absent in files written before the service counted them.
+    # Work requests computed per serving unit (not /health or /info, nor refusals), keyed
+    # "single", "worker i" (a slot: a restarted worker counts on in it) or "loop i"; every
+    # unit's count, whichever unit answered.
+    # The fields below are absent in files written before the service reported them.
     unit_requests: dict[str, int] | None = None
+    # True when every connection this process accepted so far had TCP_NODELAY set.
+    tcp_nodelay: bool | None = None
+    # The answering unit's compute pool: "up", "rebuilding" (a child died) or "down".
+    pool_state: str | None = None
+    counters: ServiceCounters | None = None
+    # The largest size each workload accepts in this run (its CPU budget, or --allow-large-sizes).
+    max_sizes: dict[str, int] | None = None
+
+
+class SoakResult(Model):
+    """``python -m ftscale.server.soak``: the service under mixed good, bad and idle clients.
+
+    ``kinds`` maps each kind of request sent to the statuses it got (``"error: <exception>"``
+    for a socket error or timeout); ``unexpected`` counts answers outside a kind's expected
+    statuses.
+    """
+
+    started: str
+    duration_s: float
+    command: list[str]
+    python: str
+    gil_enabled: bool | None
+    cpus: int
+    load_average_before: list[float]
+    load_average_after: list[float]
+    clients: int
+    idle_sockets: int
+    kinds: dict[str, dict[str, int]]
+    expected: dict[str, list[int]]
+    unexpected: int
+    requests: int
+    rss_start_bytes: int
+    rss_end_bytes: int
+    rss_change_pct: float
+    health_after_ms: dict[str, float]
+    processes_start: int
+    processes_end: int
+    exit_status: int | None
+    leftover_processes: int
+    info_after: Info | None = None
+    passed: bool
 
 
 # --- load generators --------------------------------------------------------------------------

@@ -31,6 +31,19 @@ class Topology(enum.StrEnum):
     LOOPS_REUSEPORT = "loops-reuseport"  # N loops, each with its own SO_REUSEPORT listener
 
 
+class WorkerBalance(enum.StrEnum):
+    """How the ``workers`` topology spreads connections over its worker processes."""
+
+    ACCEPTOR = "acceptor"  # the parent accepts and hands each connection to the least-loaded worker
+    REUSEPORT = "reuseport"  # each worker its own SO_REUSEPORT socket: the kernel hashes (for comparison)
+
+
+WORKER_BALANCE_HELP: dict[WorkerBalance, str] = {
+    WorkerBalance.ACCEPTOR: "the parent accepts, and hands each connection to the worker with fewest open",
+    WorkerBalance.REUSEPORT: "each worker accepts on its own SO_REUSEPORT socket (kernel hash; to compare)",
+}
+
+
 class Scaling(enum.StrEnum):
     """How the micro bench grows the work with threads."""
 

@@ -5,8 +5,15 @@ by a pydantic model bounded by that workload's sizes; ``GET /health`` answers on
 loop and so measures its lag; ``GET /info`` says what is running. A request's CPU work goes to
 the mode's dispatcher (:mod:`server.executors`) through a bounded queue: a full queue is a 503
 with ``Retry-After``, an unknown workload a 404 listing the known ones, a bad size a 422 naming
-the bound, a body over the limit a 413. Every error the app answers has a JSON body; requests
-that are not valid HTTP are refused by uvicorn before they reach the app, in its plain text.
+the bound, a body over the limit a 413, JSON that is not strict JSON (``NaN``, ``Infinity``,
+numbers out of a double's range) a 422 like any other malformed body. Every error the app
+answers has a JSON body, and the OpenAPI document lists every status the service sends
+(including the 408 and 503 that :mod:`server.protocol` sends for slow and surplus
+connections); requests that are not valid HTTP are refused by uvicorn in its plain text.
+
+``/health`` is 503 while a ``process`` pool is being replaced after a child died. Each serving
+unit counts the work requests it computed (:mod:`server.counters`); ``/info`` reports every
+unit's count, the timeouts and limits in force, and the process's event counters.
 
 A workload with simulated upstream I/O (``io_wait_s``) awaits it on the event loop first and
 then queues for the pool, as a gateway would; ``wait_ms`` counts from the end of that wait, so
@@ -20,27 +27,45 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import math
 import os
+import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from ftscale.server import info
 from ftscale.server.config import ServerConfig
-from ftscale.server.executors import Admission, Dispatcher, Overloaded, make_dispatcher
+from ftscale.server.counters import EVENTS, UnitCounts
+from ftscale.server.executors import (
+    Admission,
+    ClientGone,
+    ClientWatch,
+    Dispatcher,
+    Overloaded,
+    PoolState,
+    PoolUnavailable,
+    make_dispatcher,
+)
+from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.workloads import Workload
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, create_model
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ftscale import workloads
 from ftscale.schema import Info
 
-RETRY_AFTER_S = 1
+# What a response to a client that has gone carries (nobody reads it: uvicorn drops it).
+CLIENT_GONE_STATUS = 499
 
 _blas_lock = threading.Lock()
 _blas_pinned: list[bool] = []
@@ -52,6 +77,127 @@ def pin_blas_once() -> None:
         if not _blas_pinned:
             workloads.pin_blas_threads()
             _blas_pinned.append(True)
+
+
+# -- strict JSON -----------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def strict_json_loads(body: bytes) -> Any:
+    """``json.loads`` that refuses ``NaN``, ``Infinity`` and numbers beyond a double's range.
+
+    Python's json accepts them, but they are not JSON and nothing can render them back, so
+    FastAPI's own 422 for them would fail to serialise (a 500). Raised as a JSONDecodeError,
+    which FastAPI turns into its ordinary ``json_invalid`` 422.
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from None
+
+
+class StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json_loads(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """An APIRoute whose body is parsed by :func:`strict_json_loads` (FastAPI's documented hook)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its text (for error bodies)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """1999.0 is the integer 1999 (JSON Schema's "integer" admits it); 1999.5 stays a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
+# -- what the OpenAPI document declares -------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class BusyBody(ErrorBody):
+    retry_after_s: int
+
+
+class UnknownWorkloadBody(ErrorBody):
+    known: list[str]
+
+
+class WorkResult(BaseModel):
+    """A computed request (documented; the route returns it as a plain dict)."""
+
+    workload: str
+    size: int
+    checksum: int
+    compute_ms: float
+    wait_ms: float
+    io_wait_ms: float
+    mode: str
+    pid: int
+
+
+class HealthBody(BaseModel):
+    status: str
+
+
+_RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+# Statuses any route may answer: sent by server.protocol for the connection, not by the route.
+CONNECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "The request did not arrive within --header-timeout"},
+    503: {
+        "model": BusyBody,
+        "description": "Too many connections (--max-connections), the pool and its queue are full, "
+        "or the process pool is being replaced; retry after Retry-After",
+        "headers": _RETRY_AFTER_HEADER,
+    },
+}
+WORK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WorkResult, "description": "The checksum, and where the time went"},
+    **CONNECTION_RESPONSES,
+    400: {"model": ErrorBody, "description": "The body could not be read"},
+    413: {"model": ErrorBody, "description": "Request body larger than --max-body-bytes"},
+    500: {"model": ErrorBody, "description": "The workload failed"},
+}
 
 
 class BodyLimit:
@@ -94,13 +240,22 @@ class BodyLimit:
 class Service:
     """One app's pool, its admission control and the request path through them."""
 
-    def __init__(self, config: ServerConfig, dispatcher: Dispatcher, loop_index: int | None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        dispatcher: Dispatcher,
+        loop_index: int | None,
+        units: UnitCounts,
+        unit: int,
+    ) -> None:
         self.config = config
         self.dispatcher = dispatcher
         self.admission = Admission(config.effective_pool_size, config.effective_queue_limit)
         self.loop_index = loop_index
+        self.units = units
+        self.unit = unit
 
-    async def work(self, workload: Workload, size: int) -> dict[str, Any]:
+    async def work(self, workload: Workload, size: int, receive: Receive) -> dict[str, Any]:
         io_wait_ms = 0.0
         if workload.io_wait_s:
             io_started = time.monotonic()
@@ -108,10 +263,13 @@ class Service:
             io_wait_ms = (time.monotonic() - io_started) * 1000
         arrival = time.monotonic()
         self.admission.enter()
+        client = ClientWatch(receive)
         try:
-            computed = await self.dispatcher.run(workload, size)
+            computed = await self.dispatcher.run(workload, size, client)
         finally:
+            client.close()
             self.admission.leave()
+        self.units.add(self.unit)  # a work request this unit computed and answers
         return {
             "workload": workload.name,
             "size": size,
@@ -124,38 +282,55 @@ class Service:
         }
 
 
-def request_model(workload: Workload) -> type[BaseModel]:
-    """The body model for ``workload``: an optional strict integer size within its bounds."""
+def request_model(workload: Workload, *, allow_large: bool = False) -> type[BaseModel]:
+    """The body model for ``workload``: an optional integer size within its bounds.
+
+    An integer, or a float with no fractional part (``1999.0``: JSON Schema's "integer"
+    admits it); not a string, a boolean or ``1999.5``.
+    """
     title = "".join(part.capitalize() for part in workload.name.split("_")) + "Request"
     return create_model(
         title,
         __config__=ConfigDict(extra="forbid"),
         size=(
-            StrictInt,
+            WholeInt,
             Field(
                 default=workload.default_size,
                 ge=workload.min_size,
-                le=workload.max_size,
+                le=workload.size_limit(allow_large=allow_large),
                 description=workload.size_meaning,
             ),
         ),
     )
 
 
-def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[dict[str, Any]]]:
-    model = request_model(workload)
+def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
+    model = request_model(workload, allow_large=service.config.allow_large_sizes)
 
-    async def endpoint(body: Any = None) -> dict[str, Any]:
+    async def endpoint(request: Request, body: Any = None) -> Any:
         size = workload.default_size if body is None else body.size
-        return await service.work(workload, size)
+        try:
+            return await service.work(workload, size, request.receive)
+        except ClientGone:
+            return JSONResponse({"detail": "client gone"}, status_code=CLIENT_GONE_STATUS)
 
     # The body's type is built at run time, so the signature FastAPI reads is built too.
     body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
-    param = inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type)
-    endpoint.__signature__ = inspect.Signature([param])  # type: ignore[attr-defined]
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = f"work_{workload.name}"
     endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
     return endpoint
+
+
+def not_one_of(names: Iterable[str]) -> str:
+    """A regular expression matching any path segment except ``names`` (for the OpenAPI document:
+    a known workload's name goes to its own route, never to the unknown-workload one)."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return f"^(?!(?:{alternatives})$)[^/]+$"
 
 
 def create_app(
@@ -163,14 +338,20 @@ def create_app(
     *,
     registry: Mapping[str, Workload] | None = None,
     loop_index: int | None = None,
+    units: UnitCounts | None = None,
+    unit: int = 0,
 ) -> FastAPI:
     """Build the service for ``config``; ``registry`` replaces the workload table (tests do).
 
     The pool starts with the app's lifespan (``TestClient`` as a context manager, or a server).
     ``process`` mode computes in child processes, which only know the registered workloads.
+    ``units`` are every serving unit's work-request counters (this app counts in slot ``unit``);
+    by default the app is the only unit.
     """
     table = dict(workloads.REGISTRY if registry is None else registry)
-    service = Service(config, make_dispatcher(config.mode, config.effective_pool_size), loop_index)
+    units = units if units is not None else UnitCounts([str(config.topology)])
+    dispatcher = make_dispatcher(config.mode, config.effective_pool_size)
+    service = Service(config, dispatcher, loop_index, units, unit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -189,38 +370,87 @@ def create_app(
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
-    @app.exception_handler(Overloaded)
-    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+    def busy(detail: str) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc), "retry_after_s": RETRY_AFTER_S},
+            {"detail": detail, "retry_after_s": RETRY_AFTER_S},
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        EVENTS.add("refused_busy")
+        return busy(str(exc))
+
+    @app.exception_handler(PoolUnavailable)
+    async def pool_unavailable(request: Request, exc: PoolUnavailable) -> JSONResponse:
+        EVENTS.add("refused_pool_down")
+        return busy(str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, minus a 500 when an input it echoes is not valid JSON.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness, answered on the event loop: its latency under load is the loop's lag."""
-        return {"status": "ok"}
+    @app.get("/health", responses={200: {"model": HealthBody}, **CONNECTION_RESPONSES})
+    async def health() -> Any:
+        """Liveness, answered on the event loop: its latency under load is the loop's lag.
 
-    @app.get("/info")
+        503 while the process pool is being replaced (a compute process died) or down.
+        """
+        state = service.dispatcher.state
+        if state is PoolState.UP:
+            return {"status": "ok"}
+        return JSONResponse(
+            {
+                "status": str(state),
+                "detail": "the process pool is not serving: a compute process died",
+                "retry_after_s": RETRY_AFTER_S,
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.get("/info", responses=CONNECTION_RESPONSES)
     async def get_info() -> Info:
-        """Interpreter, GIL state, settings, process and threads."""
-        return info.describe(config, loop_index=loop_index)
+        """Interpreter, GIL state, settings, limits, counters, process and threads."""
+        return info.describe(
+            config,
+            loop_index=loop_index,
+            units=units,
+            pool_state=str(service.dispatcher.state),
+            max_sizes={w.name: w.size_limit(allow_large=config.allow_large_sizes) for w in table.values()},
+        )
 
     for workload in table.values():
-        app.add_api_route(
+        app.router.add_api_route(
             f"/work/{workload.name}",
             _work_endpoint(service, workload),
             methods=["POST"],
             summary=workload.description,
+            responses=WORK_RESPONSES,
+            route_class_override=StrictJSONRoute,
         )
 
-    @app.post("/work/{workload}", status_code=404)
-    async def unknown_workload(workload: str) -> JSONResponse:
+    @app.post(
+        "/work/{workload}",
+        status_code=404,
+        responses={
+            **CONNECTION_RESPONSES,
+            404: {"model": UnknownWorkloadBody, "description": "No such workload"},
+        },
+    )
+    async def unknown_workload(
+        # Documented, not validated (pydantic's regex engine has no look-ahead), and a default
+        # rather than Annotated: the annotation is a string, evaluated where `table` is unknown.
+        workload: str = Path(
+            description="any name but a workload's", json_schema_extra={"pattern": not_one_of(table)}
+        ),
+    ) -> JSONResponse:
         """Any other name: 404 with the known ones."""
         known = sorted(table)
         detail = f"unknown workload {workload!r}; known: {', '.join(known)}"

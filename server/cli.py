@@ -16,15 +16,21 @@ from collections.abc import Callable, Sequence
 
 from ftscale.server.config import (
     ANYIO_LIMITER_NOTE,
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_HOST,
+    DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PORT,
     DEFAULT_QUEUE_FACTOR,
     MODE_HELP,
+    RESERVED_FDS,
     TOPOLOGY_HELP,
+    WORKER_BALANCE_HELP,
     Mode,
     ServerConfig,
     Topology,
+    WorkerBalance,
 )
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -44,7 +50,14 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _choices(helps: dict[Mode, str] | dict[Topology, str]) -> str:
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _choices(helps: dict[Mode, str] | dict[Topology, str] | dict[WorkerBalance, str]) -> str:
     return "; ".join(f"{name}: {text}" for name, text in helps.items())
 
 
@@ -109,6 +122,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body accepted; larger gets 413",
     )
     parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        help="seconds a request (head and body) may take to arrive, from its first byte or the "
+        "connection's opening; later gets 408 (a connection that sent nothing is just closed)",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=_seconds,
+        default=DEFAULT_KEEPALIVE_TIMEOUT_S,
+        help="seconds an idle keep-alive connection stays open",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=None,
+        help="open connections per process (shared out between loops); over it the connection idle "
+        "longest is closed, or, if all are busy, the new one gets 503 "
+        f"(default: {DEFAULT_MAX_CONNECTIONS}, or 3/4 of the descriptor limit less {RESERVED_FDS} if lower)",
+    )
+    parser.add_argument(
+        "--allow-large-sizes",
+        action="store_true",
+        help="accept each workload's old maximum size instead of its CPU budget (about 2 s a call)",
+    )
+    parser.add_argument(
+        "--worker-balance",
+        type=WorkerBalance,
+        choices=list(WorkerBalance),
+        default=WorkerBalance.ACCEPTOR,
+        help="workers topology only: " + _choices(WORKER_BALANCE_HELP),
+    )
+    parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and service log level"
     )
 
@@ -124,6 +170,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         queue_limit=args.queue_limit,
         max_body_bytes=args.max_body_bytes,
         log_level=args.log_level,
+        header_timeout_s=args.header_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        allow_large_sizes=args.allow_large_sizes,
+        worker_balance=args.worker_balance,
     )
 
 
@@ -133,11 +184,11 @@ def runner(topology_name: Topology) -> Callable[[ServerConfig], int]:
     Imported here, not at the top: process-mode children (spawned) re-import this module as
     their main module, and need none of the HTTP stack.
     """
-    from ftscale.server import loops, topology
+    from ftscale.server import loops, topology, workers
 
     return {
         Topology.SINGLE: topology.run_single,
-        Topology.WORKERS: topology.run_workers,
+        Topology.WORKERS: workers.run_workers,
         Topology.LOOPS: loops.run_loops,
         Topology.LOOPS_REUSEPORT: loops.run_loops_reuseport,
     }[topology_name]

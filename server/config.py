@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ftscale.vocab import MODE_HELP, TOPOLOGY_HELP, Mode, Topology
+from ftscale.vocab import MODE_HELP, TOPOLOGY_HELP, WORKER_BALANCE_HELP, Mode, Topology, WorkerBalance
 
-__all__ = ["MODE_HELP", "TOPOLOGY_HELP", "Mode", "ServerConfig", "Topology"]
+__all__ = [
+    "MODE_HELP",
+    "TOPOLOGY_HELP",
+    "WORKER_BALANCE_HELP",
+    "Mode",
+    "ServerConfig",
+    "Topology",
+    "WorkerBalance",
+]
 
 # anyio gives every event loop its own default CapacityLimiter with 40 tokens; Starlette's
 # run_in_threadpool (and so every FastAPI ``def`` endpoint) goes through it. The threadpool
@@ -31,6 +39,34 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
+# Slow and idle clients. A request (head and body) must arrive within HEADER_TIMEOUT_S of its
+# first byte, or of the connection's opening for its first request; an idle keep-alive
+# connection is closed after KEEPALIVE_TIMEOUT_S (uvicorn's own default).
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_KEEPALIVE_TIMEOUT_S = 5.0
+# Open connections per process: at most this many, and at most a share of the file
+# descriptors the process may open (the rest are for pools, pipes and logs).
+DEFAULT_MAX_CONNECTIONS = 1000
+RESERVED_FDS = 64
+
+
+def fd_limit() -> int | None:
+    """This process's soft limit on open file descriptors (None where unlimited or unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def default_max_connections(fds: int | None) -> int:
+    """The connection limit when none is given: :data:`DEFAULT_MAX_CONNECTIONS`, or less where
+    the descriptor limit is lower, so that refusing stays possible when clients hoard sockets."""
+    if fds is None:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(8, min(DEFAULT_MAX_CONNECTIONS, (fds - RESERVED_FDS) * 3 // 4))
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -40,7 +76,13 @@ class ServerConfig:
     loop). ``workers``: ``threads`` processes. ``loops``: ``threads`` event loops. ``pool_size``
     is per process or per loop; ``None`` means ``threads`` for ``single`` and 1 otherwise.
     ``queue_limit`` is how many requests may wait for a pool beyond those it runs; ``None``
-    means ``4 * pool_size``.
+    means ``4 * pool_size``. In ``inline`` mode requests wait for the event loop instead, and
+    the same ``pool_size + queue_limit`` bounds how many may.
+
+    ``max_connections`` is per process (split evenly between the loops of a ``loops``
+    topology); ``None`` means :func:`default_max_connections` of the descriptor limit.
+    ``allow_large_sizes`` lifts every workload's size bound from its CPU budget (about 2 s a
+    call) to its old, far larger maximum.
     """
 
     mode: Mode = Mode.THREADPOOL
@@ -52,11 +94,22 @@ class ServerConfig:
     queue_limit: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "warning"
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S
+    max_connections: int | None = None
+    allow_large_sizes: bool = False
+    worker_balance: WorkerBalance = WorkerBalance.ACCEPTOR
 
     def __post_init__(self) -> None:
         # Accept plain strings (from JSON or tests) but store the enums.
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "topology", Topology(self.topology))
+        object.__setattr__(self, "worker_balance", WorkerBalance(self.worker_balance))
+        for name in ("header_timeout_s", "keepalive_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         for name in ("threads", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -82,6 +135,13 @@ class ServerConfig:
         return DEFAULT_QUEUE_FACTOR * self.effective_pool_size
 
     @property
+    def effective_max_connections(self) -> int:
+        """Open connections one process accepts before it refuses (see :func:`default_max_connections`)."""
+        if self.max_connections is not None:
+            return self.max_connections
+        return default_max_connections(fd_limit())
+
+    @property
     def serving_units(self) -> int:
         """Processes (workers) or event loops (loops) that serve HTTP; 1 for single."""
         return 1 if self.topology is Topology.SINGLE else self.threads
@@ -93,4 +153,6 @@ class ServerConfig:
         data["topology"] = str(self.topology)
         data["pool_size"] = self.effective_pool_size
         data["queue_limit"] = self.effective_queue_limit
+        data["max_connections"] = self.effective_max_connections
+        data["worker_balance"] = str(self.worker_balance)
         return data

@@ -7,8 +7,24 @@ machine, so a child's start time can be compared with the parent's arrival time.
 
 :class:`Admission` bounds each pool: at most ``pool_size + queue_limit`` requests may be
 running or waiting for it; the next one is refused at once (the app turns that into a 503).
-For ``inline`` the "pool" is the event loop itself; requests queue in the loop's sockets, not
-here, so admission rarely refuses anything in that mode.
+For ``inline`` the "pool" is the event loop itself: a request counts from its arrival at the
+endpoint until its compute ends, so requests that wait for the loop count too.
+
+A client that leaves before its compute starts takes its compute with it: each dispatcher
+races the queued work against :class:`ClientWatch` (which learns of the disconnect from the
+ASGI ``receive``) and cancels what has not started (:class:`ClientGone`), freeing its place.
+A compute that has started runs to its end (a thread cannot be interrupted) and keeps its
+place meanwhile, so the pool is never oversubscribed; the workloads' size bounds keep that
+cost to about 2 s of CPU. ``inline`` lets the loop read its sockets and looks once, just
+before computing (a best effort: a disconnect the loop has not read yet goes unseen).
+``process`` keeps at most ``pool_size + 1`` calls in the executor (one waiting per pool, as
+the executor itself would move onto its call queue, where calls can no longer be cancelled);
+the rest wait in the dispatcher, where they can.
+
+``process`` mode survives a dead child (an OOM kill, a ``kill -9``): the pool breaks, every
+call in it fails, and the dispatcher replaces it in the background, answering 503 with
+Retry-After (:class:`PoolUnavailable`) until the new pool is up. Failed calls are not retried:
+the one that was running may be what killed the child.
 
 Not measured here: HTTP parsing, validation and serialisation, which run on the event loop.
 """
@@ -17,24 +33,37 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
+import logging
 import multiprocessing
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
+from ftscale.server import lifeline
 from ftscale.server.config import Mode
+from ftscale.server.counters import EVENTS
 from ftscale.workloads import Workload
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive
 
 from ftscale import workloads
+
+T = TypeVar("T")
 
 # spawn: pool children start as fresh interpreters that are children of the serving process
 # itself, so shutting the pool down joins them all and nothing outlives the service (fork from
 # a multi-threaded process is unsafe; a forkserver helper outlives its parent while it
 # finalises, over a second on 3.14t). Children cost a start-up import, paid before serving.
 PROCESS_START_METHOD = "spawn"
+
+logger = logging.getLogger("ftscale.server")
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,10 @@ def compute_by_name(name: str, size: int) -> Computed:
     return timed_compute(workloads.get(name), size)
 
 
-def _child_init() -> None:
+def _child_init(parent_pid: int) -> None:
+    """A pool child: die with the serving process, leave Ctrl-C to it, pin BLAS."""
+    lifeline.die_with_parent(signal.SIGKILL, parent_pid)
+    lifeline.ignore_sigint()
     workloads.pin_blas_threads()
 
 
@@ -72,6 +104,20 @@ def _ready() -> int:
 
 class Overloaded(Exception):
     """The pool and its queue are full; the message says how full."""
+
+
+class PoolUnavailable(Exception):
+    """The process pool is being replaced (a child died); retry after a moment."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its compute started; the compute was dropped."""
+
+
+class PoolState(enum.StrEnum):
+    UP = "up"
+    REBUILDING = "rebuilding"  # a child died; a new pool is starting
+    DOWN = "down"  # the last rebuild failed; the next request tries again
 
 
 class Admission:
@@ -106,14 +152,67 @@ class Admission:
             self._in_flight -= 1
 
 
+class ClientWatch:
+    """Whether one request's client has gone; ``gone`` completes when it goes.
+
+    ``receive`` is the request's ASGI receive, after its body was read: it then waits until
+    the client disconnects (or the response is complete).
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone: asyncio.Future[None] = asyncio.ensure_future(self._until_disconnected())
+
+    async def _until_disconnected(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    async def left(self) -> bool:
+        """Whether the server has already seen the client go (without waiting)."""
+        if self.gone.done():
+            return True
+        with anyio.CancelScope() as scope:  # as Starlette's Request.is_disconnected does
+            scope.cancel()
+            return bool((await self._receive())["type"] == "http.disconnect")
+        return False
+
+    def close(self) -> None:
+        self.gone.cancel()
+
+
+async def unless_gone(work: asyncio.Future[T], try_cancel: Callable[[], bool], client: ClientWatch) -> T:
+    """``work``'s result; if the client goes first, drop the work when it has not started.
+
+    ``try_cancel`` cancels the work if it has not started and says whether it did. Work that
+    has started is waited for (its thread or process stays busy, so its place stays taken) and
+    its result thrown away. Either way a gone client gets :class:`ClientGone`.
+    """
+    racing: set[asyncio.Future[Any]] = {work, client.gone}
+    done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+    if work in done:
+        return work.result()
+    if try_cancel():
+        work.cancel()
+        EVENTS.add("dropped_client_gone")
+        raise ClientGone
+    try:
+        await asyncio.shield(work)
+    finally:
+        EVENTS.add("finished_client_gone")
+    raise ClientGone
+
+
 class Dispatcher(Protocol):
     """Runs one compute in this mode. ``start`` and ``stop`` run on the serving event loop."""
 
     mode: Mode
 
+    @property
+    def state(self) -> PoolState: ...
+
     async def start(self) -> None: ...
 
-    async def run(self, workload: Workload, size: int) -> Computed: ...
+    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed: ...
 
     async def stop(self) -> None: ...
 
@@ -122,15 +221,49 @@ class InlineDispatcher:
     """Computes in the endpoint's coroutine: the event loop serves nothing else meanwhile."""
 
     mode = Mode.INLINE
+    state = PoolState.UP
 
     async def start(self) -> None:
         pass
 
-    async def run(self, workload: Workload, size: int) -> Computed:
+    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+        # Let the loop read its sockets (a pass to read, one to report a lost connection), so
+        # that a client that left while an earlier compute held the loop is seen as gone.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        if await client.left():
+            EVENTS.add("dropped_client_gone")
+            raise ClientGone
         return timed_compute(workload, size)
 
     async def stop(self) -> None:
         pass
+
+
+class _Ticket:
+    """Who wins for one threadpool call: the worker thread starting it, or a client leaving."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "queued"
+
+    def start(self) -> bool:
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state = "running"
+            return True
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self._state == "running":
+                return False
+            self._state = "abandoned"
+            return True
+
+
+def _ticketed(ticket: _Ticket, workload: Workload, size: int) -> Computed | None:
+    return timed_compute(workload, size) if ticket.start() else None
 
 
 class ThreadpoolDispatcher:
@@ -141,6 +274,7 @@ class ThreadpoolDispatcher:
     """
 
     mode = Mode.THREADPOOL
+    state = PoolState.UP
 
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
@@ -148,17 +282,22 @@ class ThreadpoolDispatcher:
     async def start(self) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = self.pool_size
 
-    async def run(self, workload: Workload, size: int) -> Computed:
-        return await run_in_threadpool(timed_compute, workload, size)
+    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+        ticket = _Ticket()
+        task = asyncio.ensure_future(run_in_threadpool(_ticketed, ticket, workload, size))
+        computed = await unless_gone(task, ticket.abandon, client)
+        assert computed is not None, "a started ticket always computes"
+        return computed
 
     async def stop(self) -> None:
         pass  # anyio's worker threads end with their event loop
 
 
 class ExecutorDispatcher:
-    """A dedicated ``ThreadPoolExecutor(pool_size)`` driven by ``loop.run_in_executor``."""
+    """A dedicated ``ThreadPoolExecutor(pool_size)``, its futures awaited from the loop."""
 
     mode = Mode.EXECUTOR
+    state = PoolState.UP
 
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
@@ -169,9 +308,12 @@ class ExecutorDispatcher:
             self.pool_size, thread_name_prefix="ftscale-compute"
         )
 
-    async def run(self, workload: Workload, size: int) -> Computed:
+    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
         assert self._pool is not None, "dispatcher not started"
-        return await asyncio.get_running_loop().run_in_executor(self._pool, timed_compute, workload, size)
+        # The concurrent future itself, not loop.run_in_executor's wrapper: its cancel() is
+        # atomic against the worker taking it, and says whether it was in time.
+        future = self._pool.submit(timed_compute, workload, size)
+        return await unless_gone(asyncio.wrap_future(future), future.cancel, client)
 
     async def stop(self) -> None:
         if self._pool is not None:
@@ -185,7 +327,8 @@ class ProcessDispatcher:
     Only the workload's name and size cross to the child, which computes with its own
     registry; the child's timing excludes pickling, which lands in the request's wait time.
     :meth:`start` starts every child before the service reports ready. Children are spawned
-    (:data:`PROCESS_START_METHOD`) and pin their BLAS to one thread.
+    (:data:`PROCESS_START_METHOD`) from the serving loop's thread, with SIGINT blocked; each
+    dies with the serving process, ignores SIGINT and pins its BLAS to one thread.
     """
 
     mode = Mode.PROCESS
@@ -193,23 +336,96 @@ class ProcessDispatcher:
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._generation = 0
+        self._state = PoolState.DOWN
+        self._rebuild: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._slots: asyncio.Semaphore | None = None  # calls in the executor, see the module docstring
+
+    @property
+    def state(self) -> PoolState:
+        """The pool's state; a pool found broken (a child died while idle) starts its replacement.
+
+        Read on the serving loop (``/health``, ``/info``). It looks at the executor's private
+        ``_broken`` flag (set by its manager thread when a child dies; the same in 3.11-3.14).
+        """
+        pool = self._pool
+        if self._state is PoolState.UP and pool is not None and getattr(pool, "_broken", False):
+            self._replace(self._generation)
+        return self._state
 
     async def start(self) -> None:
-        self._pool = concurrent.futures.ProcessPoolExecutor(
+        self._slots = asyncio.Semaphore(self.pool_size + 1)
+        self._pool = await self._new_pool()
+        self._state = PoolState.UP
+
+    async def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        pool = concurrent.futures.ProcessPoolExecutor(
             self.pool_size,
             mp_context=multiprocessing.get_context(PROCESS_START_METHOD),
             initializer=_child_init,
+            initargs=(os.getpid(),),
         )
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _ready) for _ in range(self.pool_size)))
+        try:
+            # Children are spawned by these submits, in this (the loop's) thread: the thread
+            # whose end would signal them (PR_SET_PDEATHSIG), and which outlives the pool.
+            with lifeline.sigint_blocked():
+                warm = [pool.submit(_ready) for _ in range(self.pool_size)]
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in warm))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        return pool
 
-    async def run(self, workload: Workload, size: int) -> Computed:
-        assert self._pool is not None, "dispatcher not started"
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, compute_by_name, workload.name, size
-        )
+    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+        assert self._slots is not None, "dispatcher not started"
+        slot = asyncio.ensure_future(self._slots.acquire())
+        await unless_gone(slot, lambda: True, client)
+        try:
+            return await self._submit(workload, size, client)
+        finally:
+            self._slots.release()
+
+    async def _submit(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+        pool = self._pool
+        if self._state is not PoolState.UP or pool is None:
+            self._replace(self._generation)
+            raise PoolUnavailable(f"the process pool is {self._state}: a compute process died")
+        generation = self._generation
+        try:
+            future = pool.submit(compute_by_name, workload.name, size)
+            return await unless_gone(asyncio.wrap_future(future), future.cancel, client)
+        except BrokenProcessPool:
+            self._replace(generation)
+            raise PoolUnavailable("a compute process died; the process pool is being replaced") from None
+
+    def _replace(self, generation: int) -> None:
+        """Start replacing the pool of ``generation``, unless that has been done or begun."""
+        if self._stopping or generation != self._generation or self._rebuild is not None:
+            return
+        self._state = PoolState.REBUILDING
+        old, self._pool = self._pool, None
+        self._generation += 1
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)  # broken: its children are already gone
+        logger.error("a process pool child died; replacing the pool")
+        self._rebuild = asyncio.get_running_loop().create_task(self._rebuild_pool())
+
+    async def _rebuild_pool(self) -> None:
+        try:
+            self._pool = await self._new_pool()
+            self._state = PoolState.UP
+            EVENTS.add("pool_restarts")
+        except Exception:
+            logger.exception("replacing the process pool failed; the next request tries again")
+            self._state = PoolState.DOWN
+        finally:
+            self._rebuild = None
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._rebuild is not None:
+            await asyncio.gather(self._rebuild, return_exceptions=True)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True, cancel_futures=True)  # the loop is draining: nothing else to serve

@@ -2,8 +2,8 @@
 
 Facts that cannot change while the process lives (build, package versions) are gathered once;
 the GIL state, thread count and CPU affinity are read on every call, because an import or a
-pool start can change them. A worker in the ``workers`` topology reports itself and its parent;
-it does not know its siblings.
+pool start can change them. A worker in the ``workers`` topology reports itself and its parent,
+and every worker's count of work requests (they share the counters).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+from ftscale.server.counters import EVENTS, UnitCounts
 
 from ftscale import buildfacts
 from ftscale.schema import BuildFacts, Info, ServerSettings
@@ -41,9 +42,17 @@ def affinity() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def describe(config: ServerConfig, *, loop_index: int | None = None) -> Info:
+def describe(
+    config: ServerConfig,
+    *,
+    loop_index: int | None = None,
+    units: UnitCounts | None = None,
+    pool_state: str | None = None,
+    max_sizes: dict[str, int] | None = None,
+) -> Info:
     """The ``/info`` document for this process (and, in ``loops``, the loop that answers)."""
     interpreter, versions = _static_facts()
+    counters = EVENTS.snapshot()
     pid = os.getpid()
     workers = config.topology is Topology.WORKERS
     return Info(
@@ -65,4 +74,9 @@ def describe(config: ServerConfig, *, loop_index: int | None = None) -> Info:
         cpu_affinity=affinity(),
         cpu_count=os.cpu_count(),
         packages=versions,
+        unit_requests=units.snapshot() if units is not None else None,
+        tcp_nodelay=(counters.connections_without_nodelay == 0) if counters.connections else None,
+        pool_state=pool_state,
+        counters=counters,
+        max_sizes=max_sizes,
     )

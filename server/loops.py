@@ -36,12 +36,19 @@ import itertools
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig
-from ftscale.server.topology import HANDLED_SIGNALS, ServiceServer, bind_listener, uvicorn_config
+from ftscale.server.counters import UnitCounts
+from ftscale.server.topology import (
+    HANDLED_SIGNALS,
+    HANDOVER_WAIT_S,
+    ServiceServer,
+    bind_listener,
+    uvicorn_config,
+)
 
 logger = logging.getLogger("ftscale.server")
 
@@ -52,42 +59,25 @@ ACCEPT_BACKOFF_S = 1.0
 class LoopServer(ServiceServer):
     """One loop's uvicorn Server: on its own ``listener``, or fed connections by :meth:`adopt`."""
 
-    def __init__(self, config: uvicorn.Config, index: int, listener: socket.socket | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: uvicorn.Config, index: int, limits: ServerConfig, listener: socket.socket | None = None
+    ) -> None:
+        per_loop = -(-limits.effective_max_connections // limits.threads)  # the process's limit, shared out
+        super().__init__(config, per_loop, limits.header_timeout_s)
         self.index = index
         self.listener = listener
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.ready = threading.Event()  # set when started, or when the thread ends
         self.ended = threading.Event()
         self.on_end: Callable[[], object] = lambda: None
-        self._in_transit = 0
-        self._lock = threading.Lock()
-        self._adoptions: set[asyncio.Task[object]] = set()
-        self._protocol_class: type[asyncio.Protocol] | None = None  # set by startup
-
-    @property
-    def load(self) -> int:
-        """Open connections plus those handed over and not yet set up (read from any thread)."""
-        return len(self.server_state.connections) + self._in_transit
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self.loop = asyncio.get_running_loop()
-        if self.listener is not None:
-            await super().startup(sockets=[self.listener])
-        else:
-            # uvicorn's startup minus the listener: the lifespan (which starts the pool), then ready.
-            await self.lifespan.startup()
-            if self.lifespan.should_exit:
-                raise SystemExit(uvicorn.config.STARTUP_FAILURE)
-            self._protocol_class = _registering(self.config.http_protocol_class, self._settled)
-            self.servers = []
-            self.started = True
+        await super().startup(sockets=[self.listener] if self.listener is not None else None)
         self.ready.set()
 
     def serve_in_thread(self) -> None:
         """The loop thread's body: run the server until it is asked to exit."""
         try:
-            self.run()
+            self.run(sockets=[self.listener] if self.listener is not None else None)
         except BaseException:  # a loop that dies must stop the process, not vanish
             logger.exception("event loop %d failed", self.index)
         finally:
@@ -96,67 +86,19 @@ class LoopServer(ServiceServer):
             self.on_end()
 
     def adopt(self, conn: socket.socket) -> None:
-        """Serve an accepted connection on this loop; called from the acceptor's thread."""
+        """Serve an accepted connection on this loop; called from the acceptor's thread.
+
+        Also while the loop is stopping: the connection's request is on its way and is
+        answered (with ``connection: close``); only a loop that has closed drops it.
+        """
+        self.hand_over()
         loop = self.loop
-        with self._lock:
-            self._in_transit += 1
         try:
-            if loop is None or self.should_exit:
-                raise RuntimeError("loop not serving")
-            loop.call_soon_threadsafe(self._connect, conn)
-        except RuntimeError:  # not started, stopping, or its loop already closed
-            self._settled()
-            conn.close()
-
-    def _settled(self) -> None:
-        with self._lock:
-            self._in_transit -= 1
-
-    def _connect(self, conn: socket.socket) -> None:
-        assert self.loop is not None
-        if self.should_exit:
-            self._settled()
-            conn.close()
-            return
-        task = self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, conn))
-        self._adoptions.add(task)
-        task.add_done_callback(lambda done: self._adopted(done, conn))
-
-    def _adopted(self, task: asyncio.Task[object], conn: socket.socket) -> None:
-        self._adoptions.discard(task)
-        # Success means connection_made ran (asyncio calls it before the transport is
-        # reported ready) and settled the count; a failure happened before it.
-        if task.cancelled() or task.exception() is not None:
-            self._settled()
-            conn.close()
-
-    def _protocol(self) -> asyncio.Protocol:
-        # What uvicorn's Server.startup passes to create_server, for a connection we accepted.
-        assert self._protocol_class is not None, "server not started"
-        return self._protocol_class(  # type: ignore[call-arg]
-            config=self.config,
-            server_state=self.server_state,
-            app_state=self.lifespan.state,
-            _loop=self.loop,
-        )
-
-
-def _registering(base: type[asyncio.Protocol], settled: Callable[[], None]) -> type[asyncio.Protocol]:
-    """``base`` (uvicorn's HTTP protocol) that reports when it has registered its connection.
-
-    uvicorn adds a connection to ``server_state.connections`` in ``connection_made``; counting
-    a handed-over connection as in transit until exactly then keeps :attr:`LoopServer.load`
-    from counting it twice or not at all while a burst of connections is being spread.
-    """
-
-    class Registering(base):  # type: ignore[valid-type, misc]
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            try:
-                super().connection_made(transport)
-            finally:
-                settled()
-
-    return Registering
+            if loop is None:
+                raise RuntimeError("loop not started")
+            loop.call_soon_threadsafe(self.connect, conn)
+        except RuntimeError:  # not started, or its loop already closed
+            self._dropped(conn)
 
 
 def _least_loaded(servers: list[LoopServer], start: int) -> LoopServer:
@@ -165,9 +107,26 @@ def _least_loaded(servers: list[LoopServer], start: int) -> LoopServer:
     return min((servers[(start + k) % count] for k in range(count)), key=lambda s: s.load)
 
 
-async def _accept(listener: socket.socket, servers: list[LoopServer]) -> None:
+def _drain(listener: socket.socket, servers: list[LoopServer], turn: Iterator[int], most: int = 1000) -> None:
+    """Hand over what the kernel accepted but the acceptor had not: closing would reset them."""
+    for _ in range(most):
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # BlockingIOError: the backlog is empty
+            return
+        _least_loaded(servers, next(turn) % len(servers)).adopt(conn)
+
+
+async def _settle(servers: list[LoopServer], timeout_s: float) -> None:
+    """Wait (bounded) until every handed-over connection has reached its loop."""
     loop = asyncio.get_running_loop()
-    turn = itertools.count()
+    deadline = loop.time() + timeout_s
+    while any(s._in_transit for s in servers) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def _accept(listener: socket.socket, servers: list[LoopServer], turn: Iterator[int]) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         try:
             conn, _ = await loop.sock_accept(listener)
@@ -200,6 +159,7 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
         return all(s.ready.wait(STARTUP_TIMEOUT_S) for s in servers)
 
     status = 0
+    turn = itertools.count()
     accepting: asyncio.Task[None] | None = None
     ready = await asyncio.to_thread(all_ready)
     if not ready or any(not s.started or s.ended.is_set() for s in servers):
@@ -207,7 +167,7 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
         status = uvicorn.config.STARTUP_FAILURE
     else:
         if acceptor is not None:
-            accepting = loop.create_task(_accept(acceptor, servers))
+            accepting = loop.create_task(_accept(acceptor, servers, turn))
             accepting.add_done_callback(lambda _: stopping.set())
         await stopping.wait()
         if any(s.ended.is_set() and not s.should_exit for s in servers):
@@ -220,7 +180,9 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
         accepting.cancel()
         await asyncio.gather(accepting, return_exceptions=True)
     if acceptor is not None:
+        _drain(acceptor, servers, turn)
         acceptor.close()
+        await _settle(servers, HANDOVER_WAIT_S)
     for server in servers:
         server.request_exit()
 
@@ -234,13 +196,22 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
     return status
 
 
+def _loop_servers(config: ServerConfig, listeners: Sequence[socket.socket | None]) -> list[LoopServer]:
+    """One server per loop, each with its own app, all counting requests in one table."""
+    units = UnitCounts([f"loop {i}" for i in range(config.threads)])
+    return [
+        LoopServer(
+            uvicorn_config(create_app(config, loop_index=i, units=units, unit=i), config), i, config, listener
+        )
+        for i, listener in enumerate(listeners)
+    ]
+
+
 def run_loops(config: ServerConfig) -> int:
     """``threads`` event loops fed by one acceptor balancing connections (the ``loops`` topology)."""
     acceptor = bind_listener(config.host, config.port)
     acceptor.setblocking(False)
-    servers = [
-        LoopServer(uvicorn_config(create_app(config, loop_index=i), config), i) for i in range(config.threads)
-    ]
+    servers = _loop_servers(config, [None] * config.threads)
     logger.info("serving on http://%s:%d (%d loops, one acceptor)", config.host, config.port, config.threads)
     return asyncio.run(_supervise(servers, acceptor))
 
@@ -256,9 +227,6 @@ def run_loops_reuseport(config: ServerConfig) -> int:
         for sock in listeners:
             sock.close()
         raise
-    servers = [
-        LoopServer(uvicorn_config(create_app(config, loop_index=i), config), i, listener)
-        for i, listener in enumerate(listeners)
-    ]
+    servers = _loop_servers(config, listeners)
     logger.info("serving on http://%s:%d (%d loops, SO_REUSEPORT)", config.host, config.port, config.threads)
     return asyncio.run(_supervise(servers, None))

@@ -1,4 +1,4 @@
-"""How the service serves HTTP: ``single`` and ``workers`` here, the loop designs in :mod:`server.loops`.
+"""How the service serves HTTP: ``single`` here, :mod:`server.workers` and :mod:`server.loops` the others.
 
 Every topology binds its listening socket itself with :func:`bind_listener`, never through
 ``uvicorn.Config.bind_socket``: that one creates the socket with ``proto=0``; accepted sockets
@@ -8,19 +8,25 @@ ACK. That is what ``uvicorn --workers N`` does today (Kludex/uvicorn#3149); meas
 compare a socket option, not interpreters.
 
 Shutdown: SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to
-:data:`GRACEFUL_S`), stops the pools through each app's lifespan, and exits 0. The service
-handles the signals itself: uvicorn's ``Server.serve`` would re-raise them after a graceful
-stop, so the process would die by the signal instead of exiting 0. Computes already running
-are waited for; a thread cannot be interrupted.
+:data:`GRACEFUL_S`), answers requests already on their way (:mod:`server.protocol`), stops the
+pools through each app's lifespan, and exits 0. The service handles the signals itself:
+uvicorn's ``Server.serve`` would re-raise them after a graceful stop, so the process would die
+by the signal instead of exiting 0. Computes already running are waited for; a thread cannot
+be interrupted.
+
+Every topology serves through :class:`ServiceServer`: uvicorn's ``Server`` with the guarded
+h11 protocol (request deadline, connection limit, drain) and, where no listener of its own,
+fed connections that another thread or process accepted (:meth:`ServiceServer.connect`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -28,12 +34,13 @@ from typing import Any
 import uvicorn
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig
+from ftscale.server.protocol import ConnectionGuard
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors.multiprocess import Multiprocess
 
 GRACEFUL_S = 10
 BACKLOG = 2048
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HANDOVER_WAIT_S = 1.0  # at shutdown, how long to wait for handed-over connections to register
 
 logger = logging.getLogger("ftscale.server")
 
@@ -44,6 +51,9 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Linux copies it to accepted sockets: TCP_NODELAY holds however a connection's socket
+        # object is made later (proto=0 after passing it to another process, say).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
@@ -67,6 +77,7 @@ def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.
         "log_level": config.log_level,
         "access_log": verbose,
         "timeout_graceful_shutdown": GRACEFUL_S,
+        "timeout_keep_alive": config.keepalive_timeout_s,
         "backlog": BACKLOG,
     }
     settings.update(overrides)
@@ -74,7 +85,26 @@ def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.
 
 
 class ServiceServer(uvicorn.Server):
-    """uvicorn's Server, minus its signal handling: the topology owns the signals."""
+    """uvicorn's Server with the guarded protocol, minus its signal handling (the topology's).
+
+    Started with sockets, it accepts on them as uvicorn does. Started without (``fed``), it
+    serves connections accepted elsewhere: :meth:`hand_over` (any thread) then
+    :meth:`connect` (its loop) for each; a connection counts in :attr:`load` from the first
+    until it closes, and at shutdown the server waits for those in transit to register so that
+    their requests are answered too.
+    """
+
+    def __init__(self, config: uvicorn.Config, max_connections: int, header_timeout_s: float) -> None:
+        super().__init__(config)
+        self.guard = ConnectionGuard(max_connections, header_timeout_s, lambda: self.should_exit)
+        self.protocol_class = self.guard.protocol_class()
+        config.http = self.protocol_class
+        self.fed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._in_transit = 0
+        self._lock = threading.Lock()
+        self._adoptions: set[asyncio.Task[object]] = set()
+        self._closed = False
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -85,6 +115,96 @@ class ServiceServer(uvicorn.Server):
         self.should_exit = True
         if force:
             self.force_exit = True
+
+    @property
+    def load(self) -> int:
+        """Open connections plus those handed over and not yet set up (read from any thread)."""
+        return len(self.server_state.connections) + self._in_transit
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        if sockets:
+            await super().startup(sockets=sockets)
+            return
+        # uvicorn's startup minus the listener: the lifespan (which starts the pool), then ready.
+        self.fed = True
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            raise SystemExit(STARTUP_FAILURE)
+        self.servers = []
+        self.started = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in sockets or ():
+            self._drain_backlog(listener)
+        deadline = loop.time() + HANDOVER_WAIT_S
+        while (self._in_transit or self._adoptions) and not self.force_exit and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            self._closed = True
+
+    def hand_over(self) -> None:
+        """Count a connection about to be passed to :meth:`connect` (from any thread)."""
+        with self._lock:
+            self._in_transit += 1
+
+    def _settled(self) -> None:
+        with self._lock:
+            self._in_transit -= 1
+
+    def connect(self, conn: socket.socket) -> None:
+        """Serve an accepted connection (on this server's loop, after :meth:`hand_over`)."""
+        if self._closed or self.loop is None:
+            self._dropped(conn)
+            return
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, conn))
+        self._adoptions.add(task)
+        task.add_done_callback(lambda done: self._adopted(done, conn))
+
+    def _adopted(self, task: asyncio.Task[object], conn: socket.socket) -> None:
+        self._adoptions.discard(task)
+        # Success means connection_made ran (asyncio calls it before the transport is
+        # reported ready) and settled the count; a failure happened before it.
+        if task.cancelled() or task.exception() is not None:
+            self._dropped(conn)
+
+    def _dropped(self, conn: socket.socket) -> None:
+        self._settled()
+        self.guard.on_lost()
+        conn.close()
+
+    def _protocol(self) -> asyncio.Protocol:
+        # What uvicorn's Server.startup passes to create_server, for a connection accepted elsewhere.
+        protocol = self.protocol_class(
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+            _loop=self.loop,
+        )
+        protocol.on_made = self._settled  # type: ignore[method-assign]
+        return protocol
+
+    def _drain_backlog(self, listener: socket.socket, most: int = 1000) -> None:
+        """Take the connections the kernel accepted but the server has not, before closing.
+
+        Closing a listener resets the connections in its backlog; these clients have sent, or
+        are sending, a request, so they are served (with ``connection: close``) instead.
+        """
+        blocking = listener.getblocking()
+        listener.setblocking(False)
+        try:
+            for _ in range(most):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    return
+                self.hand_over()
+                self.connect(conn)
+        finally:
+            listener.setblocking(blocking)
 
 
 @contextlib.contextmanager
@@ -107,31 +227,10 @@ def on_signals(stop: Callable[[bool], None]) -> Iterator[None]:
 def run_single(config: ServerConfig) -> int:
     """One process, one event loop, one pool of ``pool_size``."""
     listener = bind_listener(config.host, config.port)
-    server = ServiceServer(uvicorn_config(create_app(config), config))
+    server = ServiceServer(
+        uvicorn_config(create_app(config), config), config.effective_max_connections, config.header_timeout_s
+    )
     logger.info("serving on http://%s:%d (single)", config.host, config.port)
     with on_signals(server.request_exit):
         server.run(sockets=[listener])
     return 0 if server.started else STARTUP_FAILURE
-
-
-def run_workers(config: ServerConfig) -> int:
-    """``threads`` uvicorn worker processes (spawned) accepting from one shared socket.
-
-    uvicorn's own supervisor: it restarts a worker that dies and, on SIGTERM/SIGINT, sends
-    SIGTERM to every worker and joins them. Each worker builds its app from the pickled
-    :class:`ServerConfig`; a worker's exit status is its SIGTERM (uvicorn re-raises it), the
-    parent's is 0.
-    """
-    listener = bind_listener(config.host, config.port)
-    factory = functools.partial(create_app, config)
-    supervisor = Multiprocess(
-        uvicorn_config(factory, config, factory=True, workers=config.threads),
-        sockets=[listener],
-    )
-    logger.info("serving on http://%s:%d (%d workers)", config.host, config.port, config.threads)
-    try:
-        supervisor.run()
-    finally:
-        listener.close()
-    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
-    return STARTUP_FAILURE if failed else 0

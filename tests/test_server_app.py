@@ -284,3 +284,81 @@ def test_concurrent_requests_on_free_threaded_build(mode: Mode) -> None:
         workload = workloads.get(name)
         assert checksum == workload.compute(workload.smoke_size), name
     assert gil_after is False
+
+
+# -- strict JSON, whole numbers and the OpenAPI document -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"size": NaN}',
+        b'{"size": Infinity}',
+        b'{"size": -Infinity}',
+        b'{"size": 1e309}',
+        b'{"size": 5, "extra": NaN}',
+        b'{"size": 5, "extra": [1e999]}',
+        b"NaN",
+    ],
+)
+def test_non_finite_numbers_are_422_without_a_traceback(
+    small_body_client: TestClient, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("DEBUG"):
+        response = small_body_client.post(
+            "/work/nbody", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["type"] == "json_invalid"
+    assert "not valid JSON" in error["ctx"]["error"] or "out of range" in error["ctx"]["error"]
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize(("size", "expected"), [(5.0, 5), (2e0, 2), (7, 7)])
+def test_whole_floats_are_integers(small_body_client: TestClient, size: float, expected: int) -> None:
+    response = small_body_client.post("/work/nbody", json={"size": size})
+    assert response.status_code == 200, response.text
+    assert response.json()["size"] == expected
+
+
+def test_openapi_documents_every_status(small_body_client: TestClient) -> None:
+    document = small_body_client.get("/openapi.json").json()
+    work = document["paths"]["/work/nbody"]["post"]
+    assert set(work["responses"]) == {"200", "400", "408", "413", "422", "500", "503"}
+    assert "Retry-After" in work["responses"]["503"]["headers"]
+    assert set(document["paths"]["/health"]["get"]["responses"]) == {"200", "408", "503"}
+    assert set(document["paths"]["/work/{workload}"]["post"]["responses"]) >= {"404", "408", "503"}
+    schema = document["components"]["schemas"]["NbodyRequest"]["properties"]["size"]
+    assert schema["type"] == "integer"
+    assert schema["maximum"] == workloads.get("nbody").max_size
+
+
+def test_size_bound_is_the_cpu_budget_unless_large_sizes_are_allowed() -> None:
+    nbody = workloads.get("nbody")
+    assert nbody.large_max_size is not None and nbody.large_max_size > nbody.max_size
+    for allow, limit in ((False, nbody.max_size), (True, nbody.large_max_size)):
+        app = create_app(ServerConfig(mode=Mode.INLINE, allow_large_sizes=allow))
+        with TestClient(app) as test_client:
+            refused = test_client.post("/work/nbody", json={"size": limit + 1})
+            schema = test_client.get("/openapi.json").json()["components"]["schemas"]["NbodyRequest"]
+            info = test_client.get("/info").json()
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["ctx"] == {"le": limit}
+        assert schema["properties"]["size"]["maximum"] == limit
+        assert info["max_sizes"]["nbody"] == limit
+        assert info["config"]["allow_large_sizes"] is allow
+
+
+def test_info_reports_limits_counters_and_request_counts(small_body_client: TestClient) -> None:
+    before = small_body_client.get("/info").json()["unit_requests"]["single"]
+    small_body_client.get("/health")  # not work: not counted
+    small_body_client.post("/work/nbody", json={"size": 1})
+    small_body_client.post("/work/nbody", json={"size": 0})  # refused: not counted
+    info = small_body_client.get("/info").json()
+    assert info["unit_requests"] == {"single": before + 1}
+    assert info["pool_state"] == "up"
+    assert info["config"]["header_timeout_s"] > 0 and info["config"]["keepalive_timeout_s"] > 0
+    assert info["config"]["max_connections"] >= 8
+    assert info["config"]["worker_balance"] == "acceptor"
+    assert set(info["counters"]) >= {"refused_busy", "dropped_client_gone", "pool_restarts", "connections"}

@@ -9,101 +9,28 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.client
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
 import pytest
-from ftscale.bench.http.procs import free_port
+from serving import REPO_ROOT, STOP_TIMEOUT_S, Served, request, start, stop_cleanly
 
 from ftscale import workloads
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 30
 
 pytestmark = pytest.mark.slow
 
 
-def request(
-    port: int,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    conn: http.client.HTTPConnection | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """One request; on ``conn`` if given (kept alive), else on a fresh connection."""
-    own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        payload = None if body is None else json.dumps(body).encode()
-        conn.request(method, path, body=payload, headers={"content-type": "application/json"})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        if own:
-            conn.close()
-
-
-@dataclass
-class Served:
-    proc: subprocess.Popen[bytes]
-    port: int
-    stderr: Any
-
-    def log(self) -> str:
-        self.stderr.seek(0)
-        return str(self.stderr.read().decode(errors="replace"))
-
-
 @pytest.fixture
-def serve() -> Iterator[Any]:
+def serve() -> Iterator[Callable[..., Served]]:
     """Start ``python -m ftscale.server ARGS`` and wait until /health answers; kill leftovers at the end."""
     with contextlib.ExitStack() as cleanup:
-
-        def start(*args: str) -> Served:
-            port = free_port()
-            stderr = cleanup.enter_context(tempfile.TemporaryFile())
-            cmd = [sys.executable, "-m", "ftscale.server", "--host", "127.0.0.1", "--port", str(port), *args]
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-            cleanup.callback(_reap, proc)
-            served = Served(proc, port, stderr)
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, f"server exited with {proc.returncode}:\n{served.log()}"
-                try:
-                    if request(port, "GET", "/health") == (200, {"status": "ok"}):
-                        return served
-                except OSError:
-                    time.sleep(0.05)  # not listening yet: nothing to wait on but the clock
-            raise AssertionError(f"server not healthy within {START_TIMEOUT_S} s:\n{served.log()}")
-
-        yield start
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:  # a failed test left it running
-        proc.kill()
-        proc.wait()
-
-
-def stop_cleanly(served: Served, signum: int = signal.SIGTERM) -> None:
-    """Signal the server; it must exit 0 and every process it started must be gone."""
-    descendants = psutil.Process(served.proc.pid).children(recursive=True)
-    served.proc.send_signal(signum)
-    assert served.proc.wait(STOP_TIMEOUT_S) == 0, served.log()
-    _, alive = psutil.wait_procs(descendants, timeout=STOP_TIMEOUT_S)
-    assert alive == [], f"left behind: {alive}"
+        yield lambda *args: start(cleanup, *args)
 
 
 def check_workloads(port: int, names: tuple[str, ...] = ("nbody", "numpy_matmul", "rag_gateway")) -> None:

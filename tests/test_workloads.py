@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -155,3 +156,32 @@ def test_shared_counter_loses_no_update_under_contention() -> None:
     before = contention.table_total()
     _concurrently(lambda: contention.shared_counter(5_000), 8)
     assert contention.table_total() - before == 8 * 5_000
+
+
+@pytest.mark.parametrize("workload", ALL, ids=IDS)
+def test_sizes_have_a_cpu_budget_and_an_older_larger_bound(workload: workloads.Workload) -> None:
+    assert workload.large_max_size is not None
+    assert workload.default_size <= workload.max_size <= workload.large_max_size
+    assert workload.size_limit() == workload.max_size
+    assert workload.size_limit(allow_large=True) == workload.large_max_size
+    assert workload.check_size(workload.max_size) == workload.max_size
+    if workload.large_max_size > workload.max_size:
+        with pytest.raises(workloads.InvalidSize, match="larger needs ftscale serve --allow-large-sizes"):
+            workload.check_size(workload.max_size + 1)
+        assert workload.check_size(workload.max_size + 1, allow_large=True) == workload.max_size + 1
+    meaning = re.escape(workload.size_meaning)
+    bound = rf"between {workload.min_size} and {workload.large_max_size} \({meaning}\); got"
+    with pytest.raises(workloads.InvalidSize, match=bound):
+        workload.check_size(workload.large_max_size + 1, allow_large=True)
+
+
+def test_registration_refuses_a_large_bound_below_the_budget() -> None:
+    with pytest.raises(ValueError, match="large max"):
+        registry.register(
+            workload_class=workloads.WorkloadClass.PURE_PYTHON,
+            size_meaning="n",
+            default_size=2,
+            max_size=10,
+            large_max_size=5,
+            smoke_size=1,
+        )(lambda n: n)

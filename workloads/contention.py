@@ -28,7 +28,8 @@ def table_total() -> int:
     workload_class=WorkloadClass.CONTENTION,
     size_meaning="updates to the shared table",
     default_size=40_000,
-    max_size=10_000_000,
+    max_size=3_500_000,
+    large_max_size=10_000_000,
     smoke_size=10,
 )
 def shared_counter(updates: int) -> int:

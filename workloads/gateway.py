@@ -25,7 +25,8 @@ def _document(i: int) -> str:
     workload_class=WorkloadClass.MIXED_IO,
     size_meaning="retrieved documents tokenised and ranked",
     default_size=300,
-    max_size=1_000_000,
+    max_size=95_000,
+    large_max_size=1_000_000,
     smoke_size=2,
     io_wait_s=0.005,
 )

@@ -27,7 +27,8 @@ def pin_blas_threads() -> dict[str, object]:
     workload_class=WorkloadClass.C_RELEASES_GIL,
     size_meaning="matrix dimension n (cost grows as n cubed)",
     default_size=240,
-    max_size=4_096,
+    max_size=3_000,
+    large_max_size=4_096,
     smoke_size=4,
 )
 def numpy_matmul(n: int) -> int:
@@ -44,7 +45,8 @@ def numpy_matmul(n: int) -> int:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="operations on 16-element arrays",
     default_size=1_500,
-    max_size=10_000_000,
+    max_size=280_000,
+    large_max_size=10_000_000,
     smoke_size=5,
 )
 def numpy_small(ops: int) -> int:

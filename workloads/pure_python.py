@@ -57,7 +57,8 @@ _BODIES: tuple[tuple[tuple[float, float, float], tuple[float, float, float], flo
     workload_class=WorkloadClass.PURE_PYTHON,
     size_meaning="simulation steps",
     default_size=2_000,
-    max_size=1_000_000,
+    max_size=180_000,
+    large_max_size=1_000_000,
     smoke_size=10,
 )
 def nbody(steps: int) -> int:
@@ -106,7 +107,8 @@ def _at_times_u(u: list[float]) -> list[float]:
     workload_class=WorkloadClass.PURE_PYTHON,
     size_meaning="matrix dimension n (cost grows as n squared)",
     default_size=32,
-    max_size=2_000,
+    max_size=380,
+    large_max_size=2_000,
     smoke_size=4,
 )
 def spectral_norm(n: int) -> int:

@@ -5,6 +5,13 @@ metadata: its class (what it does to the GIL), what its size means, its bounds a
 and an optional simulated I/O wait that happens *before* the compute (the shape of a gateway
 that awaits an upstream call and then does CPU work): the service awaits it on its event loop;
 the micro bench measures the compute only.
+
+Sizes have two upper bounds. ``max_size`` is the CPU budget: one call at that size costs at
+most about :data:`CPU_BUDGET_S` of CPU on the development machine (2 cores, one thread,
+CPython 3.11 and 3.14t; ``python -m ftscale.workloads.budget`` measures it again: 0.9 to 1.9 s
+and at most 270 MiB there, varying by some 30 % between runs on that shared machine), so one
+request cannot occupy a core for half a minute or take gigabytes. ``large_max_size`` is the
+bound before there was a budget, reachable on purpose (``ftscale serve --allow-large-sizes``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ class InvalidSize(ValueError):
     """A size outside a workload's bounds, or not an integer; the message names the bound."""
 
 
+# What one call at ``max_size`` may cost, in CPU seconds on one thread of the development machine.
+CPU_BUDGET_S = 2.0
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -39,15 +50,28 @@ class Workload:
     smoke_size: int
     description: str
     io_wait_s: float = 0.0
+    large_max_size: int | None = None  # None: the same as max_size
 
-    def check_size(self, size: object) -> int:
+    def size_limit(self, *, allow_large: bool = False) -> int:
+        """The largest size accepted: the CPU budget's, or the old bound with ``allow_large``."""
+        if allow_large and self.large_max_size is not None:
+            return self.large_max_size
+        return self.max_size
+
+    def check_size(self, size: object, *, allow_large: bool = False) -> int:
         """Return ``size`` if it is an int within bounds, else raise :class:`InvalidSize`."""
         if isinstance(size, bool) or not isinstance(size, int):
             raise InvalidSize(f"size for {self.name!r} must be an integer, got {size!r}")
-        if not self.min_size <= size <= self.max_size:
+        limit = self.size_limit(allow_large=allow_large)
+        if not self.min_size <= size <= limit:
+            hint = (
+                ""
+                if allow_large or limit == self.size_limit(allow_large=True)
+                else "; larger needs ftscale serve --allow-large-sizes"
+            )
             raise InvalidSize(
-                f"size for {self.name!r} must be between {self.min_size} and {self.max_size} "
-                f"({self.size_meaning}); got {size}"
+                f"size for {self.name!r} must be between {self.min_size} and {limit} "
+                f"({self.size_meaning}){hint}; got {size}"
             )
         return size
 
@@ -64,6 +88,7 @@ def register(
     smoke_size: int,
     min_size: int = 1,
     io_wait_s: float = 0.0,
+    large_max_size: int | None = None,
 ) -> Callable[[Callable[[int], int]], Callable[[int], int]]:
     """Register ``func`` under its own name; its docstring's first line describes it."""
 
@@ -71,8 +96,10 @@ def register(
         name = func.__name__
         if name in REGISTRY:
             raise ValueError(f"workload {name!r} registered twice")
-        if not min_size <= smoke_size <= default_size <= max_size:
-            raise ValueError(f"workload {name!r}: sizes must satisfy min <= smoke <= default <= max")
+        if not min_size <= smoke_size <= default_size <= max_size <= (large_max_size or max_size):
+            raise ValueError(
+                f"workload {name!r}: sizes must satisfy min <= smoke <= default <= max <= large max"
+            )
         REGISTRY[name] = Workload(
             name=name,
             compute=func,
@@ -84,6 +111,7 @@ def register(
             smoke_size=smoke_size,
             description=(func.__doc__ or name).strip().splitlines()[0],
             io_wait_s=io_wait_s,
+            large_max_size=large_max_size,
         )
         return func
 

@@ -27,7 +27,8 @@ def _record(i: int) -> dict[str, object]:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="records serialised and parsed back",
     default_size=500,
-    max_size=1_000_000,
+    max_size=95_000,
+    large_max_size=1_000_000,
     smoke_size=3,
 )
 def json_roundtrip(records: int) -> int:
@@ -58,7 +59,8 @@ def _log_line(i: int) -> str:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="access-log lines parsed",
     default_size=6_000,
-    max_size=5_000_000,
+    max_size=350_000,
+    large_max_size=5_000_000,
     smoke_size=5,
 )
 def regex_parse(lines: int) -> int:
@@ -77,7 +79,8 @@ _BLOCK = bytes(range(256)) * 4096  # 1 MiB, read-only and shared by every thread
     workload_class=WorkloadClass.C_RELEASES_GIL,
     size_meaning="KiB hashed with SHA-256",
     default_size=10_240,
-    max_size=4_194_304,
+    max_size=2_500_000,
+    large_max_size=4_194_304,
     smoke_size=4,
 )
 def sha256_hash(kib: int) -> int:

@@ -57,7 +57,8 @@ def _payload(n: int) -> dict[str, object]:
     workload_class=WorkloadClass.C_HOLDS_GIL,
     size_meaning="order lines in the validated payload",
     default_size=6_000,
-    max_size=1_000_000,
+    max_size=160_000,
+    large_max_size=1_000_000,
     smoke_size=3,
 )
 def pydantic_validate(lines: int) -> int:

@@ -1,0 +1,261 @@
+"""uvicorn's h11 protocol with bounds on slow, idle and surplus connections, and a drain on stop.
+
+uvicorn bounds none of these: a connection that never sends, or sends its head a byte a
+second, stays open for good (its only timer is the keep-alive one, armed after a response),
+and ``limit_concurrency`` counts idle sockets but answers only complete requests, in plain
+text. :class:`GuardedH11Protocol` adds, per connection:
+
+* a **request deadline** (``--header-timeout``): a request's head and body must arrive within
+  it, counted from the connection's opening (first request) or from the request's first byte
+  (later ones). A late request gets a JSON 408 and the connection closes; a connection that
+  never sent a byte is closed without one (browsers open connections ahead of need, and a 408
+  crossing a request on the wire would read as its answer). Idle keep-alive connections are
+  uvicorn's to close (``--keepalive-timeout``).
+* a **connection limit** (``--max-connections``, per uvicorn Server): a connection over it
+  first makes room by closing the connection idle longest (nothing in progress, nothing
+  buffered or unread, for :data:`EVICT_IDLE_S` at least); if every connection is busy, it
+  is answered 503 (JSON, ``Retry-After``, ``connection: close``) once its head has arrived,
+  and beyond an extra margin it is closed at once, so a flood costs one descriptor for a
+  moment.
+* a **drain on stop**: uvicorn's shutdown closes every connection without a request in
+  progress, including one whose request is already on its way (a fresh connection, or bytes
+  buffered). Those get a short wait instead (:data:`DRAIN_WAIT_S`) and their request is
+  answered with ``connection: close``; so do connections made after the stop began.
+
+It also counts connections and records whether each had TCP_NODELAY (:mod:`server.counters`).
+Checked against uvicorn 0.54 and h11 0.16: it relies on ``handle_events``, ``cycle``,
+``conn.trailing_data``, ``on_response_complete`` and ``shutdown`` as they are there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import socket
+import struct
+import termios
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import h11
+from ftscale.server.counters import EVENTS
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+RETRY_AFTER_S = 1
+DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping
+EVICT_IDLE_S = 0.25  # a connection idle this long may be closed to make room at the limit
+
+logger = logging.getLogger("ftscale.server")
+
+
+def _nothing() -> None:
+    pass
+
+
+class ConnectionGuard:
+    """One uvicorn Server's connection rules; its protocol class reads them."""
+
+    def __init__(
+        self,
+        max_connections: int,
+        header_timeout_s: float,
+        is_stopping: Callable[[], bool],
+    ) -> None:
+        self.limit = max_connections
+        self.hard_limit = max_connections + max(8, max_connections // 8)
+        self.header_timeout_s = header_timeout_s
+        self.is_stopping = is_stopping
+        # Called for every connection that closes (the workers' acceptor counts them).
+        self.on_lost: Callable[[], None] = _nothing
+        self.timeout_response = raw_json_response(
+            408, "Request Timeout", {"detail": f"request not received within {header_timeout_s:g} s"}
+        )
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app for a connection over the limit: 503 once its head has arrived."""
+        body = json.dumps(
+            {"detail": f"too many connections (limit {self.limit})", "retry_after_s": RETRY_AFTER_S}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_S).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def protocol_class(self) -> type[GuardedH11Protocol]:
+        """A protocol class bound to this guard (uvicorn builds protocols from a class)."""
+        return type("Guarded", (GuardedH11Protocol,), {"guard": self})
+
+
+def raw_json_response(status: int, reason: str, payload: dict[str, Any]) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, as bytes.
+
+    Written past h11 on purpose: h11 will not send a response before it has received a request.
+    """
+    body = json.dumps(payload).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def unread_bytes(transport: asyncio.BaseTransport) -> int:
+    """Bytes that have arrived on the transport's socket and not been read yet (0 if unknown).
+
+    A connection taken up after the loop was busy has its request waiting in the kernel
+    before the protocol has read a byte of it: it is not idle.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4)
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def nodelay(transport: asyncio.BaseTransport) -> bool | None:
+    """Whether the transport's TCP socket has TCP_NODELAY (None if it is not a TCP socket)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's ``H11Protocol`` under a :class:`ConnectionGuard` (see the module docstring)."""
+
+    guard: ClassVar[ConnectionGuard]
+    on_made: Callable[[], None] = staticmethod(_nothing)  # set per instance for handed-over connections
+    _deadline: asyncio.TimerHandle | None = None
+    _draining = False
+    _served = False
+    _idle_since = 0.0
+
+    # -- connection lifetime -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        guard = self.guard
+        try:
+            super().connection_made(transport)
+            self._idle_since = self.loop.time()
+            EVENTS.add("connections")
+            if nodelay(transport) is False:
+                EVENTS.add("connections_without_nodelay")
+            if len(self.connections) > guard.limit and not self._make_room():
+                if len(self.connections) > guard.hard_limit:
+                    EVENTS.add("connections_aborted")
+                    transport.abort()
+                    return
+                EVENTS.add("connections_refused")
+                self.app = guard.refuse  # uvicorn runs self.app for each request on this connection
+            wait = guard.header_timeout_s
+            if guard.is_stopping():
+                self._draining = True
+                wait = min(wait, DRAIN_WAIT_S)
+            self._arm(wait)
+        finally:
+            self.on_made()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.guard.on_lost()
+
+    def handle_events(self) -> None:
+        # Also called by on_response_complete for a pipelined request, so the deadline is
+        # managed here rather than in data_received.
+        super().handle_events()
+        if self._draining and self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            if self.conn.trailing_data[0]:
+                self._arm(
+                    self.guard.header_timeout_s
+                )  # part of a head: the deadline runs from its first byte
+        elif state is h11.SEND_BODY:
+            self._arm(self.guard.header_timeout_s)  # head read, body still coming: the same deadline
+        else:  # DONE, MUST_CLOSE, CLOSED, ERROR: the whole request is in
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        self._served = True
+        self._idle_since = self.loop.time()
+        super().on_response_complete()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful stop, except that a request on its way is still answered."""
+        in_progress = self.cycle is not None and not self.cycle.response_complete
+        on_its_way = bool(self.conn.trailing_data[0]) or not self._served
+        if in_progress or not on_its_way or self.transport.is_closing():
+            super().shutdown()
+            return
+        self._draining = True
+        self._disarm()
+        self._arm(DRAIN_WAIT_S)
+
+    # -- the request deadline ------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or (self.cycle is not None and self.cycle.response_started):
+            return
+        buffered = bool(self.conn.trailing_data[0])
+        if self.cycle is None and not buffered:
+            self.transport.close()  # never sent a byte of this request: close without a word
+            if not self._draining:
+                EVENTS.add("requests_timed_out")
+            return
+        EVENTS.add("requests_timed_out")
+        self.transport.write(self.guard.timeout_response)
+        if self.cycle is not None:  # a body still trickling: the app's receive() reports a disconnect
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.close()
+
+    # -- the connection limit ------------------------------------------------------------------
+
+    def _idle(self, now: float) -> bool:
+        """Nothing in progress, nothing buffered or unread, for :data:`EVICT_IDLE_S` at least."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        if self.conn.trailing_data[0] or self.transport.is_closing():
+            return False
+        return now - self._idle_since >= EVICT_IDLE_S and not unread_bytes(self.transport)
+
+    def _make_room(self) -> bool:
+        """Close the connection idle longest, if one is; True if room was made."""
+        now = self.loop.time()
+        idle = [
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, GuardedH11Protocol) and c._idle(now)
+        ]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c._idle_since)
+        victim._disarm()
+        victim.transport.close()
+        victim.connections.discard(victim)  # it no longer counts, although connection_lost comes later
+        EVENTS.add("connections_evicted_idle")
+        return True
