@@ -1,0 +1,163 @@
+"""Every HTTP server (``ftscale serve --server``) on this interpreter, on the real command.
+
+Each server that can run here serves each topology it has on this kind of build (see
+``ftscale.engines``) with smoke sizes: ``/health``, one work route, ``/info`` saying which server
+ran and whether its connections had TCP_NODELAY, each unit's work counted, then SIGTERM: exit 0
+and no process left. ``nox -s tests`` installs every server on the host and on 3.14t; elsewhere a
+server that is not installed is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from serving import REPO_ROOT, Served, request, start, stop_cleanly
+
+from ftscale import engines, workloads
+from ftscale.vocab import HttpServer, Topology
+
+pytestmark = pytest.mark.slow
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def installed(server: HttpServer) -> bool:
+    return all(importlib.util.find_spec(m.split(".")[0]) is not None for m in engines.SERVER_MODULES[server])
+
+
+def cases() -> Iterator[Any]:
+    """(server, topology) for every design a server has on this kind of build."""
+    for server in HttpServer:
+        for topology in (Topology.SINGLE, Topology.WORKERS, Topology.LOOPS):
+            if engines.topology_reason(server, topology, FREE_THREADED) is not None:
+                continue
+            mark = pytest.mark.skipif(not installed(server), reason=f"{server} is not installed here")
+            yield pytest.param(server, topology, marks=mark, id=f"{server}-{topology}")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    with contextlib.ExitStack() as cleanup:
+        yield lambda *args: start(cleanup, *args)
+
+
+@pytest.mark.parametrize(("server", "topology"), list(cases()))
+def test_each_server_serves_counts_and_stops_cleanly(serve: Any, server: str, topology: str) -> None:
+    served = serve("--server", server, "--topology", topology, "--threads", "2")
+    nbody = workloads.get("nbody")
+    conns = [http.client.HTTPConnection("127.0.0.1", served.port, timeout=30) for _ in range(4)]
+    for _ in range(3):
+        for conn in conns:
+            status, body = request(served.port, "POST", "/work/nbody", {"size": nbody.smoke_size}, conn=conn)
+            assert status == 200, body
+            assert body["checksum"] == nbody.compute(nbody.smoke_size)
+    status, info = request(served.port, "GET", "/info")
+    assert status == 200, info
+    assert (info["server"], info["topology"], info["config"]["server"]) == (server, topology, server)
+    assert info["server_version"], info
+    assert info["tcp_nodelay"] is True and info["tcp_nodelay_checked"], info
+    assert info["unit_kind"] == engines.unit_kind(Topology(topology))
+    units = info["unit_requests"]
+    assert sum(units.values()) == 12 and len(units) == (1 if topology == "single" else 2), units
+    assert info["gil_enabled"] is not FREE_THREADED  # no server's module turned the GIL back on
+    if server == HttpServer.UVICORN_FAST:
+        assert info["loop_impl"].startswith("uvloop"), info["loop_impl"]
+    for conn in conns:
+        conn.close()
+    stop_cleanly(served)
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "uvicorn-h11",
+        pytest.param(
+            "uvicorn-fast",
+            marks=pytest.mark.skipif(not installed(HttpServer.UVICORN_FAST), reason="not installed here"),
+        ),
+    ],
+)
+def test_uvicorn_keeps_the_request_deadline_on_every_request(serve: Any, server: str) -> None:
+    """The guarded protocols (h11, httptools): a head trickling in gets 408, also on a keep-alive
+    connection after an answered request."""
+    served = serve("--server", server, "--header-timeout", "1", "--keepalive-timeout", "30")
+    for answered_first in (False, True):
+        sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        if answered_first:
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            first = b""
+            while not first.endswith(b'{"status":"ok"}'):  # head and body may come in two parts
+                first += sock.recv(4096)
+            assert first.startswith(b"HTTP/1.1 200"), first
+        answer = trickle(sock, b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408"), (answered_first, answer)
+    _, info = request(served.port, "GET", "/info")
+    assert info["counters"]["requests_timed_out"] >= 2
+    stop_cleanly(served)
+
+
+def trickle(sock: socket.socket, head: bytes, pause_s: float = 0.3) -> bytes:
+    """Send ``head`` a byte at a time until the server answers (or closes); what it answered."""
+    answer = b""
+    for byte in head:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:  # closed under us: the answer is already there
+            break
+        time.sleep(pause_s)
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            answer += sock.recv(4096)
+        sock.setblocking(True)
+        if answer:
+            break
+    return answer
+
+
+def refused(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ftscale.server", "--port", "0", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_topology_a_server_lacks_is_refused_in_one_line() -> None:
+    lacking = "workers" if FREE_THREADED else "loops"  # granian's wheel decides
+    for server, topology in (("hypercorn", "loops"), ("granian", lacking), ("granian", "loops-reuseport")):
+        proc = refused("--server", server, "--topology", topology, "--threads", "2")
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        reason = engines.topology_reason(HttpServer(server), Topology(topology), FREE_THREADED)
+        assert reason is not None and line.endswith(reason)
+
+
+def test_help_names_every_server() -> None:
+    out = refused("--help").stdout
+    assert all(str(s) in out for s in HttpServer) and "--runtime-threads" in out
+
+
+def test_info_of_the_default_server_names_it() -> None:
+    """A run of the default server records it too (older result files lack the field)."""
+    from ftscale.server import info as server_info
+    from ftscale.server.config import ServerConfig
+
+    described = server_info.describe(ServerConfig())
+    assert (described.server, described.config.server) == ("uvicorn-h11", "uvicorn-h11")
+    assert json.loads(described.model_dump_json())["unit_kind"] == "loop"
+
