@@ -141,7 +141,10 @@ def run_workers(config: ServerConfig, listener: socket.socket, factory: AppFacto
                     logger.error("hypercorn worker %s exited with %s; stopping", proc.name, proc.exitcode)
                     status = STARTUP_FAILURE if proc.exitcode == STARTUP_FAILURE else 1
                     stop()
-    if status == 0 and any(proc.exitcode != 0 for proc in procs):
+    failed = [proc for proc in procs if proc.exitcode != 0]
+    for proc in failed:
+        logger.error("hypercorn worker %s exited with %s", proc.name, proc.exitcode)
+    if status == 0 and failed:
         status = 1
     return status
 

@@ -13,19 +13,23 @@ import contextlib
 import http.client
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from ftscale.bench import results
 from serving import REPO_ROOT, Served, request, start, stop_cleanly
 
 from ftscale import engines, workloads
-from ftscale.vocab import HttpServer, Topology
+from ftscale.schema import HttpCell
+from ftscale.vocab import Flag, HttpServer, Topology
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +165,30 @@ def test_info_of_the_default_server_names_it() -> None:
     assert (described.server, described.config.server) == ("uvicorn-h11", "uvicorn-h11")
     assert json.loads(described.model_dump_json())["unit_kind"] == "loop"
 
+
+def test_the_bench_runs_every_server_and_skips_what_cannot_run(tmp_path: Path) -> None:
+    """``ftscale bench --servers``: one cell per server and design, each on its own server; a design
+    a server lacks here is a skipped cell with its reason, and the exit status stays 0."""
+    cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    servers = [s for s in HttpServer if installed(s)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftscale", "bench", "--results-dir", str(tmp_path), "--run-id", "s",
+         "--server-python", sys.executable, "--generator", "python", "--allow-shared-cpus",
+         "--server-cpus", cpus, "--client-cpus", cpus, "--duration", "0.5", "--warmup", "0",
+         "--repetitions", "1", "--designs", "threadpool/single,inline/loops", "--threads", "2",
+         "--workloads", "nbody", "--size", "nbody=200", "--no-report",
+         "--servers", ",".join(servers)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cells = {(c.server, c.topology): c for c in results.load_run(tmp_path / "s").cells}
+    assert len(cells) == 2 * len(servers)
+    for (server, topology), cell in cells.items():
+        assert isinstance(cell, HttpCell)
+        reason = engines.topology_reason(HttpServer(server), Topology(topology), FREE_THREADED)
+        if reason is not None:
+            assert (cell.status, cell.skip_reason) == ("skipped", reason)
+            continue
+        assert cell.status == "ok", cell.error
+        assert cell.info_before is not None and cell.info_before.server == server
+        assert cell.tcp_nodelay is True and str(Flag.NAGLE) not in cell.flags

@@ -63,6 +63,9 @@ class Launcher:
             str(port),
             "--log-level",
             "warning",
+            "--server",
+            plan.server,
+            *(["--runtime-threads", str(plan.runtime_threads)] if plan.runtime_threads != 1 else []),
             *self.extra,
         ]
         env = {RUN_ENV: self.run_id, **(env or {})}
