@@ -8,6 +8,7 @@ try it again, and the report lists it. Cells of the default server keep the keys
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -212,3 +213,74 @@ def test_a_package_without_a_wheel_is_recorded_and_the_rest_installs(
     assert any("uvloop is not available" in line for line in said)
     installed = [c[-1] for c in commands if "install" in c][1:]
     assert [envs.package_name(r) for r in installed] == sorted(engines.OPTIONAL_PACKAGES)
+
+
+# -- the report ----------------------------------------------------------------------------------------
+
+
+def with_servers(tmp_path: Path) -> Path:
+    """The synthetic HTTP run, as if granian had run every design too (faster on 3.14t loops), plus
+    a skipped cell."""
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "report-http", run)
+    rundir = results.RunDir(run)
+    for cell in list(results.iter_cells(run)):
+        if not isinstance(cell, HttpCell) or cell.status != "ok" or cell.load != "closed":
+            continue
+        factor = 1.5 if (cell.build, cell.topology) == ("3.14t", "loops") else 0.5
+        rundir.write_cell(
+            cell.model_copy(
+                update={
+                    "cell_id": f"{cell.cell_id}__granian",
+                    "server": "granian",
+                    "samples": [x * factor for x in cell.samples],
+                    "repetitions": [],
+                }
+            )
+        )
+    skipped = plan("3.14t", "inline", "workers", server="granian", skip_reason="no process workers here")
+    rundir.write_cell(sweep._cell(sweep.Outcome(skipped, "2026-11-01T10:00:00+00:00"), "synthetic-http"))
+    return run
+
+
+def test_the_verdict_answers_per_server_in_one_process_and_on_the_gil_build(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    from ftscale.bench.report.findings import one_process, verdicts
+    from ftscale.bench.report.model import build_model
+
+    model = build_model(results.load_run(with_servers(tmp_path)))
+    assert set(model.servers) == {"uvicorn-h11", "granian"} and len(model.skipped) == 1
+    found = {v.workload: v for v in verdicts(model)}
+    v = next(iter(found.values()))
+    assert {s.server for s in v.servers} == {"uvicorn-h11", "granian"}
+    assert v.best.series.key.server == "granian" and v.best.series.key.topology == "loops"
+    assert v.one_process is not None and one_process(v.one_process.choice)
+    assert v.gil_best is not None and model.free_threaded(v.gil_best.choice.build) is False
+    assert v.reference.build == "3.14"  # the fixed reference: the GIL twin's best, whatever the server
+
+
+def test_the_report_shows_the_server_dimension_and_the_skipped_cells(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from ftscale.cli import main as ftscale_main
+
+    run = with_servers(tmp_path)
+    assert ftscale_main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert "Across servers, the best unflagged point is 3.14t granian·inline·loops" in text
+    assert "### Each server at its best" in text and "best in one process" in text
+    skipped = text[text.index("## Skipped") :]
+    assert "no process workers here" in skipped and "1 cell could not run" in skipped
+
+
+def test_compare_matches_a_default_server_run_with_the_same_server_of_a_multi_server_run(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("scipy")
+    from ftscale.bench.report.compare import compare_runs
+    from ftscale.bench.report.model import build_model
+
+    base = build_model(results.load_run(Path(__file__).parent / "data" / "report-http"))
+    other = build_model(results.load_run(with_servers(tmp_path)))
+    comparison = compare_runs(base, other)
+    assert comparison.only_base == 0 and comparison.only_other > 0  # granian's points match nothing
+    assert all(m.ratio.value == pytest.approx(1.0) for m in comparison.matches)  # uvicorn-h11's, unchanged
