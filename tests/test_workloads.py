@@ -185,3 +185,15 @@ def test_registration_refuses_a_large_bound_below_the_budget() -> None:
             large_max_size=5,
             smoke_size=1,
         )(lambda n: n)
+
+
+def test_nbody_uses_private_masses_and_nbody_shared_the_modules_own() -> None:
+    """The two differ only in whether the mass objects are shared between threads."""
+    from ftscale.workloads import pure_python
+
+    module_masses = [m for _, _, m in pure_python._BODIES]
+    private, shared = pure_python.private_masses(), pure_python.shared_masses()
+    assert private == shared == module_masses
+    assert all(p is not m for p, m in zip(private, module_masses, strict=True))
+    assert all(s is m for s, m in zip(shared, module_masses, strict=True))
+    assert workloads.get("nbody").compute(50) == workloads.get("nbody_shared").compute(50)
