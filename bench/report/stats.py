@@ -36,6 +36,7 @@ FitStatus = Literal["ok", "too-few-points", "failed"]
 # model's denominator by less than this (relative) anywhere in the measured range is reported as 0:
 # no measurement resolves it, and a kappa of 1e-10 would otherwise "predict" a peak at N* = 60000.
 NEGLIGIBLE = 1e-4
+ROUNDING = 1e-12  # relative differences below this are floating-point noise, not measurements
 FloatArray = NDArray[np.float64]
 Values = Sequence[float] | FloatArray  # samples, thread counts or throughputs
 
@@ -108,8 +109,12 @@ def _ratio_of_medians(num: FloatArray, den: FloatArray, axis: int = -1) -> Float
 
 
 def ratio_of_medians(num: Values, den: Values, level: float = CONFIDENCE) -> Estimate:
-    """median(num) / median(den) with a percentile-bootstrap interval (independent samples)."""
-    a, b = _array(num), _array(den)
+    """median(num) / median(den) with a percentile-bootstrap interval (independent samples).
+
+    The samples are sorted first: the bootstrap draws positions, so the same samples in another
+    order would give another interval; repetitions have no order that matters.
+    """
+    a, b = np.sort(_array(num)), np.sort(_array(den))
     if a.size == 0 or b.size == 0:
         return Estimate(NAN)
     bottom = float(np.median(b))
@@ -205,9 +210,14 @@ def _points(threads: Values, throughput: Values) -> tuple[FloatArray, FloatArray
 
 
 def r_squared(observed: FloatArray, predicted: FloatArray) -> float:
-    """Coefficient of determination; NaN when the observations do not vary (it is undefined)."""
-    total = float(np.sum((observed - np.mean(observed)) ** 2))
-    if total <= 0:
+    """Coefficient of determination; NaN when the observations do not vary (it is undefined).
+
+    "Do not vary" includes differences at the level of rounding (a flat curve computed in floating
+    point): dividing by such a total would report an R² of -1e19 for a perfect fit.
+    """
+    mean = float(np.mean(observed))
+    total = float(np.sum((observed - mean) ** 2))
+    if total <= observed.size * (ROUNDING * mean) ** 2:
         return NAN
     return 1.0 - float(np.sum((observed - predicted) ** 2)) / total
 
