@@ -17,11 +17,11 @@ STAMP = "2026-11-01T10:00:00+00:00"
 
 
 def build(name: str) -> schema.Build:
-    """A build record: ``3.14t`` is free-threaded (GIL off), ``3.14`` is not."""
+    """A build record: ``3.14t`` is free-threaded (GIL off), ``3.14`` is not; both are version 3.14.1."""
     ft = name.endswith("t")
     return schema.Build(
         build=name,
-        version="3.14.7",
+        version=f"{name.removesuffix('t')}.1",
         executable=f"/opt/python/{name}/bin/python{name}",
         py_gil_disabled=ft,
         gil_enabled=not ft,
@@ -36,14 +36,16 @@ def micro_cell(
     workload: str = "nbody",
     scaling: str = "strong",
     gil_enabled: bool | None = None,
+    workload_class: str = "pure-python",
+    size: int = 100,
 ) -> schema.MicroCell:
     return schema.MicroCell(
         run_id="synthetic",
-        cell_id=f"{build}__{workload}__{scaling}__t{threads:03d}",
+        cell_id=f"{build}__{workload}-{size}__{scaling}__t{threads:03d}",
         build=build,
         workload=workload,
-        workload_class="pure-python",
-        size=100,
+        workload_class=workload_class,
+        size=size,
         threads=threads,
         scaling=scaling,  # type: ignore[arg-type]
         status="ok",

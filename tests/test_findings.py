@@ -1,0 +1,131 @@
+"""Verdicts and the cost of free threading, from small in-memory runs whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("scipy")
+
+from ftscale.bench.report.findings import ft_overheads, gil_twin, verdicts
+from ftscale.bench.report.model import build_model
+
+from ftscale.schema import MicroCell
+from tests import synthetic
+
+SPREAD = (0.99, 1.0, 1.01)
+
+
+def reps(x: float) -> list[float]:
+    """Three repetitions around ``x``: the median is ``x``; a ratio r of two has [r 0.99/1.01, r 1.01/0.99]."""
+    return [x * f for f in SPREAD]
+
+
+def cell(build: str, threads: int, x: float, **kw: object) -> MicroCell:
+    return synthetic.micro_cell(threads, reps(x), build=build, **kw)  # type: ignore[arg-type]
+
+
+def test_the_verdict_names_the_highest_peak_and_the_best_of_the_other_kind() -> None:
+    run = synthetic.run(
+        [
+            cell("3.14", 1, 100.0),
+            cell("3.14", 2, 100.0),  # a tie with 1 thread: the fewer threads win it
+            cell("3.14t", 1, 80.0),
+            cell("3.14t", 2, 150.0),
+            cell("3.14t", 4, 120.0),
+        ]
+    )
+    (verdict,) = verdicts(build_model(run))
+    assert (verdict.workload, verdict.workload_class, verdict.size, verdict.scaling) == (
+        "nbody",
+        "pure-python",
+        100,
+        "strong",
+    )
+    assert (verdict.best.series.key.build, verdict.best.point.threads) == ("3.14t", 2)
+    assert verdict.best_free_threaded is True
+    assert verdict.alternative is not None
+    assert (verdict.alternative.series.key.build, verdict.alternative.point.threads) == ("3.14", 1)
+    assert verdict.advantage is not None
+    assert (verdict.advantage.value, verdict.advantage.low, verdict.advantage.high) == pytest.approx(
+        (1.5, 1.5 * 0.99 / 1.01, 1.5 * 1.01 / 0.99)
+    )
+
+
+def test_a_gil_build_can_win_and_then_the_alternative_is_free_threaded() -> None:
+    run = synthetic.run([cell("3.14", 1, 120.0), cell("3.14t", 1, 90.0), cell("3.14t", 2, 110.0)])
+    (verdict,) = verdicts(build_model(run))
+    assert verdict.best.series.key.build == "3.14" and verdict.best_free_threaded is False
+    assert verdict.alternative is not None and verdict.alternative.series.key.build == "3.14t"
+    assert verdict.alternative.point.threads == 2
+    assert verdict.advantage is not None and verdict.advantage.value == pytest.approx(120 / 110)
+
+
+def test_without_the_other_kind_of_build_there_is_no_alternative() -> None:
+    only_ft = synthetic.run([cell("3.14t", 1, 80.0), cell("3.13t", 1, 90.0)], builds=("3.14t", "3.13t"))
+    (verdict,) = verdicts(build_model(only_ft))
+    assert verdict.best.series.key.build == "3.13t" and verdict.best_free_threaded is True
+    assert verdict.alternative is None and verdict.advantage is None
+    # a build the run has no record of is of unknown kind: never compared
+    unknown = synthetic.run([cell("3.14t", 1, 80.0), cell("custom", 1, 90.0)])
+    (verdict,) = verdicts(build_model(unknown))
+    assert verdict.best.series.key.build == "custom" and verdict.best_free_threaded is None
+    assert verdict.alternative is None
+
+
+def test_one_verdict_per_workload_size_and_scaling_in_report_order() -> None:
+    cells = [
+        cell("3.14t", 1, 10.0, workload="shared_counter", workload_class="contention"),
+        cell("3.14t", 1, 10.0, scaling="weak"),
+        cell("3.14t", 1, 10.0, size=200),
+        cell("3.14t", 1, 10.0),
+        cell("3.14t", 1, 10.0, workload="json_roundtrip", workload_class="c-holds-gil"),
+    ]
+    found = [(v.workload, v.size, v.scaling) for v in verdicts(build_model(synthetic.run(cells)))]
+    assert found == [
+        ("nbody", 100, "strong"),
+        ("nbody", 100, "weak"),
+        ("nbody", 200, "strong"),
+        ("json_roundtrip", 100, "strong"),
+        ("shared_counter", 100, "strong"),
+    ]
+
+
+def test_the_overhead_is_against_the_gil_twin_at_one_thread() -> None:
+    run = synthetic.run(
+        [
+            cell("3.14", 1, 100.0),
+            cell("3.14", 2, 190.0),
+            cell("3.14t", 1, 80.0),
+            cell("3.14t", 2, 160.0),
+            cell("3.13t", 1, 50.0),  # no 3.13 in the run: no twin
+        ],
+        builds=("3.14", "3.14t", "3.13t"),
+    )
+    (overhead,) = ft_overheads(build_model(run))
+    assert (overhead.key.build, overhead.gil_build) == ("3.14t", "3.14")
+    assert (overhead.free_threaded.threads, overhead.gil.threads) == (1, 1)
+    assert (overhead.ratio.value, overhead.ratio.low, overhead.ratio.high) == pytest.approx(
+        (0.8, 0.8 * 0.99 / 1.01, 0.8 * 1.01 / 0.99)
+    )
+    # 25% more time per call on the free-threaded build; the interval maps through 1/r - 1
+    assert (overhead.time_overhead.value, overhead.time_overhead.low, overhead.time_overhead.high) == (
+        pytest.approx((0.25, 1 / (0.8 * 1.01 / 0.99) - 1, 1 / (0.8 * 0.99 / 1.01) - 1))
+    )
+
+
+def test_no_overhead_without_a_one_thread_point_on_both_sides() -> None:
+    run = synthetic.run([cell("3.14", 2, 100.0), cell("3.14t", 1, 80.0), cell("3.14t", 2, 150.0)])
+    assert ft_overheads(build_model(run)) == ()
+    run = synthetic.run([cell("3.14", 1, 100.0), cell("3.14t", 2, 150.0)])
+    assert ft_overheads(build_model(run)) == ()
+
+
+def test_the_gil_twin_is_the_gil_build_of_the_same_minor_version() -> None:
+    meta = synthetic.run([], builds=("3.13", "3.14", "3.14t", "3.13t")).meta
+    assert gil_twin(meta, "3.14t") == "3.14" and gil_twin(meta, "3.13t") == "3.13"
+    assert gil_twin(meta, "3.14") is None  # a GIL build has no twin of its own
+    assert gil_twin(meta, "missing") is None
+    builds = {**meta.builds, "3.14-debug": synthetic.build("3.14").model_copy(update={"build": "3.14-debug"})}
+    assert gil_twin(meta.model_copy(update={"builds": builds}), "3.14t") == "3.14"  # first by name
+    odd = synthetic.build("3.14t").model_copy(update={"version": "nightly"})
+    assert gil_twin(meta.model_copy(update={"builds": {**meta.builds, "3.14t": odd}}), "3.14t") is None

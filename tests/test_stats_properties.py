@@ -1,0 +1,276 @@
+"""The statistics against independent references, and the invariants they must keep (Hypothesis).
+
+Nothing here builds its expectation with the function under test: the scalability laws are written
+out below (and a few values by hand), medians come from :mod:`statistics`, the median's interval
+from a brute-force order-statistic search with exact binomial sums, and the bootstrap interval of a
+ratio from the exact bootstrap distribution, enumerated. Then the invariants a reader relies on:
+an interval contains its point estimate, scaling a series scales its throughput and nothing else,
+a perfectly linear series has efficiency 1 and Karp-Flatt 0, and reordering changes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from fractions import Fraction
+
+import pytest
+
+pytest.importorskip("scipy")
+np = pytest.importorskip("numpy")
+pytest.importorskip("hypothesis")
+
+from ftscale.bench.report import stats  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# --- the laws, written out independently of bench/report/stats.py ------------------------------
+
+
+def amdahl_law(n: float, lam: float, s: float) -> float:
+    """Throughput under Amdahl's law: N workers, a fraction s of each call serialised."""
+    return lam * n / (1 + s * (n - 1))
+
+
+def usl_law(n: float, lam: float, sigma: float, kappa: float) -> float:
+    """Gunther's Universal Scalability Law: contention sigma, coherency kappa."""
+    return lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+
+
+def test_the_model_functions_give_values_worked_out_by_hand() -> None:
+    n = [1.0, 2.0, 4.0, 8.0]
+    # lam = 100, s = 0.25: 100 * N / (1 + 0.25 (N - 1))
+    assert stats.amdahl(np.array(n), 100.0, 0.25).tolist() == pytest.approx(
+        [100.0, 200 / 1.25, 400 / 1.75, 800 / 2.75]
+    )
+    # lam = 100, sigma = 0.1, kappa = 0.01: 100 * N / (1 + 0.1 (N - 1) + 0.01 N (N - 1))
+    assert stats.usl(np.array(n), 100.0, 0.1, 0.01).tolist() == pytest.approx(
+        [100.0, 200 / 1.12, 400 / 1.42, 800 / 2.26]
+    )
+    assert stats.usl_peak(0.1, 0.01) == pytest.approx(math.sqrt(90))
+    assert stats.usl_peak(0.2, 0.0) == math.inf
+
+
+def test_fits_give_back_the_parameters_of_curves_written_by_hand() -> None:
+    threads = [1, 2, 4, 8, 16]
+    amdahl = stats.fit_amdahl(threads, [100.0, 200 / 1.25, 400 / 1.75, 800 / 2.75, 1600 / 4.75])
+    assert (amdahl.lam, amdahl.serial_fraction) == pytest.approx((100.0, 0.25), rel=1e-6)
+    assert amdahl.r_squared == pytest.approx(1.0)
+    usl = stats.fit_usl(threads, [100.0, 200 / 1.12, 400 / 1.42, 800 / 2.26, 1600 / 4.9])
+    assert (usl.lam, usl.sigma, usl.kappa) == pytest.approx((100.0, 0.1, 0.01), rel=1e-6)
+    assert usl.peak_threads == pytest.approx(math.sqrt(90), rel=1e-6)
+    assert usl.r_squared == pytest.approx(1.0)
+
+
+THREAD_SETS = st.lists(st.sampled_from([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]), min_size=3, unique=True)
+RATE = st.floats(1e-2, 1e7)
+
+
+@given(THREAD_SETS, RATE, st.floats(0.0, 0.99))
+def test_fit_amdahl_recovers_any_amdahl_curve(threads: list[int], lam: float, s: float) -> None:
+    fit = stats.fit_amdahl(threads, [amdahl_law(n, lam, s) for n in threads])
+    assert fit.status == "ok" and fit.points == len(threads)
+    assert fit.serial_fraction == pytest.approx(s, abs=2e-4)
+    assert fit.lam == pytest.approx(lam, rel=1e-3)
+    assert fit.r_squared == pytest.approx(1.0, abs=1e-6)
+
+
+@given(THREAD_SETS, RATE)
+def test_a_flat_curve_is_all_serial_and_has_no_r_squared(threads: list[int], lam: float) -> None:
+    # s = 1 computed in floating point: equal up to rounding, so R² (which divides by the spread) is undefined
+    fit = stats.fit_amdahl(threads, [amdahl_law(n, lam, 1.0) for n in threads])
+    assert fit.serial_fraction == pytest.approx(1.0, abs=1e-4) and fit.lam == pytest.approx(lam, rel=1e-4)
+    assert math.isnan(fit.r_squared)
+
+
+@given(
+    st.lists(st.sampled_from([1, 2, 4, 8, 16, 32, 64]), min_size=4, unique=True),
+    RATE,
+    st.floats(0.0, 0.5),
+    st.floats(0.0, 0.02),
+)
+def test_fit_usl_recovers_any_usl_curve(threads: list[int], lam: float, sigma: float, kappa: float) -> None:
+    fit = stats.fit_usl(threads, [usl_law(n, lam, sigma, kappa) for n in threads])
+    assert fit.status == "ok" and fit.points == len(threads)
+    assert fit.sigma == pytest.approx(sigma, abs=2e-4)
+    assert fit.kappa == pytest.approx(kappa, abs=2e-5)
+    assert fit.lam == pytest.approx(lam, rel=1e-3)
+
+
+@given(st.floats(0.0, 0.99), st.floats(1e-5, 0.5))
+def test_the_usl_peak_is_the_maximum_of_the_curve(sigma: float, kappa: float) -> None:
+    peak = stats.usl_peak(sigma, kappa)
+    assert peak == pytest.approx(math.sqrt((1 - sigma) / kappa))
+    top = usl_law(peak, 1.0, sigma, kappa)
+    for step in (0.9, 0.99, 1.01, 1.1):
+        assert usl_law(peak * step, 1.0, sigma, kappa) <= top * (1 + 1e-12)
+
+
+@given(st.integers(2, 1024), st.floats(0.0, 1.0))
+def test_karp_flatt_of_an_amdahl_speedup_is_its_serial_fraction(threads: int, s: float) -> None:
+    speedup = amdahl_law(threads, 1.0, s) / amdahl_law(1, 1.0, s)
+    assert stats.karp_flatt(speedup, threads) == pytest.approx(s, abs=1e-9)
+
+
+@given(st.integers(2, 1024))
+def test_karp_flatt_is_zero_for_linear_and_one_for_no_speedup(threads: int) -> None:
+    assert stats.karp_flatt(float(threads), threads) == pytest.approx(0.0, abs=1e-12)
+    assert stats.karp_flatt(1.0, threads) == pytest.approx(1.0)
+    assert math.isnan(stats.karp_flatt(0.0, threads)) and math.isnan(stats.karp_flatt(math.nan, threads))
+    assert math.isnan(stats.karp_flatt(2.0, 1))
+
+
+# --- medians and their intervals against brute force -------------------------------------------
+
+SAMPLE = st.floats(1.0, 1e6)
+SAMPLES = st.lists(SAMPLE, min_size=1, max_size=40)
+
+
+def order_statistic_interval(samples: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Brute force: of every [x(k), x(n+1-k)], the narrowest covering the median with >= level.
+
+    Coverage is P(at least k of n samples fall below the median, and at least k above), summed
+    exactly; below 6 samples nothing reaches 95% and the whole range (k = 1) is the answer.
+    """
+    x, n = sorted(samples), len(samples)
+
+    def coverage(k: int) -> Fraction:
+        return 1 - 2 * Fraction(sum(math.comb(n, i) for i in range(k)), 2**n)
+
+    good = [k for k in range(1, n // 2 + 1) if coverage(k) >= level]
+    k = max(good, default=1)
+    return x[k - 1], x[n - k], float(coverage(k))
+
+
+@given(SAMPLES)
+def test_median_ci_is_the_brute_force_order_statistic_interval(samples: list[float]) -> None:
+    e = stats.median_ci(samples)
+    assert e.value == statistics.median(samples)
+    if len(samples) == 1:
+        assert not e.has_interval
+        return
+    low, high, coverage = order_statistic_interval(samples)
+    assert (e.low, e.high) == (low, high)
+    assert e.coverage == pytest.approx(coverage, rel=1e-12)
+    assert e.contains(e.value)
+    assert (e.coverage >= 0.95) is (len(samples) >= 6)
+
+
+@given(SAMPLES.filter(lambda x: len(x) > 1), st.data())
+def test_median_ci_ignores_the_order_of_repetitions(samples: list[float], data: st.DataObject) -> None:
+    assert stats.median_ci(data.draw(st.permutations(samples))) == stats.median_ci(samples)
+
+
+@given(SAMPLES, st.floats(1e-3, 1e3))
+def test_median_ci_scales_with_its_samples(samples: list[float], factor: float) -> None:
+    e, scaled = stats.median_ci(samples), stats.median_ci([x * factor for x in samples])
+    assert scaled.value == pytest.approx(e.value * factor)
+    if e.has_interval:
+        assert (scaled.low, scaled.high) == pytest.approx((e.low * factor, e.high * factor))
+        assert scaled.coverage == e.coverage
+
+
+@given(st.lists(SAMPLE, min_size=2, max_size=30), st.floats(1e-3, 1e3))
+def test_coefficient_of_variation_is_stdev_over_mean_and_scale_free(
+    samples: list[float], factor: float
+) -> None:
+    expected = statistics.stdev(samples) / statistics.mean(samples)
+    assert stats.coefficient_of_variation(samples) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    scaled = stats.coefficient_of_variation([x * factor for x in samples])
+    assert scaled == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def exact_bootstrap_medians(samples: Sequence[float]) -> Counter[float]:
+    """Every resample of ``samples`` (n^n of them, equally likely) counted by its median."""
+    return Counter(statistics.median(r) for r in itertools.product(samples, repeat=len(samples)))
+
+
+def exact_quantile(counts: Counter[float], q: float) -> float:
+    """The q-quantile (lower) of a discrete distribution given as value -> count."""
+    total, seen = sum(counts.values()), 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= q * total:
+            return value
+    return max(counts)
+
+
+REPS = st.lists(st.floats(1.0, 1e4), min_size=3, max_size=5)
+
+
+@settings(max_examples=max(10, settings.default.max_examples * 2 // 5))  # enumerates up to 5^5 x 5^5
+@given(REPS, REPS)
+def test_ratio_interval_agrees_with_the_exact_bootstrap_distribution(
+    num: list[float], den: list[float]
+) -> None:
+    e = stats.ratio_of_medians(num, den)
+    assert e.value == pytest.approx(statistics.median(num) / statistics.median(den))
+    tops, bottoms = exact_bootstrap_medians(num), exact_bootstrap_medians(den)
+    ratios: Counter[float] = Counter()
+    for (top, a), (bottom, b) in itertools.product(tops.items(), bottoms.items()):
+        ratios[top / bottom] += a * b
+    # 4000 resamples estimate a tail quantile to about +-0.25% of the mass (one standard error)
+    slack = 0.01
+    assert exact_quantile(ratios, 0.025 - slack) * (1 - 1e-9) <= e.low
+    assert e.low <= exact_quantile(ratios, 0.025 + slack) * (1 + 1e-9) or e.low == pytest.approx(e.value)
+    assert exact_quantile(ratios, 0.975 - slack) * (1 - 1e-9) <= e.high or e.high == pytest.approx(e.value)
+    assert e.high <= exact_quantile(ratios, 0.975 + slack) * (1 + 1e-9)
+
+
+PAIRS = st.lists(SAMPLE, min_size=1, max_size=12)
+
+
+@given(PAIRS, PAIRS)
+def test_a_ratio_interval_contains_its_estimate_and_stays_within_the_samples(
+    num: list[float], den: list[float]
+) -> None:
+    e = stats.ratio_of_medians(num, den)
+    assert e.value == pytest.approx(statistics.median(num) / statistics.median(den))
+    assert e.has_interval is (min(len(num), len(den)) >= 3)
+    if e.has_interval:
+        assert e.contains(e.value) and e.coverage == 0.95
+        assert min(num) / max(den) * (1 - 1e-12) <= e.low and e.high <= max(num) / min(den) * (1 + 1e-12)
+
+
+@given(PAIRS, PAIRS, st.data())
+def test_a_ratio_ignores_the_order_of_repetitions(
+    num: list[float], den: list[float], data: st.DataObject
+) -> None:
+    shuffled = stats.ratio_of_medians(data.draw(st.permutations(num)), data.draw(st.permutations(den)))
+    assert shuffled == stats.ratio_of_medians(num, den)
+
+
+@given(PAIRS, PAIRS, st.floats(1e-3, 1e3))
+def test_a_ratio_scales_with_its_numerator_and_not_with_common_units(
+    num: list[float], den: list[float], factor: float
+) -> None:
+    e = stats.ratio_of_medians(num, den)
+    same_units = stats.ratio_of_medians([x * factor for x in num], [x * factor for x in den])
+    assert (same_units.value, same_units.low, same_units.high) == pytest.approx(
+        (e.value, e.low, e.high), rel=1e-9, nan_ok=True
+    )
+    faster = stats.ratio_of_medians([x * factor for x in num], den)
+    assert (faster.value, faster.low, faster.high) == pytest.approx(
+        (e.value * factor, e.low * factor, e.high * factor), rel=1e-9, nan_ok=True
+    )
+
+
+def test_a_ratio_needs_a_positive_denominator_and_samples_on_both_sides() -> None:
+    assert math.isnan(stats.ratio_of_medians([1.0, 2.0, 3.0], []).value)
+    assert math.isnan(stats.ratio_of_medians([], [1.0, 2.0, 3.0]).value)
+    assert math.isnan(stats.ratio_of_medians([1.0, 2.0, 3.0], [0.0, 0.0, 0.0]).value)
+    assert stats.ratio_of_medians([2.0, math.nan, 4.0], [1.0, 1.0, math.inf]).value == 3.0
+
+
+@given(st.floats(0.01, 100.0), st.floats(0.0, 0.5), st.floats(0.0, 0.5))
+def test_slowdown_is_the_extra_time_per_call(ratio: float, below: float, above: float) -> None:
+    e = stats.slowdown(stats.Estimate(ratio, ratio * (1 - below), ratio * (1 + above), 0.9))
+    assert e.value == pytest.approx(1 / ratio - 1)
+    # a faster build (higher ratio) spends less extra time: the bounds swap
+    assert e.low == pytest.approx(1 / (ratio * (1 + above)) - 1)
+    assert e.high == pytest.approx(1 / (ratio * (1 - below)) - 1)
+    assert e.coverage == 0.9
+    assert e.low <= e.value <= e.high
