@@ -8,6 +8,7 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 
 from __future__ import annotations
 
+import os
 import sysconfig
 
 import pytest
@@ -25,3 +26,13 @@ else:
     settings.register_profile("mutants", settings.get_profile("default"), derandomize=True, max_examples=25)
     settings.register_profile("thorough", settings.get_profile("default"), max_examples=2000)
     settings.load_profile("default")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With ``FTSCALE_EXAMPLES_FIRST`` set (``nox -s mutants``), example tests run before property tests.
+
+    A mutant usually fails an example first, and mutmut stops at the first failure; property tests
+    draw many examples and cost the most, so they run only for the mutants the examples miss.
+    """
+    if os.environ.get("FTSCALE_EXAMPLES_FIRST"):
+        items.sort(key=lambda item: bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False)))

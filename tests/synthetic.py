@@ -6,12 +6,13 @@ synthetic inputs, never measurements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ftscale.bench.results import Run
 
-from ftscale import schema
+from ftscale import schema, workloads
 
 STAMP = "2026-11-01T10:00:00+00:00"
 
@@ -57,7 +58,9 @@ def micro_cell(
     )
 
 
-def run(cells: Iterable[schema.MicroCell], builds: Iterable[str] = ("3.14", "3.14t")) -> Run:
+def run(
+    cells: Iterable[schema.MicroCell | schema.HttpCell], builds: Iterable[str] = ("3.14", "3.14t")
+) -> Run:
     """A micro run holding ``cells``, with build records for ``builds``."""
     meta = schema.RunMeta(
         run_id="synthetic",
@@ -75,3 +78,67 @@ def run(cells: Iterable[schema.MicroCell], builds: Iterable[str] = ("3.14", "3.1
         builds={name: build(name) for name in builds},
     )
     return Run(path=Path("synthetic"), meta=meta, cells=tuple(cells))
+
+
+def http_repetition(rps: float, **measured: Any) -> schema.HttpRepetition:
+    """One repetition at ``rps``; ``measured`` overrides any other field (latency, memory, errors ...)."""
+    fields: dict[str, Any] = dict(
+        throughput_rps=rps,
+        requests=int(rps),
+        duration_s=1.0,
+        latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0},
+        errors={},
+        server_cpu_pct=100.0,
+        rss_bytes=50_000_000,
+        pss_bytes=40_000_000,
+        server_processes=1,
+        health_latency_ms=schema.HealthProbe(p50=0.5, p99=1.0, samples=10),
+        generator_cpu_pct=20.0,
+        generator_busy_pct=10.0,
+        ceiling_rps=10_000.0,
+    )
+    return schema.HttpRepetition(**{**fields, **measured})
+
+
+def http_cell(
+    threads: int,
+    repetitions: Sequence[schema.HttpRepetition],
+    build: str = "3.14t",
+    workload: str = "nbody",
+    mode: str = "threadpool",
+    topology: str = "single",
+    flags: Sequence[str] = (),
+) -> schema.HttpCell:
+    return schema.HttpCell(
+        run_id="synthetic",
+        cell_id=f"{build}__{workload}__{mode}__{topology}__t{threads:03d}",
+        build=build,
+        workload=workload,
+        workload_class="pure-python",
+        size=100,
+        threads=threads,
+        mode=mode,
+        topology=topology,
+        status="ok",
+        unit="req/s",
+        samples=[r.throughput_rps for r in repetitions],
+        repetitions=list(repetitions),
+        flags=list(flags),
+        started=STAMP,
+        finished=STAMP,
+    )
+
+
+def workload(name: str, compute: Callable[[int], int], max_size: int = 1) -> workloads.Workload:
+    """A workload for a test's own registry entry: sizes 1 to ``max_size``, described by its name."""
+    return workloads.Workload(
+        name=name,
+        compute=compute,
+        workload_class=workloads.WorkloadClass.CONTENTION,
+        size_meaning="n",
+        default_size=1,
+        min_size=1,
+        max_size=max_size,
+        smoke_size=1,
+        description=name,
+    )

@@ -16,7 +16,7 @@ SPREAD = (0.99, 1.0, 1.01)
 
 
 def reps(x: float) -> list[float]:
-    """Three repetitions around ``x``: the median is ``x``; a ratio r of two has [r 0.99/1.01, r 1.01/0.99]."""
+    """Three repetitions around ``x``: median ``x``; a ratio r of two has [r 0.99/1.01, r 1.01/0.99]."""
     return [x * f for f in SPREAD]
 
 
@@ -129,3 +129,40 @@ def test_the_gil_twin_is_the_gil_build_of_the_same_minor_version() -> None:
     assert gil_twin(meta.model_copy(update={"builds": builds}), "3.14t") == "3.14"  # first by name
     odd = synthetic.build("3.14t").model_copy(update={"version": "nightly"})
     assert gil_twin(meta.model_copy(update={"builds": {**meta.builds, "3.14t": odd}}), "3.14t") is None
+
+
+def test_equal_peaks_go_to_fewer_threads_and_verdicts_follow_the_workload_name() -> None:
+    run = synthetic.run(
+        [
+            cell("3.14t", 2, 100.0, workload="a", size=200),
+            cell("3.13t", 1, 100.0, workload="a", size=200),
+            cell("3.14t", 1, 50.0, workload="b", size=100),
+        ],
+        builds=("3.14t", "3.13t"),
+    )
+    first, second = verdicts(build_model(run))
+    assert (first.workload, second.workload) == ("a", "b")
+    assert (first.best.series.key.build, first.best.point.threads) == ("3.13t", 1)
+
+
+def test_a_twin_is_of_the_same_major_version_too() -> None:
+    meta = synthetic.run([], builds=("3.14t",)).meta
+    other_major = synthetic.build("3.14").model_copy(update={"build": "4.14", "version": "4.14.0"})
+    assert gil_twin(meta.model_copy(update={"builds": {**meta.builds, "4.14": other_major}}), "3.14t") is None
+
+
+def test_overheads_skip_series_without_a_counterpart_and_go_on() -> None:
+    run = synthetic.run(
+        [
+            cell("3.13", 1, 100.0, workload="json_roundtrip"),  # the twin ran another workload only
+            cell("3.13t", 1, 80.0),
+            cell("3.14", 1, 100.0),
+            cell("3.14t", 2, 150.0),  # no 1-thread point
+            cell("3.14", 1, 100.0, workload="zlib"),
+            cell("3.14t", 1, 90.0, workload="zlib"),
+        ],
+        builds=("3.13", "3.13t", "3.14", "3.14t"),
+    )
+    assert [(o.key.workload, o.key.build, o.ratio.value) for o in ft_overheads(build_model(run))] == [
+        ("zlib", "3.14t", pytest.approx(0.9))
+    ]

@@ -183,18 +183,7 @@ def _worker_args(name: str) -> argparse.Namespace:
 
 
 def _register(monkeypatch: pytest.MonkeyPatch, name: str, compute: Callable[[int], int]) -> None:
-    workload = registry.Workload(
-        name=name,
-        compute=compute,
-        workload_class=workloads.WorkloadClass.CONTENTION,
-        size_meaning="n",
-        default_size=1,
-        min_size=1,
-        max_size=1,
-        smoke_size=1,
-        description=name,
-    )
-    monkeypatch.setitem(registry.REGISTRY, name, workload)
+    monkeypatch.setitem(registry.REGISTRY, name, synthetic.workload(name, compute))
 
 
 def test_a_workload_whose_answer_changes_between_calls_fails_the_cell(

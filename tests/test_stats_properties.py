@@ -274,3 +274,110 @@ def test_slowdown_is_the_extra_time_per_call(ratio: float, below: float, above: 
     assert e.high == pytest.approx(1 / (ratio * (1 - below)) - 1)
     assert e.coverage == 0.9
     assert e.low <= e.value <= e.high
+
+
+# --- edges: the cases a property test rarely draws ---------------------------------------------
+
+
+def test_an_estimate_contains_only_what_its_interval_covers_and_scales_whole() -> None:
+    e = stats.Estimate(2.0, 1.0, 3.0, 0.9)
+    assert e.contains(1.0) and e.contains(3.0) and not e.contains(3.5) and not e.contains(0.5)
+    assert not stats.Estimate(2.0).contains(2.0)
+    assert e.scaled(0.5) == stats.Estimate(1.0, 0.5, 1.5, 0.9)
+    assert stats.exact(1.0) == stats.Estimate(1.0, 1.0, 1.0, 1.0)
+
+
+def test_the_median_interval_of_a_hundred_samples_is_the_brute_force_one() -> None:
+    samples = [float((7 * i) % 100) for i in range(100)]  # 0 .. 99, shuffled
+    e = stats.median_ci(samples)
+    low, high, coverage = order_statistic_interval(samples)
+    assert (e.low, e.high, e.coverage) == (low, high, pytest.approx(coverage))
+    assert (low, high) == (39.0, 60.0)  # x(40) and x(61)
+    assert math.isnan(stats.median_ci([]).value) and math.isnan(stats.median([]))
+
+
+def test_variation_needs_a_positive_mean() -> None:
+    assert math.isnan(stats.coefficient_of_variation([0.0, 0.0]))
+    assert math.isnan(stats.coefficient_of_variation([-1.0, 1.0]))
+    assert math.isnan(stats.coefficient_of_variation([-2.0, -1.0]))
+
+
+def test_a_peak_needs_finite_parameters() -> None:
+    assert math.isnan(stats.usl_peak(math.nan, 0.1)) and math.isnan(stats.usl_peak(0.1, math.nan))
+    assert stats.usl_peak(1.5, 0.1) == 0.0  # more contention than work: no concurrency helps
+
+
+def test_r_squared_by_hand() -> None:
+    observed = np.array([1.0, 2.0, 3.0])
+    assert stats.r_squared(observed, np.array([1.0, 2.0, 4.0])) == pytest.approx(0.5)  # 1 - 1/2
+    assert stats.r_squared(observed, np.array([2.0, 2.0, 2.0])) == pytest.approx(0.0)
+    # a spread of one part in 10^9 is a measurement; one in 10^14 is rounding
+    assert stats.r_squared(1e6 * (1 + np.array([0.0, 1e-9, -1e-9])), np.full(3, 1e6)) == pytest.approx(0.0)
+    assert math.isnan(stats.r_squared(1e6 * (1 + np.array([0.0, 1e-14, -1e-14])), np.full(3, 1e6)))
+
+
+def test_points_that_cannot_be_fitted_are_left_out() -> None:
+    threads = [0, 1, 2, 4, 8, math.nan, 16, 32]
+    throughput = [50.0, 100.0, 200.0, 400.0, math.nan, 900.0, 0.0, -5.0]
+    # kept: 1, 2, 4 threads (0 threads, a NaN of either kind, zero and negative throughput are not points)
+    assert stats.fit_amdahl(threads, throughput).points == 3
+    assert stats.fit_usl(threads, throughput) == stats.UslFit("too-few-points", 3)
+    assert stats.fit_amdahl([1, 2], [1.0, 2.0]) == stats.AmdahlFit("too-few-points", 2)
+
+
+def test_fits_stay_within_their_bounds() -> None:
+    threads = [1, 2, 4, 8]
+    superlinear = stats.fit_amdahl(threads, [100.0, 210.0, 440.0, 920.0])
+    assert superlinear.serial_fraction == 0.0  # not negative: no serial fraction below none
+    retrograde = stats.fit_amdahl(threads, [100.0, 80.0, 60.0, 40.0])
+    # not above 1: Amdahl cannot lose throughput
+    assert retrograde.serial_fraction == pytest.approx(1.0) and retrograde.serial_fraction <= 1.0
+    usl = stats.fit_usl(threads, [100.0, 210.0, 440.0, 920.0])
+    assert (usl.sigma, usl.kappa) == (0.0, 0.0) and usl.peak_threads == math.inf
+    falling = stats.fit_usl(threads, [100.0, 60.0, 40.0, 30.0])
+    assert 0.0 <= falling.sigma <= 1.0 and falling.kappa >= 0.0
+
+
+@pytest.mark.parametrize(("s", "snapped"), [(1.3e-5, True), (1.5e-5, False)])
+def test_a_serial_fraction_too_small_to_matter_at_the_most_threads_is_zero(s: float, snapped: bool) -> None:
+    # at 8 threads the term s (N - 1) is 9.1e-5 or 1.05e-4 of the denominator, against 1e-4
+    threads = [1, 2, 4, 8]
+    fit = stats.fit_amdahl(threads, [amdahl_law(n, 100.0, s) for n in threads])
+    assert fit.serial_fraction == (0.0 if snapped else pytest.approx(s, rel=1e-3))
+
+
+@pytest.mark.parametrize(
+    ("sigma", "kappa", "sigma_snapped", "kappa_snapped"),
+    [(1.3e-5, 1.7e-6, True, True), (1.5e-5, 1.9e-6, False, False)],
+)
+def test_usl_terms_too_small_to_matter_are_zero(
+    sigma: float, kappa: float, sigma_snapped: bool, kappa_snapped: bool
+) -> None:
+    # at 8 threads: sigma (N - 1) against 1e-4, and kappa N (N - 1) = 56 kappa against 1e-4
+    threads = [1, 2, 4, 8]
+    fit = stats.fit_usl(threads, [usl_law(n, 100.0, sigma, kappa) for n in threads])
+    assert fit.sigma == (0.0 if sigma_snapped else pytest.approx(sigma, rel=1e-2))
+    assert fit.kappa == (0.0 if kappa_snapped else pytest.approx(kappa, rel=1e-2))
+
+
+def test_a_fit_that_does_not_converge_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def diverges(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("Optimal parameters not found")
+
+    monkeypatch.setattr(stats.optimize, "curve_fit", diverges)
+    threads, throughput = [1, 2, 4, 8], [100.0, 180.0, 300.0, 450.0]
+    assert stats.fit_amdahl(threads, throughput) == stats.AmdahlFit("failed", 4)
+    assert stats.fit_usl(threads, throughput) == stats.UslFit("failed", 4)
+
+
+def test_a_narrower_level_gives_a_narrower_interval() -> None:
+    num, den = [10.0, 11.0, 12.0, 13.0, 9.0, 10.5], [5.0, 5.5, 6.0, 4.5, 5.2, 5.1]
+    wide, narrow = stats.ratio_of_medians(num, den), stats.ratio_of_medians(num, den, level=0.5)
+    assert narrow.coverage == 0.5 and wide.coverage == 0.95
+    assert wide.low <= narrow.low <= narrow.value <= narrow.high <= wide.high
+    assert (narrow.low, narrow.high) != (wide.low, wide.high)
+
+
+def test_no_extra_time_is_defined_for_a_ratio_of_zero_or_less() -> None:
+    e = stats.slowdown(stats.Estimate(0.0, -1.0, 1.0, 0.9))
+    assert math.isnan(e.value) and math.isnan(e.high) and e.low == 0.0
