@@ -42,6 +42,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, create_model
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ftscale import workloads
+from ftscale.schema import Info
 from ftscale.server import info
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import EVENTS, UnitCounts
@@ -57,12 +63,6 @@ from ftscale.server.executors import (
 )
 from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.workloads import Workload
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, create_model
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ftscale import workloads
-from ftscale.schema import Info
 
 # What a response to a client that has gone carries (nobody reads it: uvicorn drops it).
 CLIENT_GONE_STATUS = 499

@@ -46,14 +46,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from ftscale.server import lifeline
-from ftscale.server.config import Mode
-from ftscale.server.counters import EVENTS
-from ftscale.workloads import Workload
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from ftscale import workloads
+from ftscale.server import lifeline
+from ftscale.server.config import Mode
+from ftscale.server.counters import EVENTS
+from ftscale.workloads import Workload
 
 T = TypeVar("T")
 

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ftscale.bench.results import Run
-
 from ftscale import schema, workloads
+from ftscale.bench.results import Run
 
 STAMP = "2026-11-01T10:00:00+00:00"
 

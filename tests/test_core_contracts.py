@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+
+from ftscale import schema, workloads
 from ftscale.bench import results
 from ftscale.bench.env import provision
 from ftscale.bench.env.provision import BuildSpec, Interpreter
 from ftscale.bench.http import cell as sweep
 from ftscale.server.executors import Admission
-from ftscale.workloads import registry
-
-from ftscale import schema, workloads
 from ftscale.vocab import Flag
+from ftscale.workloads import registry
 from tests import synthetic
 from tests.test_provision import PAYLOAD, PIN, FakeWeb
 

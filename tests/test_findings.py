@@ -8,7 +8,6 @@ pytest.importorskip("scipy")
 
 from ftscale.bench.report.findings import ft_overheads, gil_twin, verdicts
 from ftscale.bench.report.model import build_model
-
 from ftscale.schema import MicroCell
 from tests import synthetic
 

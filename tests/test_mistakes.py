@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ftscale.bench import results
-from ftscale.bench.env import provision
-from ftscale.workloads import registry
 
 from ftscale import workloads
+from ftscale.bench import results
+from ftscale.bench.env import provision
 from ftscale.vocab import Flag
+from ftscale.workloads import registry
 from tests import synthetic
 from tests.test_provision import PAYLOAD, PIN, FakeWeb
 

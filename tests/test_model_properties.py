@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("hypothesis")
 
-from ftscale.bench.report.model import Series, build_model
-from ftscale.bench.report.stats import Estimate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftscale.bench.report.model import Series, build_model
+from ftscale.bench.report.stats import Estimate
 from ftscale.vocab import Flag
 from tests import synthetic
 

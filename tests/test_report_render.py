@@ -22,7 +22,6 @@ from ftscale.bench.report import fmt
 from ftscale.bench.report.findings import ft_overheads, verdicts
 from ftscale.bench.report.model import build_model
 from ftscale.bench.results import RunDir, load_run
-
 from ftscale.cli import main as ftscale_main
 from ftscale.vocab import Flag
 

@@ -22,9 +22,10 @@ pytest.importorskip("scipy")
 np = pytest.importorskip("numpy")
 pytest.importorskip("hypothesis")
 
-from ftscale.bench.report import stats  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from ftscale.bench.report import stats  # noqa: E402
 
 # --- the laws, written out independently of bench/report/stats.py ------------------------------
 

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from ftscale.workloads import contention, registry
 
 from ftscale import workloads
+from ftscale.workloads import contention, registry
 from tests.conftest import requires_free_threading
 
 ALL = list(workloads.REGISTRY.values())

@@ -6,6 +6,8 @@ Each module registers its kernels with :func:`workloads.registry.register`; ever
 
 from __future__ import annotations
 
+from ftscale.vocab import WorkloadClass
+
 # Import order is registry order: the order workloads appear in CLIs and reports.
 from ftscale.workloads import contention, gateway, numeric, pure_python, stdlib, validation  # noqa: F401
 from ftscale.workloads.numeric import pin_blas_threads
@@ -19,8 +21,6 @@ from ftscale.workloads.registry import (
     get,
     select,
 )
-
-from ftscale.vocab import WorkloadClass
 
 __all__ = [
     "REGISTRY",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 
+from ftscale.vocab import WorkloadClass
 from ftscale.workloads.pure_python import shared_masses, simulate
 from ftscale.workloads.registry import register
-
-from ftscale.vocab import WorkloadClass
 
 _LOCK = threading.Lock()
 _TABLE: dict[int, int] = {}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from ftscale.vocab import WorkloadClass
 from ftscale.workloads.checksum import fold_floats
 from ftscale.workloads.registry import register
-
-from ftscale.vocab import WorkloadClass
 
 _PI = 3.14159265358979323
 _SOLAR_MASS = 4 * _PI * _PI

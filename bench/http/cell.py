@@ -34,7 +34,6 @@ from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.bench.profile.http import profiled_repetition
 from ftscale.bench.profile.session import Profiler
-
 from ftscale.schema import (
     HealthProbe,
     HttpCell,

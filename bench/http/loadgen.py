@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h11
-from ftscale.bench import histogram
 
+from ftscale.bench import histogram
 from ftscale.schema import HealthProbe, LoadResult
 
 # Open loop: requests still queued when the window ends may finish for this long (latency counted

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
-
 from ftscale.vocab import LoadKind, Mode, Topology
 
 MODES = tuple(str(m) for m in Mode)

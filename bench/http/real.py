@@ -28,7 +28,6 @@ from ftscale.bench import histogram
 from ftscale.bench.http.cell import Plan, ceiling_key
 from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms
 from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
-
 from ftscale.errors import UsageError
 from ftscale.schema import HealthProbe, Info, LoadResult, parse
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ftscale import workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
@@ -34,8 +35,6 @@ from ftscale.bench.http.options import PRESETS, Design, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
-
-from ftscale import workloads
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
 from ftscale.vocab import Flag

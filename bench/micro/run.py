@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyperf
+
+from ftscale import workloads
 from ftscale.bench import engine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
@@ -54,8 +56,6 @@ from ftscale.bench.micro.worker import Scaling
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.bench.profile.micro import PROFILE_SECONDS, profile_cell
-
-from ftscale import workloads
 from ftscale.buildfacts import build_name
 from ftscale.errors import UsageError
 from ftscale.schema import Build, MicroCell, RunMeta

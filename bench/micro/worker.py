@@ -28,8 +28,8 @@ import sysconfig
 from typing import Any, Literal
 
 import pyperf
-from ftscale.bench.micro.threads import ThreadTeam, split_calls
 
+from ftscale.bench.micro.threads import ThreadTeam, split_calls
 from ftscale.buildfacts import gil_enabled
 from ftscale.schema import MicroWorkerMeta
 from ftscale.vocab import Scaling as ScalingKind

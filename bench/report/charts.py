@@ -16,14 +16,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ftscale.bench import histogram
-from ftscale.bench.report.findings import Verdict
-from ftscale.bench.report.model import Series
-from ftscale.bench.report.stats import Estimate
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ftscale.bench import histogram
+from ftscale.bench.report.findings import Verdict
+from ftscale.bench.report.model import Series
+from ftscale.bench.report.stats import Estimate
 from ftscale.vocab import Bucket
 
 DPI = 100

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from ftscale.bench import histogram
 from ftscale.bench.report import stats
 from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
-
 from ftscale.schema import HttpCell, MicroCell, RunMeta
 from ftscale.vocab import FLAG_ORDER as FLAGS
 from ftscale.vocab import Flag, Mode, Scaling, Topology, WorkloadClass

@@ -21,7 +21,6 @@ from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure
 from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import RunModel, Series
 from ftscale.bench.report.stats import AmdahlFit, UslFit
-
 from ftscale.schema import RunMeta
 
 CI = "[CI]"

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from ftscale.bench import histogram, results
-
 from ftscale import schema
+from ftscale.bench import histogram, results
 from ftscale.vocab import Flag
 
 HERE = Path(__file__).resolve().parent
