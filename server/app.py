@@ -1,7 +1,8 @@
 """The service under test: one FastAPI app whose work routes come from the workload registry.
 
 ``POST /work/{name}`` for every registered workload (body ``{"size": n}``, optional), validated
-by a pydantic model bounded by that workload's sizes; ``GET /health`` answers on the event
+by a pydantic model bounded by that workload's sizes; ``POST /stream/{name}`` for every streamed
+workload (server-sent events, one chunk at a time: :mod:`server.stream`); ``GET /health`` answers on the event
 loop and so measures its lag; ``GET /info`` says what is running. A request's CPU work goes to
 the mode's dispatcher (:mod:`server.executors`) through a bounded queue: a full queue is a 503
 with ``Retry-After``, an unknown workload a 404 listing the known ones, a bad size a 422 naming
@@ -20,7 +21,8 @@ then queues for the pool, as a gateway would; ``wait_ms`` counts from the end of
 it is pure queueing, and ``io_wait_ms`` reports the wait itself.
 
 Importing this module has no side effects; :func:`create_app` builds an app, and the app's
-lifespan starts and stops its pool, so every event loop that serves an app owns its pool.
+lifespan prepares what workloads need made once (the ORM workload's database file) and starts
+and stops its pool, so every event loop that serves an app owns its pool.
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ CLIENT_GONE_STATUS = 499
 
 _blas_lock = threading.Lock()
 _blas_pinned: list[bool] = []
+
+
+def prepare(table: Iterable[Workload]) -> None:
+    """Make what each workload needs before its first call (a database file); at start-up."""
+    for workload in table:
+        if workload.prepare is not None:
+            workload.prepare()
 
 
 def pin_blas_once() -> None:
@@ -356,6 +365,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pin_blas_once()
+        await asyncio.to_thread(prepare, table.values())
         await service.dispatcher.start()
         try:
             yield
@@ -456,4 +466,7 @@ def create_app(
         detail = f"unknown workload {workload!r}; known: {', '.join(known)}"
         return JSONResponse({"detail": detail, "known": known}, status_code=404)
 
+    from ftscale.server import stream  # imported here: it builds on this module's models
+
+    stream.add_routes(app, service, table)
     return app
