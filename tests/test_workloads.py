@@ -311,3 +311,10 @@ def test_each_chunk_is_one_server_sent_event_of_an_openai_style_chunk() -> None:
 def test_the_gateway_redacts_and_masks_before_sending() -> None:
     text = " mail bob.smith@example.com or 5551234, the password is damn secret."
     assert streaming._filtered(text) == " mail [redacted] or [redacted], the *** is *** ***"
+
+
+def test_what_the_service_awaits_besides_the_compute_is_named() -> None:
+    assert workloads.get("rag_gateway").waits() == "5 ms simulated I/O wait"
+    assert workloads.get("stream_tokens").waits() == "10 ms upstream delay before each chunk"
+    assert workloads.get("orm_orders").waits() is None  # its reads are real I/O, part of the call
+    assert workloads.get("nbody").waits() is None

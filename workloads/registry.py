@@ -74,6 +74,14 @@ class Workload:
     stream: StreamSpec | None = None  # served as a stream of chunks too (POST /stream/{name})
     prepare: Callable[[], object] | None = None  # made once before the first call (at start-up)
 
+    def waits(self) -> str | None:
+        """What the service awaits besides the compute, in words (the micro bench leaves it out)."""
+        if self.stream is not None:
+            return f"{self.stream.delay_s * 1000:g} ms upstream delay before each chunk"
+        if self.io_wait_s:
+            return f"{self.io_wait_s * 1000:g} ms simulated I/O wait"
+        return None
+
     def size_limit(self, *, allow_large: bool = False) -> int:
         """The largest size accepted: the CPU budget's, or the old bound with ``allow_large``."""
         if allow_large and self.large_max_size is not None:
