@@ -168,10 +168,12 @@ def scaling(series: Sequence[Series], title: str) -> Chart:
                 ax.plot(*zip(*s.usl_curve, strict=True), color=color, linestyle=":", linewidth=1.4)
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
     for index in range(len(designs), rows * cols):
         axes[index // cols][index % cols].set_visible(False)
+    # Once, after every panel is drawn: on shared axes a per-panel set_ylim would freeze the top
+    # at the first panel's data and hide the others' higher points.
+    axes[0][0].set_ylim(bottom=0)
     unit = series[0].key.unit if series else ""
     fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
     fig.supylabel(unit, fontsize=9)
@@ -232,10 +234,12 @@ def memory(series: Sequence[Series], title: str) -> Chart | None:
             )
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
     for index in range(len(designs), rows * cols):
         axes[index // cols][index % cols].set_visible(False)
+    # Once, after every panel is drawn: on shared axes a per-panel set_ylim would freeze the top
+    # at the first panel's data and hide the others' higher points.
+    axes[0][0].set_ylim(bottom=0)
     fig.supxlabel("threads", fontsize=9)
     fig.supylabel("MiB (PSS; RSS where PSS is not known)", fontsize=9)
     fig.suptitle(f"{title}: server memory", fontsize=11)
