@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("matplotlib")
 
+from ftscale.bench.report import compare
 from ftscale.bench.report.model import build_model
 from ftscale.bench.results import load_run
 
@@ -98,3 +99,20 @@ def test_a_report_without_streams_has_no_streams_section(http: Path) -> None:
     md = render_ascii(http)
     assert "## Streams" not in md and "Streaming workloads:" not in md
     assert "| Unit |" not in md  # every workload in req/s: the table's header says it once
+
+
+def test_a_streams_share_of_its_in_process_ceiling_counts_streams_not_chunks(
+    http: Path, tmp_path: Path
+) -> None:
+    micro = tmp_path / "report-micro"
+    shutil.copytree(DATA / "report-micro", micro)
+    base = json.loads((micro / "cells" / "3.14t__loop__-__-__strong__t001.json").read_text())
+    cell = {**base, "workload": "tokens", "workload_class": "streaming", "size": 32}
+    cell |= {"cell_id": "3.14t__tokens__-__-__strong__t001", "samples": [100.0, 100.0, 100.0]}
+    cell["repetitions"] = [{**r, "process": i} for i, r in enumerate(base["repetitions"])]
+    (micro / "cells" / "3.14t__tokens__-__-__strong__t001.json").write_text(json.dumps(cell))
+    found = compare.ceilings(build_model(load_run(micro)), build_model(load_run(http)))
+    (row,) = [r for r in found.rows if r.workload == "tokens"]
+    # 6588 chunks/s over HTTP is 6588 / 32 = 206 streams/s; in process, 100 whole streams a second
+    assert row.http.point.throughput.value == pytest.approx(6588, rel=1e-3)
+    assert row.share.value == pytest.approx(6588 / 32 / 100, rel=1e-3)
