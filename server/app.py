@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -313,9 +313,28 @@ def request_model(workload: Workload, *, allow_large: bool = False) -> type[Base
     )
 
 
-def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
-    model = request_model(workload, allow_large=service.config.allow_large_sizes)
+E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 
+
+def sized_endpoint(endpoint: E, service: Service, workload: Workload, prefix: str) -> E:
+    """``endpoint(request, body=None)`` as FastAPI reads it: ``body`` an optional size of ``workload``.
+
+    The body's type is built at run time (its bounds are the workload's), so the signature
+    FastAPI reads is built too.
+    """
+    model = request_model(workload, allow_large=service.config.allow_large_sizes)
+    body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = f"{prefix}_{workload.name}"
+    endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
+    return endpoint
+
+
+def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
     async def endpoint(request: Request, body: Any = None) -> Any:
         size = workload.default_size if body is None else body.size
         try:
@@ -323,16 +342,7 @@ def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaita
         except ClientGone:
             return JSONResponse({"detail": "client gone"}, status_code=CLIENT_GONE_STATUS)
 
-    # The body's type is built at run time, so the signature FastAPI reads is built too.
-    body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
-    params = [
-        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
-    ]
-    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    endpoint.__name__ = f"work_{workload.name}"
-    endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
-    return endpoint
+    return sized_endpoint(endpoint, service, workload, "work")
 
 
 def not_one_of(names: Iterable[str]) -> str:

@@ -29,11 +29,10 @@ the first delay plus the first chunk's queueing and compute.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Body, FastAPI, Path, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from ftscale.server.app import (
     CONNECTION_RESPONSES,
@@ -42,7 +41,7 @@ from ftscale.server.app import (
     StrictJSONRoute,
     UnknownWorkloadBody,
     not_one_of,
-    request_model,
+    sized_endpoint,
 )
 from ftscale.server.executors import ClientGone, ClientWatch, Computed, PoolState, PoolUnavailable
 from ftscale.workloads import Workload
@@ -142,8 +141,6 @@ async def events(service: Service, workload: Workload, size: int) -> AsyncIterat
 
 
 def _stream_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
-    model = request_model(workload, allow_large=service.config.allow_large_sizes)
-
     async def endpoint(request: Request, body: Any = None) -> Any:
         size = workload.default_size if body is None else body.size
         if service.dispatcher.state is not PoolState.UP:  # 503 now, not a stream cut short
@@ -151,15 +148,7 @@ def _stream_endpoint(service: Service, workload: Workload) -> Callable[..., Awai
         service.admission.enter()  # Overloaded: the app's handler answers 503
         return _AdmittedStream(events(service, workload, size), service.admission.leave)
 
-    body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
-    params = [
-        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
-    ]
-    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    endpoint.__name__ = f"stream_{workload.name}"
-    endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
-    return endpoint
+    return sized_endpoint(endpoint, service, workload, "stream")
 
 
 def add_routes(app: FastAPI, service: Service, table: Mapping[str, Workload]) -> None:

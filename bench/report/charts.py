@@ -15,6 +15,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ftscale.bench import histogram
 from ftscale.bench.report.findings import Verdict
@@ -75,6 +76,18 @@ def _threads_axis(ax: Axes, counts: Sequence[int]) -> None:
 def _grid(n: int) -> tuple[int, int]:
     cols = min(4, max(1, n))
     return math.ceil(n / cols), cols
+
+
+def _finish_shared_panels(axes: Any, used: int) -> None:
+    """Hide the grid's unused panels and start the shared y axis at 0.
+
+    Once, after every panel is drawn: on shared axes a per-panel ``set_ylim`` would freeze the
+    top at the first panel's data and hide the others' higher points.
+    """
+    rows, cols = len(axes), len(axes[0])
+    for index in range(used, rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+    axes[0][0].set_ylim(bottom=0)
 
 
 def _builds_legend(
@@ -169,11 +182,7 @@ def scaling(series: Sequence[Series], title: str) -> Chart:
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
-    # Once, after every panel is drawn: on shared axes a per-panel set_ylim would freeze the top
-    # at the first panel's data and hide the others' higher points.
-    axes[0][0].set_ylim(bottom=0)
+    _finish_shared_panels(axes, len(designs))
     unit = series[0].key.unit if series else ""
     fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
     fig.supylabel(unit, fontsize=9)
@@ -235,11 +244,7 @@ def memory(series: Sequence[Series], title: str) -> Chart | None:
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
-    # Once, after every panel is drawn: on shared axes a per-panel set_ylim would freeze the top
-    # at the first panel's data and hide the others' higher points.
-    axes[0][0].set_ylim(bottom=0)
+    _finish_shared_panels(axes, len(designs))
     fig.supxlabel("threads", fontsize=9)
     fig.supylabel("MiB (PSS; RSS where PSS is not known)", fontsize=9)
     fig.suptitle(f"{title}: server memory", fontsize=11)
@@ -308,11 +313,7 @@ def streams(series: Sequence[Series], title: str) -> Chart | None:
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
-    # Once, after every panel is drawn: on shared axes a per-panel set_ylim would freeze the top
-    # at the first panel's data and hide the others' higher points.
-    axes[0][0].set_ylim(bottom=0)
+    _finish_shared_panels(axes, len(designs))
     fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
     fig.supylabel("ms (p99 over every stream of the repetitions)", fontsize=9)
     fig.suptitle(f"{title}: gaps between chunks and time to first byte", fontsize=11)
