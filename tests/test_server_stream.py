@@ -123,24 +123,33 @@ def test_process_mode_computes_chunks_in_its_children() -> None:
 
 @pytest.mark.parametrize("mode", [Mode.INLINE, Mode.THREADPOOL, Mode.EXECUTOR])
 def test_a_stream_holds_its_admission_place_until_its_last_chunk(mode: Mode) -> None:
-    first_sent = threading.Event()
+    first_sent, second_started, release = threading.Event(), threading.Event(), threading.Event()
 
     def chunk(size: int, index: int) -> bytes:
         if index == 0:
             first_sent.set()
+        elif size == 2:  # the first stream's last chunk waits for the test
+            second_started.set()
+            assert release.wait(10), "the test never released the last chunk"
         return b"data: x\n\n"
 
-    slow = _streamed("slow", chunk, delay_s=0.4)
+    slow = _streamed("slow", chunk, delay_s=1.0)
     app = create_app(
         ServerConfig(mode=mode, pool_size=1, queue_limit=0),
         registry={"slow": slow, "work": _streamed("work", chunk)},
     )
     with TestClient(app) as test_client, concurrent.futures.ThreadPoolExecutor(1) as pool:
         first = pool.submit(test_client.post, "/stream/slow", json={"size": 2})
-        assert first_sent.wait(10)
-        # Between its chunks the stream computes nothing, yet its place is taken: both routes refuse.
-        refused = [test_client.post("/stream/slow", json={"size": 1}), test_client.post("/work/work")]
+        try:
+            assert first_sent.wait(10)
+            refused = [test_client.post("/stream/slow", json={"size": 1}), test_client.post("/work/work")]
+            # Between its chunks (in the 1 s delay) the stream computes nothing, yet its place is
+            # taken: both routes refuse.
+            between = not second_started.is_set()
+        finally:
+            release.set()
         assert [r.status_code for r in refused] == [503, 503]
+        assert between, "the refusals came after the delay: too slow a machine to tell"
         assert refused[0].headers["retry-after"] == "1" and "busy" in refused[0].json()["detail"]
         assert events(first.result(10).content) == [b"data: x\n\n"] * 2
         assert test_client.post("/stream/slow", json={"size": 1}).status_code == 200  # place freed
