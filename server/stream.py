@@ -68,10 +68,27 @@ class _AdmittedStream(EventStream):
             self._release()
 
 
+# One event, as OpenAPI before 3.2 has ``schema`` describe each event of a stream (schemathesis
+# checks every event against it): a ``data`` field holding the chunk's JSON.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One server-sent event: one chunk",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "the chunk, an OpenAI-style chat.completion.chunk as JSON",
+        },
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-sent events, one per chunk (``data: {json}``, a blank line after each)",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     },
     **CONNECTION_RESPONSES,
     400: {"model": ErrorBody, "description": "The body could not be read"},

@@ -90,6 +90,8 @@ def test_openapi_declares_an_event_stream_and_every_status() -> None:
         document = test_client.get("/openapi.json").json()
     route = document["paths"]["/stream/stream_tokens"]["post"]
     assert set(route["responses"]["200"]["content"]) == {"text/event-stream"}
+    event = route["responses"]["200"]["content"]["text/event-stream"]["schema"]  # each event (OpenAPI 3.1)
+    assert event["required"] == ["data"] and event["properties"]["data"]["type"] == "string"
     assert set(route["responses"]) >= {"200", "400", "408", "413", "422", "500", "503"}
     assert "requestBody" in route
     unknown = document["paths"]["/stream/{workload}"]["post"]
@@ -194,3 +196,30 @@ def test_a_client_that_leaves_ends_its_stream_and_frees_its_place() -> None:
         _, info = request(served.port, "GET", "/info")
         assert info["unit_requests"] == {"single": 1}  # the work request; the cut stream never finished
         stop_cleanly(served)
+
+
+def test_the_app_prepares_its_workloads_before_it_serves() -> None:
+    prepared: list[str] = []
+
+    def compute(size: int) -> int:
+        assert prepared == ["made"], "computed before its workload was prepared"
+        return size
+
+    workload = Workload(
+        name="needs",
+        compute=compute,
+        workload_class=WorkloadClass.BLOCKING_IO,
+        size_meaning="rows",
+        default_size=1,
+        min_size=1,
+        max_size=10,
+        smoke_size=1,
+        description="a test double with something to make once",
+        prepare=lambda: prepared.append("made"),
+    )
+    app = create_app(ServerConfig(mode=Mode.THREADPOOL), registry={"needs": workload})
+    assert prepared == []  # building the app makes nothing
+    with TestClient(app) as test_client:
+        assert prepared == ["made"]
+        assert test_client.post("/work/needs", json={"size": 3}).json()["checksum"] == 3
+    assert prepared == ["made"]
