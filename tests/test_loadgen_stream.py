@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 from collections.abc import Iterator
 
 import pytest
 from ftscale.bench import histogram
+from hypothesis import given
+from hypothesis import strategies as st
 from ftscale.bench.http import loadgen
 from ftscale.bench.http.loadgen import LoadSpec, StreamClock
 from ftscale.bench.http.real import SubprocessGenerator, merge
@@ -40,6 +43,19 @@ def test_the_clock_does_not_pair_a_newline_twice() -> None:
     clock.data(b"a\n\n", 1.0)
     clock.data(b"\nb\n\n", 2.0)  # the leading newline follows a complete separator: not a new one
     assert clock.events == 2
+
+
+@given(
+    text=st.text(alphabet="a\n", max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_the_clock_counts_as_the_whole_body_would_however_it_is_read(text: str, cuts: list[int]) -> None:
+    body = text.encode()
+    clock = StreamClock(since=0.0)
+    edges = [0, *sorted(min(c, len(body)) for c in cuts), len(body)]
+    for start, end in itertools.pairwise(edges):
+        clock.data(body[start:end], 1.0)
+    assert clock.events == body.count(b"\n\n")
 
 
 def _part(chunks: int, first_ms: list[float], gaps_ms: list[float], timed: bool = True) -> LoadResult:

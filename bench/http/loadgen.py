@@ -108,15 +108,20 @@ class StreamClock:
             return
         if self.first_byte_s is None:
             self.first_byte_s = now - self.since
-        found = 0
-        if self._lone_newline and data[:1] == b"\n":
-            found, data = 1, data[1:]
-        found += data.count(b"\n\n")
-        if data:
-            run = len(data) - len(data.rstrip(b"\n"))
-            self._lone_newline = run % 2 == 1
-        else:
-            self._lone_newline = False
+        # Newlines are rare in SSE (line ends only), so finding each one (memchr) is far cheaper
+        # than counting a two-byte pattern over a whole read.
+        found, lone = 0, False
+        at = 1 if self._lone_newline and data[:1] == b"\n" else 0
+        found += at
+        at = data.find(b"\n", at)
+        while at != -1:
+            if data[at + 1 : at + 2] == b"\n":
+                found += 1
+                at = data.find(b"\n", at + 2)
+            else:
+                lone = at == len(data) - 1
+                at = data.find(b"\n", at + 1)
+        self._lone_newline = lone
         for k in range(found):
             if self._last is not None:
                 self.gaps_s.append(now - self._last if k == 0 else 0.0)
