@@ -62,7 +62,10 @@ from ftscale.schema import Build, MicroCell, RunMeta
 from ftscale.vocab import Scaling as ScalingKind
 
 ROUND = "one pyperf loop = one round: all threads released by a barrier, ended when the last is done"
-IO_POLICY = "a workload's simulated I/O wait is not run: the micro bench measures the compute only"
+IO_POLICY = (
+    "a workload's simulated I/O wait and a stream's delays between chunks are not run: the micro bench "
+    "measures the compute only"
+)
 
 
 def default_threads(cores: int) -> list[int]:
@@ -291,8 +294,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     rundir = results.RunDir(job.run_dir)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     if not rundir.meta_path.exists():
-        notes = [f"{n}: {workloads.get(n).io_wait_s * 1000:g} ms simulated I/O wait not run (compute only)"
-                 for n in job.workloads if workloads.get(n).io_wait_s]  # fmt: skip
+        waits = {n: workloads.get(n).waits() for n in job.workloads}
+        notes = [f"{n}: {wait} not run (compute only)" for n, wait in waits.items() if wait]
         config = _config(job, sizes, how)
         if profiling is not None:
             config["profile"] = profile.run_config(profiling)
