@@ -127,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=None,
         help="requests that may wait for a pool beyond those it runs; more get 503 "
-        f"(default: {DEFAULT_QUEUE_FACTOR} x pool size)",
+        f"(default: {DEFAULT_QUEUE_FACTOR} x pool size). A stream (/stream/...) counts from its start to its "
+        "last chunk: serve many concurrent streams with a limit sized for them",
     )
     parser.add_argument(
         "--max-body-bytes",

@@ -23,11 +23,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
-from ftscale.server.counters import EVENTS, UnitCounts
-
 from ftscale import buildfacts, engines
 from ftscale.schema import BuildFacts, Info, ServerSettings
+from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+from ftscale.server.counters import EVENTS, UnitCounts
 from ftscale.vocab import HttpServer
 
 PACKAGES = (

@@ -33,12 +33,13 @@ import socket
 import sys
 from typing import Any, cast
 
+from uvicorn.config import STARTUP_FAILURE
+
 from ftscale.server import lifeline
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig, Topology
 from ftscale.server.topology import BACKLOG, GRACEFUL_S, HANDLED_SIGNALS, bind_listener, on_signals
 from ftscale.server.units import AppFactory, SharedSlots
-from uvicorn.config import STARTUP_FAILURE
 
 logger = logging.getLogger("ftscale.server")
 

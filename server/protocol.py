@@ -42,9 +42,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import h11
-from ftscale.server.counters import EVENTS
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ftscale.server.counters import EVENTS
 
 RETRY_AFTER_S = 1
 DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping

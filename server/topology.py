@@ -33,11 +33,12 @@ from types import FrameType
 from typing import Any, cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
 from ftscale.server.app import create_app
 from ftscale.server.config import HttpServer, ServerConfig
 from ftscale.server.protocol import ConnectionGuard
 from ftscale.server.units import AppFactory
-from uvicorn.config import STARTUP_FAILURE
 
 GRACEFUL_S = 10
 BACKLOG = 2048

@@ -22,9 +22,10 @@ import threading
 from collections.abc import MutableSequence, Sequence
 from typing import Any, Protocol, cast
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("ftscale.server")
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
 from ftscale.server import lifeline
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig, WorkerBalance
@@ -56,7 +58,6 @@ from ftscale.server.topology import (
     uvicorn_config,
 )
 from ftscale.server.units import AppFactory
-from uvicorn.config import STARTUP_FAILURE
 
 logger = logging.getLogger("ftscale.server")
 

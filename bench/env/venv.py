@@ -36,9 +36,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ftscale.bench.env import provision, wheelhouse
-
 from ftscale import engines
+from ftscale.bench.env import provision, wheelhouse
 from ftscale.errors import SetupError
 from ftscale.schema import Build
 

@@ -11,6 +11,13 @@ and latency is measured from the time a request was *due*, not from when it was 
 stalled server is not hidden by a generator that politely waited (coordinated omission).
 wrk is closed-loop only.
 
+Streamed responses (``LoadSpec.stream``, the service's ``/stream/{name}`` routes): the built-in
+generator reads each body as it arrives (h11 ``Data`` events) and times the first byte of the
+body, counts the server-sent events (blocks ending in a blank line) and times the gaps between
+consecutive events of a stream (:class:`StreamClock`), into histograms that merge like the
+latency's. wrk's Lua hook sees only whole responses: it counts the events but cannot time the
+first byte or the gaps, so the bench prefers the built-in generator for streams.
+
 ``python -m ftscale.bench.http.loadgen`` runs one load (or a /health probe) in its own process and prints
 the result as JSON: the orchestrator pins that process to the client CPUs.
 """
@@ -30,10 +37,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h11
-from ftscale.bench import histogram
 
+from ftscale.bench import histogram
 from ftscale.schema import HealthProbe, LoadResult
 
 # Open loop: requests still queued when the window ends may finish for this long (latency counted
@@ -57,6 +65,7 @@ class LoadSpec:
     duration_s: float = 3.0
     rate: float | None = None  # requests/s for an open loop; None = closed loop
     timeout_s: float = 30.0
+    stream: bool = False  # responses are server-sent event streams: time and count their events
 
 
 def _schedstat() -> tuple[float, float] | None:
@@ -76,6 +85,48 @@ def percentiles_ms(counts: dict[int, int]) -> dict[str, float | None]:
 
 
 # --- the built-in generator -------------------------------------------------------------------
+
+
+class StreamClock:
+    """One streamed response as it arrives: its first body byte, its events and the gaps between.
+
+    An event ends with a blank line (``\\n\\n``); the separator may be split between two reads.
+    Events that complete in the same read arrive together: the first of them gets the gap since
+    the previous event, the others a gap of 0.
+    """
+
+    def __init__(self, since: float) -> None:
+        self.since = since  # when the request was sent (or due, in an open loop)
+        self.first_byte_s: float | None = None
+        self.events = 0
+        self.gaps_s: list[float] = []
+        self._last: float | None = None
+        self._lone_newline = False  # the bytes so far end with a newline not yet part of a separator
+
+    def data(self, data: bytes, now: float) -> None:
+        if not data:
+            return
+        if self.first_byte_s is None:
+            self.first_byte_s = now - self.since
+        # Newlines are rare in SSE (line ends only), so finding each one (memchr) is far cheaper
+        # than counting a two-byte pattern over a whole read.
+        found, lone = 0, False
+        at = 1 if self._lone_newline and data[:1] == b"\n" else 0
+        found += at
+        at = data.find(b"\n", at)
+        while at != -1:
+            if data[at + 1 : at + 2] == b"\n":
+                found += 1
+                at = data.find(b"\n", at + 2)
+            else:
+                lone = at == len(data) - 1
+                at = data.find(b"\n", at + 1)
+        self._lone_newline = lone
+        for k in range(found):
+            if self._last is not None:
+                self.gaps_s.append(now - self._last if k == 0 else 0.0)
+            self._last = now
+        self.events += found
 
 
 class _Connection:
@@ -100,8 +151,8 @@ class _Connection:
                 pass
         self.reader = self.writer = None
 
-    async def request(self, method: str, path: str, body: bytes) -> int:
-        """Send one request, read the whole response; return its status."""
+    async def request(self, method: str, path: str, body: bytes, clock: StreamClock | None = None) -> int:
+        """Send one request, read the whole response (its body's pieces to ``clock``); its status."""
         if self.writer is None or self.h11.our_state is not h11.IDLE:
             await self.close()
             await self.open()
@@ -120,6 +171,8 @@ class _Connection:
                 self.h11.receive_data(await self.reader.read(65536))
             elif isinstance(event, h11.Response):
                 status = event.status_code
+            elif isinstance(event, h11.Data) and clock is not None:
+                clock.data(bytes(event.data), asyncio.get_running_loop().time())
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif isinstance(event, h11.ConnectionClosed):
@@ -140,6 +193,9 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     """
     latencies: list[float] = []
     lags: list[float] = []
+    first_bytes: list[float] = []
+    gaps: list[float] = []
+    chunks = 0
     errors: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -160,6 +216,7 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                 scheduled += 1
 
     async def worker() -> None:
+        nonlocal chunks
         conn = _Connection(spec)
         try:
             while True:
@@ -178,9 +235,10 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                     when = loop.time()
                     if when >= deadline:
                         return
+                clock = StreamClock(when) if spec.stream else None
                 try:
                     status = await asyncio.wait_for(
-                        conn.request(spec.method, spec.path, spec.body), timeout=spec.timeout_s
+                        conn.request(spec.method, spec.path, spec.body, clock), timeout=spec.timeout_s
                     )
                 except (OSError, TimeoutError, h11.ProtocolError, ConnectionError) as exc:
                     errors[type(exc).__name__] += 1
@@ -188,6 +246,10 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                     continue
                 if 200 <= status < 300:
                     latencies.append(loop.time() - when)
+                    if clock is not None and clock.first_byte_s is not None:
+                        first_bytes.append(clock.first_byte_s)
+                        gaps.extend(clock.gaps_s)
+                        chunks += clock.events
                 else:
                     errors[str(status)] += 1
         finally:
@@ -226,7 +288,24 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         generator_threads=1,
         latency_histogram=counts,
         send_lag_p99_ms=lag_p99,
+        **(stream_figures(chunks, window, first_bytes, gaps) if spec.stream else {}),
     )
+
+
+def stream_figures(
+    chunks: int, window_s: float, first_bytes_s: list[float], gaps_s: list[float]
+) -> dict[str, Any]:
+    """The streaming fields of a :class:`LoadResult` from what the connections' clocks saw."""
+    ttfb = histogram.from_latencies_s(first_bytes_s)
+    gap = histogram.from_latencies_s(gaps_s)
+    return {
+        "chunks": chunks,
+        "chunks_per_s": chunks / window_s if window_s > 0 else 0.0,
+        "ttfb_ms": percentiles_ms(ttfb),
+        "ttfb_histogram": ttfb,
+        "gap_histogram": gap,
+        "gap_p99_ms": percentiles_ms(gap)["p99"],
+    }
 
 
 def run_python(spec: LoadSpec) -> LoadResult:
@@ -314,7 +393,12 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         str(WRK_SCRIPT),
         url,
     ]
-    env = {**os.environ, "FTSCALE_METHOD": spec.method, "FTSCALE_BODY": spec.body.decode()}
+    env = {
+        **os.environ,
+        "FTSCALE_METHOD": spec.method,
+        "FTSCALE_BODY": spec.body.decode(),
+        "FTSCALE_STREAM": "1" if spec.stream else "",
+    }
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     seen: dict[int, tuple[float, float]] = {}  # thread -> (its busy seconds, when read)
@@ -350,6 +434,10 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     busy = [100 * s / (at - started) for s, at in seen.values() if at - started > 0.5]
     counts = histogram.from_value_counts((int(v), int(c)) for v, c in data["latency_counts"])
+    streamed: dict[str, Any] = {}
+    if spec.stream:  # events counted in the whole bodies; no first byte, no gaps
+        chunks = int(data.get("chunks", 0))
+        streamed = {"chunks": chunks, "chunks_per_s": chunks / duration if duration > 0 else 0.0}
     return LoadResult(
         generator="wrk",
         requests=ok,
@@ -363,6 +451,7 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         generator_busy_max_pct=round(max(busy), 1) if busy else None,
         generator_threads=n_threads,
         latency_histogram=counts,
+        **streamed,
     )
 
 
@@ -383,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--stream", action="store_true", help="responses are event streams: time them")
     parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
     args = parser.parse_args(argv)
     if args.what == "health":
@@ -397,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         duration_s=args.duration,
         rate=args.rate,
+        stream=args.stream,
     )
     result = run_wrk(spec, args.threads) if args.what == "wrk" else run_python(spec)
     print(result.model_dump_json())

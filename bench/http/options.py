@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
-
 from ftscale.vocab import DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
 
 MODES = tuple(str(m) for m in Mode)
@@ -209,7 +208,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repetitions", type=int, help="repetitions per cell, each on a fresh server (default: the preset's)"
     )
-    p.add_argument("--connections", type=int, help="connections per load (default: 2 x threads, min 4)")
+    p.add_argument(
+        "--connections",
+        type=int,
+        help="connections per load (default: 2 x threads, min 4; 4 x for I/O workloads; 16 x, min 16, "
+        "for streams)",
+    )
     p.add_argument(
         "--load",
         choices=[*(str(k) for k in LoadKind), "both"],
@@ -232,7 +236,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["auto", "wrk", "python"],
         default="auto",
         help="closed-loop load generator (auto: wrk when installed, else the built-in one); "
-        "open loop always uses the built-in one, in one process per client CPU",
+        "open loop always uses the built-in one, in one process per client CPU; streams use the "
+        "built-in one (it times the first byte and the gaps between chunks) unless wrk is named "
+        "(it counts chunks only)",
     )
     p.add_argument("--server-cpus", help="CPUs for the server, e.g. 2-15 (default: an SMT-aware split)")
     p.add_argument(
