@@ -15,17 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_sweep import CEILINGS, FAST, FakeGenerator, FakeLauncher, FakeServer, plan, real_info
+
+from ftscale import engines
 from ftscale.bench import engine, results
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import cell as sweep
 from ftscale.bench.http.options import build_parser
 from ftscale.bench.http.run import Matrix
-from ftscale.server import info as server_info
-from test_sweep import CEILINGS, FAST, FakeGenerator, FakeLauncher, FakeServer, plan, real_info
-
-from ftscale import engines
 from ftscale.errors import UsageError
 from ftscale.schema import HttpCell
+from ftscale.server import info as server_info
 from ftscale.vocab import Flag, HttpServer, Topology
 
 NO_UVLOOP = {"uvloop": "no binary wheel installs here (No matching distribution found for uvloop)"}
@@ -245,7 +245,7 @@ def with_servers(tmp_path: Path) -> Path:
 
 def test_the_verdict_answers_per_server_in_one_process_and_on_the_gil_build(tmp_path: Path) -> None:
     pytest.importorskip("scipy")
-    from ftscale.bench.report.findings import one_process, verdicts
+    from ftscale.bench.report.findings import verdicts
     from ftscale.bench.report.model import build_model
 
     model = build_model(results.load_run(with_servers(tmp_path)))
@@ -254,7 +254,7 @@ def test_the_verdict_answers_per_server_in_one_process_and_on_the_gil_build(tmp_
     v = next(iter(found.values()))
     assert {s.server for s in v.servers} == {"uvicorn-h11", "granian"}
     assert v.best.series.key.server == "granian" and v.best.series.key.topology == "loops"
-    assert v.one_process is not None and one_process(v.one_process.choice)
+    assert v.one_process is not None and v.one_process.choice.series.key.one_process
     assert v.gil_best is not None and model.free_threaded(v.gil_best.choice.build) is False
     assert v.reference.build == "3.14"  # the fixed reference: the GIL twin's best, whatever the server
 
