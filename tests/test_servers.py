@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ftscale.bench import results
 from serving import REPO_ROOT, Served, request, start, stop_cleanly
 
 from ftscale import engines, workloads
+from ftscale.bench import results
 from ftscale.schema import HttpCell
 from ftscale.vocab import Flag, HttpServer, Topology
 
@@ -192,3 +192,24 @@ def test_the_bench_runs_every_server_and_skips_what_cannot_run(tmp_path: Path) -
         assert cell.status == "ok", cell.error
         assert cell.info_before is not None and cell.info_before.server == server
         assert cell.tcp_nodelay is True and str(Flag.NAGLE) not in cell.flags
+
+
+@pytest.mark.parametrize("server", list(HttpServer), ids=str)
+def test_each_server_streams_one_event_per_chunk(serve: Any, server: HttpServer) -> None:
+    """The stream route behind every server: chunked server-sent events, the same bytes as in-process."""
+    if not installed(server):
+        pytest.skip(f"{server} is not installed here")
+    streamed = workloads.get("stream_tokens")
+    assert streamed.stream is not None
+    served = serve("--server", server, "--threads", "1")
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    conn.request(
+        "POST", "/stream/stream_tokens", body=b'{"size": 3}', headers={"content-type": "application/json"}
+    )
+    response = conn.getresponse()
+    assert response.status == 200
+    assert (response.getheader("content-type") or "").startswith("text/event-stream")
+    body = response.read()
+    conn.close()
+    assert body == b"".join(streamed.stream.chunk(3, i) for i in range(3))
+    stop_cleanly(served)
