@@ -10,12 +10,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ftscale.vocab import MODE_HELP, TOPOLOGY_HELP, WORKER_BALANCE_HELP, Mode, Topology, WorkerBalance
+from ftscale.vocab import (
+    DEFAULT_SERVER,
+    MODE_HELP,
+    SERVER_HELP,
+    TOPOLOGY_HELP,
+    WORKER_BALANCE_HELP,
+    HttpServer,
+    Mode,
+    Topology,
+    WorkerBalance,
+)
 
 __all__ = [
+    "DEFAULT_SERVER",
     "MODE_HELP",
+    "SERVER_HELP",
     "TOPOLOGY_HELP",
     "WORKER_BALANCE_HELP",
+    "HttpServer",
     "Mode",
     "ServerConfig",
     "Topology",
@@ -83,6 +96,10 @@ class ServerConfig:
     topology); ``None`` means :func:`default_max_connections` of the descriptor limit.
     ``allow_large_sizes`` lifts every workload's size bound from its CPU budget (about 2 s a
     call) to its old, far larger maximum.
+
+    ``server`` is the HTTP server that runs the app (:mod:`ftscale.engines` says which serves
+    which topology); ``runtime_threads`` is granian's Rust I/O threads per worker (no Python
+    runs on them), ignored by the others.
     """
 
     mode: Mode = Mode.THREADPOOL
@@ -99,9 +116,12 @@ class ServerConfig:
     max_connections: int | None = None
     allow_large_sizes: bool = False
     worker_balance: WorkerBalance = WorkerBalance.ACCEPTOR
+    server: HttpServer = DEFAULT_SERVER
+    runtime_threads: int = 1
 
     def __post_init__(self) -> None:
         # Accept plain strings (from JSON or tests) but store the enums.
+        object.__setattr__(self, "server", HttpServer(self.server))
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "topology", Topology(self.topology))
         object.__setattr__(self, "worker_balance", WorkerBalance(self.worker_balance))
@@ -110,7 +130,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
-        for name in ("threads", "max_body_bytes"):
+        for name in ("threads", "max_body_bytes", "runtime_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.pool_size is not None and self.pool_size < 1:
@@ -155,4 +175,5 @@ class ServerConfig:
         data["queue_limit"] = self.effective_queue_limit
         data["max_connections"] = self.effective_max_connections
         data["worker_balance"] = str(self.worker_balance)
+        data["server"] = str(self.server)
         return data
