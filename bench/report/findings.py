@@ -7,9 +7,10 @@ should it be served?* by fixed rules:
   its series, at whatever thread count that peak was). A free-threaded build is compared with
   that, never with a GIL design that cannot scale by construction.
 - **The contender:** the free-threaded build's own best measured design.
-- **Flags disqualify:** a point flagged for a saturated generator, errors, the GIL back on, a
-  coefficient of variation over 5 % or idle serving units (see :mod:`ftscale.vocab`) cannot win
-  unqualified. The best unflagged point of each build is chosen; a flagged point that would have
+- **Flags disqualify:** a point flagged for a saturated generator, errors, the GIL back on, idle
+  serving units or Nagle on (see :mod:`ftscale.vocab`) cannot win unqualified. Noise (a
+  coefficient of variation over 5 %) does not disqualify: it widens the point's interval, and the
+  tie rule weighs that. The best unflagged point of each build is chosen; a flagged point that would have
   been faster is kept as a caveat.
 - **Ties are ties:** when the interval of contender ÷ reference contains 1, the verdict is "no
   significant difference", whatever the point estimate says.
