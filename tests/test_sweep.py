@@ -259,6 +259,9 @@ def test_the_latency_target_search_finds_the_highest_rate_that_meets_it() -> Non
     assert found.capacity_rps is not None and 78.75 <= found.capacity_rps <= 100.0
     assert all(step.met == (step.p99_ms is not None and step.p99_ms <= 50.0) for step in found.steps)
     assert cells[slo.key].status == "ok" and cells[slo.key].offered_rps == found.capacity_rps
+    # the search's server says what it ran: its build and GIL state are the cell's, as for any cell
+    assert cells[slo.key].info_before is not None and cells[slo.key].info_after is not None
+    assert cells[slo.key].gil_enabled is not None
 
 
 def test_interrupt_stops_the_server_and_propagates() -> None:

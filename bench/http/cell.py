@@ -406,16 +406,22 @@ def _guarded(session: Session, body: Callable[[], Any]) -> Any:
 
 
 def slo_search(
-    session: Session, generator: Generator, peak_rps: float, target_ms: float, ceiling: float | None
+    session: Session,
+    generator: Generator,
+    peak_rps: float,
+    target_ms: float,
+    ceiling: float | None,
+    out: Outcome | None = None,
 ) -> tuple[SloSearch, list[HttpRepetition]]:
     """The highest offered rate meeting ``target_ms`` at p99 (no errors, rate kept up), on one server.
 
     Tries 90 % of the closed-loop peak, then 100 % if that was met; otherwise bisects between 0
-    and 90 % :data:`SLO_BISECTIONS` times. The capacity is the highest rate met.
+    and 90 % :data:`SLO_BISECTIONS` times. The capacity is the highest rate met. The server's
+    /info before and after goes to ``out`` (the cell's record: its build and GIL state).
     """
     steps: list[SloStep] = []
     reps: list[HttpRepetition] = []
-    scratch = Outcome(session.plan, "")
+    scratch = out if out is not None else Outcome(session.plan, "")
 
     def attempt(rate: float) -> bool:
         rep = session.measure(generator, ceiling, rate, scratch)
@@ -593,7 +599,7 @@ def measure_group(
 
         def search(s: Session, out: Outcome, p: Plan = plan, top: float = rps) -> HttpRepetition | None:
             assert settings.slo_p99_ms is not None
-            found, reps = slo_search(s, generator, top, settings.slo_p99_ms, ceiling(p, top))
+            found, reps = slo_search(s, generator, top, settings.slo_p99_ms, ceiling(p, top), out)
             out.slo = found
             out.offered_rps = found.capacity_rps
             met = [r for r, step in zip(reps, found.steps, strict=True) if step.met]
