@@ -59,6 +59,7 @@ class WorkloadClass(enum.StrEnum):
     C_RELEASES_GIL = "c-releases-gil"
     MIXED_IO = "mixed-io"
     CONTENTION = "contention"
+    APP = "app"  # a user's own ASGI app (``ftscale app``): whatever its request mix does
 
 
 class LoadKind(enum.StrEnum):
@@ -93,6 +94,7 @@ CLASS_NAMES: dict[WorkloadClass, str] = {
     WorkloadClass.C_RELEASES_GIL: "C releasing the GIL",
     WorkloadClass.MIXED_IO: "I/O then Python",
     WorkloadClass.CONTENTION: "Shared-state contention",
+    WorkloadClass.APP: "Your app",
 }
 
 CLASS_HELP: dict[WorkloadClass, str] = {
@@ -103,7 +105,12 @@ CLASS_HELP: dict[WorkloadClass, str] = {
     WorkloadClass.C_RELEASES_GIL: "C that releases the GIL (hashlib on large buffers, BLAS)",
     WorkloadClass.MIXED_IO: "awaits upstream I/O, then computes in Python (a gateway)",
     WorkloadClass.CONTENTION: "threads contend for one lock and one shared table",
+    WorkloadClass.APP: "your own ASGI app under its request mix (ftscale app): its endpoints decide the work",
 }
+
+# A user's app served by ftscale (``ftscale serve --app``) answers ftscale's own /health and /info
+# under this prefix, which no route of the app may use; everything else goes to the app.
+APP_PREFIX = "/__ftscale"
 
 
 class Bucket(enum.StrEnum):

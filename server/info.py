@@ -49,8 +49,13 @@ def describe(
     units: UnitCounts | None = None,
     pool_state: str | None = None,
     max_sizes: dict[str, int] | None = None,
+    app: str | None = None,
+    gil_reenabled_by: str | None = None,
 ) -> Info:
-    """The ``/info`` document for this process (and, in ``loops``, the loop that answers)."""
+    """The ``/info`` document for this process (and, in ``loops``, the loop that answers).
+
+    ``app`` and ``gil_reenabled_by`` describe a user's app (:mod:`server.userapp`).
+    """
     interpreter, versions = _static_facts()
     counters = EVENTS.snapshot()
     pid = os.getpid()
@@ -79,4 +84,6 @@ def describe(
         pool_state=pool_state,
         counters=counters,
         max_sizes=max_sizes,
+        app=app,
+        gil_reenabled_by=gil_reenabled_by,
     )

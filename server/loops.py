@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
 from ftscale.server.topology import (
@@ -201,7 +201,7 @@ def _loop_servers(config: ServerConfig, listeners: Sequence[socket.socket | None
     units = UnitCounts([f"loop {i}" for i in range(config.threads)])
     return [
         LoopServer(
-            uvicorn_config(create_app(config, loop_index=i, units=units, unit=i), config), i, config, listener
+            uvicorn_config(make_app(config, loop_index=i, units=units, unit=i), config), i, config, listener
         )
         for i, listener in enumerate(listeners)
     ]

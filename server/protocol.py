@@ -37,12 +37,14 @@ import socket
 import struct
 import termios
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import h11
 from ftscale.server.counters import EVENTS
-from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
+    from starlette.types import Receive, Scope, Send
 
 RETRY_AFTER_S = 1
 DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping

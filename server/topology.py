@@ -32,7 +32,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.protocol import ConnectionGuard
 from uvicorn.config import STARTUP_FAILURE
@@ -228,7 +228,7 @@ def run_single(config: ServerConfig) -> int:
     """One process, one event loop, one pool of ``pool_size``."""
     listener = bind_listener(config.host, config.port)
     server = ServiceServer(
-        uvicorn_config(create_app(config), config), config.effective_max_connections, config.header_timeout_s
+        uvicorn_config(make_app(config), config), config.effective_max_connections, config.header_timeout_s
     )
     logger.info("serving on http://%s:%d (single)", config.host, config.port)
     with on_signals(server.request_exit):

@@ -45,7 +45,7 @@ from typing import cast
 
 import uvicorn
 from ftscale.server import lifeline
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig, WorkerBalance
 from ftscale.server.counters import UnitCounts
 from ftscale.server.topology import (
@@ -143,7 +143,7 @@ def worker_main(
     hello, fds, _, _ = socket.recv_fds(chan, 16, 1)
     listener = socket.socket(fileno=fds[0]) if hello == HELLO_LISTEN and fds else None
     units = UnitCounts(unit_labels(config.threads), counts)
-    app = create_app(config, units=units, unit=slot)
+    app = make_app(config, units=units, unit=slot)
     server = WorkerServer(uvicorn_config(app, config), config, chan)
     signal.signal(signal.SIGTERM, lambda signum, frame: server.request_exit())
     server.run(sockets=[listener] if listener is not None else None)
