@@ -16,6 +16,12 @@ orchestrator, edits included, whether ftscale is installed normally or in editab
 
 After installing, the service's modules are imported one by one to check that a free-threaded
 build still runs without the GIL, and which module turned it on if not.
+
+A user's app (``ftscale app``, ``ftscale audit``) gets environments of its own, one per
+build and set of requirements (:mod:`ftscale.bench.env.project` keys them by a digest of the
+requirements under ``<cache>/envs/<installation>/app-<digest>/<build>``), made the same way by
+:func:`make_env`; a failed command carries what it said (:class:`CommandFailed`), so that a
+requirement pip cannot install is explained in one line.
 """
 
 from __future__ import annotations
@@ -41,6 +47,15 @@ PTH_NAME = "ftscale-code.pth"
 
 class EnvError(SetupError):
     """An environment could not be made; the message says why."""
+
+
+class CommandFailed(EnvError):
+    """A command making an environment failed (pip, venv); ``stderr`` is what it said, for a
+    caller that can explain it better."""
+
+    def __init__(self, message: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def env_dir(build: str) -> Path:
@@ -120,41 +135,47 @@ def _stamp(interpreter: Path, reqs: list[str], stage: Path, source: list[str]) -
 def _run(cmd: list[str], build: str) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise EnvError(f"{' '.join(cmd[:4])} ... failed for {build}: {proc.stderr.strip()[-800:]}")
+        message = f"{' '.join(cmd[:4])} ... failed for {build}: {proc.stderr.strip()[-800:]}"
+        raise CommandFailed(message, proc.stderr)
     return proc.stdout
 
 
 def ensure(build: str, extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print) -> Path:
     """Make (or reuse) the environment for ``build``; return its python."""
+    return make_env(build, env_dir(build), requirements(extras), log=log)
+
+
+def make_env(
+    build: str,
+    directory: Path,
+    pip_args: list[str],
+    digest: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Make (or reuse) an environment of ``build`` at ``directory`` with ``pip_args`` installed
+    (requirements, ``-r FILE``), from wheels only; return its python.
+
+    Reused while the interpreter, the arguments, ``digest`` (what the arguments do not show, such
+    as the contents of a requirements file) and the code stage stay the same.
+    """
     interpreter = provision.linked(build)
     if interpreter is None:
         raise EnvError(f"build {build} is not provisioned; run: ftscale build {build}")
-    directory = env_dir(build)
-    reqs = requirements(extras)
     stage = code_stage()
     stamp_file = directory / ".ftscale-stamp"
     source = wheelhouse.install_source(build)
-    stamp = _stamp(interpreter, reqs, stage, source)
-    if stamp_file.is_file() and stamp_file.read_text() == stamp and env_python(build).exists():
-        return env_python(build)
+    stamp = _stamp(interpreter, [*pip_args, *digest], stage, source)
+    python = directory / "bin" / "python"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp and python.exists():
+        return python
     log(f"creating environment for {build} in {directory}")
     _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
-    python = str(env_python(build))
-    pip = [
-        python,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "--only-binary=:all:",
-        *source,
-    ]
-    _run([*pip, *reqs], build)
-    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
+    _run([*pip, *source, *pip_args], build)
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
     (Path(purelib.strip()) / PTH_NAME).write_text(f"{stage}\n")
     stamp_file.write_text(stamp)
-    return env_python(build)
+    return python
 
 
 def describe(build: str, python: Path | None = None) -> Build:
@@ -165,16 +186,21 @@ def describe(build: str, python: Path | None = None) -> Build:
     return Build.model_validate({k: v for k, v in facts.items() if k in Build.model_fields})
 
 
-def prepare(
-    builds: list[str], extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print
-) -> dict[str, Build]:
-    """Provision, install and describe each build; stop at the first that cannot be used."""
+def provisioned(builds: list[str], log: Callable[[str], None] = print) -> None:
+    """Find or build every interpreter of ``builds`` that is not provisioned yet."""
     missing = [b for b in builds if provision.linked(b) is None]
     if missing:
         try:
             provision.resolve(missing, log=log)
         except provision.ProvisionError as exc:
             raise EnvError(str(exc)) from None
+
+
+def prepare(
+    builds: list[str], extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print
+) -> dict[str, Build]:
+    """Provision, install and describe each build; stop at the first that cannot be used."""
+    provisioned(builds, log)
     described = {}
     for build in builds:
         ensure(build, extras, log)

@@ -23,9 +23,20 @@ from ftscale.bench.report.model import RunModel, Series
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 
 from ftscale.schema import RunMeta
+from ftscale.vocab import WorkloadClass
 
 CI = "[CI]"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
+
+
+def app_run(meta: RunMeta) -> bool:
+    """A run of a user's app (``ftscale app``): an HTTP run whose workload is the app."""
+    return meta.config.get("command") == "app"
+
+
+def kind_name(meta: RunMeta) -> str:
+    return "App (ftscale app, an HTTP run)" if app_run(meta) else KIND_NAMES[meta.kind]
+
 
 M, S = fmt.MINUS, fmt.SIGMA
 STATISTICS_NOTES = (
@@ -279,7 +290,8 @@ def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Bloc
         if not closed:
             continue
         stem = slug(f"{workload}-{size}")
-        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}, size {size})"))
+        sized = "" if wclass == WorkloadClass.APP else f", size {size}"  # a user's app has no size
+        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}{sized})"))
         blocks += _figure(
             f"{stem}-scaling.png", f"{workload}: throughput by design", charts.scaling(closed, workload)
         )
@@ -514,7 +526,7 @@ def _summary(model: RunModel) -> str:
     preset = meta.config.get("preset")
     measured = f"preset {preset}; " if preset else ""
     return (
-        f"{KIND_NAMES[meta.kind]} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
+        f"{kind_name(meta)} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
         f"{measured}builds {builds}; {ok} cells measured, {len(model.failed)} failed. "
         "Every number is read or derived from the run's result files."
     )
@@ -522,7 +534,7 @@ def _summary(model: RunModel) -> str:
 
 def build(model: RunModel) -> Document:
     """The whole report of one run."""
-    title = f"ftscale {model.meta.kind} report: {model.meta.run_id}"
+    title = f"ftscale {'app' if app_run(model.meta) else model.meta.kind} report: {model.meta.run_id}"
     found = verdicts(model)
     blocks: list[Block] = [
         Heading(1, title),
