@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from ftscale.bench.app import audit
 
-from ftscale.schema import AppCheck, AuditBuild, AuditModule, AuditReport, AuditRequirement
+from ftscale.schema import (
+    AppCheck,
+    AuditBuild,
+    AuditLoad,
+    AuditMeasure,
+    AuditModule,
+    AuditReport,
+    AuditRequirement,
+)
 from tests.conftest import requires_314t
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,3 +179,20 @@ def test_a_requirement_pip_cannot_resolve_is_classified(monkeypatch: pytest.Monk
     assert (row.status, row.name, row.missing) == ("no-wheel", "svc", "cffi")
     row = audit._failed("svc", "ERROR: boom\nERROR: last words\n", Path("python"), "3.14t")
     assert (row.status, row.detail) == ("error", "ERROR: last words")
+
+
+def test_the_measure_line_does_not_read_noise_as_a_cost() -> None:
+    def load(gil: bool, rps: float) -> AuditLoad:
+        return AuditLoad(
+            python_gil="0" if not gil else "default", gil_enabled=gil, throughput_rps=rps, requests=9
+        )
+
+    both_off = AuditMeasure(
+        threads=1, duration_s=3, generator="wrk", design="threadpool/single",
+        default=load(False, 100.0), gil_off=load(False, 110.0), ratio=1.1,
+    )  # fmt: skip
+    line = audit._measure_line(both_off)
+    assert "1.10x (the GIL was off in both" in line and "run-to-run variation" in line
+    came_back = both_off.model_copy(update={"default": load(True, 50.0), "ratio": 2.2})
+    line = audit._measure_line(came_back)
+    assert line.endswith("PYTHON_GIL=0 110 req/s (GIL off): 2.20x")

@@ -553,6 +553,9 @@ def _measure_line(m: AuditMeasure) -> str:
         return f"{load.throughput_rps:,.0f} req/s (GIL {gil}{f', {errors} errors' if errors else ''})"
 
     ratio = f"{m.ratio:.2f}x" if m.ratio is not None else "n/a"
+    if m.default.gil_enabled is False and m.gil_off.gil_enabled is False:
+        # One short load each, with the GIL off in both: the ratio is only run-to-run variation.
+        ratio += " (the GIL was off in both: no cost to find, the difference is run-to-run variation)"
     return (
         f"measure ({m.design}, {m.threads} thread{'s' if m.threads != 1 else ''}, {m.duration_s:g} s, "
         f"{m.generator}): default "
