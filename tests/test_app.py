@@ -241,3 +241,10 @@ def test_requirements_come_from_files_pyproject_or_the_project_folder(tmp_path: 
 def test_pip_failures_are_explained_in_one_line(stderr: str, line: str | None) -> None:
     found = projects.explain(stderr, "3.13t")
     assert found == line if line is None else found is not None and found.startswith(line)
+
+
+def test_an_apps_headings_name_no_size() -> None:
+    from ftscale.bench.report import labels
+
+    assert labels.sized(str(WorkloadClass.APP), 0) == ""
+    assert labels.sized(str(WorkloadClass.PURE_PYTHON), 200) == ", size 200"

@@ -23,7 +23,6 @@ from ftscale.bench.report.model import RunModel, Series
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 
 from ftscale.schema import RunMeta
-from ftscale.vocab import WorkloadClass
 
 CI = "[CI]"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
@@ -290,8 +289,7 @@ def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Bloc
         if not closed:
             continue
         stem = slug(f"{workload}-{size}")
-        sized = "" if wclass == WorkloadClass.APP else f", size {size}"  # a user's app has no size
-        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}{sized})"))
+        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}{labels.sized(wclass, size)})"))
         blocks += _figure(
             f"{stem}-scaling.png", f"{workload}: throughput by design", charts.scaling(closed, workload)
         )
