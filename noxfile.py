@@ -8,6 +8,7 @@
     nox -s app -- M:A ...   your own ASGI app through the same sweep (ftscale app)
     nox -s audit -- -r F    your requirements on free-threaded builds (ftscale audit)
     nox -s interpreters     find or build CPython 3.13, 3.13t, 3.14, 3.14t (ftscale build)
+    nox -s mutants          mutation testing of the numeric and decision core (not part of CI)
 
 Each session installs the project (editable) with the extras it needs, from binary wheels only,
 and passes its arguments through. Provisioned builds are linked into ``<cache>/ftscale/bin``,
@@ -17,9 +18,14 @@ skipped with its reason, or fails the run when ``CI`` is set (nox's default).
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import os
+import re
+import shutil
 import sys
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -178,3 +184,215 @@ def report(session: nox.Session) -> None:
     """Re-render reports of run directories (default: every run under results/)."""
     install(session, "report")
     session.run("ftscale", "report", *session.posargs)
+
+
+# --- mutation testing -----------------------------------------------------------------------------
+# The functions whose mistakes change a number or a decision, per module (space-separated; "*": every
+# function of the module; "Class.method" or "Class.*" for methods). This table is the one place to
+# change what `nox -s mutants` covers; logging, progress display and process plumbing are left out.
+MUTATED: dict[str, str] = {
+    "bench/report/stats.py": "*",
+    "bench/report/model.py": "*",
+    "bench/report/findings.py": "*",
+    "bench/http/cell.py": "flags_for gil_came_back unbalanced unit_deltas interleaved",
+    "bench/results.py": "cell_id write_atomic write_json_atomic load_run",
+    "ftscale/schema.py": "upgrade read_json load_model load_cell parse",
+    "bench/env/provision.py": "parse_build BuildSpec.* fetch _download _sha256 find_existing",
+    "workloads/registry.py": "Workload.check_size register get select by_class",
+    "server/executors.py": "Admission.*",
+    "bench/micro/worker.py": "calls_per_thread cmd_worker",
+}
+# The fast tests that guard them; for each mutant mutmut runs those of them that reach its function.
+MUTANT_TESTS = (
+    "tests/test_report_stats.py",
+    "tests/test_stats_properties.py",
+    "tests/test_model_properties.py",
+    "tests/test_findings.py",
+    "tests/test_mistakes.py",
+    "tests/test_core_contracts.py",
+    "tests/test_sweep.py",
+    "tests/test_schema.py",
+    "tests/test_provision.py",
+    "tests/test_workloads.py",
+    "tests/test_server_app.py::test_admission_counts_running_and_queued",
+    "tests/test_micro.py",
+)
+MUTANTS_REQUIRED_SCORE = 0.90
+MUTANTS_DIR = Path(__file__).parent / "tests" / "mutants"
+METHOD = "\u01c1"  # mutmut names a method's mutants x<METHOD>Class<METHOD>method__mutmut_<n>
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}  # mutmut's words for "a test noticed"
+
+
+def _mutant_module(path: str) -> str:
+    """``bench/report/stats.py`` -> ``ftscale.bench.report.stats`` (the installed name)."""
+    dotted = path.removesuffix(".py").replace("/", ".")
+    return dotted if dotted.startswith("ftscale.") else f"ftscale.{dotted}"
+
+
+def _mutant_patterns() -> list[str]:
+    """mutmut's names for the mutants of :data:`MUTATED`."""
+    patterns = []
+    for path, functions in MUTATED.items():
+        module = _mutant_module(path)
+        for function in functions.split():
+            cls, _, method = function.rpartition(".")
+            if function == "*":
+                patterns.append(f"{module}.x*")
+            elif cls:
+                patterns.append(f"{module}.x{METHOD}{cls}{METHOD}{method}__mutmut_*")
+            else:
+                patterns.append(f"{module}.x_{function}__mutmut_*")
+    return patterns
+
+
+def _stage_for_mutmut(stage: Path) -> None:
+    """A copy of the project laid out as installed (``ftscale/bench`` ...), where mutmut runs.
+
+    mutmut names a mutant after its file's path and expects the tests to import it under that
+    name; the checkout's ``bench/`` is imported as ``ftscale.bench``, so the copy puts it there.
+    """
+    root = Path(__file__).parent
+    shutil.rmtree(stage, ignore_errors=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "mutants")
+    shutil.copytree(root / "ftscale", stage / "ftscale", ignore=skip)
+    for name in ("bench", "server", "workloads"):
+        shutil.copytree(root / name, stage / "ftscale" / name, ignore=skip)
+    for name in ("tests", "results"):  # test_schema reads the committed runs
+        shutil.copytree(root / name, stage / name, ignore=skip)
+    shutil.copy2(root / "pyproject.toml", stage / "pyproject.toml")
+
+    def listed(values: Iterable[str]) -> str:
+        return "".join(f"\n    {v}" for v in values)
+
+    # the same Hypothesis examples for every mutant; slow tests start real processes: left out
+    pytest_args = ("--hypothesis-profile=mutants", "-p", "no:cacheprovider", "-m", "not slow")
+    (stage / "setup.cfg").write_text(
+        "[mutmut]\nsource_paths = ftscale\nalso_copy = results\n"
+        f"only_mutate ={listed('ftscale/' + p.removeprefix('ftscale/') for p in MUTATED)}\n"
+        f"pytest_add_cli_args_test_selection ={listed(MUTANT_TESTS)}\n"
+        f"pytest_add_cli_args ={listed(pytest_args)}\n"
+    )
+
+
+def _mutant_diffs(stage: Path, names: list[str]) -> dict[str, str]:
+    """Each mutant's diff against its original function, read from mutmut's mutated files.
+
+    mutmut writes every mutant beside the original as ``<mangled>__mutmut_<n>`` and
+    ``<mangled>__mutmut_orig``; reading them here costs nothing, where ``mutmut show`` would
+    start a process per mutant.
+    """
+    import ast
+    import difflib
+    import textwrap
+
+    sources: dict[str, dict[str, str]] = {}
+    diffs = {}
+    for name in names:
+        module, _, mangled = name.rpartition(".")
+        if module not in sources:
+            path = stage / "mutants" / Path(*module.split(".")).with_suffix(".py")
+            text = path.read_text()
+            lines = text.splitlines(keepends=True)
+            sources[module] = {
+                node.name: textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno]))
+                for node in ast.walk(ast.parse(text))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name
+            }
+        functions = sources[module]
+        original = re.sub(r"__mutmut_\d+$", "__mutmut_orig", mangled)
+        before = functions[original].replace(original, _function_of(name).rpartition(".")[2])
+        after = functions[mangled].replace(mangled, _function_of(name).rpartition(".")[2])
+        diffs[name] = "".join(
+            difflib.unified_diff(before.splitlines(True), after.splitlines(True), "original", "mutant", n=1)
+        )
+    return diffs
+
+
+def _changed_lines(diff: str) -> str:
+    """A mutant's changed lines, stripped, joined by " / ": how an explanation finds its mutant."""
+    lines = diff.splitlines()[2:]
+    return " / ".join(line[1:].strip() for line in lines if line[:1] in "+-" and line[1:].strip())
+
+
+def _function_of(name: str) -> str:
+    """``m.x_fetch__mutmut_3`` -> ``m.fetch``; ``m.xǁAǁenter__mutmut_1`` -> ``m.A.enter``."""
+    module, _, mangled = name.rpartition(".")
+    mangled = re.sub(r"__mutmut_(\d+|orig)$", "", mangled)
+    function = (
+        mangled[2:] if mangled.startswith("x_") else mangled.removeprefix("x" + METHOD).replace(METHOD, ".")
+    )
+    return f"{module}.{function}"
+
+
+@nox.session(default=False, python=HOST)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the numeric and decision core; writes tests/mutants/survivors.md.
+
+    ``-- --report`` rewrites survivors.md from the last run (after editing equivalent.toml).
+    """
+    install(session, "bench,report,server,worker", "test", "mutants")
+    stage = Path(session.create_tmp()).resolve() / "mutmut"
+    patterns = _mutant_patterns()
+    jobs = str(os.cpu_count() or 1)
+    report_only = "--report" in session.posargs  # after editing equivalent.toml: no new run
+    if not report_only:
+        _stage_for_mutmut(stage)
+    with session.chdir(stage):
+        if not report_only:
+            # property tests after the examples: most mutants fail an example first, and -x stops there
+            env = {"FTSCALE_EXAMPLES_FIRST": "1"}
+            session.run("mutmut", "run", "--max-children", jobs, *patterns, *session.posargs, env=env)
+        listing = str(session.run("mutmut", "results", "--all", "true", silent=True) or "")
+    statuses = {}
+    for line in listing.splitlines():
+        name, sep, status = line.strip().partition(": ")
+        if sep and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            statuses[name] = status
+    diffs = _mutant_diffs(stage, sorted(n for n, s in statuses.items() if s not in DETECTED))
+    explained = tomllib.loads((MUTANTS_DIR / "equivalent.toml").read_text()).get("equivalent", [])
+    reasons = {(e["function"], e["change"]): e["why"] for e in explained}
+    report, score, unexplained = _mutants_report(statuses, diffs, reasons)
+    (MUTANTS_DIR / "survivors.md").write_text(report)
+    session.log(f"{score:.1%} of {len(statuses)} mutants killed; {len(unexplained)} survivors unexplained")
+    session.log(f"survivors: {MUTANTS_DIR / 'survivors.md'}")
+    if score < MUTANTS_REQUIRED_SCORE or unexplained:
+        session.error(
+            f"kill the survivors or explain them in tests/mutants/equivalent.toml: {score:.1%} killed "
+            f"(at least {MUTANTS_REQUIRED_SCORE:.0%} wanted), {len(unexplained)} unexplained"
+        )
+
+
+def _mutants_report(
+    statuses: dict[str, str], diffs: dict[str, str], reasons: dict[tuple[str, str], str]
+) -> tuple[str, float, list[str]]:
+    """survivors.md (the score per module, then every survivor with its diff and why it lives),
+    the share of mutants killed, and the survivors nobody explained."""
+    why = {n: reasons.get((_function_of(n), _changed_lines(d))) for n, d in diffs.items()}
+    unexplained = [n for n, w in why.items() if w is None]
+    lines = [
+        "# Surviving mutants",
+        "",
+        "Written by `nox -s mutants` (mutmut, over the functions its `MUTATED` table names); each",
+        "survivor's explanation comes from `tests/mutants/equivalent.toml`.",
+        "",
+        "| module | mutants | killed | survived, explained | survived, unexplained | killed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    totals = [0, 0, 0, 0]
+    for path in MUTATED:
+        names = [n for n in statuses if n.rpartition(".")[0] == _mutant_module(path)]
+        killed = sum(statuses[n] in DETECTED for n in names)
+        explained = sum(why.get(n) is not None for n in names)
+        row = [len(names), killed, explained, len(names) - killed - explained]
+        totals = [a + b for a, b in zip(totals, row)]
+        lines.append(f"| `{path}` | {' | '.join(map(str, row))} | {killed / max(1, len(names)):.1%} |")
+    score = totals[1] / max(1, totals[0])
+    lines.append(f"| **all** | {' | '.join(map(str, totals))} | **{score:.1%}** |")
+    for title, names in (("Unexplained", unexplained), ("Explained", [n for n in why if why[n] is not None])):
+        if names:
+            lines += ["", f"## {title}", ""]
+        for name in names:
+            lines += [f"### `{name}` ({statuses[name]})", ""]
+            lines += [why[name] or "", ""] if why[name] else []
+            lines += ["```diff", diffs[name].strip(), "```", ""]
+    return "\n".join(lines).rstrip() + "\n", score, unexplained

@@ -41,7 +41,6 @@ from typing import Generic, Protocol, TypeVar
 
 from ftscale.bench import results
 from ftscale.bench.options import strip_run_options
-
 from ftscale.errors import SetupError, UsageError
 from ftscale.schema import ResultError
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.bench import machine
-
 from ftscale.schema import (
     Build,
     Git,

@@ -405,6 +405,19 @@ class LoadResult(Model):
     latency_histogram: dict[int, int] | None = None
     # Open loop only: how late requests were sent after their due time (the generator's own lag).
     send_lag_p99_ms: float | None = None
+    # Streamed responses (server-sent events) only, absent otherwise. ``chunks``: events (blocks
+    # ending in a blank line) received in completed 2xx streams; ``chunks_per_s``: those over the
+    # window. ``ttfb_*``: from sending a request (its due time, in an open loop) to the first byte
+    # of its body, the first event (the response head is sent at once: its arrival says nothing);
+    # ``gap_*``: between consecutive events of one stream (0 for events that came in one read).
+    # Histograms as ``latency_histogram``. wrk sees whole responses only: it counts chunks but
+    # cannot time the first byte or the gaps (None).
+    chunks: int | None = None
+    chunks_per_s: float | None = None
+    ttfb_ms: dict[str, float | None] | None = None
+    ttfb_histogram: dict[int, int] | None = None
+    gap_histogram: dict[int, int] | None = None
+    gap_p99_ms: float | None = None
 
 
 class HealthProbe(Model):
@@ -442,6 +455,14 @@ class HttpRepetition(Model):
     peak_rss_bytes: int | None = None  # VmHWM summed over the server's process tree
     offered_rps: float | None = None  # open loop: the rate offered
     send_lag_p99_ms: float | None = None
+    # Streamed responses only (see LoadResult), and which generator applied the load.
+    chunks: int | None = None
+    chunks_per_s: float | None = None
+    ttfb_ms: dict[str, float | None] | None = None
+    ttfb_histogram: dict[int, int] | None = None
+    gap_histogram: dict[int, int] | None = None
+    gap_p99_ms: float | None = None
+    generator: str | None = None
 
 
 class MicroRepetition(Model):

@@ -58,6 +58,8 @@ class WorkloadClass(enum.StrEnum):
     C_HOLDS_GIL = "c-holds-gil"
     C_RELEASES_GIL = "c-releases-gil"
     MIXED_IO = "mixed-io"
+    BLOCKING_IO = "blocking-io"
+    STREAMING = "streaming"
     CONTENTION = "contention"
     APP = "app"  # a user's own ASGI app (``ftscale app``): whatever its request mix does
 
@@ -93,6 +95,8 @@ CLASS_NAMES: dict[WorkloadClass, str] = {
     WorkloadClass.C_HOLDS_GIL: "C holding the GIL",
     WorkloadClass.C_RELEASES_GIL: "C releasing the GIL",
     WorkloadClass.MIXED_IO: "I/O then Python",
+    WorkloadClass.BLOCKING_IO: "Synchronous data layer",
+    WorkloadClass.STREAMING: "Streaming responses",
     WorkloadClass.CONTENTION: "Shared-state contention",
     WorkloadClass.APP: "Your app",
 }
@@ -104,6 +108,14 @@ CLASS_HELP: dict[WorkloadClass, str] = {
     ),
     WorkloadClass.C_RELEASES_GIL: "C that releases the GIL (hashlib on large buffers, BLAS)",
     WorkloadClass.MIXED_IO: "awaits upstream I/O, then computes in Python (a gateway)",
+    WorkloadClass.BLOCKING_IO: (
+        "a synchronous database driver and ORM behind the thread pool: blocking I/O and C that release "
+        "the GIL (sqlite3), then rows mapped to objects and validated in Python (pydantic)"
+    ),
+    WorkloadClass.STREAMING: (
+        "a server-sent event stream (an LLM gateway): Python CPU work per chunk, an awaited upstream "
+        "delay between chunks; measured as chunks per second, time to first byte and gaps between chunks"
+    ),
     WorkloadClass.CONTENTION: "threads contend for one lock and one shared table",
     WorkloadClass.APP: "your own ASGI app under its request mix (ftscale app): its endpoints decide the work",
 }

@@ -1,7 +1,8 @@
 """The service under test: one FastAPI app whose work routes come from the workload registry.
 
 ``POST /work/{name}`` for every registered workload (body ``{"size": n}``, optional), validated
-by a pydantic model bounded by that workload's sizes; ``GET /health`` answers on the event
+by a pydantic model bounded by that workload's sizes; ``POST /stream/{name}`` for every streamed
+workload (server-sent events, one chunk at a time: :mod:`server.stream`); ``GET /health`` answers on the event
 loop and so measures its lag; ``GET /info`` says what is running. A request's CPU work goes to
 the mode's dispatcher (:mod:`server.executors`) through a bounded queue: a full queue is a 503
 with ``Retry-After``, an unknown workload a 404 listing the known ones, a bad size a 422 naming
@@ -20,7 +21,8 @@ then queues for the pool, as a gateway would; ``wait_ms`` counts from the end of
 it is pure queueing, and ``io_wait_ms`` reports the wait itself.
 
 Importing this module has no side effects; :func:`create_app` builds an app, and the app's
-lifespan starts and stops its pool, so every event loop that serves an app owns its pool.
+lifespan prepares what workloads need made once (the ORM workload's database file) and starts
+and stops its pool, so every event loop that serves an app owns its pool.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, FastAPI, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, create_model
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ftscale import workloads
+from ftscale.schema import Info
 from ftscale.server import info
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import EVENTS, UnitCounts
@@ -57,18 +65,19 @@ from ftscale.server.executors import (
 )
 from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.workloads import Workload
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, create_model
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ftscale import workloads
-from ftscale.schema import Info
 
 # What a response to a client that has gone carries (nobody reads it: uvicorn drops it).
 CLIENT_GONE_STATUS = 499
 
 _blas_lock = threading.Lock()
 _blas_pinned: list[bool] = []
+
+
+def prepare(table: Iterable[Workload]) -> None:
+    """Make what each workload needs before its first call (a database file); at start-up."""
+    for workload in table:
+        if workload.prepare is not None:
+            workload.prepare()
 
 
 def pin_blas_once() -> None:
@@ -304,9 +313,28 @@ def request_model(workload: Workload, *, allow_large: bool = False) -> type[Base
     )
 
 
-def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
-    model = request_model(workload, allow_large=service.config.allow_large_sizes)
+E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 
+
+def sized_endpoint(endpoint: E, service: Service, workload: Workload, prefix: str) -> E:
+    """``endpoint(request, body=None)`` as FastAPI reads it: ``body`` an optional size of ``workload``.
+
+    The body's type is built at run time (its bounds are the workload's), so the signature
+    FastAPI reads is built too.
+    """
+    model = request_model(workload, allow_large=service.config.allow_large_sizes)
+    body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = f"{prefix}_{workload.name}"
+    endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
+    return endpoint
+
+
+def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
     async def endpoint(request: Request, body: Any = None) -> Any:
         size = workload.default_size if body is None else body.size
         try:
@@ -314,16 +342,7 @@ def _work_endpoint(service: Service, workload: Workload) -> Callable[..., Awaita
         except ClientGone:
             return JSONResponse({"detail": "client gone"}, status_code=CLIENT_GONE_STATUS)
 
-    # The body's type is built at run time, so the signature FastAPI reads is built too.
-    body_type = Annotated[model | None, Body()]  # type: ignore[valid-type]
-    params = [
-        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=body_type),
-    ]
-    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    endpoint.__name__ = f"work_{workload.name}"
-    endpoint.__doc__ = f"{workload.description} Size: {workload.size_meaning}."
-    return endpoint
+    return sized_endpoint(endpoint, service, workload, "work")
 
 
 def not_one_of(names: Iterable[str]) -> str:
@@ -356,6 +375,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pin_blas_once()
+        await asyncio.to_thread(prepare, table.values())
         await service.dispatcher.start()
         try:
             yield
@@ -456,4 +476,7 @@ def create_app(
         detail = f"unknown workload {workload!r}; known: {', '.join(known)}"
         return JSONResponse({"detail": detail, "known": known}, status_code=404)
 
+    from ftscale.server import stream  # imported here: it builds on this module's models
+
+    stream.add_routes(app, service, table)
     return app

@@ -35,7 +35,6 @@ from ftscale.server.config import (
     Topology,
     WorkerBalance,
 )
-
 from ftscale.vocab import APP_PREFIX
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -118,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=None,
         help="requests that may wait for a pool beyond those it runs; more get 503 "
-        f"(default: {DEFAULT_QUEUE_FACTOR} x pool size)",
+        f"(default: {DEFAULT_QUEUE_FACTOR} x pool size). A stream (/stream/...) counts from its start to its "
+        "last chunk: serve many concurrent streams with a limit sized for them",
     )
     parser.add_argument(
         "--max-body-bytes",

@@ -1,7 +1,8 @@
 """Where a request's compute runs (the four modes), and the bounded queue in front of it.
 
-Every dispatcher runs ``workload.compute(size)`` and reports when the compute started and how
-long it took, measured where it ran (the worker thread, or the child process). Timestamps are
+Every dispatcher runs ``workload.compute(size)`` (or, for a stream, one chunk of it:
+``workload.stream.chunk(size, index)``) and reports when the compute started and how long it
+took, measured where it ran (the worker thread, or the child process). Timestamps are
 ``time.monotonic()``: on Linux that is CLOCK_MONOTONIC, one clock for every process on the
 machine, so a child's start time can be compared with the parent's arrival time.
 
@@ -40,20 +41,21 @@ import os
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from ftscale.server import lifeline
-from ftscale.server.config import Mode
-from ftscale.server.counters import EVENTS
-from ftscale.workloads import Workload
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from ftscale import workloads
+from ftscale.server import lifeline
+from ftscale.server.config import Mode
+from ftscale.server.counters import EVENTS
+from ftscale.workloads import Workload
 
 T = TypeVar("T")
 
@@ -68,27 +70,35 @@ logger = logging.getLogger("ftscale.server")
 
 @dataclass(frozen=True)
 class Computed:
-    """A compute's checksum and when (monotonic seconds) it started and ended, where it ran."""
+    """A compute's checksum and when (monotonic seconds) it started and ended, where it ran.
+
+    For one chunk of a stream, ``data`` is the chunk and ``checksum`` its CRC-32.
+    """
 
     checksum: int
     started: float
     ended: float
+    data: bytes = b""
 
     @property
     def compute_s(self) -> float:
         return self.ended - self.started
 
 
-def timed_compute(workload: Workload, size: int) -> Computed:
-    """Run one compute in the calling thread and time it."""
+def timed_compute(workload: Workload, size: int, chunk: int | None = None) -> Computed:
+    """Run one compute (or chunk ``chunk`` of the workload's stream) in the calling thread, timed."""
     started = time.monotonic()
-    checksum = workload.compute(size)
-    return Computed(checksum, started, time.monotonic())
+    if chunk is None:
+        return Computed(workload.compute(size), started, time.monotonic())
+    if workload.stream is None:
+        raise ValueError(f"workload {workload.name!r} does not stream")
+    data = workload.stream.chunk(size, chunk)
+    return Computed(zlib.crc32(data), started, time.monotonic(), data)
 
 
-def compute_by_name(name: str, size: int) -> Computed:
+def compute_by_name(name: str, size: int, chunk: int | None = None) -> Computed:
     """The process pool's task: look the workload up in the child's own registry and run it."""
-    return timed_compute(workloads.get(name), size)
+    return timed_compute(workloads.get(name), size, chunk)
 
 
 def _child_init(parent_pid: int) -> None:
@@ -212,7 +222,9 @@ class Dispatcher(Protocol):
 
     async def start(self) -> None: ...
 
-    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed: ...
+    async def run(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed: ...
 
     async def stop(self) -> None: ...
 
@@ -226,7 +238,9 @@ class InlineDispatcher:
     async def start(self) -> None:
         pass
 
-    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+    async def run(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed:
         # Let the loop read its sockets (a pass to read, one to report a lost connection), so
         # that a client that left while an earlier compute held the loop is seen as gone.
         await asyncio.sleep(0)
@@ -234,7 +248,7 @@ class InlineDispatcher:
         if await client.left():
             EVENTS.add("dropped_client_gone")
             raise ClientGone
-        return timed_compute(workload, size)
+        return timed_compute(workload, size, chunk)
 
     async def stop(self) -> None:
         pass
@@ -262,8 +276,8 @@ class _Ticket:
             return True
 
 
-def _ticketed(ticket: _Ticket, workload: Workload, size: int) -> Computed | None:
-    return timed_compute(workload, size) if ticket.start() else None
+def _ticketed(ticket: _Ticket, workload: Workload, size: int, chunk: int | None) -> Computed | None:
+    return timed_compute(workload, size, chunk) if ticket.start() else None
 
 
 class ThreadpoolDispatcher:
@@ -282,9 +296,11 @@ class ThreadpoolDispatcher:
     async def start(self) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = self.pool_size
 
-    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+    async def run(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed:
         ticket = _Ticket()
-        task = asyncio.ensure_future(run_in_threadpool(_ticketed, ticket, workload, size))
+        task = asyncio.ensure_future(run_in_threadpool(_ticketed, ticket, workload, size, chunk))
         computed = await unless_gone(task, ticket.abandon, client)
         assert computed is not None, "a started ticket always computes"
         return computed
@@ -308,11 +324,13 @@ class ExecutorDispatcher:
             self.pool_size, thread_name_prefix="ftscale-compute"
         )
 
-    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+    async def run(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed:
         assert self._pool is not None, "dispatcher not started"
         # The concurrent future itself, not loop.run_in_executor's wrapper: its cancel() is
         # atomic against the worker taking it, and says whether it was in time.
-        future = self._pool.submit(timed_compute, workload, size)
+        future = self._pool.submit(timed_compute, workload, size, chunk)
         return await unless_gone(asyncio.wrap_future(future), future.cancel, client)
 
     async def stop(self) -> None:
@@ -377,23 +395,27 @@ class ProcessDispatcher:
             raise
         return pool
 
-    async def run(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+    async def run(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed:
         assert self._slots is not None, "dispatcher not started"
         slot = asyncio.ensure_future(self._slots.acquire())
         await unless_gone(slot, lambda: True, client)
         try:
-            return await self._submit(workload, size, client)
+            return await self._submit(workload, size, client, chunk)
         finally:
             self._slots.release()
 
-    async def _submit(self, workload: Workload, size: int, client: ClientWatch) -> Computed:
+    async def _submit(
+        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
+    ) -> Computed:
         pool = self._pool
         if self._state is not PoolState.UP or pool is None:
             self._replace(self._generation)
             raise PoolUnavailable(f"the process pool is {self._state}: a compute process died")
         generation = self._generation
         try:
-            future = pool.submit(compute_by_name, workload.name, size)
+            future = pool.submit(compute_by_name, workload.name, size, chunk)
             return await unless_gone(asyncio.wrap_future(future), future.cancel, client)
         except BrokenProcessPool:
             self._replace(generation)

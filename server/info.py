@@ -14,11 +14,10 @@ import os
 import threading
 from typing import Any
 
-from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
-from ftscale.server.counters import EVENTS, UnitCounts
-
 from ftscale import buildfacts
 from ftscale.schema import BuildFacts, Info, ServerSettings
+from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+from ftscale.server.counters import EVENTS, UnitCounts
 
 PACKAGES = ("fastapi", "starlette", "uvicorn", "anyio", "pydantic", "pydantic-core", "numpy", "h11")
 

@@ -39,6 +39,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
+
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts

@@ -40,8 +40,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import h11
-from ftscale.server.counters import EVENTS
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ftscale.server.counters import EVENTS
 
 if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
     from starlette.types import Receive, Scope, Send

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ftscale.server.soak import free_port, service_process
-
 from ftscale.vocab import Topology, WorkerBalance
 
 START_TIMEOUT_S = 60

@@ -32,10 +32,11 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.protocol import ConnectionGuard
-from uvicorn.config import STARTUP_FAILURE
 
 GRACEFUL_S = 10
 BACKLOG = 2048

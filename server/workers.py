@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
 from ftscale.server import lifeline
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig, WorkerBalance
@@ -55,7 +57,6 @@ from ftscale.server.topology import (
     bind_listener,
     uvicorn_config,
 )
-from uvicorn.config import STARTUP_FAILURE
 
 logger = logging.getLogger("ftscale.server")
 

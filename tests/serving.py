@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from ftscale.bench.http.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ftscale.bench import results
 from ftscale.bench.env import project as projects
-
 from ftscale.errors import UsageError
 from ftscale.schema import Git, LoadMix, RunMeta
 from ftscale.vocab import Flag, WorkloadClass

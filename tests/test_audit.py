@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ftscale.bench.app import audit
 
+from ftscale.bench.app import audit
 from ftscale.schema import (
     AppCheck,
     AuditBuild,

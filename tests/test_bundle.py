@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ftscale import schema
 from ftscale.bench import results
 from ftscale.bench.env import bundle, hostsetup, provision, sharedlibs, strip, wheelhouse
 from ftscale.bench.env import venv as envs
-
-from ftscale import schema
 from tests.conftest import FREE_THREADED
 
 SMOKE_BUILDS = ("3.14", "3.14t")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ftscale.bench import engine, results
 
 from ftscale import schema
+from ftscale.bench import engine, results
 from ftscale.errors import UsageError
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from ftscale.bench import results
 from ftscale.bench.http import run as http
 from ftscale.bench.http.loadgen import wrk_path
 from ftscale.bench.http.real import RUN_ENV
-
 from ftscale.schema import HttpCell
 from ftscale.vocab import Flag
 from tests.conftest import requires_free_threading

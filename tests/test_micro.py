@@ -13,6 +13,8 @@ from typing import Any
 
 import pyperf
 import pytest
+
+from ftscale import schema, workloads
 from ftscale.bench import results
 from ftscale.bench.env import venv as envs
 from ftscale.bench.micro import run as micro
@@ -20,8 +22,6 @@ from ftscale.bench.micro import summary as microsummary
 from ftscale.bench.micro import threads, worker
 from ftscale.bench.micro.cell import CellPlan, PyperfSettings, cell_from_benchmark, worker_command
 from ftscale.bench.micro.worker import calls_per_thread
-
-from ftscale import schema, workloads
 from ftscale.vocab import Flag
 
 REPO = Path(__file__).resolve().parent.parent

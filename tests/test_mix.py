@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ftscale.bench.http import mix as mixes
 from ftscale.bench.http.loadgen import LoadSpec, run_python, run_wrk, wrk_path
-
 from ftscale.errors import UsageError
 from ftscale.schema import Expect, LoadMix, RequestMix
 from ftscale.vocab import APP_PREFIX
@@ -138,7 +138,7 @@ def test_the_picker_draws_by_weight_and_is_repeatable() -> None:
     drawn = [picker.pick().path for _ in range(20_000)]
     again = mixes.Picker(mix)
     assert [again.pick().path for _ in range(20_000)] == drawn  # same seed, same sequence
-    other = mixes.Picker(mix, stream=1)
+    other = mixes.Picker(mix, sequence=1)
     assert [other.pick().path for _ in range(200)] != drawn[:200]  # each process its own sequence
     shares = {path: n / len(drawn) for path, n in Counter(drawn).items()}
     assert shares == pytest.approx({"/0": 0.6, "/1": 0.3, "/2": 0.1}, abs=0.015)

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from ftscale.bench.profile import attribute, buckets, growth, perf, session, stacks
 
 from ftscale import schema
+from ftscale.bench.profile import attribute, buckets, growth, perf, session, stacks
 from ftscale.vocab import Bucket
 
 DATA = Path(__file__).parent / "data" / "perf-script-excerpt.txt"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ftscale.bench.env import provision
-from ftscale.bench.profile import growth, perf, session
 
 from ftscale import schema
+from ftscale.bench.env import provision
+from ftscale.bench.profile import growth, perf, session
 from ftscale.vocab import Bucket
 
 CASES = Path(__file__).parent / "profile_cases.py"

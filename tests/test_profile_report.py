@@ -8,14 +8,13 @@ import pytest
 
 pytest.importorskip("matplotlib")  # the report extra
 
+from ftscale import schema
 from ftscale.bench import results
 from ftscale.bench.report import profiles as report_profiles
 from ftscale.bench.report import run_report
 from ftscale.bench.report.document import Figure, Links
 from ftscale.bench.report.markdown import render as render_markdown
 from ftscale.bench.report.model import build_model
-
-from ftscale import schema
 from tests.test_profile import profile
 
 # --- the report ------------------------------------------------------------------------------------

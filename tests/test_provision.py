@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
 from ftscale.bench.env import provision
 from ftscale.bench.env.provision import BuildSpec, Interpreter, Pin
 

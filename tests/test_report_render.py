@@ -22,7 +22,6 @@ from ftscale.bench.report import fmt
 from ftscale.bench.report.findings import ft_overheads, verdicts
 from ftscale.bench.report.model import build_model
 from ftscale.bench.results import RunDir, load_run
-
 from ftscale.cli import main as ftscale_main
 from ftscale.vocab import Flag
 
@@ -174,15 +173,48 @@ def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path
         "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%); server memory (PSS) 3.14t "
         "115 MiB, 3.14 288 MiB." in answer
     )
+    # The streamed workload counts chunks/s, the others req/s: each row names its unit.
     assert rows(section(md, "### Each build at its best")) == [
-        ["loop", "3.14", "inline·workers @8", "6800 [6732, 6868] 75%", "reference", "288 MiB", ""],
+        ["loop", "3.14", "inline·workers @8", "6800 [6732, 6868] 75%", "req/s", "reference", "288 MiB", ""],
         [
             "loop",
             "3.14t",
             "inline·loops @8",
             "7200 [7128, 7272] 75%",
+            "req/s",
             "1.06x [1.04, 1.08] 90%",
             "115 MiB",
+            "",
+        ],
+        ["pages", "3.14", "inline·workers @8", "2400 [2376, 2424] 75%", "req/s", "reference", "384 MiB", ""],
+        [
+            "pages",
+            "3.14t",
+            "threadpool·single @8",
+            "2667 [2640, 2693] 75%",
+            "req/s",
+            "1.11x [1.09, 1.13] 90%",
+            "90.0 MiB",
+            "",
+        ],
+        [
+            "tokens",
+            "3.14",
+            "inline·workers @8",
+            "12000 [11880, 12120] 75%",
+            "chunks/s",
+            "reference",
+            "288 MiB",
+            "",
+        ],
+        [
+            "tokens",
+            "3.14t",
+            "threadpool·single @8",
+            "6588 [6522, 6654] 75%",
+            "chunks/s",
+            "0.55x [0.54, 0.56] 90%",
+            "42.0 MiB",
             "",
         ],
     ]
@@ -266,14 +298,15 @@ def test_rendering_twice_gives_identical_files(runs: dict[str, Path]) -> None:
     first = snapshot(runs["http"])
     render(runs["http"])
     assert snapshot(runs["http"]) == first
-    assert len(first) == 7  # report.md, report.html, five charts
+    # report.md, report.html; the answer, three charts per workload (three), the open loop and the streams
+    assert len(first) == 14
 
 
 def test_html_is_self_contained(runs: dict[str, Path]) -> None:
     render(runs["http"])
     html = (runs["http"] / "report.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
-    assert len(sources) == 5
+    assert len(sources) == 12
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in html and "@import" not in html and "url(" not in html
 
@@ -296,11 +329,11 @@ def test_compare_two_runs_of_the_same_kind(runs: dict[str, Path], tmp_path: Path
     out = tmp_path / "cmp"
     assert ftscale_main(["compare", str(runs["http"]), str(faster), "--out", str(out)]) == 0
     md = (out / "report.md").read_text().translate(ASCII)
-    assert md.index("B against A: over 26 matched cells, B runs at 1.10x A's throughput") < md.index(
+    assert md.index("B against A: over 42 matched cells, B runs at 1.10x A's throughput") < md.index(
         "## Runs"
     )
     part = section(md, "## B against A")
-    assert "26 cells in common" in part
+    assert "42 cells in common" in part
     table = rows(section(part, "### loop (pure-python, size 1000)"))
     assert len(table) == 26
     # every cell 10 % faster; the two latency-target cells have one sample each: no interval
@@ -391,7 +424,7 @@ def test_compare_gate_fails_on_a_regression_beyond_the_threshold(
     err = capsys.readouterr().err
     if status:
         # 10 % slower with the interval [0.9 x 0.99/1.01, 0.9 x 1.01/0.99] = [0.882, 0.918]: below 0.95
-        assert "24 cells regressed by more than 5%" in err
+        assert "40 cells regressed by more than 5%" in err
         assert "regressed: loop 3.14t threadpool·single @8: slower-http / synthetic-http = 0.900" in err
     else:
         assert err == ""

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from ftscale.bench import results
 
 from ftscale import schema
+from ftscale.bench import results
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = results.find_runs(REPO / "results")

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import anyio.to_thread
 import psutil
 import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from ftscale import buildfacts, workloads
 from ftscale.server.app import create_app
 from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, Mode, ServerConfig
 from ftscale.server.executors import Admission, Overloaded
 from ftscale.workloads import Workload, WorkloadClass
-from starlette.exceptions import StarletteDeprecationWarning
-
-from ftscale import buildfacts, workloads
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 but works with httpx; either is fine for these tests.

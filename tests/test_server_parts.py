@@ -7,6 +7,7 @@ import socket
 import sys
 
 import pytest
+
 from ftscale.server.cli import build_parser, config_from_args
 from ftscale.server.config import Mode, ServerConfig, Topology
 from ftscale.server.topology import bind_listener

@@ -21,8 +21,9 @@ from typing import Any
 
 import psutil
 import pytest
-from ftscale.server.topology import bind_listener
 from serving import Served, assert_gone, is_pool_child, request, signal_group, start, stop_cleanly
+
+from ftscale.server.topology import bind_listener
 
 pytestmark = pytest.mark.slow
 

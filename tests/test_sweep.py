@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+
 from ftscale.bench import engine
 from ftscale.bench.http import cell as sweep
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
+from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
 from ftscale.server import info as server_info
 from ftscale.server.config import ServerConfig
-
-from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
 from ftscale.vocab import Flag
 
 

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ftscale.server.config import ServerConfig
-from ftscale.server.userapp import AppLoadError, AppWrapper, load_app
 from starlette.exceptions import StarletteDeprecationWarning
 
 from ftscale.schema import AppCheck, Info
+from ftscale.server.config import ServerConfig
+from ftscale.server.userapp import AppLoadError, AppWrapper, load_app
 from ftscale.vocab import APP_PREFIX
 from tests import serving
 from tests.conftest import FREE_THREADED, requires_free_threading

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
 import re
 import threading
+import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from ftscale.workloads import contention, registry
 
 from ftscale import workloads
+from ftscale.workloads import contention, orm, registry, streaming
 from tests.conftest import requires_free_threading
 
 ALL = list(workloads.REGISTRY.values())
@@ -30,6 +35,8 @@ def test_registry_covers_every_class_and_the_required_kernels() -> None:
         "pydantic_validate",
         "rag_gateway",
         "shared_counter",
+        "orm_orders",
+        "stream_tokens",
     ):
         assert name in workloads.REGISTRY
 
@@ -186,3 +193,141 @@ def test_registration_refuses_a_large_bound_below_the_budget() -> None:
             large_max_size=5,
             smoke_size=1,
         )(lambda n: n)
+
+
+def test_nbody_uses_private_masses_and_nbody_shared_the_modules_own() -> None:
+    """The two differ only in whether the mass objects are shared between threads."""
+    from ftscale.workloads import pure_python
+
+    module_masses = [m for _, _, m in pure_python._BODIES]
+    private, shared = pure_python.private_masses(), pure_python.shared_masses()
+    assert private == shared == module_masses
+    assert all(p is not m for p, m in zip(private, module_masses, strict=True))
+    assert all(s is m for s, m in zip(shared, module_masses, strict=True))
+    assert workloads.get("nbody").compute(50) == workloads.get("nbody_shared").compute(50)
+
+
+# -- the synchronous data layer (sqlite3 + ORM mapping + pydantic) --------------------------------
+
+
+def test_orm_database_holds_the_seeded_rows() -> None:
+    conn = orm.connection()
+    counts = {
+        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("customers", "products", "orders", "order_lines")
+    }
+    assert counts == {
+        "customers": orm.CUSTOMERS,
+        "products": orm.PRODUCTS,
+        "orders": orm.ORDERS,
+        "order_lines": orm.LINES,
+    }
+    assert sum(counts.values()) > 300_000
+    plan = " ".join(str(row) for row in conn.execute("EXPLAIN QUERY PLAN " + orm.PAGE_QUERY, (1, 10)))
+    assert "SCAN" not in plan.replace("SCAN l", ""), plan  # every join by primary key, no table scan
+
+
+def test_orm_page_returns_size_lines_mapped_and_validated() -> None:
+    for size in (1, 37, 500, orm.LINES):
+        orders = orm.page(size)
+        assert sum(len(o.lines) for o in orders) == size
+        assert all(isinstance(o, orm.OrderOut) for o in orders)
+    first, *_ = orm.page(3)
+    assert first.customer.email.endswith("@example.com") and first.lines[0].product.sku.startswith("SKU-")
+
+
+def test_orm_maps_each_row_once_through_an_identity_map() -> None:
+    orders = orm.page(400)
+    ids = [o.id for o in orders]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)  # one model per order, in key order
+    lines = [line.id for o in orders for line in o.lines]
+    assert lines == list(range(lines[0], lines[0] + 400))  # one page, keyset-paginated
+
+
+def test_orm_gives_each_thread_its_own_connection() -> None:
+    mine = orm.connection()
+    assert orm.connection() is mine  # kept for the thread's life
+    seen: list[object] = []  # the objects, not their ids: an id is reused once one is freed
+    lock = threading.Lock()
+
+    def other() -> int:
+        conn = orm.connection()
+        with lock:
+            seen.append(conn)
+        return orm.orm_orders(5)
+
+    assert _concurrently(other, 4) == [orm.orm_orders(5)] * 4
+    assert len({id(c) for c in seen}) == 4 and all(c is not mine for c in seen)
+
+
+def test_orm_rebuilds_a_database_with_other_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(orm, "CUSTOMERS", 40)
+    monkeypatch.setattr(orm, "PRODUCTS", 10)
+    monkeypatch.setattr(orm, "ORDERS", 60)
+    tables = dict(orm._rows(random.Random(orm.SEED)))
+    lines = len(tables["order_lines"])
+    monkeypatch.setattr(orm, "LINES", lines)
+    monkeypatch.setattr(orm, "DIGEST", orm.rows_digest(iter(tables.items())))
+    monkeypatch.setattr(orm, "CONTENTS", "a smaller test database")
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"not a database")
+    assert orm.database(path) == path
+    with contextlib.closing(orm.sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("a smaller test database",)
+        assert conn.execute("SELECT count(*) FROM order_lines").fetchone() == (lines,)
+    before = path.stat().st_mtime_ns
+    orm.database(path)
+    assert path.stat().st_mtime_ns == before  # the right contents: left alone
+    assert not list(path.parent.glob("*.building"))
+
+
+def test_orm_refuses_to_build_from_a_generator_that_draws_other_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orm, "ORDERS", 7)  # the seeded draws change; DIGEST does not
+    monkeypatch.setattr(orm, "CONTENTS", "changed without updating DIGEST")
+    with pytest.raises(RuntimeError, match="must update DIGEST"):
+        orm.database(tmp_path / "db.sqlite3")
+    assert not (tmp_path / "db.sqlite3").exists() and not list(tmp_path.glob("*.building"))
+
+
+# -- the streaming gateway ---------------------------------------------------------------------
+
+
+def test_stream_tokens_compute_is_every_chunk_folded() -> None:
+    workload = workloads.get("stream_tokens")
+    assert workload.stream is not None and workload.stream.delay_s > 0
+    assert [w.name for w in workloads.streamed()] == ["stream_tokens"]
+    size = 5
+    checksum = 0
+    for index in range(size):
+        checksum = zlib.crc32(workload.stream.chunk(size, index), checksum)
+    assert workload.compute(size) == checksum
+
+
+def test_each_chunk_is_one_server_sent_event_of_an_openai_style_chunk() -> None:
+    size = 4
+    events = [streaming.chunk(size, i) for i in range(size)]
+    assert events == [streaming.chunk(size, i) for i in reversed(range(size))][::-1]  # order-free
+    for index, event in enumerate(events):
+        assert event.startswith(b"data: ") and event.endswith(b"\n\n") and event.count(b"\n\n") == 1
+        body = json.loads(event[len(b"data: ") :])
+        (choice,) = body["choices"]
+        assert body["object"] == "chat.completion.chunk"
+        assert len(choice["logprobs"]["content"]) == streaming.TOKENS_PER_CHUNK
+        for token in choice["logprobs"]["content"]:
+            assert len(token["top_logprobs"]) == streaming.TOP_LOGPROBS
+            assert token["logprob"] == max(t["logprob"] for t in token["top_logprobs"]) <= 0
+        assert choice["finish_reason"] == ("stop" if index == size - 1 else None)
+
+
+def test_the_gateway_redacts_and_masks_before_sending() -> None:
+    text = " mail bob.smith@example.com or 5551234, the password is damn secret."
+    assert streaming._filtered(text) == " mail [redacted] or [redacted], the *** is *** ***"
+
+
+def test_what_the_service_awaits_besides_the_compute_is_named() -> None:
+    assert workloads.get("rag_gateway").waits() == "5 ms simulated I/O wait"
+    assert workloads.get("stream_tokens").waits() == "10 ms upstream delay before each chunk"
+    assert workloads.get("orm_orders").waits() is None  # its reads are real I/O, part of the call
+    assert workloads.get("nbody").waits() is None

@@ -6,25 +6,37 @@ Each module registers its kernels with :func:`workloads.registry.register`; ever
 
 from __future__ import annotations
 
+from ftscale.vocab import WorkloadClass
+
 # Import order is registry order: the order workloads appear in CLIs and reports.
-from ftscale.workloads import contention, gateway, numeric, pure_python, stdlib, validation  # noqa: F401
+from ftscale.workloads import (  # noqa: F401
+    contention,
+    gateway,
+    numeric,
+    orm,
+    pure_python,
+    stdlib,
+    streaming,
+    validation,
+)
 from ftscale.workloads.numeric import pin_blas_threads
 from ftscale.workloads.registry import (
     REGISTRY,
     InvalidSize,
+    StreamSpec,
     UnknownWorkload,
     Workload,
     by_class,
     calibrate,
     get,
     select,
+    streamed,
 )
-
-from ftscale.vocab import WorkloadClass
 
 __all__ = [
     "REGISTRY",
     "InvalidSize",
+    "StreamSpec",
     "UnknownWorkload",
     "Workload",
     "WorkloadClass",
@@ -33,4 +45,5 @@ __all__ = [
     "get",
     "pin_blas_threads",
     "select",
+    "streamed",
 ]

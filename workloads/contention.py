@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from ftscale.workloads.registry import register
-
 from ftscale.vocab import WorkloadClass
+from ftscale.workloads.pure_python import shared_masses, simulate
+from ftscale.workloads.registry import register
 
 _LOCK = threading.Lock()
 _TABLE: dict[int, int] = {}
@@ -41,3 +41,23 @@ def shared_counter(updates: int) -> int:
         with _LOCK:
             _TABLE[slot] = _TABLE.get(slot, 0) + 1
     return local * 64 + updates
+
+
+@register(
+    workload_class=WorkloadClass.CONTENTION,
+    size_meaning="simulation steps",
+    default_size=2_000,
+    max_size=180_000,
+    large_max_size=1_000_000,
+    smoke_size=10,
+)
+def nbody_shared(steps: int) -> int:
+    """nbody reading module-level constants every thread shares (as services read config tables).
+
+    The same arithmetic as ``nbody`` and the same checksum, but the five masses are the module's
+    own float objects. Read-only sharing is free under the GIL; on a free-threaded build every
+    read and release of a shared object's reference count goes through the slower shared path
+    (``_Py_DecRefShared``, merges of biased counts), which is what a module-level lookup table,
+    settings object or compiled model read by every request thread costs.
+    """
+    return simulate(steps, shared_masses())

@@ -6,9 +6,8 @@ in Python. The 5 ms wait is part of the workload's metadata; the compute is what
 
 from __future__ import annotations
 
-from ftscale.workloads.registry import register
-
 from ftscale.vocab import WorkloadClass
+from ftscale.workloads.registry import register
 
 _WORDS = (
     "thread interpreter lock free scaling python service latency request worker queue pool "

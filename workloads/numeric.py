@@ -7,10 +7,10 @@ BLAS must run single-threaded for the thread counts to mean anything; callers pi
 from __future__ import annotations
 
 import numpy as np
-from ftscale.workloads.checksum import fold_floats
-from ftscale.workloads.registry import register
 
 from ftscale.vocab import WorkloadClass
+from ftscale.workloads.checksum import fold_floats
+from ftscale.workloads.registry import register
 
 
 def pin_blas_threads() -> dict[str, object]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from ftscale.vocab import WorkloadClass
 from ftscale.workloads.checksum import fold_floats
 from ftscale.workloads.registry import register
-
-from ftscale.vocab import WorkloadClass
 
 _PI = 3.14159265358979323
 _SOLAR_MASS = 4 * _PI * _PI
@@ -53,20 +52,10 @@ _BODIES: tuple[tuple[tuple[float, float, float], tuple[float, float, float], flo
 )
 
 
-@register(
-    workload_class=WorkloadClass.PURE_PYTHON,
-    size_meaning="simulation steps",
-    default_size=2_000,
-    max_size=180_000,
-    large_max_size=1_000_000,
-    smoke_size=10,
-)
-def nbody(steps: int) -> int:
-    """N-body simulation of the Jovian planets (float arithmetic in Python loops)."""
-    # Fresh lists per call: the classic version mutates module globals, which threads would share.
+def simulate(steps: int, mass: list[float]) -> int:
+    """The n-body kernel: ``steps`` steps of the five bodies with the given masses."""
     pos = [list(p) for p, _, _ in _BODIES]
     vel = [list(v) for _, v, _ in _BODIES]
-    mass = [m for _, _, m in _BODIES]
     pairs = [(i, j) for i in range(len(mass)) for j in range(i + 1, len(mass))]
     dt = 0.01
     for _ in range(steps):
@@ -87,6 +76,35 @@ def nbody(steps: int) -> int:
             p[1] += dt * v[1]
             p[2] += dt * v[2]
     return fold_floats(*(c for p in pos for c in p))
+
+
+def shared_masses() -> list[float]:
+    """The module's own mass objects: every thread that reads them shares their reference counts."""
+    return [m for _, _, m in _BODIES]
+
+
+def private_masses() -> list[float]:
+    """Copies of the masses made by this call (``m * 1.0`` makes a new float object)."""
+    return [m * 1.0 for _, _, m in _BODIES]
+
+
+@register(
+    workload_class=WorkloadClass.PURE_PYTHON,
+    size_meaning="simulation steps",
+    default_size=2_000,
+    max_size=180_000,
+    large_max_size=1_000_000,
+    smoke_size=10,
+)
+def nbody(steps: int) -> int:
+    """N-body simulation of the Jovian planets (float arithmetic in Python loops).
+
+    Everything the loop touches belongs to this call: fresh position and velocity lists (the
+    classic version mutates module globals) and fresh mass objects. Reading the module's own
+    float objects from several threads makes their reference counts shared, which on a
+    free-threaded build is a cost of its own: that is ``nbody_shared``.
+    """
+    return simulate(steps, private_masses())
 
 
 def _eval_a(i: int, j: int) -> float:

@@ -6,6 +6,13 @@ and an optional simulated I/O wait that happens *before* the compute (the shape 
 that awaits an upstream call and then does CPU work): the service awaits it on its event loop;
 the micro bench measures the compute only.
 
+A *streamed* workload (``stream``, a :class:`StreamSpec`) is also served as a stream of chunks:
+the service awaits ``delay_s`` before each chunk (the upstream's pace) and computes one chunk
+at a time with ``stream.chunk(size, index)``; ``compute(size)`` stays the CPU work of all the
+chunks back to back, the delays left out, folded into one checksum. A workload that needs
+something made once before its first call (a database file) names it in ``prepare``: the
+service runs it at start-up, the budget tool before timing.
+
 Sizes have two upper bounds. ``max_size`` is the CPU budget: one call at that size costs at
 most about :data:`CPU_BUDGET_S` of CPU on the development machine (2 cores, one thread,
 CPython 3.11 and 3.14t; ``python -m ftscale.workloads.budget`` measures it again: 0.9 to 1.9 s
@@ -39,6 +46,19 @@ CPU_BUDGET_S = 2.0
 
 
 @dataclass(frozen=True)
+class StreamSpec:
+    """How a workload streams: ``size`` chunks, each ``chunk(size, index)`` after ``delay_s``."""
+
+    chunk: Callable[[int, int], bytes]  # one chunk's bytes (for SSE, one whole event)
+    delay_s: float  # awaited before each chunk (the upstream's time between chunks)
+    media_type: str = "text/event-stream"
+
+    def chunks(self, size: int) -> int:
+        """Chunks in a stream of ``size`` (the size is the chunk count)."""
+        return size
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     compute: Callable[[int], int]
@@ -51,6 +71,16 @@ class Workload:
     description: str
     io_wait_s: float = 0.0
     large_max_size: int | None = None  # None: the same as max_size
+    stream: StreamSpec | None = None  # served as a stream of chunks too (POST /stream/{name})
+    prepare: Callable[[], object] | None = None  # made once before the first call (at start-up)
+
+    def waits(self) -> str | None:
+        """What the service awaits besides the compute, in words (the micro bench leaves it out)."""
+        if self.stream is not None:
+            return f"{self.stream.delay_s * 1000:g} ms upstream delay before each chunk"
+        if self.io_wait_s:
+            return f"{self.io_wait_s * 1000:g} ms simulated I/O wait"
+        return None
 
     def size_limit(self, *, allow_large: bool = False) -> int:
         """The largest size accepted: the CPU budget's, or the old bound with ``allow_large``."""
@@ -89,6 +119,8 @@ def register(
     min_size: int = 1,
     io_wait_s: float = 0.0,
     large_max_size: int | None = None,
+    stream: StreamSpec | None = None,
+    prepare: Callable[[], object] | None = None,
 ) -> Callable[[Callable[[int], int]], Callable[[int], int]]:
     """Register ``func`` under its own name; its docstring's first line describes it."""
 
@@ -112,6 +144,8 @@ def register(
             description=(func.__doc__ or name).strip().splitlines()[0],
             io_wait_s=io_wait_s,
             large_max_size=large_max_size,
+            stream=stream,
+            prepare=prepare,
         )
         return func
 
@@ -137,6 +171,11 @@ def select(names: str | list[str] | None) -> list[Workload]:
 
 def by_class(workload_class: WorkloadClass) -> Iterator[Workload]:
     return (w for w in REGISTRY.values() if w.workload_class is workload_class)
+
+
+def streamed() -> list[Workload]:
+    """The workloads that are also served as streams."""
+    return [w for w in REGISTRY.values() if w.stream is not None]
 
 
 def calibrate(

@@ -6,10 +6,9 @@ import hashlib
 import json
 import re
 
+from ftscale.vocab import WorkloadClass
 from ftscale.workloads.checksum import fold_bytes
 from ftscale.workloads.registry import register
-
-from ftscale.vocab import WorkloadClass
 
 
 def _record(i: int) -> dict[str, object]:

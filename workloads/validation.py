@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ftscale.workloads.registry import register
 from pydantic import BaseModel, Field
 
 from ftscale.vocab import WorkloadClass
+from ftscale.workloads.registry import register
 
 
 class _Address(BaseModel):

@@ -48,7 +48,6 @@ from ftscale.bench.env import project as projects
 from ftscale.bench.env import provision, wheelhouse
 from ftscale.bench.env import venv as envs
 from ftscale.bench.options import choose
-
 from ftscale.errors import UsageError
 from ftscale.schema import (
     AppCheck,

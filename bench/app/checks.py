@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.bench.env import venv
-
 from ftscale.errors import SetupError
 from ftscale.schema import AppCheck, ModuleCheck, parse
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.http.options import TOPOLOGIES, Design, Preset, add_sweep_arguments, parse_designs
 from ftscale.bench.options import Parser, add_run_arguments
-
 from ftscale.vocab import APP_PREFIX, Mode
 
 APP_MODE = str(Mode.THREADPOOL)

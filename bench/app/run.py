@@ -38,10 +38,9 @@ from ftscale.bench.http import mix as mixes
 from ftscale.bench.http import run as http
 from ftscale.bench.http.cell import AppRequests
 from ftscale.bench.options import choose
-from ftscale.server.userapp import AppLoadError, split_spec
-
 from ftscale.errors import UsageError
 from ftscale.schema import AppCheck, Build, LoadMix
+from ftscale.server.userapp import AppLoadError, split_spec
 from ftscale.vocab import APP_PREFIX
 
 MIX_FILE = "requests.json"

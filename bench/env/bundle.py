@@ -41,10 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ftscale import __version__
 from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
 from ftscale.bench.options import choose
-
-from ftscale import __version__
 from ftscale.errors import SetupError, UsageError
 
 MIB = 1 << 20

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftscale.bench.env import provision, venv
-
 from ftscale.errors import UsageError
 
 # What a user's app needs from ftscale's side to be served and described (/info is a pydantic model).

@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ftscale.bench.env import provision, wheelhouse
-
 from ftscale.errors import SetupError
 from ftscale.schema import Build
 

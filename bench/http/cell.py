@@ -18,6 +18,12 @@ closed-loop median; latency counts from each request's due time. A latency targe
 (``Settings.slo_p99_ms``) adds one cell per design that searches the highest rate whose p99
 stays under the target with no errors.
 
+Streaming cells (a workload the service streams, ``Plan.stream``) load ``/stream/{name}``: their
+samples are chunks per second (every stream of a cell has the same number of chunks, so this is
+streams per second times that number), and each repetition keeps the time to first byte, the
+gaps between chunks and the chunks counted. A stream holds an admission place for its whole
+life, so their servers admit every stream the load can open (:attr:`Plan.server_args`).
+
 Servers and generators come in through the small protocols below, so tests drive the whole
 machine with fakes.
 """
@@ -35,7 +41,6 @@ from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.bench.profile.http import profiled_repetition
 from ftscale.bench.profile.session import Profiler
-
 from ftscale.schema import (
     HealthProbe,
     HttpCell,
@@ -61,6 +66,9 @@ UNBALANCED_SHARE = 0.5
 # Open loop: a rate is "met" when the service completes at least this share of what was offered.
 OPEN_MET_SHARE = 0.97
 SLO_BISECTIONS = 4
+# A streaming cell's server admits this many streams per closed-loop connection (open loops use
+# Settings.open_connections_factor = 2 times the connections).
+STREAM_ADMISSION_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,21 @@ class Plan:
     offered_share: float | None = None  # open loop at this share of the closed-loop median
     slo: bool = False  # the search for the capacity at the latency target
     app: AppRequests | None = None  # a user's app: its request mix instead of /work/{workload}
+    stream: bool = False  # the workload is loaded as a stream (POST /stream/{name})
+
+    @property
+    def path(self) -> str:
+        return f"/{'stream' if self.stream else 'work'}/{self.workload}"
+
+    @property
+    def unit(self) -> str:
+        """What a sample counts: requests, or a streaming cell's chunks, per second."""
+        return "chunks/s" if self.stream else "req/s"
+
+    @property
+    def server_args(self) -> tuple[str, ...]:
+        """Server options the cell needs beyond its design: room for every stream it may open."""
+        return ("--queue-limit", str(STREAM_ADMISSION_FACTOR * self.connections)) if self.stream else ()
 
     @property
     def load(self) -> str:
@@ -116,7 +139,7 @@ class Plan:
     def request(self) -> dict[str, Any]:
         """The :class:`LoadSpec` fields saying what this cell sends."""
         if self.app is None:
-            return {"path": f"/work/{self.workload}", "body": self.body()}
+            return {"path": self.path, "body": self.body()}
         return {"path": "/", "mix_file": self.app.mix_file, "health_path": f"{self.app.prefix}/health"}
 
 
@@ -295,6 +318,13 @@ def _repetition(
         peak_rss_bytes=after.peak_rss_bytes if after else None,
         offered_rps=offered,
         send_lag_p99_ms=load.send_lag_p99_ms,
+        chunks=load.chunks,
+        chunks_per_s=load.chunks_per_s,
+        ttfb_ms=load.ttfb_ms,
+        ttfb_histogram=load.ttfb_histogram,
+        gap_histogram=load.gap_histogram,
+        gap_p99_ms=load.gap_p99_ms,
+        generator=load.generator,
     )
 
 
@@ -331,6 +361,7 @@ class Session:
             connections=connections,
             duration_s=self.settings.duration_s,
             rate=rate,
+            stream=self.plan.stream,
         )
 
     def measure(
@@ -421,6 +452,11 @@ def slo_search(
 # --- a group ------------------------------------------------------------------------------------
 
 
+def sample(rep: HttpRepetition, plan: Plan) -> float:
+    """A repetition's throughput in the cell's unit: requests, or a streaming cell's chunks, per second."""
+    return (rep.chunks_per_s or 0.0) if plan.stream else rep.throughput_rps
+
+
 def _cell(out: Outcome, run_id: str) -> HttpCell:
     plan = out.plan
     common: dict[str, Any] = {
@@ -433,7 +469,7 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         "threads": plan.threads,
         "mode": plan.mode,
         "topology": plan.topology,
-        "unit": "req/s",
+        "unit": plan.unit,
         "started": out.started,
         "finished": results.now(),
         "info_before": out.info_before,
@@ -454,7 +490,7 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
     return HttpCell(
         **common,
         status="ok",
-        samples=[r.throughput_rps for r in out.reps],
+        samples=[sample(r, plan) for r in out.reps],
         repetitions=out.reps,
         flags=flags_for(plan, out.reps, out.info_before),
         gil_enabled=out.info_before.gil_enabled if out.info_before else None,
@@ -507,7 +543,8 @@ def measure_group(
         if out.error is not None or not out.reps or profiler is None:
             continue
         spec = LoadSpec(
-            host="", port=0, **plan.request(), connections=plan.connections, duration_s=settings.duration_s,
+            host="", port=0, **plan.request(),
+            connections=plan.connections, duration_s=settings.duration_s, stream=plan.stream,
         )  # fmt: skip
         out.profile = profiled_repetition(
             plan.key, lambda env, p=plan: launcher.start(p, env=env), generator, spec,  # type: ignore[misc]
@@ -552,5 +589,6 @@ def measure_group(
     cells = [_cell(outcomes[p.key], run_id) for p in group.plans]
     for cell in cells:
         if cell.status == "ok" and cell.load == "closed":
-            log(f"    {cell.cell_id}: {statistics.median(cell.samples):,.1f} req/s {' '.join(cell.flags)}")
+            median = statistics.median(cell.samples)
+            log(f"    {cell.cell_id}: {median:,.1f} {cell.unit} {' '.join(cell.flags)}")
     return cells

@@ -11,6 +11,13 @@ and latency is measured from the time a request was *due*, not from when it was 
 stalled server is not hidden by a generator that politely waited (coordinated omission).
 wrk is closed-loop only.
 
+Streamed responses (``LoadSpec.stream``, the service's ``/stream/{name}`` routes): the built-in
+generator reads each body as it arrives (h11 ``Data`` events) and times the first byte of the
+body, counts the server-sent events (blocks ending in a blank line) and times the gaps between
+consecutive events of a stream (:class:`StreamClock`), into histograms that merge like the
+latency's. wrk's Lua hook sees only whole responses: it counts the events but cannot time the
+first byte or the gaps, so the bench prefers the built-in generator for streams.
+
 A load sends one request shape (``path``, ``method``, ``body``) or, with ``mix_file``, a user's
 request mix by weight, each answer judged by what its request expects (:mod:`.mix`).
 
@@ -34,11 +41,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h11
+
 from ftscale.bench import histogram
 from ftscale.bench.http import mix as mixes
-
 from ftscale.schema import HealthProbe, LoadResult
 
 # Open loop: requests still queued when the window ends may finish for this long (latency counted
@@ -62,8 +70,9 @@ class LoadSpec:
     duration_s: float = 3.0
     rate: float | None = None  # requests/s for an open loop; None = closed loop
     timeout_s: float = 30.0
+    stream: bool = False  # responses are server-sent event streams: time and count their events
     mix_file: str | None = None  # a resolved request mix (LoadMix JSON) sent instead of path/method/body
-    stream: int = 0  # which of a mix's seeded request sequences this process draws (one per process)
+    sequence: int = 0  # which of a mix's seeded request sequences this process draws (one per process)
     health_path: str = "/health"  # where the /health probe goes (a user's app: under its reserved prefix)
 
 
@@ -84,6 +93,48 @@ def percentiles_ms(counts: dict[int, int]) -> dict[str, float | None]:
 
 
 # --- the built-in generator -------------------------------------------------------------------
+
+
+class StreamClock:
+    """One streamed response as it arrives: its first body byte, its events and the gaps between.
+
+    An event ends with a blank line (``\\n\\n``); the separator may be split between two reads.
+    Events that complete in the same read arrive together: the first of them gets the gap since
+    the previous event, the others a gap of 0.
+    """
+
+    def __init__(self, since: float) -> None:
+        self.since = since  # when the request was sent (or due, in an open loop)
+        self.first_byte_s: float | None = None
+        self.events = 0
+        self.gaps_s: list[float] = []
+        self._last: float | None = None
+        self._lone_newline = False  # the bytes so far end with a newline not yet part of a separator
+
+    def data(self, data: bytes, now: float) -> None:
+        if not data:
+            return
+        if self.first_byte_s is None:
+            self.first_byte_s = now - self.since
+        # Newlines are rare in SSE (line ends only), so finding each one (memchr) is far cheaper
+        # than counting a two-byte pattern over a whole read.
+        found, lone = 0, False
+        at = 1 if self._lone_newline and data[:1] == b"\n" else 0
+        found += at
+        at = data.find(b"\n", at)
+        while at != -1:
+            if data[at + 1 : at + 2] == b"\n":
+                found += 1
+                at = data.find(b"\n", at + 2)
+            else:
+                lone = at == len(data) - 1
+                at = data.find(b"\n", at + 1)
+        self._lone_newline = lone
+        for k in range(found):
+            if self._last is not None:
+                self.gaps_s.append(now - self._last if k == 0 else 0.0)
+            self._last = now
+        self.events += found
 
 
 class _Connection:
@@ -108,10 +159,11 @@ class _Connection:
                 pass
         self.reader = self.writer = None
 
-    async def request(self, method: str, path: str, body: bytes) -> int:
-        """Send one request (a JSON body, if any), read the whole response; return its status."""
+    async def request(self, method: str, path: str, body: bytes, clock: StreamClock | None = None) -> int:
+        """Send one request (a JSON body, if any), read the whole response (its body's pieces to
+        ``clock``); its status."""
         headers = (("Content-Type", "application/json"),) if body else ()
-        status, _ = await self.exchange(method, path, body, headers)
+        status, _ = await self.exchange(method, path, body, headers, clock=clock)
         return status
 
     async def exchange(
@@ -121,6 +173,7 @@ class _Connection:
         body: bytes,
         headers: tuple[tuple[str, str], ...] = (),
         want_body: bool = False,
+        clock: StreamClock | None = None,
     ) -> tuple[int, bytes]:
         """Send one request, read the whole response; its status (and its body if ``want_body``)."""
         if self.writer is None or self.h11.our_state is not h11.IDLE:
@@ -141,6 +194,8 @@ class _Connection:
             elif isinstance(event, h11.Response):
                 status = event.status_code
             elif isinstance(event, h11.Data):
+                if clock is not None:
+                    clock.data(bytes(event.data), asyncio.get_running_loop().time())
                 if want_body:
                     received += event.data
             elif isinstance(event, h11.EndOfMessage):
@@ -163,17 +218,22 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     """
     latencies: list[float] = []
     lags: list[float] = []
+    first_bytes: list[float] = []
+    gaps: list[float] = []
+    chunks = 0
     errors: Counter[str] = Counter()
-    picker = mixes.Picker(mixes.read_load_mix(spec.mix_file), spec.stream) if spec.mix_file else None
+    picker = mixes.Picker(mixes.read_load_mix(spec.mix_file), spec.sequence) if spec.mix_file else None
 
-    async def send(conn: _Connection) -> str | None:
+    async def send(conn: _Connection, clock: StreamClock | None) -> str | None:
         """One request; None when its answer is good, else the key it counts under as an error."""
         if picker is None:
-            status = await conn.request(spec.method, spec.path, spec.body)
+            status = await conn.request(spec.method, spec.path, spec.body, clock)
             return None if 200 <= status < 300 else str(status)
         request = picker.pick()
         want = request.expect.field is not None
-        status, body = await conn.exchange(request.method, request.path, request.body, request.headers, want)
+        status, body = await conn.exchange(
+            request.method, request.path, request.body, request.headers, want, clock
+        )
         return mixes.judge(request.expect, status, body)
 
     loop = asyncio.get_running_loop()
@@ -195,6 +255,7 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                 scheduled += 1
 
     async def worker() -> None:
+        nonlocal chunks
         conn = _Connection(spec)
         try:
             while True:
@@ -213,14 +274,19 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                     when = loop.time()
                     if when >= deadline:
                         return
+                clock = StreamClock(when) if spec.stream else None
                 try:
-                    problem = await asyncio.wait_for(send(conn), timeout=spec.timeout_s)
+                    problem = await asyncio.wait_for(send(conn, clock), timeout=spec.timeout_s)
                 except (OSError, TimeoutError, h11.ProtocolError, ConnectionError) as exc:
                     errors[type(exc).__name__] += 1
                     await conn.close()
                     continue
                 if problem is None:
                     latencies.append(loop.time() - when)
+                    if clock is not None and clock.first_byte_s is not None:
+                        first_bytes.append(clock.first_byte_s)
+                        gaps.extend(clock.gaps_s)
+                        chunks += clock.events
                 else:
                     errors[problem] += 1
         finally:
@@ -259,7 +325,24 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         generator_threads=1,
         latency_histogram=counts,
         send_lag_p99_ms=lag_p99,
+        **(stream_figures(chunks, window, first_bytes, gaps) if spec.stream else {}),
     )
+
+
+def stream_figures(
+    chunks: int, window_s: float, first_bytes_s: list[float], gaps_s: list[float]
+) -> dict[str, Any]:
+    """The streaming fields of a :class:`LoadResult` from what the connections' clocks saw."""
+    ttfb = histogram.from_latencies_s(first_bytes_s)
+    gap = histogram.from_latencies_s(gaps_s)
+    return {
+        "chunks": chunks,
+        "chunks_per_s": chunks / window_s if window_s > 0 else 0.0,
+        "ttfb_ms": percentiles_ms(ttfb),
+        "ttfb_histogram": ttfb,
+        "gap_histogram": gap,
+        "gap_p99_ms": percentiles_ms(gap)["p99"],
+    }
 
 
 def run_python(spec: LoadSpec) -> LoadResult:
@@ -380,7 +463,12 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         str(WRK_SCRIPT),
         url,
     ]
-    env = {**os.environ, "FTSCALE_METHOD": spec.method, "FTSCALE_BODY": spec.body.decode()}
+    env = {
+        **os.environ,
+        "FTSCALE_METHOD": spec.method,
+        "FTSCALE_BODY": spec.body.decode(),
+        "FTSCALE_STREAM": "1" if spec.stream else "",
+    }
     expected: set[str] | None = None
     with tempfile.TemporaryDirectory(prefix="ftscale-wrk-") as scratch:
         if spec.mix_file:  # the hook cycles through the mix, read from a Lua table
@@ -403,6 +491,10 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
             errors[f"socket-{kind}"] = int(data["socket_errors"][kind])
     busy = [100 * s / (at - started) for s, at in seen.values() if at - started > 0.5]
     counts = histogram.from_value_counts((int(v), int(c)) for v, c in data["latency_counts"])
+    streamed: dict[str, Any] = {}
+    if spec.stream:  # events counted in the whole bodies; no first byte, no gaps
+        chunks = int(data.get("chunks", 0))
+        streamed = {"chunks": chunks, "chunks_per_s": chunks / duration if duration > 0 else 0.0}
     return LoadResult(
         generator="wrk",
         requests=ok,
@@ -416,6 +508,7 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         generator_busy_max_pct=round(max(busy), 1) if busy else None,
         generator_threads=n_threads,
         latency_histogram=counts,
+        **streamed,
     )
 
 
@@ -436,9 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--stream", action="store_true", help="responses are event streams: time them")
     parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
     parser.add_argument("--mix", default=None, help="a resolved request mix (LoadMix JSON) to send instead")
-    parser.add_argument("--stream", type=int, default=0, help="which seeded sequence of the mix to draw")
+    parser.add_argument("--sequence", type=int, default=0, help="which seeded sequence of the mix to draw")
     args = parser.parse_args(argv)
     if args.what == "health":
         probe = probe_health(args.host, args.port, args.duration, args.interval, args.path)
@@ -454,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         rate=args.rate,
         mix_file=args.mix,
+        sequence=args.sequence,
         stream=args.stream,
     )
     result = run_wrk(spec, args.threads) if args.what == "wrk" else run_python(spec)

@@ -174,10 +174,10 @@ def read_load_mix(path: Path | str) -> LoadMix:
 class Picker:
     """Draws requests by weight from a seeded generator: the same seed, the same sequence."""
 
-    def __init__(self, mix: LoadMix, stream: int = 0) -> None:
+    def __init__(self, mix: LoadMix, sequence: int = 0) -> None:
         self.requests = [Prepared.of(r) for r in mix.requests]
         self._weights = [r.weight for r in mix.requests]
-        self._random = random.Random(mix.seed * 1_000_003 + stream)
+        self._random = random.Random(mix.seed * 1_000_003 + sequence)
         self._indices = range(len(self.requests))
 
     def pick(self) -> Prepared:

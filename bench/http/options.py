@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
-
 from ftscale.vocab import LoadKind, Mode, Topology
 
 MODES = tuple(str(m) for m in Mode)
@@ -172,7 +171,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p, "http")
 
 
-def add_sweep_arguments(p: argparse.ArgumentParser, connections: str = "2 x threads, min 4") -> None:
+def add_sweep_arguments(
+    p: argparse.ArgumentParser,
+    connections: str = "2 x threads, min 4; 4 x for I/O workloads; 16 x, min 16, for streams",
+) -> None:
     """What every HTTP sweep (``ftscale bench``, ``ftscale app``) takes: threads, repetitions,
     load, generator, CPUs, profiling."""
     p.add_argument("--threads", help="comma-separated counts (default: 1, 2, 4 ... up to the server CPUs)")
@@ -206,7 +208,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser, connections: str = "2 x thre
         choices=["auto", "wrk", "python"],
         default="auto",
         help="closed-loop load generator (auto: wrk when installed, else the built-in one); "
-        "open loop always uses the built-in one, in one process per client CPU",
+        "open loop always uses the built-in one, in one process per client CPU; streams use the "
+        "built-in one (it times the first byte and the gaps between chunks) unless wrk is named "
+        "(it counts chunks only)",
     )
     p.add_argument("--server-cpus", help="CPUs for the server, e.g. 2-15 (default: an SMT-aware split)")
     p.add_argument(

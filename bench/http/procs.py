@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ftscale.bench import engine
 
+from ftscale.bench import engine
 from ftscale.schema import Info, parse
 
 

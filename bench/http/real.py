@@ -8,6 +8,8 @@
   wrk with one thread per client CPU, or the built-in generator in one process per client CPU
   (each pinned to its CPU, with its share of the connections and, in an open loop, of the rate;
   their histograms merged) — so one generator thread is not what limits a many-core run.
+  Streamed loads go to the built-in generator unless wrk was asked for by name
+  (``stream_name``): wrk cannot time a stream's first byte or the gaps between its events.
 - :func:`calibrate_ceilings` measures what the generator reaches against a server that costs
   nothing (:mod:`ftscale.bench.http.trivial`), on the server CPUs, before anything is measured.
 """
@@ -28,7 +30,6 @@ from ftscale.bench import histogram
 from ftscale.bench.http.cell import Plan, ceiling_key
 from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms
 from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
-
 from ftscale.errors import UsageError
 from ftscale.schema import HealthProbe, Info, LoadResult, parse
 
@@ -72,6 +73,7 @@ class Launcher:
             str(port),
             "--log-level",
             "warning",
+            *plan.server_args,
             *self.extra,
         ]
         env = {RUN_ENV: self.run_id, **(env or {})}
@@ -126,7 +128,9 @@ def _loadgen(what: str, spec: LoadSpec, threads: int = 1) -> list[str]:
     if spec.rate:
         cmd += ["--rate", str(spec.rate)]
     if spec.mix_file:
-        cmd += ["--mix", spec.mix_file, "--stream", str(spec.stream)]
+        cmd += ["--mix", spec.mix_file, "--sequence", str(spec.sequence)]
+    if spec.stream:
+        cmd.append("--stream")
     return cmd
 
 
@@ -144,6 +148,7 @@ def merge(parts: Sequence[LoadResult], rate: float | None) -> LoadResult:
     busy = [p.generator_busy_max_pct for p in parts if p.generator_busy_max_pct is not None]
     lags = [p.send_lag_p99_ms for p in parts if p.send_lag_p99_ms is not None]
     return LoadResult(
+        **merge_streams(parts),
         generator=parts[0].generator,
         requests=requests,
         duration_s=duration,
@@ -161,11 +166,37 @@ def merge(parts: Sequence[LoadResult], rate: float | None) -> LoadResult:
     )
 
 
-class SubprocessGenerator:
-    """Runs each load (and the /health probe) in processes pinned to the client CPUs."""
+def merge_streams(parts: Sequence[LoadResult]) -> dict[str, Any]:
+    """The streaming fields of side-by-side results: counts added, histograms merged."""
+    if all(p.chunks is None for p in parts):
+        return {}
+    ttfb = histogram.merge(p.ttfb_histogram or {} for p in parts)
+    gaps = histogram.merge(p.gap_histogram or {} for p in parts)
+    timed = any(p.ttfb_histogram is not None for p in parts)
+    return {
+        "chunks": sum(p.chunks or 0 for p in parts),
+        "chunks_per_s": sum(p.chunks_per_s or 0.0 for p in parts),
+        "ttfb_ms": percentiles_ms(ttfb) if timed else None,
+        "ttfb_histogram": ttfb if timed else None,
+        "gap_histogram": gaps if timed else None,
+        "gap_p99_ms": percentiles_ms(gaps)["p99"] if timed else None,
+    }
 
-    def __init__(self, name: str, cpus: list[int]) -> None:
-        self.name, self.client_cpus = name, cpus
+
+class SubprocessGenerator:
+    """Runs each load (and the /health probe) in processes pinned to the client CPUs.
+
+    ``stream_name`` is the generator for streamed loads (the built-in one unless wrk was asked for).
+    """
+
+    def __init__(self, name: str, cpus: list[int], stream_name: str = "python") -> None:
+        self.name, self.client_cpus, self.stream_name = name, cpus, stream_name
+
+    def name_for(self, spec: LoadSpec) -> str:
+        """The generator that applies ``spec``: the built-in one for open loops, see ``stream_name``."""
+        if spec.rate:
+            return "python"
+        return self.stream_name if spec.stream else self.name
 
     def _python(self, spec: LoadSpec) -> LoadResult:
         """The built-in generator in one process per client CPU, each pinned to its CPU."""
@@ -176,7 +207,7 @@ class SubprocessGenerator:
         procs = []
         for index in range(k):
             proc = subprocess.Popen(
-                _loadgen("python", replace(share, stream=share.stream * k + index)),
+                _loadgen("python", replace(share, sequence=share.sequence * k + index)),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -202,15 +233,16 @@ class SubprocessGenerator:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             os.sched_setaffinity(probe.pid, set(self.client_cpus))
+        name = self.name_for(spec)
         try:
-            if spec.rate or self.name == "python":
+            if name == "python":
                 result = self._python(spec)
             else:
                 threads = len(self.client_cpus)
                 out = run_pinned(
-                    _loadgen(self.name, spec, threads), self.client_cpus, spec.duration_s + 90, Path.cwd()
+                    _loadgen(name, spec, threads), self.client_cpus, spec.duration_s + 90, Path.cwd()
                 )
-                result = parse(LoadResult, out, f"the {self.name} generator")
+                result = parse(LoadResult, out, f"the {name} generator")
         finally:
             health = None
             if probe is not None:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ftscale import workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
@@ -34,8 +35,6 @@ from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
-
-from ftscale import workloads
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
 from ftscale.vocab import Flag, WorkloadClass
@@ -70,12 +69,18 @@ def default_threads(server_cpus: int) -> list[int]:
     return counts
 
 
-def connections_for(threads: int, io_wait_s: float) -> int:
+def connections_for(threads: int, io_wait_s: float, streamed: bool = False) -> int:
     """Enough requests in flight to keep N threads busy: 2N, 4N when requests mostly wait.
 
     Both stay within the service's default admission limit (pool + 4 x pool), so a default
     run measures throughput, not 503s; ``--connections`` can push past it on purpose.
+    Streams: 16N concurrent streams (at least 16). A stream spends most of its life awaiting the
+    upstream (``stream_tokens``: 10 ms before each chunk of about 1 ms of CPU), so it takes about
+    a tenth of a core, and 16 per thread keep every thread busy with room to queue; their servers
+    admit them all (:attr:`~ftscale.bench.http.cell.Plan.server_args`).
     """
+    if streamed:
+        return max(16, 16 * threads)
     return max(4, 4 * threads) if io_wait_s else max(4, 2 * threads)
 
 
@@ -128,7 +133,8 @@ class Matrix:
             mode=design[0],
             topology=design[1],
             threads=threads,
-            connections=self.connections or connections_for(threads, w.io_wait_s),
+            connections=self.connections or connections_for(threads, w.io_wait_s, w.stream is not None),
+            stream=w.stream is not None,
             **load,
         )
 
@@ -187,6 +193,9 @@ class Job:
     argv: list[str]
     profile: bool = False
     served: Served | None = None  # a user's app instead of the service
+    # Streams: the built-in generator, which times the first byte and the gaps, unless wrk was
+    # named (it counts the chunks only).
+    stream_generator: str = "python"
 
 
 def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
@@ -317,6 +326,7 @@ def sweep_job(
         argv=argv,
         profile=args.profile,
         served=served,
+        stream_generator="wrk" if args.generator == "wrk" else "python",
     )
 
 
@@ -361,11 +371,16 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
             "cpus": job.client_cpus,
             "loop": "closed" if not job.matrix.open_shares and not job.matrix.slo else "closed and open",
             "open_loop": "built-in generator, one process per client CPU; latency from the due time",
+            "streams": (
+                "built-in generator: it times each stream's first byte and the gaps between its chunks"
+                if job.stream_generator == "python"
+                else "wrk, as asked: it counts the chunks but cannot time the first byte or the gaps"
+            ),
             "connections": job.matrix.connections
             or (
                 "4 x threads (min 8)"
                 if job.matrix.app
-                else "2 x threads (min 4); 4 x threads for I/O workloads"
+                else "2 x threads (min 4); 4 x threads for I/O workloads; 16 x threads (min 16) for streams"
             ),
             "ceilings": ceilings,
             "ceiling_method": "per load kind and connections, against a trivial server on the server CPUs",
@@ -465,7 +480,7 @@ def run(
             extra=served.server_args if served else (),
             prefix=served.prefix if served else "",
         )
-    generator = SubprocessGenerator(job.generator, job.client_cpus)
+    generator = SubprocessGenerator(job.generator, job.client_cpus, job.stream_generator)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     profiler = profiling if isinstance(profiling, profile.Profiler) else None
     if rundir.meta_path.exists():

@@ -1,8 +1,12 @@
 -- ftscale's wrk hook: send the configured request (or a mix), count responses by status in every thread,
 -- and print one machine-readable summary line ("FTSCALE_JSON {...}") when the run is done,
 -- with wrk's whole latency table (microseconds and counts) so histograms merge exactly.
+-- With FTSCALE_STREAM=1 the responses are server-sent event streams: it counts their events
+-- (blocks ending in a blank line) in every 2xx body. wrk hands the hook whole bodies only, so
+-- the time to the first event and the gaps between events cannot be measured here.
 wrk.method = os.getenv("FTSCALE_METHOD") or "POST"
 wrk.body = os.getenv("FTSCALE_BODY") or ""
+local stream = os.getenv("FTSCALE_STREAM") == "1"
 if wrk.body ~= "" then
   wrk.headers["Content-Type"] = "application/json"
 end
@@ -25,6 +29,7 @@ end
 
 function init(args)
   statuses = {}
+  chunks = 0
   if mix then
     for i, r in ipairs(mix) do
       formatted[i] = wrk.format(r.method, r.path, r.headers, r.body)
@@ -50,6 +55,10 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if stream and status >= 200 and status < 300 and body then
+    local _, events = string.gsub(body, "\n\n", "")
+    chunks = chunks + events
+  end
 end
 
 local function object(entries)
@@ -62,10 +71,12 @@ end
 
 function done(summary, latency, requests)
   local total = {}
+  local chunks_total = 0
   for _, thread in ipairs(threads) do
     for status, count in pairs(thread:get("statuses")) do
       total[status] = (total[status] or 0) + count
     end
+    chunks_total = chunks_total + (thread:get("chunks") or 0)
   end
   local pct = {}
   pct["p50"] = latency:percentile(50)
@@ -85,5 +96,6 @@ function done(summary, latency, requests)
     latency_us = object(pct),
     socket_errors = object(summary.errors),
     latency_counts = "[" .. table.concat(pairs_out, ", ") .. "]",
+    chunks = chunks_total,
   }) .. "\n")
 end

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pyperf
+
 from ftscale.bench import results
 from ftscale.bench.micro.worker import METADATA_PREFIX, Scaling, bench_name, calls_per_thread
-
 from ftscale.schema import Build, MicroCell, MicroRepetition, MicroWorkerMeta
 from ftscale.vocab import Flag
 

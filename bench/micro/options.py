@@ -10,7 +10,6 @@ from typing import Any
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
-
 from ftscale.errors import UsageError
 from ftscale.vocab import Scaling
 

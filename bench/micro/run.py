@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyperf
+
+from ftscale import workloads
 from ftscale.bench import engine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
@@ -54,15 +56,16 @@ from ftscale.bench.micro.worker import Scaling
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.bench.profile.micro import PROFILE_SECONDS, profile_cell
-
-from ftscale import workloads
 from ftscale.buildfacts import build_name
 from ftscale.errors import UsageError
 from ftscale.schema import Build, MicroCell, RunMeta
 from ftscale.vocab import Scaling as ScalingKind
 
 ROUND = "one pyperf loop = one round: all threads released by a barrier, ended when the last is done"
-IO_POLICY = "a workload's simulated I/O wait is not run: the micro bench measures the compute only"
+IO_POLICY = (
+    "a workload's simulated I/O wait and a stream's delays between chunks are not run: the micro bench "
+    "measures the compute only"
+)
 
 
 def default_threads(cores: int) -> list[int]:
@@ -291,8 +294,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     rundir = results.RunDir(job.run_dir)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     if not rundir.meta_path.exists():
-        notes = [f"{n}: {workloads.get(n).io_wait_s * 1000:g} ms simulated I/O wait not run (compute only)"
-                 for n in job.workloads if workloads.get(n).io_wait_s]  # fmt: skip
+        waits = {n: workloads.get(n).waits() for n in job.workloads}
+        notes = [f"{n}: {wait} not run (compute only)" for n, wait in waits.items() if wait]
         config = _config(job, sizes, how)
         if profiling is not None:
             config["profile"] = profile.run_config(profiling)

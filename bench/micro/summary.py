@@ -13,7 +13,6 @@ import statistics
 from dataclasses import dataclass
 
 from ftscale.bench.results import Run
-
 from ftscale.schema import RunMeta
 
 SCALING_ORDER = ("strong", "weak")

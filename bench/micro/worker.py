@@ -15,8 +15,9 @@ A pyperf *loop* is one round of a :class:`~ftscale.bench.micro.threads.ThreadTea
 pyperf's values are therefore seconds per round: they fall as 1/N under ideal strong scaling
 and stay flat under ideal weak scaling. Every call's checksum is compared with a reference
 computed before timing, so a thread-safety bug fails the cell instead of producing a number.
-A workload's simulated I/O wait (``io_wait_s``) is *not* run: this bench measures how the
-compute scales with threads; the HTTP bench is where the wait and the compute meet.
+A workload's simulated I/O wait (``io_wait_s``) or a stream's delays between chunks are *not*
+run: this bench measures how the compute scales with threads; the HTTP bench is where the wait
+and the compute meet. (The ORM workload's reads from its database are real I/O, and run.)
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import sysconfig
 from typing import Any, Literal
 
 import pyperf
-from ftscale.bench.micro.threads import ThreadTeam, split_calls
 
+from ftscale.bench.micro.threads import ThreadTeam, split_calls
 from ftscale.buildfacts import gil_enabled
 from ftscale.schema import MicroWorkerMeta
 from ftscale.vocab import Scaling as ScalingKind
@@ -97,11 +98,8 @@ def metadata(meta: MicroWorkerMeta) -> dict[str, Any]:
 def _metadata(args: argparse.Namespace, shares: list[int], workload: Any) -> dict[str, Any]:
     """What pyperf does not record itself: the build flag, the GIL state, the cell's shape."""
     affinity = sorted(os.sched_getaffinity(0))
-    io_policy = (
-        f"excluded: the {workload.io_wait_s * 1000:g} ms simulated wait is not run, compute only"
-        if workload.io_wait_s
-        else "none"
-    )
+    waits = workload.waits()
+    io_policy = f"excluded: the {waits} is not run, compute only" if waits else "none"
     return metadata(
         MicroWorkerMeta(
             build=args.build,

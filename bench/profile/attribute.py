@@ -26,7 +26,6 @@ from ftscale.bench.profile.stacks import (
     python_frame,
     short_python,
 )
-
 from ftscale.schema import Profile, ProfileEntry
 from ftscale.vocab import Bucket
 

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftscale.bench.profile.stacks import Sample, python_frame
-
 from ftscale.vocab import Bucket
 
 

@@ -20,7 +20,6 @@ from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError
 from ftscale.bench.profile.perf import last_line
 from ftscale.bench.profile.session import Profiler, failed
-
 from ftscale.schema import HealthProbe, Info, LoadResult, Profile
 
 WORK_UNIT = "request"

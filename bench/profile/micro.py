@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ftscale.bench.micro.cell import CellPlan, PyperfSettings, worker_command
 from ftscale.bench.profile.session import Profiler
-
 from ftscale.schema import MicroCell
 
 PROFILE_SECONDS = 2.0

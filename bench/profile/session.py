@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from ftscale.bench import results
 from ftscale.bench.profile.attribute import Tally, profile_of, python_tids, tally
 from ftscale.bench.profile.perf import (
@@ -43,7 +44,6 @@ from ftscale.bench.profile.perf import (
     remove_maps,
 )
 from ftscale.bench.profile.stacks import Sample, folded_text, parse
-
 from ftscale.schema import Profile
 
 PROFILES_DIR = "profiles"

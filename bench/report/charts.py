@@ -15,15 +15,16 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ftscale.bench import histogram
 from ftscale.bench.report.findings import Verdict
 from ftscale.bench.report.model import Series
 from ftscale.bench.report.stats import Estimate
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-
 from ftscale.vocab import Bucket
 
 DPI = 100
@@ -75,6 +76,18 @@ def _threads_axis(ax: Axes, counts: Sequence[int]) -> None:
 def _grid(n: int) -> tuple[int, int]:
     cols = min(4, max(1, n))
     return math.ceil(n / cols), cols
+
+
+def _finish_shared_panels(axes: Any, used: int) -> None:
+    """Hide the grid's unused panels and start the shared y axis at 0.
+
+    Once, after every panel is drawn: on shared axes a per-panel ``set_ylim`` would freeze the
+    top at the first panel's data and hide the others' higher points.
+    """
+    rows, cols = len(axes), len(axes[0])
+    for index in range(used, rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+    axes[0][0].set_ylim(bottom=0)
 
 
 def _builds_legend(
@@ -168,10 +181,8 @@ def scaling(series: Sequence[Series], title: str) -> Chart:
                 ax.plot(*zip(*s.usl_curve, strict=True), color=color, linestyle=":", linewidth=1.4)
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
+    _finish_shared_panels(axes, len(designs))
     unit = series[0].key.unit if series else ""
     fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
     fig.supylabel(unit, fontsize=9)
@@ -232,10 +243,8 @@ def memory(series: Sequence[Series], title: str) -> Chart | None:
             )
         ax.set_title(design, fontsize=10)
         _threads_axis(ax, counts)
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
+    _finish_shared_panels(axes, len(designs))
     fig.supxlabel("threads", fontsize=9)
     fig.supylabel("MiB (PSS; RSS where PSS is not known)", fontsize=9)
     fig.suptitle(f"{title}: server memory", fontsize=11)
@@ -274,6 +283,45 @@ def open_loop(series: Sequence[Series], title: str) -> Chart | None:
     fig.supylabel("p99 latency, ms (from the due time)", fontsize=9)
     fig.suptitle(f"{title}: open-loop latency", fontsize=11)
     return _render(fig, _builds_legend(fig, builds))
+
+
+def streams(series: Sequence[Series], title: str) -> Chart | None:
+    """One panel per design: p99 gap between chunks (solid) and p99 time to first byte (dashed)
+    against threads, for each build. None when no point has timed streams (wrk counts only)."""
+    timed = [s for s in series if any(p.stream is not None and p.stream.gap_samples for p in s.points)]
+    if not timed:
+        return None
+    designs, builds = designs_of(timed), builds_of(timed)
+    rows, cols = _grid(len(designs))
+    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    counts = sorted({p.threads for s in timed for p in s.points})
+    for index, design in enumerate(designs):
+        ax = axes[index // cols][index % cols]
+        for s in (s for s in timed if s.key.design == design):
+            points = [p for p in s.points if p.stream is not None]
+            threads = [p.threads for p in points]
+            color = build_color(s.key.build)
+            ax.plot(threads, [p.stream.gap_p99_ms for p in points if p.stream], color=color, marker="o")
+            ax.plot(
+                threads,
+                [p.stream.ttfb_ms["p99"] for p in points if p.stream],
+                color=color,
+                marker="s",
+                linestyle="--",
+            )
+        ax.set_title(design, fontsize=10)
+        _threads_axis(ax, counts)
+        ax.grid(True, alpha=0.3)
+    _finish_shared_panels(axes, len(designs))
+    fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
+    fig.supylabel("ms (p99 over every stream of the repetitions)", fontsize=9)
+    fig.suptitle(f"{title}: gaps between chunks and time to first byte", fontsize=11)
+    extra: list[tuple[str, dict[str, object]]] = [
+        ("p99 gap between chunks", {"marker": "o"}),
+        ("p99 time to first byte", {"marker": "s", "linestyle": "--"}),
+    ]
+    return _render(fig, _builds_legend(fig, builds, extra))
 
 
 def ratios(labels: Sequence[str], values: Sequence[Estimate], title: str, xlabel: str) -> Chart:

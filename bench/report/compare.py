@@ -92,6 +92,10 @@ def geometric_mean(matches: Sequence[CellMatch]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
+# A streaming HTTP cell counts chunks per second; its size is the chunks of one stream.
+CHUNKS_PER_S = "chunks/s"
+
+
 @dataclass(frozen=True)
 class Ceiling:
     workload: str
@@ -100,7 +104,7 @@ class Ceiling:
     build: str
     micro: Choice
     http: Choice
-    share: Estimate  # HTTP peak / in-process peak
+    share: Estimate  # HTTP peak / in-process peak (for streams: streams/s over calls/s)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
             continue
         inproc, best = best_choice(strong or measured), best_choice(served)
         share = stats.ratio_of_medians(best.point.samples, inproc.point.samples)
+        if best.series.key.unit == CHUNKS_PER_S:  # a call in process computes a whole stream's chunks
+            share = share.scaled(1 / size)
         rows.append(Ceiling(workload, wclass, size, build, inproc, best, share))
     a, b = micro.meta.host, http.meta.host
     same_host = (a.hostname, a.cpu_model) == (b.hostname, b.cpu_model)

@@ -128,7 +128,9 @@ def _ceiling(c: CeilingComparison, index: int, names: dict[str, str]) -> list[Bl
         Paragraph(
             "In-process peak: the highest median throughput of the micro sweep (strong scaling when "
             "measured) for the workload, size and build; HTTP best: the highest median over every mode and "
-            f"topology of the HTTP run. Share = HTTP best ÷ in-process peak. {where}"
+            f"topology of the HTTP run. Share = HTTP best ÷ in-process peak (a streamed workload's HTTP best "
+            "is in chunks/s and one call in process computes a whole stream: its share is streams/s ÷ "
+            f"calls/s). {where}"
         ),
     ]
     if not c.rows:
@@ -155,7 +157,7 @@ def _ceiling(c: CeilingComparison, index: int, names: dict[str, str]) -> list[Bl
         "In-process peak",
         f"calls/s {CI}",
         "HTTP best",
-        f"req/s {CI}",
+        f"req/s (streams: chunks/s) {CI}",
         f"Share {CI}",
     )
     name = f"ceiling-{index}-{slug(micro)}-{slug(http)}.png"

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from ftscale.bench.report import stats
 from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
 from ftscale.bench.report.stats import Estimate
-
 from ftscale.schema import RunMeta
 from ftscale.vocab import flag_info
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ftscale.bench.report.model import SeriesKey
-
 from ftscale.vocab import CLASS_NAMES, FLAGS, RunKind, WorkloadClass, flag_info
 
 SEPARATOR = " · "

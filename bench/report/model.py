@@ -4,8 +4,9 @@ A *series* is one build, workload (and size), mode, topology, scaling and load, 
 threads. Each point carries its median throughput with its interval, the speedup over the
 series' own 1-thread point (no 1-thread point: no speedup), efficiency, Karp-Flatt serial
 fraction, the HTTP detail (latency from the merged histograms with its sample count, memory,
-CPU) summarised over repetitions, and its flags: those the bench wrote plus those derived here
-from the same file (GIL on in a free-threaded build, HTTP errors, CV over 5%).
+CPU) summarised over repetitions, a streaming cell's stream figures (:class:`StreamPoint`), and
+its flags: those the bench wrote plus those derived here from the same file (GIL on in a
+free-threaded build, HTTP errors, CV over 5%).
 
 Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
 A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from ftscale.bench import histogram
 from ftscale.bench.report import stats
 from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
-
 from ftscale.schema import HttpCell, MicroCell, RunMeta
 from ftscale.vocab import FLAG_ORDER as FLAGS
 from ftscale.vocab import Flag, Mode, Scaling, Topology, WorkloadClass
@@ -101,6 +102,24 @@ class SeriesKey:
 
 
 @dataclass(frozen=True)
+class StreamPoint:
+    """A streaming cell's streams over all its repetitions (percentiles of the merged histograms).
+
+    The point's throughput is chunks per second; ``streams_per_s`` is the median of the
+    repetitions' completed streams per second. Time to first byte and gaps are NaN (0 samples)
+    where the generator could not time them (wrk counts chunks only).
+    """
+
+    streams_per_s: float
+    chunks: int
+    ttfb_ms: Mapping[str, float]  # p50, p99
+    ttfb_samples: int  # streams timed
+    gap_p99_ms: float
+    gap_samples: int  # gaps between consecutive chunks timed
+    generators: tuple[str, ...]  # the generators that applied the loads
+
+
+@dataclass(frozen=True)
 class Point:
     """One successful cell and everything the reports say about it."""
 
@@ -122,6 +141,7 @@ class Point:
     latency_requests: int = 0  # requests behind the latency percentiles
     health_samples: int = 0
     peak_rss_bytes: float = NAN
+    stream: StreamPoint | None = None  # a streaming cell's time to first byte, gaps and chunks
 
     @property
     def threads(self) -> int:
@@ -256,6 +276,33 @@ def _latency(reps: Sequence[object]) -> tuple[dict[str, float], dict[int, int] |
     return {p: median_of(reps, "latency_ms", p) for p in LATENCY_PERCENTILES}, None, requests
 
 
+def _percentiles(
+    histograms: Sequence[Mapping[int, int] | None], q: Sequence[float]
+) -> tuple[list[float], int]:
+    """Percentiles ``q`` of the merged histograms, and how many samples they hold (NaN, 0: none)."""
+    merged = histogram.merge(h for h in histograms if h)
+    total = histogram.count(merged)
+    return [histogram.percentile_ms(merged, x) if total else NAN for x in q], total
+
+
+def stream_point(reps: Sequence[object]) -> StreamPoint | None:
+    """A streaming cell's figures over its repetitions; None for a cell that did not stream."""
+    if not reps or all(getattr(r, "chunks", None) is None for r in reps):
+        return None
+    (ttfb_p50, ttfb_p99), ttfb_n = _percentiles([getattr(r, "ttfb_histogram", None) for r in reps], (50, 99))
+    (gap_p99,), gap_n = _percentiles([getattr(r, "gap_histogram", None) for r in reps], (99,))
+    generators = tuple(sorted({g for r in reps if isinstance(g := getattr(r, "generator", None), str)}))
+    return StreamPoint(
+        streams_per_s=median_of(reps, "throughput_rps"),
+        chunks=sum(int(getattr(r, "chunks", 0) or 0) for r in reps),
+        ttfb_ms={"p50": ttfb_p50, "p99": ttfb_p99},
+        ttfb_samples=ttfb_n,
+        gap_p99_ms=gap_p99,
+        gap_samples=gap_n,
+        generators=generators,
+    )
+
+
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
     samples = independent_samples(cell)
@@ -288,6 +335,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         latency_requests=requests,
         health_samples=sum(health),
         peak_rss_bytes=median_of(reps, "peak_rss_bytes"),
+        stream=stream_point(reps),
     )
 
 

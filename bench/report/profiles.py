@@ -27,7 +27,6 @@ from ftscale.bench.profile.growth import (
 from ftscale.bench.report import charts, fmt, labels
 from ftscale.bench.report.document import Block, Bullets, Figure, Heading, Links, Paragraph, Table
 from ftscale.bench.report.model import RunModel, Series
-
 from ftscale.vocab import BUCKET_HELP, Bucket
 
 TITLE = "What limits scaling: CPU profiles"

@@ -3,10 +3,10 @@
 The first screen answers the question: what the machine allowed, one paragraph per workload
 class (which build and design wins, by how much, at what memory, with its caveats), one picture
 (each build at its best design against the best GIL design, with memory beside it), and a compact
-verdict table. The evidence follows: what was measured, open-loop capacity, how to read the
-report, small-multiple charts and tables per workload, the free-threading overhead, failed
-cells, metadata. Every number is a field of the model or a finding, formatted by :mod:`.fmt`;
-nothing is computed here.
+verdict table. The evidence follows: what was measured, open-loop capacity, streams (time to
+first byte, gaps between chunks), how to read the report, small-multiple charts and tables per
+workload, the free-threading overhead, failed cells, metadata. Every number is a field of the
+model or a finding, formatted by :mod:`.fmt`; nothing is computed here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure
 from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import RunModel, Series
 from ftscale.bench.report.stats import AmdahlFit, UslFit
-
 from ftscale.schema import RunMeta
 
 CI = "[CI]"
@@ -62,6 +61,21 @@ HTTP_COLUMNS = (
     "CPU: server CPU time over wall time, 100 % = one CPU busy (summed over all server processes).",
     "Memory: server PSS (proportional set size: shared pages divided between the processes that share "
     "them), summed over the server's process tree; peak: the highest resident set, summed likewise.",
+)
+STREAM_COLUMNS = (
+    "Streaming workloads: throughput is chunks per second (every stream of a cell has the same number "
+    "of chunks); p50/p99 are of whole streams; time to first byte and gaps between chunks are in the "
+    "Streams section.",
+)
+STREAMS_TEXT = (
+    "Each stream is one request of the closed loop, so a cell holds as many concurrent streams as it "
+    "has connections (16 per thread by default). The built-in generator times each stream's first byte "
+    "of body (its first chunk: the response head is sent at once), counts its chunks and times the gap "
+    "between consecutive chunks. Every chunk follows an upstream delay that the service awaits, so no "
+    "gap is shorter than that delay: what a gap adds to it is the chunk's queueing and compute. "
+    "Percentiles are of every stream (or gap) of the repetitions merged, their number in brackets. The "
+    "verdict compares chunks per second at the same number of concurrent streams, and names each "
+    "side's p99 gap and p99 time to first byte."
 )
 MICRO_COLUMNS = (
     "n: pyperf worker processes (each one sample); CV: their coefficient of variation.",
@@ -112,11 +126,13 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
         return []
     memory = model.meta.kind == "http"
     unit = unit_of(model.series)
+    mixed = unit == "throughput"  # streams count chunks/s, other workloads req/s: each row says which
     header = (
         "Workload",
         "Build",
         "Best design @threads",
         f"Peak {unit} {CI}",
+        *(["Unit"] if mixed else []),
         f"÷ GIL best {CI}",
         *(["Memory"] if memory else []),
         "Flags",
@@ -131,6 +147,7 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
                     b.build,
                     f"{b.choice.series.key.design or fmt.DASH} @{p.threads}",
                     fmt.estimate(p.throughput),
+                    *([b.choice.series.key.unit] if mixed else []),
                     "reference" if b.choice.point is v.reference.point else fmt.ratio(b.relative),
                     *([fmt.mib(p.memory_bytes)] if memory else []),
                     labels.flag_names(p.flags),
@@ -138,7 +155,7 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
             )
     return [
         Heading(3, "Each build at its best"),
-        Table(header, tuple(rows), "lll" + "rr" + ("r" if memory else "") + "l"),
+        Table(header, tuple(rows), "lllr" + ("l" if mixed else "") + "r" + ("r" if memory else "") + "l"),
         Paragraph(
             "Key: @N, at N threads (or N worker processes, or N event loops); ÷ GIL best, the build's peak "
             "over the reference (the newest GIL twin's best design)"
@@ -267,11 +284,12 @@ def _overhead_table(rows: Sequence[Overhead]) -> Table:
 
 def reading_section(model: RunModel) -> list[Block]:
     http = model.meta.kind == "http"
+    streamed = any(p.stream is not None for s in model.series for p in s.points)
     return [
         Heading(2, "How to read this report"),
         Bullets(STATISTICS_NOTES),
         Paragraph("Columns:"),
-        Bullets(HTTP_COLUMNS if http else MICRO_COLUMNS),
+        Bullets((HTTP_COLUMNS + (STREAM_COLUMNS if streamed else ())) if http else MICRO_COLUMNS),
         Paragraph("Flags that can occur in this kind of run:"),
         Bullets(tuple(f"{short}: {meaning}" for short, meaning in labels.flag_legend(model.meta.kind))),
     ]
@@ -404,6 +422,65 @@ def open_loop_section(model: RunModel) -> list[Block]:
                     "memory (PSS)."
                 ),
             ]
+    return blocks
+
+
+def _streams_table(series: Sequence[Series]) -> Table:
+    rows = []
+    for s in series:
+        for p in s.points:
+            if p.stream is None:
+                continue
+            rows.append(
+                (
+                    labels.series_label(s.key),
+                    str(p.threads),
+                    fmt.estimate(p.throughput),
+                    fmt.num(p.stream.streams_per_s),
+                    fmt.num(p.stream.ttfb_ms["p50"]),
+                    _latency(p.stream.ttfb_ms["p99"], p.stream.ttfb_samples),
+                    _latency(p.stream.gap_p99_ms, p.stream.gap_samples),
+                    labels.flag_names(p.flags),
+                )
+            )
+    header = (
+        "Series", "Threads", f"chunks/s {CI}", "streams/s", "First byte p50 ms",
+        "First byte p99 ms (streams)", "Gap p99 ms (gaps)", "Flags",
+    )  # fmt: skip
+    return Table(header, tuple(rows), "lrrrrrrl")
+
+
+def streaming_section(model: RunModel) -> list[Block]:
+    """Time to first byte, chunks per second and gaps between chunks of each streamed workload."""
+    streamed = [
+        s for s in model.series if s.key.load == "closed" and any(p.stream is not None for p in s.points)
+    ]
+    if not streamed:
+        return []
+    blocks: list[Block] = [
+        Heading(2, "Streams: chunks per second, time to first byte, gaps between chunks"),
+        Paragraph(STREAMS_TEXT),
+    ]
+    generators = {g for s in streamed for p in s.points if p.stream for g in p.stream.generators}
+    if "wrk" in generators:
+        blocks.append(
+            Paragraph(
+                "Some loads were applied by wrk, which sees whole responses only: it counted their chunks "
+                f"but could not time the first byte or the gaps ({fmt.DASH} where nothing was timed)."
+            )
+        )
+    for workload, _wclass, size in model.workloads():
+        mine = [s for s in streamed if (s.key.workload, s.key.size) == (workload, size)]
+        if not mine:
+            continue
+        stem = slug(f"{workload}-{size}")
+        blocks.append(Heading(3, f"{workload} (size {size})"))
+        blocks += _figure(
+            f"{stem}-streams.png",
+            f"{workload}: gaps between chunks and time to first byte",
+            charts.streams(mine, workload),
+        )
+        blocks.append(_streams_table(mine))
     return blocks
 
 
@@ -545,6 +622,7 @@ def build(model: RunModel) -> Document:
     blocks += verdict_table(model, found)
     blocks += designs_section(model, found)
     blocks += open_loop_section(model)
+    blocks += streaming_section(model)
     blocks += reading_section(model)
     blocks += scaling_section(model, ft_overheads(model))
     blocks += profiles.section(model)  # --profile: where the CPU time went

@@ -42,6 +42,7 @@ FitStatus = Literal["ok", "too-few-points", "failed"]
 # model's denominator by less than this (relative) anywhere in the measured range is reported as 0:
 # no measurement resolves it, and a kappa of 1e-10 would otherwise "predict" a peak at N* = 60000.
 NEGLIGIBLE = 1e-4
+ROUNDING = 1e-12  # relative differences below this are floating-point noise, not measurements
 FloatArray = NDArray[np.float64]
 Values = Sequence[float] | FloatArray  # samples, thread counts or throughputs
 
@@ -236,9 +237,14 @@ def _points(threads: Values, throughput: Values) -> tuple[FloatArray, FloatArray
 
 
 def r_squared(observed: FloatArray, predicted: FloatArray) -> float:
-    """Coefficient of determination; NaN when the observations do not vary (it is undefined)."""
-    total = float(np.sum((observed - np.mean(observed)) ** 2))
-    if total <= 0:
+    """Coefficient of determination; NaN when the observations do not vary (it is undefined).
+
+    "Do not vary" includes differences at the level of rounding (a flat curve computed in floating
+    point): dividing by such a total would report an R² of -1e19 for a perfect fit.
+    """
+    mean = float(np.mean(observed))
+    total = float(np.sum((observed - mean) ** 2))
+    if total <= observed.size * (ROUNDING * mean) ** 2:
         return NAN
     return 1.0 - float(np.sum((observed - predicted) ** 2)) / total
 
@@ -361,7 +367,7 @@ def usl_intervals(threads: Values, samples: Sequence[Values], resamples: int = B
     refitted values (nominal 95 %). When fewer than :data:`IDENTIFIABLE_SHARE` of the refits
     converge, or a point has a single sample, the parameters are not identifiable from this run.
     """
-    arrays = [_array(s) for s in samples]
+    arrays = [np.sort(_array(s)) for s in samples]  # sorted: the resamples draw positions
     fit = fit_usl(threads, [median(a) for a in arrays])
     if fit.status != "ok":
         return fit

@@ -30,6 +30,21 @@ def _flags(choice: Choice) -> str:
     return labels.flag_names(disqualifying(choice.point.flags))
 
 
+def stream_clause(c: Comparison) -> str:
+    """For streams: each side's p99 gap between chunks and p99 time to first byte ("" otherwise)."""
+    if c.contender is None or c.reference is None:
+        return ""
+    mine, theirs = c.contender.point.stream, c.reference.point.stream
+    if mine is None or theirs is None or not (mine.gap_samples and theirs.gap_samples):
+        return ""
+    ft, gil = c.free_threaded_build, c.gil_build
+    return (
+        f"; p99 gap between chunks {fmt.num(mine.gap_p99_ms)} ms ({ft}) against "
+        f"{fmt.num(theirs.gap_p99_ms)} ms ({gil}), p99 time to first byte "
+        f"{fmt.num(mine.ttfb_ms['p99'])} ms against {fmt.num(theirs.ttfb_ms['p99'])} ms"
+    )
+
+
 def comparison_sentence(c: Comparison, memory: bool) -> str:
     """One comparison of a free-threaded build with its GIL twin's best design."""
     if c.contender is None or c.reference is None:
@@ -61,6 +76,7 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
             f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
             f"({rate(loser)}; {c.free_threaded_build} ÷ {c.gil_build} {interval})"
         )
+    head += stream_clause(c)
     if memory and math.isfinite(c.memory_ratio):
         head += (
             f"; server memory (PSS) {c.free_threaded_build} {fmt.mib(c.contender.point.memory_bytes)}, "

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from ftscale.bench import histogram, results
-
 from ftscale import schema
+from ftscale.bench import histogram, results
 from ftscale.vocab import Flag
 
 HERE = Path(__file__).resolve().parent
@@ -123,6 +122,7 @@ def _cell(
     gil_enabled: bool | None = None,
     **extra: Any,
 ) -> results.AnyCell:
+    unit = extra.pop("unit", "calls/s" if kind == "micro" else "req/s")
     share = extra.get("offered_share")
     suffix = None
     if extra.get("load") == "open":
@@ -141,7 +141,7 @@ def _cell(
             topology=topology,
             scaling=scaling,
             status="ok",
-            unit="calls/s" if kind == "micro" else "req/s",
+            unit=unit,
             samples=samples,
             repetitions=repetitions or [],
             flags=flags or [],
@@ -258,6 +258,72 @@ def _repetition(
         "requests": requests,
         "duration_s": 10.0,
     }
+
+
+CHUNKS = 32  # chunks per stream of the synthetic streaming workload
+
+
+def _two_values(common_ms: float, tail_ms: float, n: int) -> dict[int, int]:
+    """A histogram with 90 % of ``n`` at ``common_ms`` and 10 % at ``tail_ms``: p50 and p99 are those."""
+    return histogram.from_value_counts(
+        [(round(common_ms * 1000), n - n // 10), (round(tail_ms * 1000), n // 10)]
+    )
+
+
+def _stream_repetition(
+    chunks_per_s: float, threads: int, rss: float, ttfb_p99: float, gap_p99: float
+) -> dict[str, Any]:
+    """A streaming repetition: ``CHUNKS`` chunks a stream, first byte at 12 ms and gaps at 10.5 ms (p50)."""
+    streams_per_s = chunks_per_s / CHUNKS
+    rep = _repetition(streams_per_s, threads, rss, 0.6 * rss, {}, None, p50_ms=CHUNKS * 10.5)
+    streams = rep["requests"]
+    return {
+        **rep,
+        "chunks": streams * CHUNKS,
+        "chunks_per_s": chunks_per_s,
+        "ttfb_ms": {"p50": 12.0, "p90": 12.0, "p99": ttfb_p99, "p99.9": ttfb_p99},
+        "ttfb_histogram": _two_values(12.0, ttfb_p99, streams),
+        "gap_histogram": _two_values(10.5, gap_p99, streams * (CHUNKS - 1)),
+        "gap_p99_ms": gap_p99,
+        "generator": "python",
+    }
+
+
+def data_layer_and_stream_cells(run_id: str, threads: tuple[int, ...]) -> list[results.AnyCell]:
+    """``pages`` (a synchronous data layer) and ``tokens`` (a stream), on the designs ``loop`` has.
+
+    pages: 3.14 inline/workers linear 300·N req/s, 3.14t threadpool/single Amdahl λ = 380, s = 0.02.
+    tokens (chunks/s): 3.14 inline/workers linear 1500·N, 3.14t threadpool/single Amdahl λ = 1400,
+    s = 0.1; p99 first byte 12 + 2N ms (3.14) and 14 + 3N ms (3.14t); p99 gap 11 + N ms and 12 + 2N ms.
+    """
+    cells: list[results.AnyCell] = []
+    pages: list[tuple[str, str, str, Law, float]] = [
+        ("3.14", "inline", "workers", linear(300), 0.6),
+        ("3.14t", "threadpool", "single", amdahl(380, 0.02), 1.0),
+    ]
+    for build, mode, topology, law, pss_share in pages:
+        for n in threads:
+            rss = (80 * n if topology == "workers" else 90) * MIB
+            samples = _samples(law(n), SPREAD)
+            reps = [_repetition(x, n, rss, pss_share * rss, {}) for x in samples]
+            cells.append(
+                _cell(run_id, "http", build, "pages", "blocking-io", 100, n, samples, mode=mode,
+                      topology=topology, repetitions=reps)
+            )  # fmt: skip
+    tokens: list[tuple[str, str, str, Law, Law, Law]] = [
+        ("3.14", "inline", "workers", linear(1500), lambda n: 12 + 2 * n, lambda n: 11 + n),
+        ("3.14t", "threadpool", "single", amdahl(1400, 0.1), lambda n: 14 + 3 * n, lambda n: 12 + 2 * n),
+    ]
+    for build, mode, topology, law, ttfb, gap in tokens:
+        for n in threads:
+            rss = (60 * n if topology == "workers" else 70) * MIB
+            samples = _samples(law(n), SPREAD)
+            reps = [_stream_repetition(x, n, rss, ttfb(n), gap(n)) for x in samples]
+            cells.append(
+                _cell(run_id, "http", build, "tokens", "streaming", CHUNKS, n, samples, mode=mode,
+                      topology=topology, repetitions=reps, unit="chunks/s")
+            )  # fmt: skip
+    return cells
 
 
 def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
@@ -386,6 +452,7 @@ def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
                 slo={"target_p99_ms": 10.0, "steps": steps, "capacity_rps": capacity},
             )
         )
+    cells += data_layer_and_stream_cells(run_id, threads)
     failed = schema.HttpCell(
         run_id=run_id,
         cell_id=results.cell_id("3.14t", "loop", 1, "process", "single"),
