@@ -196,3 +196,13 @@ def test_the_measure_line_does_not_read_noise_as_a_cost() -> None:
     came_back = both_off.model_copy(update={"default": load(True, 50.0), "ratio": 2.2})
     line = audit._measure_line(came_back)
     assert line.endswith("PYTHON_GIL=0 110 req/s (GIL off): 2.20x")
+
+
+COMMITTED_AUDITS = sorted((REPO / "results" / "audit").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED_AUDITS, ids=lambda p: p.stem)
+def test_every_committed_audit_loads_and_its_table_is_rendered_from_it(path: Path) -> None:
+    report = AuditReport.model_validate_json(path.read_text())
+    assert report.builds
+    assert path.with_suffix(".txt").read_text().rstrip("\n") == audit.render(report)
