@@ -81,6 +81,32 @@ def test_a_flagged_point_cannot_win_unqualified() -> None:
     assert pair.contender is not None and pair.qualified == ("generator-saturated",)
 
 
+def test_a_build_whose_every_point_is_flagged_still_has_its_best_row_with_the_flags() -> None:
+    run = synthetic.run(
+        [
+            cell("3.14", 1, 100.0),
+            cell("3.14t", 1, 90.0, flags=["generator-saturated"]),
+            cell("3.14t", 2, 150.0, flags=["generator-saturated"]),
+        ]
+    )
+    (verdict,) = verdicts(build_model(run))
+    rows = {b.build: b for b in verdict.builds}
+    assert set(rows) == {"3.14", "3.14t"}
+    assert rows["3.14t"].choice.point.threads == 2
+    assert "generator-saturated" in rows["3.14t"].choice.point.flags
+    assert rows["3.14t"].relative.value == pytest.approx(1.5)
+    # with one clean point, that point is the build's best, however fast the flagged one
+    mixed = synthetic.run(
+        [
+            cell("3.14", 1, 100.0),
+            cell("3.14t", 1, 90.0),
+            cell("3.14t", 2, 150.0, flags=["generator-saturated"]),
+        ]
+    )
+    (verdict,) = verdicts(build_model(mixed))
+    assert {b.build: b.choice.point.threads for b in verdict.builds} == {"3.14": 1, "3.14t": 1}
+
+
 def test_without_a_gil_twin_there_is_no_comparison() -> None:
     only_ft = synthetic.run([cell("3.14t", 1, 80.0), cell("3.13t", 1, 90.0)], builds=("3.14t", "3.13t"))
     (verdict,) = verdicts(build_model(only_ft))

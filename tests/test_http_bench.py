@@ -299,3 +299,23 @@ def test_an_unstarved_generator_is_not_flagged(tmp_path: Path) -> None:
     # the server (about 10 ms a request) sets the pace: the generator mostly waits for answers
     cell = _starved_run(tmp_path, "python", cpus[:1], [], size=2000)
     assert Flag.GENERATOR_SATURATED not in cell.flags, cell.repetitions[0].model_dump_json()
+
+
+def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quick preset: 2 builds x 3 workloads x 2 thread counts = 6 groups of 4 designs, each
+    repetition costing the measured overhead, its warm-up and a whole-second wrk load."""
+    argv = ["--dry-run", "--server-cpus", "1", "--client-cpus", "0", "--results-dir", str(tmp_path)]
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    assert http.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "preset quick: 6 groups, 24 cells" in out
+    per_rep = http.REPETITION_OVERHEAD_S + 0.5 + 2.0  # 1.5 s of load is 2 s of wrk
+    assert f"({24 * 3 * per_rep:,.0f} s)" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_load_lasts_whole_seconds() -> None:
+    assert [http.load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [1.0, 1.0, 2.0, 2.0, 3.0]

@@ -61,7 +61,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "quick",
             "3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
-            "designs against the GIL build's scale-out designs; about 5 minutes on 2 cores",
+            "designs against the GIL build's scale-out designs; about 9 minutes on 2 cores",
             ("3.14", "3.14t"),
             ("nbody", "sha256_hash", "rag_gateway"),
             THREAD_DESIGNS,
@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
             "reference",
             "the many-core headline: 4 builds, one workload per class, the fair designs, 1-16 server "
             "CPUs, closed loop and an open loop at 75 % of each design's peak, with a 100 ms p99 target; "
-            "about 2.5 h on a 16-core host (--dry-run prints the estimate), meant to run in --budget slots",
+            "about 3.4 h on a 16-core host (--dry-run prints the estimate), meant to run in --budget slots",
             BUILDS,
             ("nbody", "json_roundtrip", "sha256_hash", "rag_gateway", "shared_counter"),
             THREAD_DESIGNS,

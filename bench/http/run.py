@@ -39,7 +39,11 @@ from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
 from ftscale.vocab import Flag, WorkloadClass
 
-SERVER_START_S = 1.5  # the bench's guess of one server's start and stop, before any was measured
+# What one repetition costs besides its warm-up and load, before any was measured: a fresh server's
+# start (imports, pools, /health), /info before and after, usage, the generator's own start, the
+# stop. Measured on the 2-core development machine (results/20261126T012948Z-http-vm: 72
+# repetitions in 510 s, 2.5 s of each warm-up and load): about 4.5 s.
+REPETITION_OVERHEAD_S = 4.5
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -388,13 +392,18 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
     )
 
 
+def load_seconds(duration_s: float) -> float:
+    """How long one load runs: wrk takes whole seconds (the generator rounds), at least one."""
+    return float(max(1, round(duration_s)))
+
+
 def group_seconds(job: Job, group: Group) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
-    per_rep = SERVER_START_S + job.settings.warmup_s + job.settings.duration_s + 0.5
+    per_rep = REPETITION_OVERHEAD_S + job.settings.warmup_s + load_seconds(job.settings.duration_s)
     reps = sum(job.settings.repetitions for p in group.plans if p.load == "closed" or p.offered_share)
     reps += sum(1 for p in group.plans if p.load == "closed") if job.profile else 0
     searches = sum(1 for p in group.plans if p.slo) * (
-        SERVER_START_S + 6 * (job.settings.duration_s + job.settings.warmup_s)
+        REPETITION_OVERHEAD_S + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
     )
     return reps * per_rep + searches
 

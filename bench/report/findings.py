@@ -101,7 +101,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class BuildBest:
-    """One build's best unflagged point, relative to the verdict's reference."""
+    """A build's best unflagged point (its fastest flagged one if it has none), against the reference."""
 
     build: str
     choice: Choice
@@ -191,7 +191,8 @@ def verdicts(model: RunModel) -> tuple[Verdict, ...]:
         reference = next((c.reference for c in pairs if c.reference is not None), best)
         per_build = []
         for build in sorted({s.key.build for s in series}, key=_version_key):
-            mine, _ = best_clean([s for s in series if s.key.build == build])
+            mine, flagged = best_clean([s for s in series if s.key.build == build])
+            mine = mine or flagged  # every point of this build flagged: its fastest, with its flags
             if mine is not None:
                 relative = stats.ratio_of_medians(mine.point.samples, reference.point.samples)
                 per_build.append(BuildBest(build, mine, relative))

@@ -160,8 +160,9 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
             "Key: @N, at N threads (or N worker processes, or N event loops); ÷ GIL best, the build's peak "
             "over the reference (the newest GIL twin's best design)"
             + ("; Memory, server PSS" if memory else "")
-            + ". A flagged point cannot be a build's best: its best unflagged point is shown. Flags are "
-            "explained under 'How to read this report'."
+            + ". A flagged point cannot be a build's best: its best unflagged point is shown (where every "
+            "point of a build is flagged, its fastest, with its flags). Flags are explained under 'How "
+            "to read this report'."
         ),
     ]
 
