@@ -86,7 +86,9 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
 def tests(session: nox.Session) -> None:
     """Run the test suite (on this interpreter and on the free-threaded 3.14t)."""
     install(
-        session, "bench,report,server,worker" if session.python == HOST else "bench,server,worker", "test"
+        session,
+        "bench,report,server,servers,worker" if session.python == HOST else "bench,server,servers,worker",
+        "test",
     )
     session.run("python", "-m", "ftscale.buildfacts", "--import-check")
     session.run("python", "-m", "pytest", *session.posargs)

@@ -241,7 +241,7 @@ P = TypeVar("P", bound=Plan)
 @dataclass(frozen=True)
 class Outcome(Generic[P]):
     planned: int  # steps (plans) of the whole run
-    measured: int  # cells measured in this invocation (ok or failed)
+    measured: int  # cells measured in this invocation (ok, failed or skipped)
     failed: int
     left: tuple[P, ...]  # plans not measured in this invocation because the budget ran out
     cell_keys: frozenset[str] = frozenset()  # every cell of the whole run
@@ -295,6 +295,8 @@ def sweep(
                 where = f"{text} {cell.cell_id}" if len(cells) > 1 else text
                 if cell.status == "ok":
                     progress.say(f"{where}: {describe(cell)}")
+                elif cell.status == "skipped":  # cannot run on this build: not a failure
+                    progress.say(f"{where}: skipped, {cell.skip_reason}")
                 else:
                     failed += 1
                     progress.say(f"{where}: FAILED {cell.error}")

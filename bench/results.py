@@ -202,8 +202,9 @@ class RunDir:
         write_json_atomic(self.cell_path(cell.cell_id), cell.model_dump(mode="json"))
 
     def done(self) -> set[str]:
-        """Ids of cells measured successfully (a resumed run skips them)."""
-        return {c.cell_id for c in iter_cells(self.path) if c.status == "ok"}
+        """Ids of cells measured successfully, or skipped as impossible on their build (a resumed
+        run does not try them again)."""
+        return {c.cell_id for c in iter_cells(self.path) if c.status in ("ok", "skipped")}
 
 
 def iter_cells(run_path: Path) -> Iterator[AnyCell]:

@@ -70,6 +70,18 @@ SERVICE_MODULES = (
 )
 
 
+def service_modules() -> tuple[str, ...]:
+    """:data:`SERVICE_MODULES`, then every HTTP server's modules (``ftscale.engines``), each where
+    installed: a server without a wheel for this build is reported missing, which is no error.
+
+    Only as ``python -m ftscale.buildfacts --import-check``, where ftscale is importable.
+    """
+    from ftscale.engines import SERVER_MODULES
+
+    servers = [name for modules in SERVER_MODULES.values() for name in modules]
+    return tuple(dict.fromkeys([*SERVICE_MODULES, *servers]))
+
+
 def import_check(modules: tuple[str, ...] = SERVICE_MODULES) -> dict[str, Any]:
     """Import ``modules`` one by one; report the GIL state and the first module that enabled it."""
     reenabled_by = None
@@ -176,7 +188,7 @@ if __name__ == "__main__":
         sys.exit(0)
     facts = describe()
     if "--import-check" in sys.argv:
-        facts.update(import_check())
+        facts.update(import_check(service_modules()))
     if "--import-check" in sys.argv or "--packages" in sys.argv:
         facts["packages"] = packages()
     json.dump(facts, sys.stdout, sort_keys=True)

@@ -62,6 +62,9 @@ class Build(BuildFacts):
 
     packages: dict[str, str] = Field(default_factory=dict)
     gil_reenabled_by: str | None = None
+    # Optional packages (the ``servers`` extra) that could not be installed, and why: no binary
+    # wheel for this build, usually. The servers that need them are skipped on this build.
+    unavailable: dict[str, str] = Field(default_factory=dict)
 
 
 class Host(Model):
@@ -109,6 +112,8 @@ class ServerSettings(Model):
     # first on its import path; absent for the ftscale service.
     app: str | None = None
     app_dir: str | None = None
+    server: str | None = None  # None: written before the server was a choice (uvicorn-h11)
+    runtime_threads: int | None = None
 
 
 class ServiceCounters(Model):
@@ -153,7 +158,9 @@ class Info(Model):
     # unit's count, whichever unit answered.
     # The fields below are absent in files written before the service reported them.
     unit_requests: dict[str, int] | None = None
-    # True when every connection this process accepted so far had TCP_NODELAY set.
+    # True when every connection this process accepted so far had TCP_NODELAY set (uvicorn counts
+    # every connection); on a server whose sockets the service never sees (granian, hypercorn),
+    # whether the connection that asked for /info has it. ``tcp_nodelay_checked`` says which.
     tcp_nodelay: bool | None = None
     # The answering unit's compute pool: "up", "rebuilding" (a child died) or "down".
     pool_state: str | None = None
@@ -164,6 +171,13 @@ class Info(Model):
     # back while the app was imported, the module that enabled it (from CPython's RuntimeWarning).
     app: str | None = None
     gil_reenabled_by: str | None = None
+    # What serves HTTP (absent before the server was a choice: uvicorn, h11, asyncio).
+    server: str | None = None  # ftscale.vocab.HttpServer
+    server_version: str | None = None
+    loop_impl: str | None = None  # the answering loop's class, e.g. "asyncio.SelectorEventLoop"
+    unit_kind: str | None = None  # "loop" (one), "thread" (loops in threads) or "process"
+    balance: str | None = None  # how connections are spread over the units
+    tcp_nodelay_checked: str | None = None  # "every connection" or "this connection"
 
 
 class SoakResult(Model):
@@ -556,9 +570,12 @@ class _CellBase(Model):
     mode: str | None = None
     topology: str | None = None
     scaling: Literal["strong", "weak"] | None = None
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "skipped"]
     error: str | None = None
     stderr_tail: str | None = None
+    # Why a skipped cell could not run on its build (a server without a wheel, a topology the
+    # server does not have); nothing was started for it.
+    skip_reason: str | None = None
     unit: str
     samples: list[float] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
@@ -589,6 +606,9 @@ class SloSearch(Model):
 
 class HttpCell(_CellBase):
     kind: Literal["http"] = "http"
+    server: str | None = None  # the HTTP server (None: written before it was a choice, uvicorn-h11)
+    runtime_threads: int | None = None  # granian's runtime threads per worker, when not 1
+    tcp_nodelay: bool | None = None  # the server's accepted connections had TCP_NODELAY (from /info)
     repetitions: list[HttpRepetition] = Field(default_factory=list)
     info_before: Info | None = None
     info_after: Info | None = None

@@ -1,5 +1,5 @@
-"""ftscale's one vocabulary: modes, topologies, scaling kinds, workload classes, load kinds, profile
-buckets, flags.
+"""ftscale's one vocabulary: modes, topologies, HTTP servers, scaling kinds, workload classes, load
+kinds, profile buckets, flags.
 
 Everything that names one of these reads it from here: the service's configuration and its
 ``--help``, the benches' command-line choices, the result schema, the report's labels and its
@@ -41,6 +41,26 @@ class WorkerBalance(enum.StrEnum):
 WORKER_BALANCE_HELP: dict[WorkerBalance, str] = {
     WorkerBalance.ACCEPTOR: "the parent accepts, and hands each connection to the worker with fewest open",
     WorkerBalance.REUSEPORT: "each worker accepts on its own SO_REUSEPORT socket (kernel hash; to compare)",
+}
+
+
+class HttpServer(enum.StrEnum):
+    """Which HTTP server runs the service (``ftscale serve --server``; which runs where: ftscale.engines)."""
+
+    UVICORN_H11 = "uvicorn-h11"  # uvicorn with h11 on asyncio: pure Python, installs on every build
+    UVICORN_FAST = "uvicorn-fast"  # uvicorn with httptools on uvloop (C extensions, wheels per build)
+    GRANIAN = "granian"  # granian: HTTP in Rust (tokio); the app on an asyncio loop per worker
+    HYPERCORN = "hypercorn"  # hypercorn: pure Python (h11) on asyncio
+
+
+DEFAULT_SERVER = HttpServer.UVICORN_H11
+
+SERVER_HELP: dict[HttpServer, str] = {
+    HttpServer.UVICORN_H11: "uvicorn, h11 on asyncio (the default: pure Python, the same on every build)",
+    HttpServer.UVICORN_FAST: "uvicorn, httptools on uvloop (needs their wheels for the build)",
+    HttpServer.GRANIAN: "granian's ASGI server (Rust I/O; workers are threads on free-threaded builds, "
+    "processes on GIL builds)",
+    HttpServer.HYPERCORN: "hypercorn on asyncio (pure Python; workers are processes on every build)",
 }
 
 
@@ -185,6 +205,7 @@ class Flag(enum.StrEnum):
     SHARED_CPUS = "server-and-client-share-cpus"
     OVERSUBSCRIBED = "threads-over-usable-cores"
     UNBALANCED = "unbalanced-units"
+    NAGLE = "nagle-on"
 
 
 @dataclass(frozen=True)
@@ -234,6 +255,13 @@ FLAGS: dict[Flag, FlagInfo] = {
         "unbalanced",
         "a serving unit (worker process or event loop) took almost none of the requests, or far more than "
         "its share: the design ran on fewer units than it was given",
+        _HTTP,
+        True,
+    ),
+    Flag.NAGLE: FlagInfo(
+        "Nagle-on",
+        "the server's accepted connections had TCP_NODELAY off: responses written in two parts wait "
+        "for the client's delayed ACK (~40 ms), so the point measures a socket option, not the server",
         _HTTP,
         True,
     ),

@@ -436,14 +436,15 @@ def create_app(
         )
 
     @app.get("/info", responses=CONNECTION_RESPONSES)
-    async def get_info() -> Info:
-        """Interpreter, GIL state, settings, limits, counters, process and threads."""
+    async def get_info(request: Request) -> Info:
+        """Interpreter, GIL state, server, settings, limits, counters, process and threads."""
         return info.describe(
             config,
             loop_index=loop_index,
             units=units,
             pool_state=str(service.dispatcher.state),
             max_sizes={w.name: w.size_limit(allow_large=config.allow_large_sizes) for w in table.values()},
+            connection=(request.scope.get("client"), request.scope.get("server")),
         )
 
     for workload in table.values():

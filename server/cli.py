@@ -1,6 +1,7 @@
 """``ftscale serve`` (or ``python -m ftscale.server``): run the service with one mode and one topology.
 
     ftscale serve --mode threadpool --topology loops --threads 4 --port 8000
+    ftscale serve --server granian --topology loops --threads 4     # on a free-threaded build
 
 The HTTP bench starts the service this way; every option is listed by ``--help``. Exits 0
 after SIGTERM or SIGINT, non-zero (with a one-line message) on bad arguments or start-up
@@ -10,15 +11,19 @@ failure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import sysconfig
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ftscale.server.config import (
     ANYIO_LIMITER_NOTE,
     APP_MODE_NOTE,
+    APP_SERVER_NOTE,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
@@ -28,14 +33,19 @@ from ftscale.server.config import (
     DEFAULT_QUEUE_FACTOR,
     MODE_HELP,
     RESERVED_FDS,
+    SERVER_HELP,
     TOPOLOGY_HELP,
     WORKER_BALANCE_HELP,
+    HttpServer,
     Mode,
     ServerConfig,
     Topology,
     WorkerBalance,
 )
 from ftscale.vocab import APP_PREFIX
+
+if TYPE_CHECKING:
+    from ftscale.server.units import Serve
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -61,7 +71,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _choices(helps: dict[Mode, str] | dict[Topology, str] | dict[WorkerBalance, str]) -> str:
+def _choices(
+    helps: dict[Mode, str] | dict[Topology, str] | dict[WorkerBalance, str] | dict[HttpServer, str],
+) -> str:
     return "; ".join(f"{name}: {text}" for name, text in helps.items())
 
 
@@ -74,7 +86,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-DESCRIPTION = "The ftscale service under test: CPU-heavy FastAPI endpoints on uvicorn (h11, asyncio)."
+DESCRIPTION = (
+    "The ftscale service under test: CPU-heavy FastAPI endpoints, on uvicorn (h11, asyncio) unless "
+    "--server says otherwise."
+)
 EPILOG = f"Note: {ANYIO_LIMITER_NOTE}."
 
 
@@ -160,14 +175,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="workers topology only: " + _choices(WORKER_BALANCE_HELP),
     )
     parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and service log level"
+        "--server",
+        type=HttpServer,
+        choices=list(HttpServer),
+        default=HttpServer.UVICORN_H11,
+        help=_choices(SERVER_HELP)
+        + ". granian serves single and workers on GIL builds, single and loops on free-threaded ones; "
+        "hypercorn serves single and workers",
+    )
+    parser.add_argument(
+        "--runtime-threads",
+        type=_positive,
+        default=1,
+        help="granian only: its Rust I/O threads per worker (they run no Python)",
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", help="server and service log level"
     )
     parser.add_argument(
         "--app",
         metavar="MODULE:ATTR",
         default=None,
         help=f"serve this ASGI app (FastAPI or any ASGI 3 app) instead of the service, untouched: ftscale "
-        f"answers /health and /info under {APP_PREFIX}/ only; --mode must be threadpool ({APP_MODE_NOTE})",
+        f"answers /health and /info under {APP_PREFIX}/ only; --mode must be threadpool ({APP_MODE_NOTE}); "
+        f"{APP_SERVER_NOTE}",
     )
     parser.add_argument(
         "--app-dir", default=None, help="with --app: folder put first on the import path (default: none)"
@@ -192,15 +223,26 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         worker_balance=args.worker_balance,
         app=args.app,
         app_dir=args.app_dir,
+        server=args.server,
+        runtime_threads=args.runtime_threads,
     )
 
 
-def runner(topology_name: Topology) -> Callable[[ServerConfig], int]:
-    """The function that serves ``topology_name``.
+def runner(topology_name: Topology, server: HttpServer = HttpServer.UVICORN_H11) -> Serve:
+    """The function that serves ``topology_name`` on ``server``; it takes the config and,
+    optionally, the app factory (``ftscale.server.app.create_app`` by default).
 
     Imported here, not at the top: process-mode children (spawned) re-import this module as
     their main module, and need none of the HTTP stack.
     """
+    if server is HttpServer.GRANIAN:
+        from ftscale.server.on_granian import run_granian
+
+        return run_granian
+    if server is HttpServer.HYPERCORN:
+        from ftscale.server.on_hypercorn import run_hypercorn
+
+        return run_hypercorn
     from ftscale.server import loops, topology, workers
 
     return {
@@ -237,14 +279,32 @@ def app_problem(config: ServerConfig) -> str | None:
     return None
 
 
+def cannot_serve(config: ServerConfig) -> str | None:
+    """Why ``config`` cannot be served by this interpreter (None: it can)."""
+    from ftscale import engines
+
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    reason = engines.topology_reason(config.server, config.topology, free_threaded)
+    if reason is not None:
+        return f"--server {config.server} --topology {config.topology}: {reason}"
+    for module in engines.SERVER_MODULES[config.server]:
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            return (
+                f"--server {config.server} needs {module.split('.')[0]}, which is not installed for this "
+                "interpreter (pip install 'ftscale[servers]'; it may have no wheel for this build)"
+            )
+    return None
+
+
 def cmd_serve(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT; the process exit status (2: an app that cannot be served)."""
+    """Serve until SIGTERM/SIGINT; the process exit status (2: this server cannot serve this here,
+    or an app that cannot be served)."""
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
-    problem = app_problem(config)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
+    reason = cannot_serve(config) or app_problem(config)
+    if reason is not None:
+        print(f"error: {reason}", file=sys.stderr)
         return 2
-    serve = runner(config.topology)
+    serve = runner(config.topology, config.server)
     try:
         return serve(config)
     except OSError as exc:

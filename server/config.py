@@ -10,12 +10,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ftscale.vocab import MODE_HELP, TOPOLOGY_HELP, WORKER_BALANCE_HELP, Mode, Topology, WorkerBalance
+from ftscale.vocab import (
+    DEFAULT_SERVER,
+    MODE_HELP,
+    SERVER_HELP,
+    TOPOLOGY_HELP,
+    WORKER_BALANCE_HELP,
+    HttpServer,
+    Mode,
+    Topology,
+    WorkerBalance,
+)
 
 __all__ = [
+    "DEFAULT_SERVER",
     "MODE_HELP",
+    "SERVER_HELP",
     "TOPOLOGY_HELP",
     "WORKER_BALANCE_HELP",
+    "HttpServer",
     "Mode",
     "ServerConfig",
     "Topology",
@@ -37,6 +50,10 @@ APP_MODE_NOTE = (
     "a user's app decides itself where its work runs (FastAPI runs 'def' endpoints in Starlette's "
     "thread pool, 'async def' ones on the event loop), so only the threadpool mode applies to it"
 )
+
+# A user's app (--app) is served by uvicorn only: ftscale's own topologies build its wrapper.
+APP_SERVERS = (HttpServer.UVICORN_H11, HttpServer.UVICORN_FAST)
+APP_SERVER_NOTE = "a user's app (--app) is served by " + " or ".join(str(s) for s in APP_SERVERS) + " only"
 
 # Admission control: by default a pool may queue four requests per worker thread/process on
 # top of those it is running; beyond that the service answers 503 at once.
@@ -94,6 +111,10 @@ class ServerConfig:
     first on its import path (:mod:`server.userapp`). A user's app decides itself where its work
     runs (FastAPI runs ``def`` endpoints in Starlette's thread pool), so its mode is always
     ``threadpool``: anyio's thread limiter is sized ``pool_size`` on every loop.
+
+    ``server`` is the HTTP server that runs the app (:mod:`ftscale.engines` says which serves
+    which topology); ``runtime_threads`` is granian's Rust I/O threads per worker (no Python
+    runs on them), ignored by the others.
     """
 
     mode: Mode = Mode.THREADPOOL
@@ -112,9 +133,12 @@ class ServerConfig:
     worker_balance: WorkerBalance = WorkerBalance.ACCEPTOR
     app: str | None = None
     app_dir: str | None = None
+    server: HttpServer = DEFAULT_SERVER
+    runtime_threads: int = 1
 
     def __post_init__(self) -> None:
         # Accept plain strings (from JSON or tests) but store the enums.
+        object.__setattr__(self, "server", HttpServer(self.server))
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "topology", Topology(self.topology))
         object.__setattr__(self, "worker_balance", WorkerBalance(self.worker_balance))
@@ -123,7 +147,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
-        for name in ("threads", "max_body_bytes"):
+        for name in ("threads", "max_body_bytes", "runtime_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.pool_size is not None and self.pool_size < 1:
@@ -134,6 +158,8 @@ class ServerConfig:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.app is not None and self.mode is not Mode.THREADPOOL:
             raise ValueError(f"{APP_MODE_NOTE}; got mode {self.mode}")
+        if self.app is not None and self.server not in APP_SERVERS:
+            raise ValueError(f"{APP_SERVER_NOTE}; got --server {self.server}")
         if self.app is None and self.app_dir is not None:
             raise ValueError("app_dir is only for an app (--app MODULE:ATTR)")
 
@@ -172,4 +198,5 @@ class ServerConfig:
         data["queue_limit"] = self.effective_queue_limit
         data["max_connections"] = self.effective_max_connections
         data["worker_balance"] = str(self.worker_balance)
+        data["server"] = str(self.server)
         return data

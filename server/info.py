@@ -4,22 +4,54 @@ Facts that cannot change while the process lives (build, package versions) are g
 the GIL state, thread count and CPU affinity are read on every call, because an import or a
 pool start can change them. A worker in the ``workers`` topology reports itself and its parent,
 and every worker's count of work requests (they share the counters).
+
+Which server serves, on which event loop, with what kind of serving unit and balancing, is
+reported too. TCP_NODELAY: uvicorn's protocol (ours) sees every connection's socket and counts
+those without it; granian and hypercorn never show theirs to the app, so there ``/info`` reads
+the option from this process's own socket for the connection that asked (matched by its
+addresses), which says how that server makes its connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.metadata
 import os
+import socket
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-from ftscale import buildfacts
+from ftscale import buildfacts, engines
 from ftscale.schema import BuildFacts, Info, ServerSettings
 from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
 from ftscale.server.counters import EVENTS, UnitCounts
+from ftscale.vocab import HttpServer
 
-PACKAGES = ("fastapi", "starlette", "uvicorn", "anyio", "pydantic", "pydantic-core", "numpy", "h11")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "anyio",
+    "pydantic",
+    "pydantic-core",
+    "numpy",
+    "h11",
+    "httptools",
+    "uvloop",
+    "granian",
+    "hypercorn",
+)
+# The distribution whose version is the server's.
+SERVER_DISTRIBUTION = {
+    HttpServer.UVICORN_H11: "uvicorn",
+    HttpServer.UVICORN_FAST: "uvicorn",
+    HttpServer.GRANIAN: "granian",
+    HttpServer.HYPERCORN: "hypercorn",
+}
+EVERY_CONNECTION = "every connection"
+THIS_CONNECTION = "this connection"
 
 
 @functools.cache
@@ -41,6 +73,45 @@ def affinity() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def _address(value: Sequence[Any] | None) -> tuple[str, int] | None:
+    # granian gives ports as strings, uvicorn and hypercorn as integers.
+    if not value or len(value) < 2:
+        return None
+    try:
+        return str(value[0]), int(value[1])
+    except (TypeError, ValueError):
+        return None
+
+
+def connection_nodelay(client: Sequence[Any] | None, server: Sequence[Any] | None) -> bool | None:
+    """Whether this process's TCP socket from ``server`` to ``client`` (a request's ASGI scope
+    addresses) has TCP_NODELAY; None where no such socket is found. Scans this process's
+    sockets: for a check now and then, not for every request."""
+    import psutil
+
+    remote, local = _address(client), _address(server)
+    if remote is None or local is None:
+        return None
+    for conn in psutil.Process().net_connections(kind="tcp"):
+        if conn.fd < 0 or not conn.raddr or not conn.laddr:
+            continue
+        if (conn.laddr[0], conn.laddr[1]) == local and (conn.raddr[0], conn.raddr[1]) == remote:
+            try:
+                with socket.socket(fileno=os.dup(conn.fd)) as sock:  # our duplicate: closing it is safe
+                    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            except OSError:  # closed meanwhile
+                return None
+    return None
+
+
+def _loop_impl() -> str | None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return f"{type(loop).__module__}.{type(loop).__qualname__}"
+
+
 def describe(
     config: ServerConfig,
     *,
@@ -50,15 +121,24 @@ def describe(
     max_sizes: dict[str, int] | None = None,
     app: str | None = None,
     gil_reenabled_by: str | None = None,
+    connection: tuple[Sequence[Any] | None, Sequence[Any] | None] | None = None,
 ) -> Info:
     """The ``/info`` document for this process (and, in ``loops``, the loop that answers).
 
     ``app`` and ``gil_reenabled_by`` describe a user's app (:mod:`server.userapp`).
+    ``connection``: the (client, server) addresses of the request asking, for the TCP_NODELAY
+    check where the server's own protocol does not count connections.
     """
     interpreter, versions = _static_facts()
     counters = EVENTS.snapshot()
     pid = os.getpid()
     workers = config.topology is Topology.WORKERS
+    if counters.connections:
+        nodelay: bool | None = counters.connections_without_nodelay == 0
+        checked: str | None = EVERY_CONNECTION
+    else:
+        nodelay = connection_nodelay(*connection) if connection is not None else None
+        checked = THIS_CONNECTION if nodelay is not None else None
     return Info(
         interpreter=BuildFacts.model_validate(interpreter),
         gil_enabled=buildfacts.gil_enabled(),
@@ -79,10 +159,16 @@ def describe(
         cpu_count=os.cpu_count(),
         packages=versions,
         unit_requests=units.snapshot() if units is not None else None,
-        tcp_nodelay=(counters.connections_without_nodelay == 0) if counters.connections else None,
+        tcp_nodelay=nodelay,
+        tcp_nodelay_checked=checked,
         pool_state=pool_state,
         counters=counters,
         max_sizes=max_sizes,
         app=app,
         gil_reenabled_by=gil_reenabled_by,
+        server=str(config.server),
+        server_version=versions.get(SERVER_DISTRIBUTION[config.server]),
+        loop_impl=_loop_impl(),
+        unit_kind=engines.unit_kind(config.topology),
+        balance=engines.balance(config.server, config.topology, str(config.worker_balance)),
     )

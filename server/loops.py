@@ -50,6 +50,7 @@ from ftscale.server.topology import (
     bind_listener,
     uvicorn_config,
 )
+from ftscale.server.units import AppFactory
 
 logger = logging.getLogger("ftscale.server")
 
@@ -197,27 +198,29 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
     return status
 
 
-def _loop_servers(config: ServerConfig, listeners: Sequence[socket.socket | None]) -> list[LoopServer]:
+def _loop_servers(
+    config: ServerConfig, listeners: Sequence[socket.socket | None], factory: AppFactory
+) -> list[LoopServer]:
     """One server per loop, each with its own app, all counting requests in one table."""
     units = UnitCounts([f"loop {i}" for i in range(config.threads)])
     return [
         LoopServer(
-            uvicorn_config(make_app(config, loop_index=i, units=units, unit=i), config), i, config, listener
+            uvicorn_config(factory(config, loop_index=i, units=units, unit=i), config), i, config, listener
         )
         for i, listener in enumerate(listeners)
     ]
 
 
-def run_loops(config: ServerConfig) -> int:
+def run_loops(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` event loops fed by one acceptor balancing connections (the ``loops`` topology)."""
     acceptor = bind_listener(config.host, config.port)
     acceptor.setblocking(False)
-    servers = _loop_servers(config, [None] * config.threads)
+    servers = _loop_servers(config, [None] * config.threads, factory)
     logger.info("serving on http://%s:%d (%d loops, one acceptor)", config.host, config.port, config.threads)
     return asyncio.run(_supervise(servers, acceptor))
 
 
-def run_loops_reuseport(config: ServerConfig) -> int:
+def run_loops_reuseport(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` event loops, each on its own SO_REUSEPORT socket (kernel balancing)."""
     listeners: list[socket.socket] = []
     try:
@@ -228,6 +231,6 @@ def run_loops_reuseport(config: ServerConfig) -> int:
         for sock in listeners:
             sock.close()
         raise
-    servers = _loop_servers(config, listeners)
+    servers = _loop_servers(config, listeners, factory)
     logger.info("serving on http://%s:%d (%d loops, SO_REUSEPORT)", config.host, config.port, config.threads)
     return asyncio.run(_supervise(servers, None))

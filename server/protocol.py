@@ -1,9 +1,10 @@
-"""uvicorn's h11 protocol with bounds on slow, idle and surplus connections, and a drain on stop.
+"""uvicorn's h11 and httptools protocols, bounding slow, idle and surplus connections; a drain on stop.
 
 uvicorn bounds none of these: a connection that never sends, or sends its head a byte a
 second, stays open for good (its only timer is the keep-alive one, armed after a response),
 and ``limit_concurrency`` counts idle sockets but answers only complete requests, in plain
-text. :class:`GuardedH11Protocol` adds, per connection:
+text. :class:`GuardedH11Protocol` (and its httptools twin, :func:`guarded_httptools`, for
+``--server uvicorn-fast``) adds, per connection:
 
 * a **request deadline** (``--header-timeout``): a request's head and body must arrive within
   it, counted from the connection's opening (first request) or from the request's first byte
@@ -23,8 +24,9 @@ text. :class:`GuardedH11Protocol` adds, per connection:
   answered with ``connection: close``; so do connections made after the stop began.
 
 It also counts connections and records whether each had TCP_NODELAY (:mod:`server.counters`).
-Checked against uvicorn 0.54 and h11 0.16: it relies on ``handle_events``, ``cycle``,
-``conn.trailing_data``, ``on_response_complete`` and ``shutdown`` as they are there.
+Checked against uvicorn 0.54, h11 0.16 and httptools 0.9: it relies on ``handle_events``,
+``cycle``, ``conn.trailing_data``, the httptools parser callbacks, ``on_response_complete`` and
+``shutdown`` as they are there.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import socket
 import struct
 import termios
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -91,9 +93,11 @@ class ConnectionGuard:
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def protocol_class(self) -> type[GuardedH11Protocol]:
-        """A protocol class bound to this guard (uvicorn builds protocols from a class)."""
-        return type("Guarded", (GuardedH11Protocol,), {"guard": self})
+    def protocol_class(self, http: str = "h11") -> type[Any]:
+        """A protocol class for ``http`` ("h11" or "httptools") bound to this guard (uvicorn
+        builds protocols from a class)."""
+        base = GuardedH11Protocol if http == "h11" else guarded_httptools()
+        return type("Guarded", (base,), {"guard": self})
 
 
 def raw_json_response(status: int, reason: str, payload: dict[str, Any]) -> bytes:
@@ -133,8 +137,12 @@ def nodelay(transport: asyncio.BaseTransport) -> bool | None:
     return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's ``H11Protocol`` under a :class:`ConnectionGuard` (see the module docstring)."""
+class _Guarded:
+    """The rules of a :class:`ConnectionGuard`, for uvicorn's h11 and httptools protocols alike.
+
+    Mixed in before the uvicorn protocol; each variant below says when a request has begun
+    arriving (:meth:`_receiving`) and arms or disarms the deadline as its parser reports progress.
+    """
 
     guard: ClassVar[ConnectionGuard]
     on_made: Callable[[], None] = staticmethod(_nothing)  # set per instance for handed-over connections
@@ -142,13 +150,28 @@ class GuardedH11Protocol(H11Protocol):
     _draining = False
     _served = False
     _idle_since = 0.0
+    # What the uvicorn protocol provides (declared for the type checker).
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    connections: set[Any]
+    cycle: Any
+    app: Any
+
+    def _receiving(self) -> bool:
+        """Whether part of a request has arrived and the rest has not."""
+        raise NotImplementedError
+
+    def _in_flight(self) -> bool:
+        """A request is being answered (its cycle started and not complete)."""
+        return self.cycle is not None and not self.cycle.response_complete
 
     # -- connection lifetime -------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         guard = self.guard
         try:
-            super().connection_made(transport)
+            super().connection_made(transport)  # type: ignore[misc]
+            transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass: no isinstance
             self._idle_since = self.loop.time()
             EVENTS.add("connections")
             if nodelay(transport) is False:
@@ -171,38 +194,20 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         try:
-            super().connection_lost(exc)
+            super().connection_lost(exc)  # type: ignore[misc]
         finally:
             self.guard.on_lost()
-
-    def handle_events(self) -> None:
-        # Also called by on_response_complete for a pipelined request, so the deadline is
-        # managed here rather than in data_received.
-        super().handle_events()
-        if self._draining and self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-        state = self.conn.their_state
-        if state is h11.IDLE:
-            if self.conn.trailing_data[0]:
-                self._arm(
-                    self.guard.header_timeout_s
-                )  # part of a head: the deadline runs from its first byte
-        elif state is h11.SEND_BODY:
-            self._arm(self.guard.header_timeout_s)  # head read, body still coming: the same deadline
-        else:  # DONE, MUST_CLOSE, CLOSED, ERROR: the whole request is in
-            self._disarm()
 
     def on_response_complete(self) -> None:
         self._served = True
         self._idle_since = self.loop.time()
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
 
     def shutdown(self) -> None:
         """uvicorn's graceful stop, except that a request on its way is still answered."""
-        in_progress = self.cycle is not None and not self.cycle.response_complete
-        on_its_way = bool(self.conn.trailing_data[0]) or not self._served
-        if in_progress or not on_its_way or self.transport.is_closing():
-            super().shutdown()
+        on_its_way = self._receiving() or not self._served
+        if self._in_flight() or not on_its_way or self.transport.is_closing():
+            super().shutdown()  # type: ignore[misc]
             return
         self._draining = True
         self._disarm()
@@ -221,17 +226,17 @@ class GuardedH11Protocol(H11Protocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.transport.is_closing() or (self.cycle is not None and self.cycle.response_started):
+        in_flight = self._in_flight()
+        if self.transport.is_closing() or (in_flight and self.cycle.response_started):
             return
-        buffered = bool(self.conn.trailing_data[0])
-        if self.cycle is None and not buffered:
+        if not in_flight and not self._receiving():
             self.transport.close()  # never sent a byte of this request: close without a word
             if not self._draining:
                 EVENTS.add("requests_timed_out")
             return
         EVENTS.add("requests_timed_out")
         self.transport.write(self.guard.timeout_response)
-        if self.cycle is not None:  # a body still trickling: the app's receive() reports a disconnect
+        if in_flight:  # a body still trickling: the app's receive() reports a disconnect
             self.cycle.disconnected = True
             self.cycle.message_event.set()
         self.transport.close()
@@ -240,20 +245,14 @@ class GuardedH11Protocol(H11Protocol):
 
     def _idle(self, now: float) -> bool:
         """Nothing in progress, nothing buffered or unread, for :data:`EVICT_IDLE_S` at least."""
-        if self.cycle is not None and not self.cycle.response_complete:
-            return False
-        if self.conn.trailing_data[0] or self.transport.is_closing():
+        if self._in_flight() or self._receiving() or self.transport.is_closing():
             return False
         return now - self._idle_since >= EVICT_IDLE_S and not unread_bytes(self.transport)
 
     def _make_room(self) -> bool:
         """Close the connection idle longest, if one is; True if room was made."""
         now = self.loop.time()
-        idle = [
-            c
-            for c in self.connections
-            if c is not self and isinstance(c, GuardedH11Protocol) and c._idle(now)
-        ]
+        idle = [c for c in self.connections if c is not self and isinstance(c, _Guarded) and c._idle(now)]
         if not idle:
             return False
         victim = min(idle, key=lambda c: c._idle_since)
@@ -262,3 +261,61 @@ class GuardedH11Protocol(H11Protocol):
         victim.connections.discard(victim)  # it no longer counts, although connection_lost comes later
         EVENTS.add("connections_evicted_idle")
         return True
+
+
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's ``H11Protocol`` under a :class:`ConnectionGuard` (see the module docstring)."""
+
+    def _receiving(self) -> bool:
+        return bool(self.conn.trailing_data[0])
+
+    def handle_events(self) -> None:
+        # Also called by on_response_complete for a pipelined request, so the deadline is
+        # managed here rather than in data_received.
+        super().handle_events()
+        if self._draining and self._in_flight():
+            self.cycle.keep_alive = False
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            if self.conn.trailing_data[0]:
+                self._arm(
+                    self.guard.header_timeout_s
+                )  # part of a head: the deadline runs from its first byte
+        elif state is h11.SEND_BODY:
+            self._arm(self.guard.header_timeout_s)  # head read, body still coming: the same deadline
+        else:  # DONE, MUST_CLOSE, CLOSED, ERROR: the whole request is in
+            self._disarm()
+
+
+def guarded_httptools() -> type[Any]:
+    """uvicorn's ``HttpToolsProtocol`` under a guard (``uvicorn-fast``); httptools is imported here,
+    so that the other servers run without it.
+
+    httptools parses everything it is given at once and reports each step through callbacks: a
+    request's first byte (``on_message_begin``) arms the deadline, its end
+    (``on_message_complete``) disarms it.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
+        _partial = False  # between a request's first byte and its end
+
+        def _receiving(self) -> bool:
+            return self._partial
+
+        def on_message_begin(self) -> None:
+            self._partial = True
+            super().on_message_begin()
+            self._arm(self.guard.header_timeout_s)  # armed already for a connection's first request
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            if self._draining and self._in_flight():
+                self.cycle.keep_alive = False
+
+        def on_message_complete(self) -> None:
+            self._partial = False
+            self._disarm()
+            super().on_message_complete()
+
+    return GuardedHttpToolsProtocol

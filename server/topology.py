@@ -15,8 +15,9 @@ by the signal instead of exiting 0. Computes already running are waited for; a t
 be interrupted.
 
 Every topology serves through :class:`ServiceServer`: uvicorn's ``Server`` with the guarded
-h11 protocol (request deadline, connection limit, drain) and, where no listener of its own,
-fed connections that another thread or process accepted (:meth:`ServiceServer.connect`).
+h11 protocol (httptools on uvloop for ``--server uvicorn-fast``: request deadline, connection
+limit, drain) and, where no listener of its own, fed connections that another thread or process
+accepted (:meth:`ServiceServer.connect`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from ftscale.server.apps import make_app
-from ftscale.server.config import ServerConfig
+from ftscale.server.config import HttpServer, ServerConfig
 from ftscale.server.protocol import ConnectionGuard
+from ftscale.server.units import AppFactory
 
 GRACEFUL_S = 10
 BACKLOG = 2048
@@ -65,14 +67,23 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     return sock
 
 
+# uvicorn's (loop, http) for each uvicorn flavour; the other servers do not run through uvicorn.
+UVICORN_STACKS: dict[HttpServer, tuple[str, str]] = {
+    HttpServer.UVICORN_H11: ("asyncio", "h11"),
+    HttpServer.UVICORN_FAST: ("uvloop", "httptools"),
+}
+
+
 def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.Config:
-    """uvicorn settings shared by every topology: plain h11 on asyncio, no websockets."""
+    """uvicorn settings shared by every topology: h11 on asyncio (``uvicorn-h11``) or httptools on
+    uvloop (``uvicorn-fast``), no websockets."""
     verbose = config.log_level.lower() in {"trace", "debug"}
+    loop, http = UVICORN_STACKS[config.server]
     settings: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
-        "loop": "asyncio",
-        "http": "h11",
+        "loop": loop,
+        "http": http,
         "ws": "none",
         "lifespan": "on",
         "log_level": config.log_level,
@@ -98,7 +109,9 @@ class ServiceServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, max_connections: int, header_timeout_s: float) -> None:
         super().__init__(config)
         self.guard = ConnectionGuard(max_connections, header_timeout_s, lambda: self.should_exit)
-        self.protocol_class = self.guard.protocol_class()
+        if not isinstance(config.http, str):
+            raise TypeError(f"uvicorn.Config.http must name a protocol (h11, httptools), got {config.http!r}")
+        self.protocol_class = self.guard.protocol_class(config.http)
         config.http = self.protocol_class
         self.fed = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -185,8 +198,8 @@ class ServiceServer(uvicorn.Server):
             app_state=self.lifespan.state,
             _loop=self.loop,
         )
-        protocol.on_made = self._settled  # type: ignore[method-assign]
-        return protocol
+        protocol.on_made = self._settled
+        return cast(asyncio.Protocol, protocol)
 
     def _drain_backlog(self, listener: socket.socket, most: int = 1000) -> None:
         """Take the connections the kernel accepted but the server has not, before closing.
@@ -225,11 +238,11 @@ def on_signals(stop: Callable[[bool], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_single(config: ServerConfig) -> int:
-    """One process, one event loop, one pool of ``pool_size``."""
+def run_single(config: ServerConfig, factory: AppFactory = make_app) -> int:
+    """One process, one event loop, one pool of ``pool_size``; ``factory`` builds the app."""
     listener = bind_listener(config.host, config.port)
     server = ServiceServer(
-        uvicorn_config(make_app(config), config), config.effective_max_connections, config.header_timeout_s
+        uvicorn_config(factory(config), config), config.effective_max_connections, config.header_timeout_s
     )
     logger.info("serving on http://%s:%d (single)", config.host, config.port)
     with on_signals(server.request_exit):

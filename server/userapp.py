@@ -192,20 +192,22 @@ class AppWrapper:
         elif scope["path"] == HEALTH_PATH:
             await _json(send, 200, {"status": "ok"})
         elif scope["path"] == INFO_PATH:
-            await _json(send, 200, self.info().model_dump(mode="json"))
+            await _json(send, 200, self.info(scope).model_dump(mode="json"))
         else:
             known = f"{HEALTH_PATH}, {INFO_PATH}"
             await _json(send, 404, {"detail": f"{APP_PREFIX} is reserved for ftscale; known: {known}"})
 
-    def info(self) -> Any:
+    def info(self, scope: Scope | None = None) -> Any:
         from ftscale.server import info
 
+        connection = (scope.get("client"), scope.get("server")) if scope is not None else None
         return info.describe(
             self.config,
             loop_index=self.loop_index,
             units=self.units,
             app=self.loaded.spec,
             gil_reenabled_by=self.loaded.gil_reenabled_by,
+            connection=connection,
         )
 
     def _size_thread_limiter(self) -> None:

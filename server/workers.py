@@ -57,6 +57,7 @@ from ftscale.server.topology import (
     bind_listener,
     uvicorn_config,
 )
+from ftscale.server.units import AppFactory
 
 logger = logging.getLogger("ftscale.server")
 
@@ -134,7 +135,12 @@ class WorkerServer(ServiceServer):
 
 
 def worker_main(
-    config: ServerConfig, slot: int, chan: socket.socket, counts: MutableSequence[int], parent_pid: int
+    config: ServerConfig,
+    slot: int,
+    chan: socket.socket,
+    counts: MutableSequence[int],
+    parent_pid: int,
+    factory: AppFactory = make_app,
 ) -> None:
     """A worker process's body (spawned): serve until told to stop, or until the supervisor dies."""
     lifeline.die_with_parent(signal.SIGTERM, parent_pid)
@@ -144,7 +150,7 @@ def worker_main(
     hello, fds, _, _ = socket.recv_fds(chan, 16, 1)
     listener = socket.socket(fileno=fds[0]) if hello == HELLO_LISTEN and fds else None
     units = UnitCounts(unit_labels(config.threads), counts)
-    app = make_app(config, units=units, unit=slot)
+    app = factory(config, units=units, unit=slot)
     server = WorkerServer(uvicorn_config(app, config), config, chan)
     signal.signal(signal.SIGTERM, lambda signum, frame: server.request_exit())
     server.run(sockets=[listener] if listener is not None else None)
@@ -166,8 +172,9 @@ class Worker:
 class Supervisor:
     """Starts the workers, feeds them connections (acceptor) and replaces those that die."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, factory: AppFactory = make_app) -> None:
         self.config = config
+        self.factory = factory  # module level: it reaches the spawned workers pickled
         self.context = multiprocessing.get_context("spawn")
         self.balance = config.worker_balance
         if self.balance is WorkerBalance.REUSEPORT:
@@ -196,7 +203,7 @@ class Supervisor:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = self.context.Process(
             target=worker_main,
-            args=(self.config, slot, theirs, self.counts, os.getpid()),
+            args=(self.config, slot, theirs, self.counts, os.getpid(), self.factory),
             name=f"ftscale-worker-{slot}",
         )
         try:
@@ -425,9 +432,9 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_workers(config: ServerConfig) -> int:
+def run_workers(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` worker processes behind one supervisor (the ``workers`` topology)."""
-    supervisor = Supervisor(config)
+    supervisor = Supervisor(config, factory)
     how = "one acceptor" if config.worker_balance is WorkerBalance.ACCEPTOR else "SO_REUSEPORT"
     logger.info("serving on http://%s:%d (%d workers, %s)", config.host, supervisor.port, config.threads, how)
     return asyncio.run(supervisor.run())

@@ -111,8 +111,9 @@ def test_environments_install_from_the_wheelhouse_only_when_one_is_set(
     monkeypatch.setattr(envs, "_run", fake_run)
     monkeypatch.delenv(wheelhouse.ENV, raising=False)
     envs.ensure("3.14t", log=lambda m: None)
-    (install,) = [c for c in commands if "install" in c]
+    install, *optional = [c for c in commands if "install" in c]
     assert "--no-index" not in install and "--only-binary=:all:" in install
+    assert [c[-1] for c in optional] == envs.requirements(envs.OPTIONAL_EXTRAS)  # one by one
 
     house = tmp_path / "wheels"
     house.mkdir()
@@ -120,11 +121,13 @@ def test_environments_install_from_the_wheelhouse_only_when_one_is_set(
     monkeypatch.setenv(wheelhouse.ENV, str(house))
     commands.clear()
     envs.ensure("3.14t", log=lambda m: None)  # a new source of packages: the environment is remade
-    (install,) = [c for c in commands if "install" in c]
-    where = install.index("--no-index")
-    assert install[where : where + 5] == [
-        "--no-index", "--find-links", str(house), "--constraint", str(house / "constraints-3.14t.txt"),
-    ]  # fmt: skip
+    installs = [c for c in commands if "install" in c]
+    assert len(installs) == 1 + len(envs.requirements(envs.OPTIONAL_EXTRAS))
+    for install in installs:  # the optional servers come from the wheelhouse too
+        where = install.index("--no-index")
+        assert install[where : where + 5] == [
+            "--no-index", "--find-links", str(house), "--constraint", str(house / "constraints-3.14t.txt"),
+        ]  # fmt: skip
 
 
 def test_glibc_needed_is_the_newest_symbol_version_asked_for(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,28 @@ def test_a_run_without_profiles_has_no_profile_section(tmp_path: Path) -> None:
     model = build_model(results.load_run(_run_with_profiles(tmp_path, profiled=False)))
     assert report_profiles.section(model) == [] and report_profiles.verdict_blocks(model) == []
     assert "CPU profiles" not in render_markdown(run_report.build(model))
+
+
+@pytest.mark.parametrize(
+    ("mode", "topology", "gil_named"),
+    [
+        ("threadpool", "single", True),
+        ("inline", "loops", True),
+        ("inline", "workers", False),
+        ("process", "single", False),
+    ],
+)
+def test_the_gil_is_named_only_where_the_threads_share_one(
+    tmp_path: Path, mode: str, topology: str, gil_named: bool
+) -> None:
+    """Worker processes and process-pool children each have their own GIL: their idle time is not
+    a wait for each other's."""
+    model = build_model(results.load_run(_run_with_profiles(tmp_path)))
+    as_design = tuple(
+        dataclasses.replace(s, key=dataclasses.replace(s.key, mode=mode, topology=topology))
+        for s in model.series
+    )
+    model = dataclasses.replace(model, series=as_design)
+    sentence = report_profiles.verdict_sentences(model)["nbody"]
+    assert "idle grows most from 1 to 2 threads" in sentence
+    assert ("waited for the GIL" in sentence) is gil_named

@@ -182,6 +182,36 @@ def test_serve_refuses_another_mode_for_an_app(app_dir: tuple[Path, str]) -> Non
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
+def test_serve_refuses_an_app_under_a_server_other_than_uvicorn(
+    app_dir: tuple[Path, str], server: str
+) -> None:
+    folder, name = app_dir
+    proc = _serve_command("--app", f"{name}:app", "--app-dir", str(folder), "--server", server)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: a user's app (--app) is served by uvicorn-h11 or uvicorn-fast only; got --server {server}"
+    ]
+
+
+@pytest.mark.slow
+def test_uvicorn_fast_serves_the_app(app_dir: tuple[Path, str]) -> None:
+    pytest.importorskip("uvloop")
+    pytest.importorskip("httptools")
+    folder, name = app_dir
+    with contextlib.ExitStack() as cleanup:
+        app = ("--app", f"{name}:app", "--app-dir", str(folder), "--server", "uvicorn-fast")
+        served = serving.start(
+            cleanup, *app, "--topology", "loops", "--threads", "2", health=f"{APP_PREFIX}/health"
+        )
+        assert serving.request(served.port, "GET", "/items/3")[1]["n"] == 3
+        status, body = serving.request(served.port, "GET", f"{APP_PREFIX}/info")
+        info = Info.model_validate(body)
+        assert status == 200 and info.server == "uvicorn-fast" and info.app == f"{name}:app"
+        assert info.loop_impl is not None and info.loop_impl.startswith("uvloop")
+        serving.stop_cleanly(served)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("topology", ["single", "loops", "workers"])
 def test_every_topology_serves_the_app_and_counts_its_requests(
@@ -198,6 +228,7 @@ def test_every_topology_serves_the_app_and_counts_its_requests(
         status, body = serving.request(served.port, "GET", f"{APP_PREFIX}/info")
         info = Info.model_validate(body)
         assert status == 200 and info.topology == topology and info.app == f"{name}:app"
+        assert info.server == "uvicorn-h11" and info.tcp_nodelay_checked is not None
         assert info.unit_requests is not None and sum(info.unit_requests.values()) == 6
         assert info.tcp_nodelay is True
         serving.stop_cleanly(served)

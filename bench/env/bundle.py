@@ -239,13 +239,20 @@ def _stage_wheels(
 
     Returns, per wheel file name, the builds that need it.
     """
-    from ftscale.bench.env.venv import requirements  # imports pydantic: not at --help time
+    from ftscale.bench.env.venv import OPTIONAL_EXTRAS, requirements  # imports pydantic: not at --help time
 
     users: dict[str, list[str]] = {}
     found: dict[str, Path] = {}
     for build, source in sources.items():
         extras = ("worker", "bench") if build == lead else ("worker",)
-        wheels = wheelhouse.download(source.executable, requirements(extras), work / "download" / build)
+        dest = work / "download" / build
+        wheelhouse.download(source.executable, requirements(extras), dest)
+        # The other HTTP servers, where this build has wheels for them.
+        for requirement, why in wheelhouse.download_optional(
+            source.executable, requirements(OPTIONAL_EXTRAS), dest
+        ).items():
+            log(f"{build}: no wheel for {requirement} ({why})")
+        wheels = sorted(dest.glob("*.whl"))
         (stage[build] / "wheels").mkdir(parents=True, exist_ok=True)
         pins = "".join(f"{wheelhouse.pin(w)}\n" for w in wheels)
         (stage[build] / "wheels" / wheelhouse.constraints_name(build)).write_text(pins)

@@ -14,8 +14,14 @@ symbolic links to the ``ftscale`` packages the orchestrator itself imports) is p
 environment's path by a ``.pth`` file, so the service and the worker run exactly the code of the
 orchestrator, edits included, whether ftscale is installed normally or in editable mode.
 
-After installing, the service's modules are imported one by one to check that a free-threaded
-build still runs without the GIL, and which module turned it on if not.
+The ``servers`` extra (granian, uvloop, httptools, hypercorn: ``ftscale serve --server``) is
+installed after the rest, one package at a time and best-effort: a package that has no binary
+wheel for a build is recorded with pip's reason (:attr:`Build.unavailable`), the environment is
+still made, and the HTTP bench skips the servers that need it on that build.
+
+After installing, the service's modules (and each server's, where installed) are imported one
+by one to check that a free-threaded build still runs without the GIL, and which module turned
+it on if not.
 
 A user's app (``ftscale app``, ``ftscale audit``) gets environments of its own, one per
 build and set of requirements (:mod:`ftscale.bench.env.project` keys them by a digest of the
@@ -36,12 +42,15 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ftscale import engines
 from ftscale.bench.env import provision, wheelhouse
 from ftscale.errors import SetupError
 from ftscale.schema import Build
 
 PACKAGES = ("ftscale", "ftscale.bench", "ftscale.server", "ftscale.workloads")
 PTH_NAME = "ftscale-code.pth"
+OPTIONAL_EXTRAS = ("servers",)  # installed package by package; what has no wheel is recorded
+UNAVAILABLE_FILE = ".ftscale-unavailable.json"
 
 
 class EnvError(SetupError):
@@ -55,6 +64,9 @@ class CommandFailed(EnvError):
     def __init__(self, message: str, stderr: str) -> None:
         super().__init__(message)
         self.stderr = stderr
+
+
+PipFailed = CommandFailed  # the name the server axis gave it
 
 
 def env_dir(build: str) -> Path:
@@ -131,6 +143,44 @@ def _stamp(interpreter: Path, reqs: list[str], stage: Path, source: list[str]) -
     return digest.hexdigest()
 
 
+def package_name(requirement: str) -> str:
+    """``granian>=2.7`` -> ``granian`` (normalised as pip names distributions)."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if match is None:
+        raise EnvError(f"not a requirement: {requirement!r}")
+    return re.sub(r"[-_.]+", "-", match[1]).lower()
+
+
+def pip_reason(stderr: str) -> str:
+    """The line of pip's error output that says why (the last ``ERROR:`` line, else the last line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    return (errors or lines or ["pip failed without a message"])[-1][:300]
+
+
+def install_optional(pip: list[str], reqs: Iterable[str], build: str) -> dict[str, str]:
+    """Install each of ``reqs`` on its own with ``pip`` (a command up to its requirements); return
+    those that failed, package name -> why."""
+    unavailable: dict[str, str] = {}
+    for requirement in reqs:
+        try:
+            _run([*pip, requirement], build)
+        except CommandFailed as exc:
+            why = pip_reason(exc.stderr)
+            unavailable[package_name(requirement)] = f"no binary wheel installs here ({why})"
+    return unavailable
+
+
+def unavailable(build: str) -> dict[str, str]:
+    """The optional packages ``build``'s environment could not install, and why."""
+    path = env_dir(build) / UNAVAILABLE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def _run(cmd: list[str], build: str) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -139,9 +189,20 @@ def _run(cmd: list[str], build: str) -> str:
     return proc.stdout
 
 
-def ensure(build: str, extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print) -> Path:
-    """Make (or reuse) the environment for ``build``; return its python."""
-    return make_env(build, env_dir(build), requirements(extras), log=log)
+def ensure(
+    build: str,
+    extras: tuple[str, ...] = ("worker",),
+    log: Callable[[str], None] = print,
+    optional: tuple[str, ...] = OPTIONAL_EXTRAS,
+) -> Path:
+    """Make (or reuse) the environment for ``build``; return its python.
+
+    ``optional`` extras are installed after ``extras``, each package on its own and best-effort
+    (what failed is in :func:`unavailable`).
+    """
+    reqs = requirements(extras)
+    extra_reqs = [r for r in (requirements(optional) if optional else []) if r not in reqs]
+    return make_env(build, env_dir(build), reqs, log=log, optional=extra_reqs)
 
 
 def make_env(
@@ -150,12 +211,15 @@ def make_env(
     pip_args: list[str],
     digest: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    optional: list[str] | None = None,
 ) -> Path:
     """Make (or reuse) an environment of ``build`` at ``directory`` with ``pip_args`` installed
     (requirements, ``-r FILE``), from wheels only; return its python.
 
     Reused while the interpreter, the arguments, ``digest`` (what the arguments do not show, such
-    as the contents of a requirements file) and the code stage stay the same.
+    as the contents of a requirements file) and the code stage stay the same. ``optional``
+    requirements are installed after, each on its own and best-effort; those that failed are
+    written to the environment's :data:`UNAVAILABLE_FILE` (None: no optional ones, no file).
     """
     interpreter = provision.linked(build)
     if interpreter is None:
@@ -163,7 +227,8 @@ def make_env(
     stage = code_stage()
     stamp_file = directory / ".ftscale-stamp"
     source = wheelhouse.install_source(build)
-    stamp = _stamp(interpreter, [*pip_args, *digest], stage, source)
+    extra = ["optional:", *optional] if optional is not None else []
+    stamp = _stamp(interpreter, [*pip_args, *digest, *extra], stage, source)
     python = directory / "bin" / "python"
     if stamp_file.is_file() and stamp_file.read_text() == stamp and python.exists():
         return python
@@ -171,6 +236,11 @@ def make_env(
     _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
     _run([*pip, *source, *pip_args], build)
+    if optional is not None:
+        missing = install_optional([*pip, *source], optional, build)
+        for name, why in missing.items():
+            log(f"{build}: {name} is not available: {why}")
+        (directory / UNAVAILABLE_FILE).write_text(json.dumps(missing, indent=2, sort_keys=True))
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
     (Path(purelib.strip()) / PTH_NAME).write_text(f"{stage}\n")
     stamp_file.write_text(stamp)
@@ -182,6 +252,11 @@ def describe(build: str, python: Path | None = None) -> Build:
     python = python or env_python(build)
     out = _run([str(python), "-m", "ftscale.buildfacts", "--import-check"], build)
     facts = json.loads(out)
+    absent = dict(unavailable(build)) if python == env_python(build) else {}
+    for name in engines.OPTIONAL_PACKAGES:  # each one's import name is its own
+        if name in facts.get("missing", []) and name not in absent:
+            absent[name] = "not installed in this environment"
+    facts["unavailable"] = absent
     return Build.model_validate({k: v for k, v in facts.items() if k in Build.model_fields})
 
 

@@ -54,6 +54,19 @@ def download(python: Path, requirements: Iterable[str], dest: Path) -> list[Path
     return sorted(dest.glob("*.whl"))
 
 
+def download_optional(python: Path, requirements: Iterable[str], dest: Path) -> dict[str, str]:
+    """Like :func:`download`, one requirement at a time and best-effort: one without a binary
+    wheel for ``python`` is left out (its environment on the host records it as unavailable).
+    Returns the requirements left out, with pip's last line."""
+    left_out: dict[str, str] = {}
+    for requirement in requirements:
+        try:
+            download(python, [requirement], dest)
+        except WheelhouseError as exc:
+            left_out[requirement] = str(exc).splitlines()[-1][-300:]
+    return left_out
+
+
 def pin(wheel: Path) -> str:
     """``numpy-2.3.4-cp314-cp314t-manylinux….whl`` -> ``numpy==2.3.4``."""
     name, version = wheel.name.split("-")[:2]

@@ -51,7 +51,7 @@ from ftscale.schema import (
     SloSearch,
     SloStep,
 )
-from ftscale.vocab import APP_PREFIX, Flag
+from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, Flag
 
 # A cell is flagged generator-bound when one generator thread (or process) was running or
 # waiting for a CPU this share of the time: it then adds its own queueing to every request, and
@@ -95,6 +95,9 @@ class Plan:
     offered_share: float | None = None  # open loop at this share of the closed-loop median
     slo: bool = False  # the search for the capacity at the latency target
     app: AppRequests | None = None  # a user's app: its request mix instead of /work/{workload}
+    server: str = str(DEFAULT_SERVER)  # the HTTP server (ftscale.vocab.HttpServer)
+    runtime_threads: int = 1  # granian's Rust I/O threads per worker
+    skip_reason: str | None = None  # the design cannot run on this build: nothing is started
     stream: bool = False  # the workload is loaded as a stream (POST /stream/{name})
 
     @property
@@ -116,17 +119,25 @@ class Plan:
         return "open" if self.offered_share is not None or self.slo else "closed"
 
     @property
+    def server_label(self) -> str:
+        """The server and its own settings, as keys and reports name it (``granian-rt2``)."""
+        return server_label(self.server, self.runtime_threads)
+
+    @property
     def key(self) -> str:
-        extra = None
+        load = None
         if self.offered_share is not None:
-            extra = f"open{round(self.offered_share * 100):03d}"
+            load = f"open{round(self.offered_share * 100):03d}"
         elif self.slo:
-            extra = "slo"
+            load = "slo"
+        # The default server adds nothing: keys of runs made before servers were a choice still match.
+        server = None if self.server_label == str(DEFAULT_SERVER) else self.server_label
+        extra = "-".join(part for part in (server, load) if part) or None
         return results.cell_id(self.build, self.workload, self.threads, self.mode, self.topology, extra=extra)
 
     @property
-    def design(self) -> tuple[str, str, str]:
-        return (self.build, self.mode, self.topology)
+    def design(self) -> tuple[str, str, str, str]:
+        return (self.build, self.server_label, self.mode, self.topology)
 
     @property
     def units(self) -> int:
@@ -194,6 +205,12 @@ class Generator(Protocol):
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]: ...
 
 
+def server_label(server: str | None, runtime_threads: int | None = 1) -> str:
+    """``granian`` or, with other than one runtime thread, ``granian-rt2``; None is the default."""
+    name = server or str(DEFAULT_SERVER)
+    return name if (runtime_threads or 1) == 1 else f"{name}-rt{runtime_threads}"
+
+
 def ceiling_key(load: str, connections: int) -> str:
     """How a generator ceiling is filed: by load kind and connection count."""
     return f"{load}:{connections}"
@@ -257,6 +274,8 @@ def flags_for(plan: Plan, reps: Sequence[HttpRepetition], info: Info | None) -> 
         flags.append(Flag.GIL_ENABLED)
     if any(unbalanced(r.units, plan.units) for r in reps):
         flags.append(Flag.UNBALANCED)
+    if info is not None and info.tcp_nodelay is False:
+        flags.append(Flag.NAGLE)
     return [str(f) for f in flags]
 
 
@@ -452,6 +471,14 @@ def slo_search(
 # --- a group ------------------------------------------------------------------------------------
 
 
+def nodelay_info(out: Outcome) -> Info | None:
+    """The /info that says most about TCP_NODELAY: after the load (more connections seen)."""
+    for info in (out.info_after, out.info_before):
+        if info is not None and info.tcp_nodelay is not None:
+            return info
+    return out.info_after or out.info_before
+
+
 def sample(rep: HttpRepetition, plan: Plan) -> float:
     """A repetition's throughput in the cell's unit: requests, or a streaming cell's chunks, per second."""
     return (rep.chunks_per_s or 0.0) if plan.stream else rep.throughput_rps
@@ -459,6 +486,7 @@ def sample(rep: HttpRepetition, plan: Plan) -> float:
 
 def _cell(out: Outcome, run_id: str) -> HttpCell:
     plan = out.plan
+    nodelay = nodelay_info(out)
     common: dict[str, Any] = {
         "run_id": run_id,
         "cell_id": plan.key,
@@ -479,7 +507,12 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         "offered_share": plan.offered_share,
         "slo": out.slo,
         "profile": out.profile,
+        "server": plan.server,
+        "runtime_threads": plan.runtime_threads if plan.runtime_threads != 1 else None,
+        "tcp_nodelay": nodelay.tcp_nodelay if nodelay is not None else None,
     }
+    if plan.skip_reason is not None:
+        return HttpCell(**common, status="skipped", skip_reason=plan.skip_reason)
     if out.error is not None or not out.reps:
         return HttpCell(
             **common,
@@ -492,7 +525,7 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         status="ok",
         samples=[sample(r, plan) for r in out.reps],
         repetitions=out.reps,
-        flags=flags_for(plan, out.reps, out.info_before),
+        flags=flags_for(plan, out.reps, nodelay),
         gil_enabled=out.info_before.gil_enabled if out.info_before else None,
     )
 
@@ -515,7 +548,8 @@ def measure_group(
     (KeyboardInterrupt does, after stopping the server of the repetition in flight).
     """
     outcomes = {p.key: Outcome(p, results.now()) for p in group.plans}
-    closed = [p for p in group.plans if p.load == "closed"]
+    runnable = [p for p in group.plans if p.skip_reason is None]  # skipped plans start nothing
+    closed = [p for p in runnable if p.load == "closed"]
 
     def run(plan: Plan, body: Callable[[Session, Outcome], HttpRepetition | None]) -> None:
         out = outcomes[plan.key]
@@ -560,7 +594,7 @@ def measure_group(
             return None
         return statistics.median(r.throughput_rps for r in done.reps)
 
-    open_plans = [p for p in group.plans if p.offered_share is not None]
+    open_plans = [p for p in runnable if p.offered_share is not None]
     for _, plan in interleaved(open_plans, settings.repetitions):
         rps = peak(plan)
         if rps is None:
@@ -570,7 +604,7 @@ def measure_group(
         outcomes[plan.key].offered_rps = rate
         run(plan, lambda s, out, p=plan, r=rate: s.measure(generator, ceiling(p, r), r, out))  # type: ignore[misc]
 
-    for plan in (p for p in group.plans if p.slo):
+    for plan in (p for p in runnable if p.slo):
         rps = peak(plan)
         if rps is None or settings.slo_p99_ms is None:
             outcomes[plan.key].error = "no closed-loop measurement of this design to search from"

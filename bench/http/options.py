@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.options import Parser, add_run_arguments
-from ftscale.vocab import LoadKind, Mode, Topology
+from ftscale.vocab import DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
 
 MODES = tuple(str(m) for m in Mode)
+SERVERS = tuple(str(s) for s in HttpServer)
 TOPOLOGIES = tuple(str(t) for t in Topology if t is not Topology.LOOPS_REUSEPORT)
 
 Design = tuple[str, str]  # (mode, topology)
@@ -129,6 +130,29 @@ def parse_designs(text: str) -> tuple[tuple[Design, ...], tuple[Design, ...]]:
     return tuple(ft), tuple(gil)
 
 
+def parse_servers(text: str) -> tuple[str, ...]:
+    """``"uvicorn-h11,granian"`` -> the servers, in order, each once."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"bad server {', '.join(unknown) or repr(text)}: "
+            f"want a comma-separated list of {', '.join(SERVERS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def parse_counts(text: str) -> tuple[int, ...]:
+    """``"1,2"`` -> (1, 2): positive integers."""
+    try:
+        counts = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"want positive integers such as 1,2; got {text!r}")
+    return tuple(dict.fromkeys(counts))
+
+
 def _shares(text: str) -> tuple[float, ...]:
     try:
         shares = tuple(float(x) / (100 if float(x) > 1.5 else 1) for x in text.split(",") if x.strip())
@@ -156,6 +180,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="[ft:|gil:]MODE/TOPOLOGY,...",
         help=f"designs to measure; MODE in {', '.join(MODES)}, TOPOLOGY in {', '.join(TOPOLOGIES)}; "
         "prefix ft: or gil: for one kind of build only (default: the preset's)",
+    )
+    p.add_argument(
+        "--servers",
+        type=parse_servers,
+        metavar="SERVER,...",
+        help="HTTP servers to run every design under (default: "
+        f"{DEFAULT_SERVER}); "
+        + "; ".join(f"{name}: {text}" for name, text in SERVER_HELP.items())
+        + ". A server that cannot run a design on a build (no wheel, no such topology) gives a skipped "
+        "cell with its reason",
+    )
+    p.add_argument(
+        "--runtime-threads",
+        type=parse_counts,
+        metavar="N,...",
+        help="granian only: its Rust I/O threads per worker, each count a variant of granian (default 1)",
     )
     p.add_argument(
         "--size", action="append", default=[], metavar="WORKLOAD=N", help="override a workload's size"

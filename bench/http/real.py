@@ -73,6 +73,9 @@ class Launcher:
             str(port),
             "--log-level",
             "warning",
+            "--server",
+            plan.server,
+            *(["--runtime-threads", str(plan.runtime_threads)] if plan.runtime_threads != 1 else []),
             *plan.server_args,
             *self.extra,
         ]

@@ -20,16 +20,16 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ftscale import workloads
+from ftscale import engines, workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
-from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group
+from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group, server_label
 from ftscale.bench.http.loadgen import wrk_path, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
@@ -37,7 +37,7 @@ from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
-from ftscale.vocab import Flag, WorkloadClass
+from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadClass
 
 # What one repetition costs besides its warm-up and load, before any was measured: a fresh server's
 # start (imports, pools, /health), /info before and after, usage, the generator's own start, the
@@ -109,9 +109,19 @@ class Matrix:
     open_shares: tuple[float, ...] = ()
     slo: bool = False
     app: AppRequests | None = None  # a user's app (ftscale app): its one "workload" is the app
+    servers: tuple[str, ...] = (str(DEFAULT_SERVER),)
+    runtime_threads: tuple[int, ...] = (1,)  # granian's variants
 
     def designs(self, free_threaded: bool) -> list[Design]:
         return self.free_threaded_designs if free_threaded else self.gil_designs
+
+    def server_variants(self) -> list[tuple[str, int]]:
+        """(server, runtime threads): granian once per runtime-thread count, the others once."""
+        return [
+            (server, n)
+            for server in self.servers
+            for n in (self.runtime_threads if server == HttpServer.GRANIAN else (1,))
+        ]
 
     def plan(self, build: str, name: str, design: Design, threads: int, **load: Any) -> Plan:
         """One cell of this matrix (or of a remote server's own configuration)."""
@@ -142,22 +152,34 @@ class Matrix:
             **load,
         )
 
-    def groups(self, free_threaded: dict[str, bool]) -> list[Group]:
-        """One group per workload and thread count; inside, every build's designs side by side."""
+    def groups(
+        self, free_threaded: dict[str, bool], unavailable: Mapping[str, Mapping[str, str]] | None = None
+    ) -> list[Group]:
+        """One group per workload and thread count; inside, every build's designs side by side,
+        under every server. A design a server cannot run on a build (``unavailable``: build ->
+        packages it could not install) is a skipped plan with the reason."""
         out = []
         for name in self.workloads:
             for n in self.threads:
                 plans: list[Plan] = []
                 for build in self.builds:
                     for design in self.designs(free_threaded[build]):
-                        base = self.plan(build, name, design, n)
-                        # open-loop and target cells need the closed-loop median of the design
-                        plans.append(base)
-                        plans += [
-                            self.plan(build, name, design, n, offered_share=s) for s in self.open_shares
-                        ]
-                        if self.slo:
-                            plans.append(self.plan(build, name, design, n, slo=True))
+                        for server, runtime in self.server_variants():
+                            skip = engines.skip_reason(
+                                HttpServer(server),
+                                Topology(design[1]),
+                                free_threaded[build],
+                                (unavailable or {}).get(build, {}),
+                            )
+                            on = {"server": server, "runtime_threads": runtime, "skip_reason": skip}
+                            # open-loop and target cells need the closed-loop median of the design
+                            plans.append(self.plan(build, name, design, n, **on))
+                            plans += [
+                                self.plan(build, name, design, n, offered_share=s, **on)
+                                for s in self.open_shares
+                            ]
+                            if self.slo:
+                                plans.append(self.plan(build, name, design, n, slo=True, **on))
                 out.append(Group(name, n, tuple(plans)))
         return out
 
@@ -313,6 +335,8 @@ def sweep_job(
             open_shares=open_shares,
             slo=slo is not None and load in ("open", "both"),
             app=app,
+            servers=getattr(args, "servers", None) or (str(DEFAULT_SERVER),),
+            runtime_threads=getattr(args, "runtime_threads", None) or (1,),
         ),
         settings=Settings(
             duration_s=duration,
@@ -366,6 +390,8 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
                 "sizes": job.matrix.sizes,
                 "open_shares": list(job.matrix.open_shares),
                 "slo_p99_ms": job.settings.slo_p99_ms,
+                "servers": list(job.matrix.servers),
+                "runtime_threads": list(job.matrix.runtime_threads),
             },
             "target": job.target,
         },
@@ -400,9 +426,10 @@ def load_seconds(duration_s: float) -> float:
 def group_seconds(job: Job, group: Group) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
     per_rep = REPETITION_OVERHEAD_S + job.settings.warmup_s + load_seconds(job.settings.duration_s)
-    reps = sum(job.settings.repetitions for p in group.plans if p.load == "closed" or p.offered_share)
-    reps += sum(1 for p in group.plans if p.load == "closed") if job.profile else 0
-    searches = sum(1 for p in group.plans if p.slo) * (
+    plans = [p for p in group.plans if p.skip_reason is None]
+    reps = sum(job.settings.repetitions for p in plans if p.load == "closed" or p.offered_share)
+    reps += sum(1 for p in plans if p.load == "closed") if job.profile else 0
+    searches = sum(1 for p in plans if p.slo) * (
         REPETITION_OVERHEAD_S + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
     )
     return reps * per_rep + searches
@@ -424,14 +451,22 @@ def dry_run(job: Job) -> int:
     """What the run would measure and how long it should take, from the bench's own estimates."""
     groups = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
     cells = sum(len(g.plans) for g in groups)
+    skipped = [p for g in groups for p in g.plans if p.skip_reason]
     seconds = sum(group_seconds(job, g) for g in groups)
-    print(f"preset {job.preset}: {len(groups)} groups, {cells} cells")
+    print(f"preset {job.preset}: {len(groups)} groups, {cells} cells ({len(skipped)} skipped)")
     print(f"  builds {', '.join(job.matrix.builds)}; workloads {', '.join(job.matrix.workloads)}")
     for kind, designs in (
         ("free-threaded", job.matrix.free_threaded_designs),
         ("GIL", job.matrix.gil_designs),
     ):
         print(f"  {kind} designs: {', '.join('/'.join(d) for d in designs)}")
+    variants = [server_label(s, n) for s, n in job.matrix.server_variants()]
+    print(f"  servers: {', '.join(variants)} (each runs every design; packages are checked when "
+          "the environments are made)")  # fmt: skip
+    for build, server, mode, topology, why in sorted(
+        {(p.build, p.server_label, p.mode, p.topology, p.skip_reason or "") for p in skipped}
+    ):
+        print(f"  skipped: {build} {server} {mode}/{topology}: {why}")
     print(f"  threads {job.matrix.threads} (server CPUs {job.server_cpus}, client CPUs {job.client_cpus})")
     load = "closed" + (
         f"; open at {', '.join(f'{s:.0%}' for s in job.matrix.open_shares)}" if job.matrix.open_shares else ""
@@ -463,8 +498,16 @@ def run(
     if remote is not None:
         info = remote.info()
         design = (info.mode, info.topology)
+        on = {
+            "server": info.server or str(DEFAULT_SERVER),
+            "runtime_threads": info.config.runtime_threads or 1,
+        }
         groups = [
-            Group(name, info.threads, (job.matrix.plan(info.interpreter.build, name, design, info.threads),))
+            Group(
+                name,
+                info.threads,
+                (job.matrix.plan(info.interpreter.build, name, design, info.threads, **on),),
+            )
             for name in job.matrix.workloads
         ]
         launcher = remote
@@ -480,7 +523,10 @@ def run(
             print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
             builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
             pythons = {b: envs.env_python(b) for b in job.matrix.builds}
-        groups = job.matrix.groups({b: info.py_gil_disabled for b, info in builds.items()})
+        groups = job.matrix.groups(
+            {b: info.py_gil_disabled for b, info in builds.items()},
+            {b: info.unavailable for b, info in builds.items()},
+        )
         served = job.served
         launcher = Launcher(
             pythons,

@@ -22,7 +22,7 @@ from ftscale.bench.report.findings import Choice, best_choice
 from ftscale.bench.report.model import Point, RunModel, Series, SeriesKey, class_rank
 from ftscale.bench.report.stats import Estimate
 
-MatchKey = tuple[str, str, int, str | None, str | None, str | None, str, float | None, int]
+MatchKey = tuple[str, str, int, str | None, str | None, str | None, str, float | None, int, str | None]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,9 @@ class RunComparison:
     only_other: int
 
 
-def _match_key(series: Series, point: Point) -> MatchKey:
+def _match_key(series: Series, point: Point, only_server: str | None) -> MatchKey:
+    """What a point is matched by; a run of one server names it, so that its points match the
+    same server's in a run of several."""
     k = series.key
     return (
         k.build,
@@ -58,11 +60,13 @@ def _match_key(series: Series, point: Point) -> MatchKey:
         k.load,
         k.offered_share,
         point.threads,
+        k.server or only_server,
     )
 
 
 def _points(model: RunModel) -> dict[MatchKey, tuple[Series, Point]]:
-    return {_match_key(s, p): (s, p) for s in model.series for p in s.points}
+    only = model.servers[0] if len(model.servers) == 1 else None
+    return {_match_key(s, p, only): (s, p) for s in model.series for p in s.points}
 
 
 def compare_runs(base: RunModel, other: RunModel) -> RunComparison:

@@ -14,6 +14,11 @@ should it be served?* by fixed rules:
 - **Ties are ties:** when the interval of contender ÷ reference contains 1, the verdict is "no
   significant difference", whatever the point estimate says.
 - **Memory** is weighed by PSS (shared pages split between processes), RSS where PSS is absent.
+- **Servers** (a run of several HTTP servers): the server is part of the design, so the best
+  point is the best build, server and design; the reference is the GIL twin's best whatever its
+  server. Each server at its best, the best design that serves from *one process* (no worker
+  processes, no process pool) and the best a *GIL build* reached are kept beside the verdict,
+  each relative to the same reference.
 
 Also here: the *single-thread overhead* of each free-threaded build against its GIL twin (same
 major.minor version), at 1 thread with the same workload, size, design and scaling. Nothing here
@@ -109,6 +114,16 @@ class BuildBest:
 
 
 @dataclass(frozen=True)
+class ServerBest:
+    """One HTTP server's best unflagged point over every build and design (else its fastest,
+    flagged), relative to the reference."""
+
+    server: str
+    choice: Choice
+    relative: Estimate
+
+
+@dataclass(frozen=True)
 class Verdict:
     workload_class: str
     workload: str
@@ -121,6 +136,10 @@ class Verdict:
     thread_counts: tuple[int, ...]
     reference: Choice  # the newest GIL twin's best design (the run's best when there is no pair)
     builds: tuple[BuildBest, ...]  # every build at its best, relative to the reference
+    servers: tuple[ServerBest, ...] = ()  # each server at its best (a run of several servers)
+    # Unflagged where possible, else the fastest with its flags:
+    one_process: BuildBest | None = None  # the best design served by one process, any build
+    gil_best: BuildBest | None = None  # the best a GIL build reached, any server and design
 
 
 def _outcome(ratio: Estimate | None) -> str:
@@ -194,11 +213,17 @@ def verdicts(model: RunModel) -> tuple[Verdict, ...]:
             mine, flagged = best_clean([s for s in series if s.key.build == build])
             mine = mine or flagged  # every point of this build flagged: its fastest, with its flags
             if mine is not None:
-                relative = stats.ratio_of_medians(mine.point.samples, reference.point.samples)
-                per_build.append(BuildBest(build, mine, relative))
-        designs: dict[str, list[str]] = {}
+                per_build.append(BuildBest(build, mine, _relative(mine, reference)))
+        servers = []
+        for server in model.servers if len(model.servers) > 1 else ():
+            at_best = _best_of([s for s in series if s.key.server == server], reference)
+            if at_best is not None:
+                servers.append(ServerBest(server, at_best.choice, at_best.relative))
+        designs: dict[str, list[str]] = {}  # mode·topology: which server ran what is the servers' table
         for s in series:
-            designs.setdefault(s.key.build, []).append(s.key.design)
+            design = dataclasses.replace(s.key, server=None).design
+            if design not in designs.setdefault(s.key.build, []):
+                designs[s.key.build].append(design)
         threads = tuple(sorted({p.threads for s in series for p in s.points}))
         result.append(
             Verdict(
@@ -213,9 +238,23 @@ def verdicts(model: RunModel) -> tuple[Verdict, ...]:
                 threads,
                 reference,
                 tuple(per_build),
+                tuple(servers),
+                _best_of([s for s in series if s.key.one_process], reference),
+                _best_of([s for s in series if model.free_threaded(s.key.build) is False], reference),
             )
         )
     return tuple(result)
+
+
+def _relative(choice: Choice, reference: Choice) -> Estimate:
+    return stats.ratio_of_medians(choice.point.samples, reference.point.samples)
+
+
+def _best_of(series: Sequence[Series], reference: Choice) -> BuildBest | None:
+    """The best unflagged point of ``series`` (else its fastest, flagged), relative to the reference."""
+    best, flagged = best_clean(series)
+    choice = best or flagged
+    return None if choice is None else BuildBest(choice.build, choice, _relative(choice, reference))
 
 
 def _version_key(build: str) -> tuple[int, ...]:

@@ -76,6 +76,11 @@ def signed_pct_estimate(e: Estimate) -> str:
     return DASH if math.isnan(e.value) else _interval(e, signed_pct, signed_pct(e.value))
 
 
+def count(n: int, noun: str) -> str:
+    """``1 cell``, ``3 cells``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def yes_no(value: bool | None) -> str:
     return DASH if value is None else ("yes" if value else "no")
 

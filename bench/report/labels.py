@@ -32,9 +32,10 @@ def flag_legend(kind: str) -> list[tuple[str, str]]:
 
 
 def series_label(key: SeriesKey, with_build: bool = True) -> str:
-    """``3.14t · threadpool · single`` (HTTP) or ``3.14t · strong`` (micro)."""
+    """``3.14t · threadpool · single`` (HTTP; ``3.14t · granian · threadpool · single`` in a run of
+    several servers) or ``3.14t · strong`` (micro)."""
     parts = [key.build] if with_build else []
-    parts += [p for p in (key.mode, key.topology, key.scaling) if p]
+    parts += [p for p in (key.server, key.mode, key.topology, key.scaling) if p]
     return SEPARATOR.join(parts) or key.build
 
 

@@ -1,12 +1,15 @@
 """A run as the reports see it: cells grouped into scaling series, each point with its statistics.
 
-A *series* is one build, workload (and size), mode, topology, scaling and load, swept over
-threads. Each point carries its median throughput with its interval, the speedup over the
-series' own 1-thread point (no 1-thread point: no speedup), efficiency, Karp-Flatt serial
-fraction, the HTTP detail (latency from the merged histograms with its sample count, memory,
-CPU) summarised over repetitions, a streaming cell's stream figures (:class:`StreamPoint`), and
-its flags: those the bench wrote plus those derived here from the same file (GIL on in a
-free-threaded build, HTTP errors, CV over 5%).
+A *series* is one build, workload (and size), HTTP server, mode, topology, scaling and load,
+swept over threads. The server is part of a series' key only in a run that measured more than
+one (``RunModel.servers`` names those measured); a run of one server keys and labels its series
+as before servers were a choice. Each point carries its median throughput with its interval,
+the speedup over the series' own 1-thread point (no 1-thread point: no speedup), efficiency,
+Karp-Flatt serial fraction, the HTTP detail (latency from the merged histograms with its sample
+count, memory, CPU) summarised over repetitions, a streaming cell's stream figures
+(:class:`StreamPoint`), and its flags: those the bench wrote plus those derived here from the
+same file (GIL on in a free-threaded build, HTTP errors, CV over 5%). Cells skipped as
+impossible on their build are kept apart (``RunModel.skipped``).
 
 Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
 A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
@@ -29,13 +32,14 @@ from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
 from ftscale.schema import HttpCell, MicroCell, RunMeta
+from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Mode, Scaling, Topology, WorkloadClass
 from ftscale.vocab import FLAG_ORDER as FLAGS
-from ftscale.vocab import Flag, Mode, Scaling, Topology, WorkloadClass
 
 CLASS_ORDER = tuple(str(c) for c in WorkloadClass)
 MODE_ORDER = tuple(str(m) for m in Mode)
 TOPOLOGY_ORDER = tuple(str(t) for t in Topology)
 SCALING_ORDER = tuple(str(s) for s in Scaling)
+SERVER_ORDER = tuple(str(s) for s in HttpServer)
 FLAG_ORDER = tuple(str(f) for f in FLAGS)
 LATENCY_PERCENTILES = ("p50", "p90", "p99", "p99.9")
 QUANTILES = (50.0, 90.0, 99.0, 99.9)
@@ -66,9 +70,12 @@ class SeriesKey:
     unit: str
     load: str = "closed"  # "open": a fixed offered rate (share of the closed-loop median)
     offered_share: float | None = None
+    # The HTTP server (``granian``, ``granian-rt2`` with other than one runtime thread), in a run
+    # that measured more than one; None otherwise (micro runs, runs of one server).
+    server: str | None = None
 
     @classmethod
-    def of(cls, cell: Cell) -> SeriesKey:
+    def of(cls, cell: Cell, with_server: bool = False) -> SeriesKey:
         return cls(
             cell.build,
             cell.workload,
@@ -80,12 +87,19 @@ class SeriesKey:
             cell.unit,
             cell.load if isinstance(cell, HttpCell) else "closed",
             cell.offered_share if isinstance(cell, HttpCell) else None,
+            server_of(cell) if with_server else None,
         )
 
     @property
     def design(self) -> str:
-        """``mode·topology`` (HTTP) or the scaling kind (micro)."""
-        return "·".join(p for p in (self.mode, self.topology) if p) or (self.scaling or "")
+        """``mode·topology`` or ``server·mode·topology`` (HTTP), or the scaling kind (micro)."""
+        return "·".join(p for p in (self.server, self.mode, self.topology) if p) or (self.scaling or "")
+
+    @property
+    def one_process(self) -> bool:
+        """An HTTP design served by one process with no process pool (``single``, ``loops``)."""
+        one = (Topology.SINGLE, Topology.LOOPS, Topology.LOOPS_REUSEPORT)
+        return self.topology in one and self.mode != Mode.PROCESS
 
     def sort_key(self) -> tuple[Any, ...]:
         return (
@@ -97,6 +111,8 @@ class SeriesKey:
             _rank(self.scaling, SCALING_ORDER),
             _rank(self.mode, MODE_ORDER),
             _rank(self.topology, TOPOLOGY_ORDER),
+            _rank((self.server or "").split("-rt")[0] or None, SERVER_ORDER),
+            self.server or "",
             self.build,
         )
 
@@ -176,11 +192,21 @@ class Series:
         return max(p.threads for p in self.points)
 
 
+def server_of(cell: Cell) -> str | None:
+    """The HTTP server of a cell as keys name it (``granian-rt2``); None for a micro cell."""
+    if not isinstance(cell, HttpCell):
+        return None
+    name = cell.server or str(DEFAULT_SERVER)  # older files: the only server there was
+    return name if (cell.runtime_threads or 1) == 1 else f"{name}-rt{cell.runtime_threads}"
+
+
 @dataclass(frozen=True)
 class RunModel:
     run: Run
     series: tuple[Series, ...]
     failed: tuple[Cell, ...]  # failed, or "ok" without a single sample
+    skipped: tuple[Cell, ...] = ()  # could not run on their build (a server without a wheel …)
+    servers: tuple[str, ...] = ()  # the HTTP servers the run measured (none for a micro run)
 
     @property
     def meta(self) -> RunMeta:
@@ -360,10 +386,14 @@ def _series(key: SeriesKey, cells: list[Cell], meta: RunMeta) -> Series:
 
 def build_model(run: Run) -> RunModel:
     """Group a run's successful cells into series and compute every statistic the reports show."""
+    measured = [c for c in run.cells if c.status != "skipped"]
+    named = {name for name in (server_of(c) for c in measured) if name}
+    servers = tuple(sorted(named, key=lambda s: (_rank(s.split("-rt")[0], SERVER_ORDER), s)))
     groups: dict[SeriesKey, list[Cell]] = {}
-    for cell in run.cells:
+    for cell in measured:
         if cell.status == "ok" and cell.samples:
-            groups.setdefault(SeriesKey.of(cell), []).append(cell)
+            groups.setdefault(SeriesKey.of(cell, with_server=len(servers) > 1), []).append(cell)
     series = tuple(_series(k, groups[k], run.meta) for k in sorted(groups, key=SeriesKey.sort_key))
-    failed = tuple(c for c in run.cells if c.status == "failed" or not c.samples)
-    return RunModel(run, series, failed)
+    failed = tuple(c for c in measured if c.status == "failed" or not c.samples)
+    skipped = tuple(c for c in run.cells if c.status == "skipped")
+    return RunModel(run, series, failed, skipped, servers)

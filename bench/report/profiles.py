@@ -90,12 +90,23 @@ def limit_text(series: Series, found: Sequence[Breakdown]) -> str:
     return f"on {name}, {_limit_clause(limit, series)}"
 
 
-def _off_cpu_why(limit: Limit) -> str:
-    """Why a cell's threads were off-CPU, from what the profile shows beside it."""
+def shares_one_gil(series: Series) -> bool:
+    """Whether a design's working threads run in one process (so, on a GIL build, under one GIL).
+
+    ``workers`` are processes and a ``process`` pool computes in child processes: each has its own
+    GIL, so their threads never wait for each other's."""
+    return series.key.topology != "workers" and series.key.mode != "process"
+
+
+def _off_cpu_why(limit: Limit, series: Series) -> str:
+    """Why a cell's threads were off-CPU, from what the profile shows beside it.
+
+    Waiting for the GIL is sleeping (idle), never preemption (cpu-wait), and only threads of one
+    process wait for each other's GIL."""
     high = limit.high
-    if high.profile.gil:
+    if high.profile.gil and limit.bucket == Bucket.IDLE and shares_one_gil(series):
         both = " and ".join(f"{b} {fmt.signed_pct(limit.growths.get(b, 0.0), 0)}" for b in OFF_CPU)
-        return f": on this GIL build its threads waited for the GIL, asleep or preempted ({both})"
+        return f": on this GIL build its threads waited for the GIL ({both})"
     if limit.bucket == Bucket.CPU_WAIT:
         own = {b: g for b, g in limit.growths.items() if b not in OFF_CPU}
         top = max(own, key=lambda b: own[b], default=None)
@@ -125,7 +136,7 @@ def _off_cpu_why(limit: Limit) -> str:
 
 def _limit_clause(limit: Limit, series: Series) -> str:
     if limit.bucket in OFF_CPU:
-        why = _off_cpu_why(limit)
+        why = _off_cpu_why(limit, series)
     else:
         where = _where(limit.bucket, limit.high)
         why = f", mostly {where}" if where else ""

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from ftscale.bench.report import charts, fmt, labels, profiles, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
-from ftscale.bench.report.findings import Choice, Overhead, Verdict, ft_overheads, verdicts
-from ftscale.bench.report.model import RunModel, Series
+from ftscale.bench.report.findings import BuildBest, Choice, Overhead, Verdict, ft_overheads, verdicts
+from ftscale.bench.report.model import RunModel, Series, server_of
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 from ftscale.schema import RunMeta
 
@@ -163,6 +163,53 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
             + ". A flagged point cannot be a build's best: its best unflagged point is shown (where every "
             "point of a build is flagged, its fastest, with its flags). Flags are explained under 'How "
             "to read this report'."
+        ),
+    ]
+
+
+def _nodelay(value: bool | None) -> str:
+    return fmt.DASH if value is None else fmt.yes_no(value)
+
+
+def servers_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
+    """A run of several servers: each server at its best, the best in one process and the best on a
+    GIL build, per workload, against the same reference as the table above."""
+    if not any(v.servers for v in found):
+        return []
+    unit = unit_of(model.series)
+    rows = []
+    for v in found:
+        entries: list[tuple[str, BuildBest]] = [
+            (s.server, BuildBest(s.choice.build, s.choice, s.relative)) for s in v.servers
+        ]
+        for what, extra in (("best in one process", v.one_process), ("best on a GIL build", v.gil_best)):
+            if extra is not None:
+                entries.append((what, extra))
+        for what, b in entries:
+            p = b.choice.point
+            rows.append(
+                (
+                    v.workload,
+                    what,
+                    f"{b.build} {b.choice.series.key.design} @{p.threads}",
+                    fmt.estimate(p.throughput),
+                    "reference" if p is v.reference.point else fmt.ratio(b.relative),
+                    fmt.mib(p.memory_bytes),
+                    _nodelay(getattr(p.cell, "tcp_nodelay", None)),
+                    labels.flag_names(p.flags),
+                )
+            )
+    header = ("Workload", "Server", "Best build design @threads", f"Peak {unit} {CI}", f"÷ GIL best {CI}")
+    return [
+        Heading(3, "Each server at its best"),
+        Table((*header, "Memory", "TCP_NODELAY", "Flags"), tuple(rows), "lllrrrll"),
+        Paragraph(
+            "Each server's best unflagged point over every build and design (where all are flagged, its "
+            "fastest, with its flags); then the best design that "
+            "serves from one process (one event loop, or event loops in threads: no worker processes, no "
+            "process pool) and the best any GIL build reached. ÷ GIL best: against the same reference as "
+            "above (the GIL twin's best design, whatever its server). TCP_NODELAY: whether the server's "
+            "accepted connections had it, as the service read it from its own sockets (—: not read)."
         ),
     ]
 
@@ -488,6 +535,26 @@ def streaming_section(model: RunModel) -> list[Block]:
 # --- failures and metadata --------------------------------------------------------------------
 
 
+def skipped_section(model: RunModel) -> list[Block]:
+    """Designs a server could not run on a build: nothing was started for them."""
+    if not model.skipped:
+        return []
+    groups: dict[tuple[str, str, str, str], int] = {}
+    for c in model.skipped:
+        design = "·".join(x for x in (c.mode, c.topology) if x)
+        key = (c.build, server_of(c) or fmt.DASH, design, c.skip_reason or fmt.DASH)
+        groups[key] = groups.get(key, 0) + 1
+    rows = tuple((*key[:3], str(n), key[3]) for key, n in sorted(groups.items()))
+    return [
+        Heading(2, "Skipped cells"),
+        Paragraph(
+            f"{fmt.count(len(model.skipped), 'cell')} could not run on their build and were not started "
+            "(not failures):"
+        ),
+        Table(("Build", "Server", "Design", "Cells", "Why"), rows, "lllrl"),
+    ]
+
+
 def failed_section(model: RunModel) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Failed cells")]
     if not model.failed:
@@ -603,7 +670,10 @@ def _summary(model: RunModel) -> str:
     measured = f"preset {preset}; " if preset else ""
     return (
         f"{kind_name(meta)} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
-        f"{measured}builds {builds}; {ok} cells measured, {len(model.failed)} failed. "
+        f"{measured}builds {builds}; {ok} cells measured, {len(model.failed)} failed"
+        + (f", {len(model.skipped)} skipped" if model.skipped else "")
+        + (f"; servers {', '.join(model.servers)}" if len(model.servers) > 1 else "")
+        + ". "
         "Every number is read or derived from the run's result files."
     )
 
@@ -621,6 +691,7 @@ def build(model: RunModel) -> Document:
         blocks.append(Bullets(tuple(f"Note: {n}" for n in model.meta.notes)))
     blocks += answer_section(model, found)
     blocks += verdict_table(model, found)
+    blocks += servers_table(model, found)
     blocks += designs_section(model, found)
     blocks += open_loop_section(model)
     blocks += streaming_section(model)
@@ -628,5 +699,6 @@ def build(model: RunModel) -> Document:
     blocks += scaling_section(model, ft_overheads(model))
     blocks += profiles.section(model)  # --profile: where the CPU time went
     blocks += failed_section(model)
+    blocks += skipped_section(model)
     blocks += metadata_blocks(model.meta)
     return Document(title, tuple(blocks))

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from ftscale.bench.report import fmt, labels
-from ftscale.bench.report.findings import Choice, Comparison, Verdict, disqualifying
+from ftscale.bench.report.findings import BuildBest, Choice, Comparison, Verdict, disqualifying
 from ftscale.bench.report.model import RunModel
 
 
@@ -87,6 +87,35 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
     return head + "."
 
 
+def _against_reference(best: BuildBest, v: Verdict) -> str:
+    """Where, how fast, and its ratio to the reference (with its flags, if it has any)."""
+    relation = (
+        "the reference"
+        if best.choice.point is v.reference.point
+        else f"{fmt.ratio(best.relative)} of the reference"
+    )
+    flags = "" if best.choice.clean else f"; flagged: {_flags(best.choice)}"
+    return f"{where(best.choice)}, {rate(best.choice)} ({relation}{flags})"
+
+
+def servers_sentence(v: Verdict) -> str:
+    """Across servers: the best build, server and design, the best in one process, the best on a
+    GIL build (each against the verdict's reference: the GIL twin's best, whatever its server)."""
+    if not v.servers:
+        return ""
+    if v.best.clean:
+        parts = [f"Across servers, the best unflagged point is {where(v.best)}, {rate(v.best)}"]
+    else:
+        parts = [
+            f"Across servers, the fastest is {where(v.best)}, {rate(v.best)}, flagged ({_flags(v.best)})"
+        ]
+    if v.one_process is not None and v.one_process.choice.point is not v.best.point:
+        parts.append(f"in one process, {_against_reference(v.one_process, v)}")
+    if v.gil_best is not None and v.gil_best.choice.point is not v.best.point:
+        parts.append(f"on a GIL build, {_against_reference(v.gil_best, v)}")
+    return "; ".join(parts) + "."
+
+
 def faster_but_flagged(choice: Choice) -> str:
     return f"{where(choice)} was faster ({rate(choice)}) but flagged ({_flags(choice)})"
 
@@ -139,6 +168,8 @@ def verdict_sentences(model: RunModel, found: Sequence[Verdict]) -> list[str]:
                 f"the best measured is {where(v.best)}, {rate(v.best)} "
                 "(no free-threaded build and GIL twin to compare)."
             )
+        servers = servers_sentence(v)
+        body += f" {servers}" if servers else ""
         notes = caveats(model, v)
         tail = f" Caveats: {'; '.join(notes)}." if notes else ""
         lines.append(head + body + tail)

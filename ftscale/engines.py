@@ -1,0 +1,122 @@
+"""Which HTTP server can serve which topology on which build, and what each one needs installed.
+
+Standard library only. The service checks a request against this before it starts anything
+(``ftscale serve --server``), the HTTP bench turns a combination that cannot run into a
+*skipped* cell carrying the reason given here, the build environments install each server's
+packages best-effort, and ``/info`` and the report label what actually ran.
+
+How the topologies map onto each server (the README's "Servers" section says why):
+
+=================  ==============================  ===================================  ==================
+topology           uvicorn-h11, uvicorn-fast       granian                              hypercorn
+=================  ==============================  ===================================  ==================
+single             one process, one event loop     one granian worker: a thread of the  one process, one
+                                                   process (free-threaded build), or    event loop
+                                                   one process under granian's parent
+                                                   (GIL build)
+workers            N processes fed by ftscale's    N granian worker processes, each on  N processes
+                   acceptor (server/workers.py)    its own SO_REUSEPORT socket (GIL     accepting on one
+                                                   builds only: granian's free-threaded shared socket
+                                                   wheel has no process workers)
+loops              N event loops in threads fed    N granian worker threads, each its   not available
+                   by ftscale's acceptor           own loop and SO_REUSEPORT socket
+                                                   (free-threaded builds only: its GIL
+                                                   wheel has no thread workers)
+loops-reuseport    N loops in threads, one         not available (granian's ``loops``   not available
+                   SO_REUSEPORT socket each        already are that)
+=================  ==============================  ===================================  ==================
+
+Whether a granian worker is a thread or a process is decided by the wheel, not by an option:
+a free-threaded wheel only has its multi-threaded server, a GIL wheel only its multi-process one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ftscale.vocab import HttpServer, Topology
+
+# Distributions each server needs, as pip names them. ``uvicorn`` and ``h11`` come with the
+# service on every build; the others are the ``servers`` extra, installed best-effort.
+SERVER_PACKAGES: dict[HttpServer, tuple[str, ...]] = {
+    HttpServer.UVICORN_H11: ("uvicorn", "h11"),
+    HttpServer.UVICORN_FAST: ("uvicorn", "uvloop", "httptools"),
+    HttpServer.GRANIAN: ("granian",),
+    HttpServer.HYPERCORN: ("hypercorn",),
+}
+
+# The ``servers`` extra: installed into each build's environment one by one, binary wheels
+# only; one without a wheel for a build is recorded there (Build.unavailable) and its servers'
+# cells are skipped on that build.
+OPTIONAL_PACKAGES: tuple[str, ...] = ("granian", "uvloop", "httptools", "hypercorn")
+
+# Modules each server imports, in import order (the GIL import check imports them one by one).
+SERVER_MODULES: dict[HttpServer, tuple[str, ...]] = {
+    HttpServer.UVICORN_H11: ("h11", "uvicorn"),
+    HttpServer.UVICORN_FAST: ("uvloop", "httptools", "uvicorn.protocols.http.httptools_impl"),
+    HttpServer.GRANIAN: ("granian", "granian._granian", "granian.server"),
+    HttpServer.HYPERCORN: ("h2", "wsproto", "hypercorn", "hypercorn.asyncio.run"),
+}
+
+# What kind of serving unit a design runs on: one event loop, N event loops in threads of one
+# process, or N processes.
+UNIT_LOOP = "loop"
+UNIT_THREAD = "thread"
+UNIT_PROCESS = "process"
+
+
+def topology_reason(server: HttpServer, topology: Topology, free_threaded: bool) -> str | None:
+    """Why ``server`` cannot serve ``topology`` on this kind of build (None: it can)."""
+    if server is HttpServer.GRANIAN:
+        if topology is Topology.WORKERS and free_threaded:
+            return (
+                "granian's free-threaded wheel runs its workers as threads, never as processes "
+                "(measured as granian loops)"
+            )
+        if topology is Topology.LOOPS and not free_threaded:
+            return (
+                "granian's GIL wheel runs its workers as processes, never as threads "
+                "(measured as granian workers)"
+            )
+        if topology is Topology.LOOPS_REUSEPORT:
+            return "granian's loops are already one SO_REUSEPORT socket per loop (measured as granian loops)"
+    if server is HttpServer.HYPERCORN and topology in (Topology.LOOPS, Topology.LOOPS_REUSEPORT):
+        return "hypercorn has no event loops in threads (its workers are processes)"
+    return None
+
+
+def package_reason(server: HttpServer, unavailable: Mapping[str, str]) -> str | None:
+    """Why ``server`` cannot run in an environment missing ``unavailable`` (package -> why)."""
+    missing = [name for name in SERVER_PACKAGES[server] if name in unavailable]
+    if not missing:
+        return None
+    return "; ".join(f"{name} is not installed: {unavailable[name]}" for name in missing)
+
+
+def skip_reason(
+    server: HttpServer, topology: Topology, free_threaded: bool, unavailable: Mapping[str, str]
+) -> str | None:
+    """Why a (server, topology) design cannot run on a build (None: it can)."""
+    return package_reason(server, unavailable) or topology_reason(server, topology, free_threaded)
+
+
+def unit_kind(topology: Topology) -> str:
+    """What serves HTTP, on every server: one loop, loops in threads of one process, or processes."""
+    if topology is Topology.WORKERS:
+        return UNIT_PROCESS
+    if topology in (Topology.LOOPS, Topology.LOOPS_REUSEPORT):
+        return UNIT_THREAD
+    return UNIT_LOOP
+
+
+def balance(server: HttpServer, topology: Topology, worker_balance: str = "acceptor") -> str | None:
+    """How connections are spread over the serving units (None: there is one)."""
+    if topology is Topology.SINGLE:
+        return None
+    if server is HttpServer.GRANIAN or topology is Topology.LOOPS_REUSEPORT:
+        return "kernel: one SO_REUSEPORT socket per unit"
+    if server is HttpServer.HYPERCORN:
+        return "kernel: one listening socket shared by every unit"
+    if topology is Topology.WORKERS and worker_balance == "reuseport":
+        return "kernel: one SO_REUSEPORT socket per unit"
+    return "ftscale's acceptor: each connection to the unit with the fewest open"
