@@ -5,6 +5,8 @@
     nox -s schema           schemathesis against the live service (minutes), on both
     nox -s soak             a 60 s soak of the service; its figures go to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
+    nox -s app -- M:A ...   your own ASGI app through the same sweep (ftscale app)
+    nox -s audit -- -r F    your requirements on free-threaded builds (ftscale audit)
     nox -s interpreters     find or build CPython 3.13, 3.13t, 3.14, 3.14t (ftscale build)
     nox -s mutants          mutation testing of the numeric and decision core (not part of CI)
 
@@ -142,6 +144,20 @@ def bench(session: nox.Session) -> None:
     """HTTP scaling sweep: quick by default (fair designs on 3.14 and 3.14t), --full for everything."""
     install(session, "bench,report")
     session.run("ftscale", "bench", *session.posargs)
+
+
+@nox.session(default=False)
+def app(session: nox.Session) -> None:
+    """Your own ASGI app through the HTTP sweep: -- MODULE:ATTR --requests FILE (ftscale app)."""
+    install(session, "bench,report")
+    session.run("ftscale", "app", *session.posargs)
+
+
+@nox.session(default=False)
+def audit(session: nox.Session) -> None:
+    """Your requirements on free-threaded builds: wheels, imports, the GIL (ftscale audit)."""
+    install(session, "bench")
+    session.run("ftscale", "audit", *session.posargs)
 
 
 @nox.session(default=False)

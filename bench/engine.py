@@ -114,12 +114,16 @@ class RunPlace:
 
 
 def open_run(
-    args: argparse.Namespace, kind: str, reparse: Callable[[list[str]], argparse.Namespace]
+    args: argparse.Namespace,
+    kind: str,
+    reparse: Callable[[list[str]], argparse.Namespace],
+    command: str | None = None,
 ) -> tuple[argparse.Namespace, RunPlace]:
     """Where this run lives; for ``--resume``, the run's own arguments with this call's run options.
 
-    Raises :class:`UsageError` for a run that cannot be resumed (missing, another kind) or a new
-    run whose directory already exists. Writes nothing.
+    Raises :class:`UsageError` for a run that cannot be resumed (missing, another kind, or made
+    by another ``command``: ``bench`` and ``app`` both make HTTP runs) or a new run whose
+    directory already exists. Writes nothing.
     """
     results_dir: Path = args.results_dir or results.default_results_dir()
     if args.resume:
@@ -130,6 +134,12 @@ def open_run(
             raise UsageError(f"cannot resume {args.resume}: {exc}") from None
         if meta.kind != kind:
             raise UsageError(f"cannot resume {args.resume}: it is a {meta.kind} run, not {kind}")
+        made_by = str(meta.config.get("command") or ("bench" if meta.kind == "http" else meta.kind))
+        if command is not None and made_by != command:
+            raise UsageError(
+                f"cannot resume {args.resume}: it is an 'ftscale {made_by}' run; "
+                f"resume it with: ftscale {made_by} --resume {args.resume}"
+            )
         saved = [str(a) for a in meta.config.get("argv", [])]
         resumed = reparse(strip_run_options(saved))
         for name in ("resume", "results_dir", "no_report", "budget"):

@@ -3,6 +3,8 @@
     ftscale build [BUILD ...]     find or build CPython 3.13, 3.13t, 3.14, 3.14t
     ftscale micro [options]       in-process scaling of every workload at 1..N threads (pyperf)
     ftscale bench [options]       HTTP scaling sweep of the service (quick by default)
+    ftscale app MODULE:ATTR ...   the same sweep of your own ASGI app
+    ftscale audit [options]       your requirements on free-threaded builds: wheels, GIL, imports
     ftscale report [RUN ...]      re-render reports from result files
     ftscale compare A B [...]     compare runs cell by cell
     ftscale serve [options]       run the service under test
@@ -66,6 +68,23 @@ COMMANDS = (
         "ftscale.bench.http.run:command",
         "bench",
         with_argv=True,
+    ),
+    Command(
+        "app",
+        "benchmark your own ASGI app on GIL and free-threaded builds, as bench does the service",
+        "ftscale.bench.app.options",
+        "add_app_arguments",
+        "ftscale.bench.app.run:command",
+        "bench",
+        with_argv=True,
+    ),
+    Command(
+        "audit",
+        "which of your requirements lack free-threaded wheels or turn the GIL back on",
+        "ftscale.bench.app.audit_options",
+        "add_audit_arguments",
+        "ftscale.bench.app.audit:command",
+        "bench",
     ),
     Command(
         "report",

@@ -108,6 +108,10 @@ class ServerSettings(Model):
     max_connections: int | None = None
     allow_large_sizes: bool | None = None
     worker_balance: str | None = None
+    # A user's app served instead of the service (``ftscale serve --app``), and the folder put
+    # first on its import path; absent for the ftscale service.
+    app: str | None = None
+    app_dir: str | None = None
     server: str | None = None  # None: written before the server was a choice (uvicorn-h11)
     runtime_threads: int | None = None
 
@@ -163,6 +167,10 @@ class Info(Model):
     counters: ServiceCounters | None = None
     # The largest size each workload accepts in this run (its CPU budget, or --allow-large-sizes).
     max_sizes: dict[str, int] | None = None
+    # A user's app (``ftscale serve --app``): which, and, on a free-threaded build whose GIL came
+    # back while the app was imported, the module that enabled it (from CPython's RuntimeWarning).
+    app: str | None = None
+    gil_reenabled_by: str | None = None
     # What serves HTTP (absent before the server was a choice: uvicorn, h11, asyncio).
     server: str | None = None  # ftscale.vocab.HttpServer
     server_version: str | None = None
@@ -204,6 +212,182 @@ class SoakResult(Model):
     leftover_processes: int
     info_after: Info | None = None
     passed: bool
+
+
+# --- a user's app (ftscale app, ftscale audit) -------------------------------------------------
+
+
+class AppCheck(Model):
+    """Importing a user's app in a build's environment (``python -m ftscale.server.userapp``).
+
+    ``ok`` is False with ``error`` (one line) when the module does not import, has no such
+    attribute, or the attribute is not an ASGI 3 app. ``gil_reenabled_by`` names the module
+    CPython's RuntimeWarning named when the GIL came back during the import (a free-threaded
+    build only); ``modules`` are the top-level modules outside the standard library that the
+    import loaded.
+    """
+
+    app: str
+    ok: bool
+    error: str | None = None
+    kind: str | None = None  # the app's type: FastAPI, Starlette, or another ASGI callable
+    build: str
+    py_gil_disabled: bool
+    gil_enabled: bool
+    gil_reenabled_by: str | None = None
+    gil_warning: str | None = None
+    modules: list[str] = Field(default_factory=list)
+
+
+class ModuleCheck(Model):
+    """One module imported in a fresh process (``python -m ftscale.buildfacts --import-module``)."""
+
+    module: str
+    ok: bool
+    error: str | None = None
+    gil_enabled: bool
+    gil_reenabled_by: str | None = None
+    gil_warning: str | None = None
+
+
+class AuditRequirement(Model):
+    """One requirement on one build: ``wheel`` (it and its dependencies install from wheels),
+    ``no-wheel`` (``missing`` has none for this build: itself or a dependency), ``sdist-only``
+    (the same, and ``missing`` has a source distribution pip would build), ``conflict`` or
+    ``error`` (``detail`` says what pip said), or ``installed`` (an environment audited as it is)."""
+
+    requirement: str
+    name: str
+    status: Literal["wheel", "no-wheel", "sdist-only", "conflict", "error", "installed"]
+    version: str | None = None
+    wheel: str | None = None  # the wheel's file name, whose tags say which builds it is for
+    missing: str | None = None
+    detail: str | None = None
+
+
+class AuditDistribution(Model):
+    """A distribution the requirements bring on one build, and the wheel pip chose for it."""
+
+    name: str
+    version: str | None = None
+    wheel: str | None = None  # the file name: its tags say which builds it is for
+
+
+class AuditModule(ModuleCheck):
+    distribution: str | None = None  # the distribution that installed it
+
+
+class AuditLoad(Model):
+    """One short closed-loop load of the app (``ftscale audit --measure``)."""
+
+    python_gil: Literal["default", "0"]
+    gil_enabled: bool | None
+    throughput_rps: float
+    requests: int
+    errors: dict[str, int] = Field(default_factory=dict)
+    latency_ms: dict[str, float | None] = Field(default_factory=dict)
+
+
+class AuditMeasure(Model):
+    threads: int
+    duration_s: float
+    generator: str
+    design: str
+    default: AuditLoad | None = None
+    gil_off: AuditLoad | None = None
+    ratio: float | None = None  # PYTHON_GIL=0 over the default
+    error: str | None = None
+
+
+class AuditBuild(Model):
+    build: str
+    version: str
+    free_threaded: bool
+    python: str
+    requirements: list[AuditRequirement] = Field(default_factory=list)
+    distributions: list[AuditDistribution] = Field(default_factory=list)
+    modules: list[AuditModule] = Field(default_factory=list)
+    app: AppCheck | None = None
+    measure: AuditMeasure | None = None
+    problems: list[str] = Field(default_factory=list)  # what fails the audit on this build
+    allowed: list[str] = Field(default_factory=list)  # problems --allow excused
+    error: str | None = None  # the build could not be audited (no environment)
+
+
+class AuditReport(Model):
+    """``ftscale audit --json``: every build's requirements, modules, app and verdict."""
+
+    schema_version: int = SCHEMA_VERSION
+    created: str
+    host: str
+    source: str  # the requirements files, pyproject or environment audited
+    app: str | None = None
+    allow: list[str] = Field(default_factory=list)
+    builds: list[AuditBuild]
+    passed: bool
+    problems: list[str]
+
+
+class Expect(Model):
+    """What a good answer to one request of a mix looks like.
+
+    ``status``: the status it must have. ``field``: a dotted path into its JSON body
+    (``items.0.score``) that must exist, and equal ``value`` where one is given.
+    """
+
+    status: int = Field(default=200, ge=100, le=599)
+    field: str | None = None
+    value: Any = None
+
+
+class MixRequest(Model):
+    """One request of a mix file: what to send, how often, what a good answer is.
+
+    The body is ``json`` (sent as JSON, with ``content-type: application/json`` unless the
+    headers say otherwise) or ``body_file`` (its bytes as they are, the path relative to the
+    mix file), or nothing. ``weight`` is its share of the requests (relative to the others).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = None
+    method: str = "GET"
+    path: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body_file: str | None = None
+    weight: float = Field(default=1.0, gt=0)
+    expect: Expect = Field(default_factory=Expect)
+
+
+class RequestMix(Model):
+    """A request-mix file (JSON or TOML): ``requests``, each a :class:`MixRequest`."""
+
+    requests: list[MixRequest] = Field(min_length=1)
+
+
+class LoadRequest(Model):
+    """One request of a mix, resolved for the load generators: bytes ready to send.
+
+    ``body`` is the body as text, or in base64 where ``base64`` (a body that is not UTF-8);
+    ``headers`` keep their order.
+    """
+
+    label: str
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: str = ""
+    base64: bool = False
+    weight: float
+    expect: Expect
+
+
+class LoadMix(Model):
+    """The resolved mix a run sends (``requests.json`` in its run directory)."""
+
+    requests: list[LoadRequest] = Field(min_length=1)
+    seed: int = 0  # the built-in generator's choices are drawn from this seed (and its process index)
 
 
 # --- load generators --------------------------------------------------------------------------

@@ -81,6 +81,7 @@ class WorkloadClass(enum.StrEnum):
     BLOCKING_IO = "blocking-io"
     STREAMING = "streaming"
     CONTENTION = "contention"
+    APP = "app"  # a user's own ASGI app (``ftscale app``): whatever its request mix does
 
 
 class LoadKind(enum.StrEnum):
@@ -117,6 +118,7 @@ CLASS_NAMES: dict[WorkloadClass, str] = {
     WorkloadClass.BLOCKING_IO: "Synchronous data layer",
     WorkloadClass.STREAMING: "Streaming responses",
     WorkloadClass.CONTENTION: "Shared-state contention",
+    WorkloadClass.APP: "Your app",
 }
 
 CLASS_HELP: dict[WorkloadClass, str] = {
@@ -135,7 +137,12 @@ CLASS_HELP: dict[WorkloadClass, str] = {
         "delay between chunks; measured as chunks per second, time to first byte and gaps between chunks"
     ),
     WorkloadClass.CONTENTION: "threads contend for one lock and one shared table",
+    WorkloadClass.APP: "your own ASGI app under its request mix (ftscale app): its endpoints decide the work",
 }
+
+# A user's app served by ftscale (``ftscale serve --app``) answers ftscale's own /health and /info
+# under this prefix, which no route of the app may use; everything else goes to the app.
+APP_PREFIX = "/__ftscale"
 
 
 class Bucket(enum.StrEnum):

@@ -2,4 +2,6 @@
 (:mod:`server.executors`) and several topologies (:mod:`server.topology`, :mod:`server.loops`).
 
 Start it with ``python -m server``; build it in-process with :func:`server.app.create_app`.
+The same topologies serve a user's own ASGI app instead (``--app MODULE:ATTR``,
+:mod:`server.userapp`); :func:`server.apps.make_app` decides which app a serving unit runs.
 """

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Sequence
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from ftscale.server.config import (
     ANYIO_LIMITER_NOTE,
+    APP_MODE_NOTE,
+    APP_SERVER_NOTE,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
@@ -38,6 +42,7 @@ from ftscale.server.config import (
     Topology,
     WorkerBalance,
 )
+from ftscale.vocab import APP_PREFIX
 
 if TYPE_CHECKING:
     from ftscale.server.units import Serve
@@ -187,6 +192,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="server and service log level"
     )
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        default=None,
+        help=f"serve this ASGI app (FastAPI or any ASGI 3 app) instead of the service, untouched: ftscale "
+        f"answers /health and /info under {APP_PREFIX}/ only; --mode must be threadpool ({APP_MODE_NOTE}); "
+        f"{APP_SERVER_NOTE}",
+    )
+    parser.add_argument(
+        "--app-dir", default=None, help="with --app: folder put first on the import path (default: none)"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -205,6 +221,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_connections=args.max_connections,
         allow_large_sizes=args.allow_large_sizes,
         worker_balance=args.worker_balance,
+        app=args.app,
+        app_dir=args.app_dir,
         server=args.server,
         runtime_threads=args.runtime_threads,
     )
@@ -235,6 +253,32 @@ def runner(topology_name: Topology, server: HttpServer = HttpServer.UVICORN_H11)
     }[topology_name]
 
 
+def app_problem(config: ServerConfig) -> str | None:
+    """Why ``config.app`` cannot be served (one line), checked before any socket is bound.
+
+    ``workers`` imports the app in each worker only (the supervisor stays as small as uvicorn's),
+    so it is checked in a throw-away process; the other topologies import it here, once.
+    """
+    if config.app is None:
+        return None
+    if config.topology is Topology.WORKERS:
+        cmd = [sys.executable, "-m", "ftscale.server.userapp", config.app]
+        cmd += ["--app-dir", config.app_dir] if config.app_dir else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            found = json.loads(proc.stdout)
+        except ValueError:
+            return f"app {config.app!r}: the import check failed: {proc.stderr.strip()[-300:]}"
+        return None if found.get("ok") else str(found.get("error"))
+    from ftscale.server.userapp import AppLoadError, load_app
+
+    try:
+        load_app(config.app, config.app_dir)
+    except AppLoadError as exc:
+        return str(exc)
+    return None
+
+
 def cannot_serve(config: ServerConfig) -> str | None:
     """Why ``config`` cannot be served by this interpreter (None: it can)."""
     from ftscale import engines
@@ -253,9 +297,10 @@ def cannot_serve(config: ServerConfig) -> str | None:
 
 
 def cmd_serve(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT; the process exit status (2: this server cannot serve this here)."""
+    """Serve until SIGTERM/SIGINT; the process exit status (2: this server cannot serve this here,
+    or an app that cannot be served)."""
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
-    reason = cannot_serve(config)
+    reason = cannot_serve(config) or app_problem(config)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)
         return 2
@@ -269,7 +314,12 @@ def cmd_serve(config: ServerConfig) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``ftscale serve``: serve until SIGTERM/SIGINT."""
-    return cmd_serve(config_from_args(args))
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return cmd_serve(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,6 +45,16 @@ ANYIO_LIMITER_NOTE = (
     "sets its total_tokens to pool_size on every loop"
 )
 
+# A user's app (--app) runs its work where it decides: the mode is always threadpool.
+APP_MODE_NOTE = (
+    "a user's app decides itself where its work runs (FastAPI runs 'def' endpoints in Starlette's "
+    "thread pool, 'async def' ones on the event loop), so only the threadpool mode applies to it"
+)
+
+# A user's app (--app) is served by uvicorn only: ftscale's own topologies build its wrapper.
+APP_SERVERS = (HttpServer.UVICORN_H11, HttpServer.UVICORN_FAST)
+APP_SERVER_NOTE = "a user's app (--app) is served by " + " or ".join(str(s) for s in APP_SERVERS) + " only"
+
 # Admission control: by default a pool may queue four requests per worker thread/process on
 # top of those it is running; beyond that the service answers 503 at once.
 DEFAULT_QUEUE_FACTOR = 4
@@ -97,6 +107,11 @@ class ServerConfig:
     ``allow_large_sizes`` lifts every workload's size bound from its CPU budget (about 2 s a
     call) to its old, far larger maximum.
 
+    ``app`` (``MODULE:ATTR``) serves a user's ASGI app instead of the service, with ``app_dir``
+    first on its import path (:mod:`server.userapp`). A user's app decides itself where its work
+    runs (FastAPI runs ``def`` endpoints in Starlette's thread pool), so its mode is always
+    ``threadpool``: anyio's thread limiter is sized ``pool_size`` on every loop.
+
     ``server`` is the HTTP server that runs the app (:mod:`ftscale.engines` says which serves
     which topology); ``runtime_threads`` is granian's Rust I/O threads per worker (no Python
     runs on them), ignored by the others.
@@ -116,6 +131,8 @@ class ServerConfig:
     max_connections: int | None = None
     allow_large_sizes: bool = False
     worker_balance: WorkerBalance = WorkerBalance.ACCEPTOR
+    app: str | None = None
+    app_dir: str | None = None
     server: HttpServer = DEFAULT_SERVER
     runtime_threads: int = 1
 
@@ -139,6 +156,12 @@ class ServerConfig:
             raise ValueError(f"queue_limit must be 0 or more, got {self.queue_limit}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.app is not None and self.mode is not Mode.THREADPOOL:
+            raise ValueError(f"{APP_MODE_NOTE}; got mode {self.mode}")
+        if self.app is not None and self.server not in APP_SERVERS:
+            raise ValueError(f"{APP_SERVER_NOTE}; got --server {self.server}")
+        if self.app is None and self.app_dir is not None:
+            raise ValueError("app_dir is only for an app (--app MODULE:ATTR)")
 
     @property
     def effective_pool_size(self) -> int:

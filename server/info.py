@@ -119,10 +119,13 @@ def describe(
     units: UnitCounts | None = None,
     pool_state: str | None = None,
     max_sizes: dict[str, int] | None = None,
+    app: str | None = None,
+    gil_reenabled_by: str | None = None,
     connection: tuple[Sequence[Any] | None, Sequence[Any] | None] | None = None,
 ) -> Info:
     """The ``/info`` document for this process (and, in ``loops``, the loop that answers).
 
+    ``app`` and ``gil_reenabled_by`` describe a user's app (:mod:`server.userapp`).
     ``connection``: the (client, server) addresses of the request asking, for the TCP_NODELAY
     check where the server's own protocol does not count connections.
     """
@@ -161,6 +164,8 @@ def describe(
         pool_state=pool_state,
         counters=counters,
         max_sizes=max_sizes,
+        app=app,
+        gil_reenabled_by=gil_reenabled_by,
         server=str(config.server),
         server_version=versions.get(SERVER_DISTRIBUTION[config.server]),
         loop_impl=_loop_impl(),

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
 from ftscale.server.topology import (
@@ -211,7 +211,7 @@ def _loop_servers(
     ]
 
 
-def run_loops(config: ServerConfig, factory: AppFactory = create_app) -> int:
+def run_loops(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` event loops fed by one acceptor balancing connections (the ``loops`` topology)."""
     acceptor = bind_listener(config.host, config.port)
     acceptor.setblocking(False)
@@ -220,7 +220,7 @@ def run_loops(config: ServerConfig, factory: AppFactory = create_app) -> int:
     return asyncio.run(_supervise(servers, acceptor))
 
 
-def run_loops_reuseport(config: ServerConfig, factory: AppFactory = create_app) -> int:
+def run_loops_reuseport(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` event loops, each on its own SO_REUSEPORT socket (kernel balancing)."""
     listeners: list[socket.socket] = []
     try:

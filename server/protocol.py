@@ -39,13 +39,15 @@ import socket
 import struct
 import termios
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import h11
-from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ftscale.server.counters import EVENTS
+
+if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
+    from starlette.types import Receive, Scope, Send
 
 RETRY_AFTER_S = 1
 DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping

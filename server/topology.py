@@ -35,7 +35,7 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import HttpServer, ServerConfig
 from ftscale.server.protocol import ConnectionGuard
 from ftscale.server.units import AppFactory
@@ -238,7 +238,7 @@ def on_signals(stop: Callable[[bool], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_single(config: ServerConfig, factory: AppFactory = create_app) -> int:
+def run_single(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """One process, one event loop, one pool of ``pool_size``; ``factory`` builds the app."""
     listener = bind_listener(config.host, config.port)
     server = ServiceServer(

@@ -20,12 +20,13 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import threading
 from collections.abc import MutableSequence, Sequence
-from typing import Any, Protocol, cast
-
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
+
+if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("ftscale.server")
 

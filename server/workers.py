@@ -47,7 +47,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from ftscale.server import lifeline
-from ftscale.server.app import create_app
+from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig, WorkerBalance
 from ftscale.server.counters import UnitCounts
 from ftscale.server.topology import (
@@ -140,7 +140,7 @@ def worker_main(
     chan: socket.socket,
     counts: MutableSequence[int],
     parent_pid: int,
-    factory: AppFactory = create_app,
+    factory: AppFactory = make_app,
 ) -> None:
     """A worker process's body (spawned): serve until told to stop, or until the supervisor dies."""
     lifeline.die_with_parent(signal.SIGTERM, parent_pid)
@@ -172,7 +172,7 @@ class Worker:
 class Supervisor:
     """Starts the workers, feeds them connections (acceptor) and replaces those that die."""
 
-    def __init__(self, config: ServerConfig, factory: AppFactory = create_app) -> None:
+    def __init__(self, config: ServerConfig, factory: AppFactory = make_app) -> None:
         self.config = config
         self.factory = factory  # module level: it reaches the spawned workers pickled
         self.context = multiprocessing.get_context("spawn")
@@ -432,7 +432,7 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_workers(config: ServerConfig, factory: AppFactory = create_app) -> int:
+def run_workers(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """``threads`` worker processes behind one supervisor (the ``workers`` topology)."""
     supervisor = Supervisor(config, factory)
     how = "one acceptor" if config.worker_balance is WorkerBalance.ACCEPTOR else "SO_REUSEPORT"

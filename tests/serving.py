@@ -68,8 +68,9 @@ def start(
     *args: str,
     preexec_fn: Callable[[], None] | None = None,
     new_session: bool = False,
+    health: str = "/health",
 ) -> Served:
-    """Start ``python -m ftscale.server ARGS`` and wait until /health answers."""
+    """Start ``python -m ftscale.server ARGS`` and wait until ``health`` (its /health) answers."""
     port = free_port()
     stderr = cleanup.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by cleanup)
     cmd = [sys.executable, "-m", "ftscale.server", "--host", "127.0.0.1", "--port", str(port), *args]
@@ -87,7 +88,7 @@ def start(
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"server exited with {proc.returncode}:\n{served.log()}"
         try:
-            if request(port, "GET", "/health") == (200, {"status": "ok"}):
+            if request(port, "GET", health) == (200, {"status": "ok"}):
                 served.tree()
                 return served
         except OSError:

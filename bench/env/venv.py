@@ -22,6 +22,12 @@ still made, and the HTTP bench skips the servers that need it on that build.
 After installing, the service's modules (and each server's, where installed) are imported one
 by one to check that a free-threaded build still runs without the GIL, and which module turned
 it on if not.
+
+A user's app (``ftscale app``, ``ftscale audit``) gets environments of its own, one per
+build and set of requirements (:mod:`ftscale.bench.env.project` keys them by a digest of the
+requirements under ``<cache>/envs/<installation>/app-<digest>/<build>``), made the same way by
+:func:`make_env`; a failed command carries what it said (:class:`CommandFailed`), so that a
+requirement pip cannot install is explained in one line.
 """
 
 from __future__ import annotations
@@ -51,12 +57,16 @@ class EnvError(SetupError):
     """An environment could not be made; the message says why."""
 
 
-class PipFailed(EnvError):
-    """A command of an environment's failed; ``stderr`` is what it said."""
+class CommandFailed(EnvError):
+    """A command making an environment failed (pip, venv); ``stderr`` is what it said, for a
+    caller that can explain it better."""
 
     def __init__(self, message: str, stderr: str) -> None:
         super().__init__(message)
         self.stderr = stderr
+
+
+PipFailed = CommandFailed  # the name the server axis gave it
 
 
 def env_dir(build: str) -> Path:
@@ -155,7 +165,7 @@ def install_optional(pip: list[str], reqs: Iterable[str], build: str) -> dict[st
     for requirement in reqs:
         try:
             _run([*pip, requirement], build)
-        except PipFailed as exc:
+        except CommandFailed as exc:
             why = pip_reason(exc.stderr)
             unavailable[package_name(requirement)] = f"no binary wheel installs here ({why})"
     return unavailable
@@ -174,9 +184,8 @@ def unavailable(build: str) -> dict[str, str]:
 def _run(cmd: list[str], build: str) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise PipFailed(
-            f"{' '.join(cmd[:4])} ... failed for {build}: {proc.stderr.strip()[-800:]}", proc.stderr
-        )
+        message = f"{' '.join(cmd[:4])} ... failed for {build}: {proc.stderr.strip()[-800:]}"
+        raise CommandFailed(message, proc.stderr)
     return proc.stdout
 
 
@@ -191,40 +200,51 @@ def ensure(
     ``optional`` extras are installed after ``extras``, each package on its own and best-effort
     (what failed is in :func:`unavailable`).
     """
+    reqs = requirements(extras)
+    extra_reqs = [r for r in (requirements(optional) if optional else []) if r not in reqs]
+    return make_env(build, env_dir(build), reqs, log=log, optional=extra_reqs)
+
+
+def make_env(
+    build: str,
+    directory: Path,
+    pip_args: list[str],
+    digest: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+    optional: list[str] | None = None,
+) -> Path:
+    """Make (or reuse) an environment of ``build`` at ``directory`` with ``pip_args`` installed
+    (requirements, ``-r FILE``), from wheels only; return its python.
+
+    Reused while the interpreter, the arguments, ``digest`` (what the arguments do not show, such
+    as the contents of a requirements file) and the code stage stay the same. ``optional``
+    requirements are installed after, each on its own and best-effort; those that failed are
+    written to the environment's :data:`UNAVAILABLE_FILE` (None: no optional ones, no file).
+    """
     interpreter = provision.linked(build)
     if interpreter is None:
         raise EnvError(f"build {build} is not provisioned; run: ftscale build {build}")
-    directory = env_dir(build)
-    reqs = requirements(extras)
-    extra_reqs = [r for r in (requirements(optional) if optional else []) if r not in reqs]
     stage = code_stage()
     stamp_file = directory / ".ftscale-stamp"
     source = wheelhouse.install_source(build)
-    stamp = _stamp(interpreter, [*reqs, "optional:", *extra_reqs], stage, source)
-    if stamp_file.is_file() and stamp_file.read_text() == stamp and env_python(build).exists():
-        return env_python(build)
+    extra = ["optional:", *optional] if optional is not None else []
+    stamp = _stamp(interpreter, [*pip_args, *digest, *extra], stage, source)
+    python = directory / "bin" / "python"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp and python.exists():
+        return python
     log(f"creating environment for {build} in {directory}")
     _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
-    python = str(env_python(build))
-    pip = [
-        python,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "--only-binary=:all:",
-        *source,
-    ]
-    _run([*pip, *reqs], build)
-    missing = install_optional(pip, extra_reqs, build)
-    for name, why in missing.items():
-        log(f"{build}: {name} is not available: {why}")
-    (directory / UNAVAILABLE_FILE).write_text(json.dumps(missing, indent=2, sort_keys=True))
-    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
+    _run([*pip, *source, *pip_args], build)
+    if optional is not None:
+        missing = install_optional([*pip, *source], optional, build)
+        for name, why in missing.items():
+            log(f"{build}: {name} is not available: {why}")
+        (directory / UNAVAILABLE_FILE).write_text(json.dumps(missing, indent=2, sort_keys=True))
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], build)
     (Path(purelib.strip()) / PTH_NAME).write_text(f"{stage}\n")
     stamp_file.write_text(stamp)
-    return env_python(build)
+    return python
 
 
 def describe(build: str, python: Path | None = None) -> Build:
@@ -240,16 +260,21 @@ def describe(build: str, python: Path | None = None) -> Build:
     return Build.model_validate({k: v for k, v in facts.items() if k in Build.model_fields})
 
 
-def prepare(
-    builds: list[str], extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print
-) -> dict[str, Build]:
-    """Provision, install and describe each build; stop at the first that cannot be used."""
+def provisioned(builds: list[str], log: Callable[[str], None] = print) -> None:
+    """Find or build every interpreter of ``builds`` that is not provisioned yet."""
     missing = [b for b in builds if provision.linked(b) is None]
     if missing:
         try:
             provision.resolve(missing, log=log)
         except provision.ProvisionError as exc:
             raise EnvError(str(exc)) from None
+
+
+def prepare(
+    builds: list[str], extras: tuple[str, ...] = ("worker",), log: Callable[[str], None] = print
+) -> dict[str, Build]:
+    """Provision, install and describe each build; stop at the first that cannot be used."""
+    provisioned(builds, log)
     described = {}
     for build in builds:
         ensure(build, extras, log)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ftscale.bench import results
+from ftscale.bench.http import mix as mixes
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.bench.profile.http import profiled_repetition
@@ -50,7 +51,7 @@ from ftscale.schema import (
     SloSearch,
     SloStep,
 )
-from ftscale.vocab import DEFAULT_SERVER, Flag
+from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, Flag
 
 # A cell is flagged generator-bound when one generator thread (or process) was running or
 # waiting for a CPU this share of the time: it then adds its own queueing to every request, and
@@ -71,8 +72,17 @@ STREAM_ADMISSION_FACTOR = 2
 
 
 @dataclass(frozen=True)
+class AppRequests:
+    """What a cell of a user's app (``ftscale app``) sends: its resolved request mix (a
+    :class:`~ftscale.schema.LoadMix` file), judged on every fresh server before it is measured."""
+
+    mix_file: str
+    prefix: str = APP_PREFIX  # where the served app answers ftscale's /health and /info
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What one cell measures."""
+    """What one cell measures: the service's ``/work/{workload}``, or a user's app (``app``)."""
 
     build: str
     workload: str
@@ -84,6 +94,7 @@ class Plan:
     connections: int
     offered_share: float | None = None  # open loop at this share of the closed-loop median
     slo: bool = False  # the search for the capacity at the latency target
+    app: AppRequests | None = None  # a user's app: its request mix instead of /work/{workload}
     server: str = str(DEFAULT_SERVER)  # the HTTP server (ftscale.vocab.HttpServer)
     runtime_threads: int = 1  # granian's Rust I/O threads per worker
     skip_reason: str | None = None  # the design cannot run on this build: nothing is started
@@ -135,6 +146,12 @@ class Plan:
 
     def body(self) -> bytes:
         return f'{{"size": {self.size}}}'.encode()
+
+    def request(self) -> dict[str, Any]:
+        """The :class:`LoadSpec` fields saying what this cell sends."""
+        if self.app is None:
+            return {"path": self.path, "body": self.body()}
+        return {"path": "/", "mix_file": self.app.mix_file, "health_path": f"{self.app.prefix}/health"}
 
 
 @dataclass(frozen=True)
@@ -359,8 +376,7 @@ class Session:
         return LoadSpec(
             host=self.server.host,
             port=self.server.port,
-            path=self.plan.path,
-            body=self.plan.body(),
+            **self.plan.request(),
             connections=connections,
             duration_s=self.settings.duration_s,
             rate=rate,
@@ -375,6 +391,9 @@ class Session:
         server = self.server
         self.state = "info"
         out.info_before = out.info_before or server.info()
+        if self.plan.app is not None:  # a fast error page is not speed
+            self.state = "check"
+            mixes.preflight(server.host, server.port, mixes.read_load_mix(self.plan.app.mix_file))
         if self.settings.warmup_s > 0:
             self.state = "warmup"
             generator.load(replace(self.spec(rate), duration_s=self.settings.warmup_s), probe_health=False)
@@ -564,7 +583,7 @@ def measure_group(
         if out.error is not None or not out.reps or profiler is None:
             continue
         spec = LoadSpec(
-            host="", port=0, path=plan.path, body=plan.body(),
+            host="", port=0, **plan.request(),
             connections=plan.connections, duration_s=settings.duration_s, stream=plan.stream,
         )  # fmt: skip
         out.profile = profiled_repetition(

@@ -18,6 +18,9 @@ consecutive events of a stream (:class:`StreamClock`), into histograms that merg
 latency's. wrk's Lua hook sees only whole responses: it counts the events but cannot time the
 first byte or the gaps, so the bench prefers the built-in generator for streams.
 
+A load sends one request shape (``path``, ``method``, ``body``) or, with ``mix_file``, a user's
+request mix by weight, each answer judged by what its request expects (:mod:`.mix`).
+
 ``python -m ftscale.bench.http.loadgen`` runs one load (or a /health probe) in its own process and prints
 the result as JSON: the orchestrator pins that process to the client CPUs.
 """
@@ -32,6 +35,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -42,6 +46,7 @@ from typing import Any
 import h11
 
 from ftscale.bench import histogram
+from ftscale.bench.http import mix as mixes
 from ftscale.schema import HealthProbe, LoadResult
 
 # Open loop: requests still queued when the window ends may finish for this long (latency counted
@@ -66,6 +71,9 @@ class LoadSpec:
     rate: float | None = None  # requests/s for an open loop; None = closed loop
     timeout_s: float = 30.0
     stream: bool = False  # responses are server-sent event streams: time and count their events
+    mix_file: str | None = None  # a resolved request mix (LoadMix JSON) sent instead of path/method/body
+    sequence: int = 0  # which of a mix's seeded request sequences this process draws (one per process)
+    health_path: str = "/health"  # where the /health probe goes (a user's app: under its reserved prefix)
 
 
 def _schedstat() -> tuple[float, float] | None:
@@ -152,34 +160,51 @@ class _Connection:
         self.reader = self.writer = None
 
     async def request(self, method: str, path: str, body: bytes, clock: StreamClock | None = None) -> int:
-        """Send one request, read the whole response (its body's pieces to ``clock``); its status."""
+        """Send one request (a JSON body, if any), read the whole response (its body's pieces to
+        ``clock``); its status."""
+        headers = (("Content-Type", "application/json"),) if body else ()
+        status, _ = await self.exchange(method, path, body, headers, clock=clock)
+        return status
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+        want_body: bool = False,
+        clock: StreamClock | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one request, read the whole response; its status (and its body if ``want_body``)."""
         if self.writer is None or self.h11.our_state is not h11.IDLE:
             await self.close()
             await self.open()
         assert self.reader is not None and self.writer is not None
-        headers = [("Host", f"{self.spec.host}:{self.spec.port}"), ("Content-Length", str(len(body)))]
-        if body:
-            headers.append(("Content-Type", "application/json"))
-        out = self.h11.send(h11.Request(method=method, target=path, headers=headers))
+        head = [("Host", f"{self.spec.host}:{self.spec.port}"), ("Content-Length", str(len(body))), *headers]
+        out = self.h11.send(h11.Request(method=method, target=path, headers=head))
         out += self.h11.send(h11.Data(data=body)) if body else b""
         out += self.h11.send(h11.EndOfMessage())
         self.writer.write(out)
         status = 0
+        received = bytearray()
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
                 self.h11.receive_data(await self.reader.read(65536))
             elif isinstance(event, h11.Response):
                 status = event.status_code
-            elif isinstance(event, h11.Data) and clock is not None:
-                clock.data(bytes(event.data), asyncio.get_running_loop().time())
+            elif isinstance(event, h11.Data):
+                if clock is not None:
+                    clock.data(bytes(event.data), asyncio.get_running_loop().time())
+                if want_body:
+                    received += event.data
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("server closed the connection")
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
             self.h11.start_next_cycle()
-        return status
+        return status, bytes(received)
 
 
 async def _run_python(spec: LoadSpec) -> LoadResult:
@@ -197,6 +222,20 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     gaps: list[float] = []
     chunks = 0
     errors: Counter[str] = Counter()
+    picker = mixes.Picker(mixes.read_load_mix(spec.mix_file), spec.sequence) if spec.mix_file else None
+
+    async def send(conn: _Connection, clock: StreamClock | None) -> str | None:
+        """One request; None when its answer is good, else the key it counts under as an error."""
+        if picker is None:
+            status = await conn.request(spec.method, spec.path, spec.body, clock)
+            return None if 200 <= status < 300 else str(status)
+        request = picker.pick()
+        want = request.expect.field is not None
+        status, body = await conn.exchange(
+            request.method, request.path, request.body, request.headers, want, clock
+        )
+        return mixes.judge(request.expect, status, body)
+
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + spec.duration_s
@@ -237,21 +276,19 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                         return
                 clock = StreamClock(when) if spec.stream else None
                 try:
-                    status = await asyncio.wait_for(
-                        conn.request(spec.method, spec.path, spec.body, clock), timeout=spec.timeout_s
-                    )
+                    problem = await asyncio.wait_for(send(conn, clock), timeout=spec.timeout_s)
                 except (OSError, TimeoutError, h11.ProtocolError, ConnectionError) as exc:
                     errors[type(exc).__name__] += 1
                     await conn.close()
                     continue
-                if 200 <= status < 300:
+                if problem is None:
                     latencies.append(loop.time() - when)
                     if clock is not None and clock.first_byte_s is not None:
                         first_bytes.append(clock.first_byte_s)
                         gaps.extend(clock.gaps_s)
                         chunks += clock.events
                 else:
-                    errors[str(status)] += 1
+                    errors[problem] += 1
         finally:
             await conn.close()
 
@@ -313,8 +350,10 @@ def run_python(spec: LoadSpec) -> LoadResult:
     return asyncio.run(_run_python(spec))
 
 
-async def _probe_health(host: str, port: int, duration_s: float, interval_s: float) -> list[float]:
-    spec = LoadSpec(host=host, port=port, path="/health", method="GET")
+async def _probe_health(
+    host: str, port: int, duration_s: float, interval_s: float, path: str = "/health"
+) -> list[float]:
+    spec = LoadSpec(host=host, port=port, path=path, method="GET")
     conn = _Connection(spec)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s
@@ -323,7 +362,7 @@ async def _probe_health(host: str, port: int, duration_s: float, interval_s: flo
         while loop.time() < deadline:
             started = loop.time()
             try:
-                status = await asyncio.wait_for(conn.request("GET", "/health", b""), timeout=duration_s)
+                status = await asyncio.wait_for(conn.request("GET", path, b""), timeout=duration_s)
             except (OSError, TimeoutError, h11.ProtocolError, ConnectionError):
                 await conn.close()
                 continue
@@ -335,9 +374,11 @@ async def _probe_health(host: str, port: int, duration_s: float, interval_s: flo
     return samples
 
 
-def probe_health(host: str, port: int, duration_s: float, interval_s: float = 0.05) -> HealthProbe:
+def probe_health(
+    host: str, port: int, duration_s: float, interval_s: float = 0.05, path: str = "/health"
+) -> HealthProbe:
     """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
-    samples = asyncio.run(_probe_health(host, port, duration_s, interval_s))
+    samples = asyncio.run(_probe_health(host, port, duration_s, interval_s, path))
     result = percentiles_ms(histogram.from_latencies_s(samples))
     return HealthProbe(p50=result["p50"], p99=result["p99"], samples=len(samples))
 
@@ -367,6 +408,35 @@ def _task_schedstat(pid: int) -> dict[int, float]:
             continue
         found[int(path.parent.name)] = (int(on_cpu) + int(waiting)) / 1e9
     return found
+
+
+def _wrk_process(
+    cmd: list[str], env: dict[str, str], spec: LoadSpec
+) -> tuple[str, str, int, float, dict[int, tuple[float, float]], float]:
+    """Run wrk; (stdout, stderr, exit status, its CPU seconds, its threads' busy times, start)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    seen: dict[int, tuple[float, float]] = {}  # thread -> (its busy seconds, when read)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+
+        def sample() -> None:  # beside communicate(): wrk's output can be larger than a pipe holds
+            while proc.poll() is None:
+                now = time.monotonic()
+                for tid, busy_s in _task_schedstat(proc.pid).items():
+                    seen[tid] = (busy_s, now)  # a thread that has ended keeps its last reading
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            out, err = proc.communicate(timeout=spec.duration_s + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out, err, proc.returncode, cpu, seen, started
 
 
 def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
@@ -399,39 +469,26 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         "FTSCALE_BODY": spec.body.decode(),
         "FTSCALE_STREAM": "1" if spec.stream else "",
     }
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    seen: dict[int, tuple[float, float]] = {}  # thread -> (its busy seconds, when read)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
-
-        def sample() -> None:  # beside communicate(): wrk's output can be larger than a pipe holds
-            while proc.poll() is None:
-                now = time.monotonic()
-                for tid, busy_s in _task_schedstat(proc.pid).items():
-                    seen[tid] = (busy_s, now)  # a thread that has ended keeps its last reading
-                time.sleep(0.2)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            out, err = proc.communicate(timeout=spec.duration_s + 60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        sampler.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    expected: set[str] | None = None
+    with tempfile.TemporaryDirectory(prefix="ftscale-wrk-") as scratch:
+        if spec.mix_file:  # the hook cycles through the mix, read from a Lua table
+            load_mix = mixes.read_load_mix(spec.mix_file)
+            expected = mixes.expected_statuses(load_mix)
+            lua = Path(scratch) / "mix.lua"
+            lua.write_text(mixes.lua_table(load_mix))
+            env["FTSCALE_MIX"] = str(lua)
+        out, err, returncode, cpu, seen, started = _wrk_process(cmd, env, spec)
     line = next((ln for ln in out.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {(err or out).strip()[-400:]}")
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {returncode}): {(err or out).strip()[-400:]}")
     data = json.loads(line.removeprefix("FTSCALE_JSON "))
     duration = data["duration_us"] / 1e6
     statuses: dict[str, int] = {str(k): int(v) for k, v in data["statuses"].items()}
-    ok = sum(n for s, n in statuses.items() if s.startswith("2"))
-    errors = {s: n for s, n in statuses.items() if not s.startswith("2")}
+    errors = mixes.statuses_to_errors(statuses, expected)
+    ok = sum(n for s, n in statuses.items() if s not in errors)
     for kind in ("connect", "read", "write", "timeout"):
         if data["socket_errors"].get(kind):
             errors[f"socket-{kind}"] = int(data["socket_errors"][kind])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     busy = [100 * s / (at - started) for s, at in seen.values() if at - started > 0.5]
     counts = histogram.from_value_counts((int(v), int(c)) for v, c in data["latency_counts"])
     streamed: dict[str, Any] = {}
@@ -474,9 +531,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--stream", action="store_true", help="responses are event streams: time them")
     parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
+    parser.add_argument("--mix", default=None, help="a resolved request mix (LoadMix JSON) to send instead")
+    parser.add_argument("--sequence", type=int, default=0, help="which seeded sequence of the mix to draw")
     args = parser.parse_args(argv)
     if args.what == "health":
-        print(probe_health(args.host, args.port, args.duration, args.interval).model_dump_json())
+        probe = probe_health(args.host, args.port, args.duration, args.interval, args.path)
+        print(probe.model_dump_json())
         return 0
     spec = LoadSpec(
         host=args.host,
@@ -487,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         duration_s=args.duration,
         rate=args.rate,
+        mix_file=args.mix,
+        sequence=args.sequence,
         stream=args.stream,
     )
     result = run_wrk(spec, args.threads) if args.what == "wrk" else run_python(spec)

@@ -197,10 +197,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N,...",
         help="granian only: its Rust I/O threads per worker, each count a variant of granian (default 1)",
     )
-    p.add_argument("--threads", help="comma-separated counts (default: 1, 2, 4 ... up to the server CPUs)")
     p.add_argument(
         "--size", action="append", default=[], metavar="WORKLOAD=N", help="override a workload's size"
     )
+    p.add_argument("--target", help="drive a server already running at this URL instead of starting one")
+    p.add_argument(
+        "--server-python",
+        type=Path,
+        metavar="PATH",
+        help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
+    )
+    add_sweep_arguments(p)
+    add_run_arguments(p, "http")
+
+
+def add_sweep_arguments(
+    p: argparse.ArgumentParser,
+    connections: str = "2 x threads, min 4; 4 x for I/O workloads; 16 x, min 16, for streams",
+) -> None:
+    """What every HTTP sweep (``ftscale bench``, ``ftscale app``) takes: threads, repetitions,
+    load, generator, CPUs, profiling."""
+    p.add_argument("--threads", help="comma-separated counts (default: 1, 2, 4 ... up to the server CPUs)")
     p.add_argument("--duration", type=float, help="seconds per repetition (default: the preset's)")
     p.add_argument(
         "--warmup", type=float, help="warm-up seconds before each repetition (default: the preset's)"
@@ -208,12 +225,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repetitions", type=int, help="repetitions per cell, each on a fresh server (default: the preset's)"
     )
-    p.add_argument(
-        "--connections",
-        type=int,
-        help="connections per load (default: 2 x threads, min 4; 4 x for I/O workloads; 16 x, min 16, "
-        "for streams)",
-    )
+    p.add_argument("--connections", type=int, help=f"connections per load (default: {connections})")
     p.add_argument(
         "--load",
         choices=[*(str(k) for k in LoadKind), "both"],
@@ -249,13 +261,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let server and client CPUs overlap (every cell is then flagged)",
     )
-    p.add_argument("--target", help="drive a server already running at this URL instead of starting one")
-    p.add_argument(
-        "--server-python",
-        type=Path,
-        metavar="PATH",
-        help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
-    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -268,7 +273,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the groups, cells and the estimated duration of the run, and measure nothing",
     )
-    add_run_arguments(p, "http")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -118,8 +118,10 @@ class ServerProcess:
         cpus: Sequence[int] | None,
         cwd: Path,
         env: dict[str, str] | None = None,
+        prefix: str = "",
     ) -> None:
         self.host, self.port = host, port
+        self.prefix = prefix  # where its /health and /info are ("" for the service; a user's app: /__ftscale)
         self.stderr_file = tempfile.TemporaryFile(prefix="ftscale-server-")  # noqa: SIM115 - lives with self
         # A Ctrl-C or SIGTERM between the fork and the bookkeeping would leave a server that
         # nobody stops: interrupts wait until the server is on the books.
@@ -154,7 +156,7 @@ class ServerProcess:
                     f"server exited with {self.proc.returncode} during start-up", self.stderr_tail()
                 )
             try:
-                if http_json(f"{self.url}/health", timeout=2.0).get("status") == "ok":
+                if http_json(f"{self.url}{self.prefix}/health", timeout=2.0).get("status") == "ok":
                     return
             except (OSError, ValueError, urllib.error.URLError):
                 pass
@@ -162,7 +164,7 @@ class ServerProcess:
         raise ServerError(f"server not healthy after {timeout_s:.0f} s", self.stderr_tail())
 
     def info(self) -> Info:
-        return read_info(self.url)
+        return read_info(self.url + self.prefix)
 
     def usage(self) -> Usage:
         return tree_usage(self.ps)

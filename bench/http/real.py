@@ -37,10 +37,19 @@ RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run start
 
 
 class Launcher:
+    """Starts servers; ``extra`` arguments go to every one (``--app ...`` for a user's app, whose
+    /health and /info are under ``prefix``)."""
+
     def __init__(
-        self, pythons: dict[str, Path], cpus: list[int], run_id: str, extra: Sequence[str] = ()
+        self,
+        pythons: dict[str, Path],
+        cpus: list[int],
+        run_id: str,
+        extra: Sequence[str] = (),
+        prefix: str = "",
     ) -> None:
         self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
+        self.prefix = prefix
 
     def cpus_for(self, plan: Plan) -> list[int]:
         """The first ``threads`` server CPUs (all of them when there are fewer)."""
@@ -71,7 +80,7 @@ class Launcher:
             *self.extra,
         ]
         env = {RUN_ENV: self.run_id, **(env or {})}
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), env)
+        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), env, prefix=self.prefix)
 
 
 class RemoteServer:
@@ -121,6 +130,8 @@ def _loadgen(what: str, spec: LoadSpec, threads: int = 1) -> list[str]:
     ]  # fmt: skip
     if spec.rate:
         cmd += ["--rate", str(spec.rate)]
+    if spec.mix_file:
+        cmd += ["--mix", spec.mix_file, "--sequence", str(spec.sequence)]
     if spec.stream:
         cmd.append("--stream")
     return cmd
@@ -199,7 +210,10 @@ class SubprocessGenerator:
         procs = []
         for index in range(k):
             proc = subprocess.Popen(
-                _loadgen("python", share), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                _loadgen("python", replace(share, sequence=share.sequence * k + index)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             os.sched_setaffinity(proc.pid, {self.client_cpus[index % len(self.client_cpus)]})
             procs.append(proc)
@@ -218,7 +232,7 @@ class SubprocessGenerator:
         if probe_health:
             probe = subprocess.Popen(
                 [sys.executable, "-m", "ftscale.bench.http.loadgen", "health", "--host", spec.host,
-                 "--port", str(spec.port), "--duration", str(spec.duration_s)],
+                 "--port", str(spec.port), "--duration", str(spec.duration_s), "--path", spec.health_path],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             os.sched_setaffinity(probe.pid, set(self.client_cpus))

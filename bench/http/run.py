@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,15 @@ from ftscale import engines, workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
-from ftscale.bench.http.cell import Group, Plan, Settings, measure_group, server_label
+from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group, server_label
 from ftscale.bench.http.loadgen import wrk_path, wrk_version
-from ftscale.bench.http.options import PRESETS, Design, build_parser
+from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
-from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology
+from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadClass
 
 # What one repetition costs besides its warm-up and load, before any was measured: a fresh server's
 # start (imports, pools, /health), /info before and after, usage, the generator's own start, the
@@ -88,6 +88,12 @@ def connections_for(threads: int, io_wait_s: float, streamed: bool = False) -> i
     return max(4, 4 * threads) if io_wait_s else max(4, 2 * threads)
 
 
+def app_connections(threads: int) -> int:
+    """A user's app: 4N (at least 8), as for requests that mostly wait, since its mix is unknown;
+    its server has no admission limit of ftscale's (``--connections`` sets another count)."""
+    return max(8, 4 * threads)
+
+
 @dataclass(frozen=True)
 class Matrix:
     """What a run measures: builds, workloads, the designs of each kind of build, threads, loads."""
@@ -102,6 +108,7 @@ class Matrix:
     closed: bool = True
     open_shares: tuple[float, ...] = ()
     slo: bool = False
+    app: AppRequests | None = None  # a user's app (ftscale app): its one "workload" is the app
     servers: tuple[str, ...] = (str(DEFAULT_SERVER),)
     runtime_threads: tuple[int, ...] = (1,)  # granian's variants
 
@@ -118,6 +125,19 @@ class Matrix:
 
     def plan(self, build: str, name: str, design: Design, threads: int, **load: Any) -> Plan:
         """One cell of this matrix (or of a remote server's own configuration)."""
+        if self.app is not None:
+            return Plan(
+                build=build,
+                workload=name,
+                workload_class=str(WorkloadClass.APP),
+                size=0,
+                mode=design[0],
+                topology=design[1],
+                threads=threads,
+                connections=self.connections or app_connections(threads),
+                app=self.app,
+                **load,
+            )
         w = workloads.get(name)
         return Plan(
             build=build,
@@ -165,6 +185,25 @@ class Matrix:
 
 
 @dataclass(frozen=True)
+class Served:
+    """What a run's servers serve when it is not the service: a user's app (``ftscale app``).
+
+    The bench asks it for each build's environment (``prepare``: build records and pythons,
+    before anything is written), passes ``server_args`` to every server, finds /health and
+    /info under ``prefix``, records ``config`` and ``notes`` in ``run.json``, and writes
+    ``files`` into the run directory before the first cell.
+    """
+
+    command: str  # the ftscale command that makes such runs (for --resume)
+    prepare: Callable[[list[str], Callable[[str], None]], tuple[dict[str, Build], dict[str, Path]]]
+    server_args: tuple[str, ...]
+    prefix: str
+    config: dict[str, Any]
+    notes: Callable[[dict[str, Build]], list[str]]
+    files: dict[str, bytes]
+
+
+@dataclass(frozen=True)
 class Job:
     run_dir: Path
     resuming: bool
@@ -179,6 +218,7 @@ class Job:
     server_python: Path | None
     argv: list[str]
     profile: bool = False
+    served: Served | None = None  # a user's app instead of the service
     # Streams: the built-in generator, which times the first byte and the gaps, unless wrk was
     # named (it counts the chunks only).
     stream_generator: str = "python"
@@ -186,19 +226,12 @@ class Job:
 
 def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
     """Validate every argument and work out the whole job before anything starts."""
-    args, place = engine.open_run(args, "http", lambda saved: build_parser().parse_args(saved))
+    args, place = engine.open_run(
+        args, "http", lambda saved: build_parser().parse_args(saved), command="bench"
+    )
     if place.resuming:
         argv = list(results.RunDir(place.path).read_meta().config.get("argv", []))
     preset = PRESETS[args.preset]
-    repetitions = preset.repetitions if args.repetitions is None else args.repetitions
-    duration = preset.duration_s if args.duration is None else args.duration
-    warmup = preset.warmup_s if args.warmup is None else args.warmup
-    if repetitions < 1:
-        raise UsageError("--repetitions must be 1 or more")
-    if duration <= 0 or warmup < 0:
-        raise UsageError("--duration must be positive and --warmup not negative")
-    if args.connections is not None and args.connections < 1:
-        raise UsageError("--connections must be 1 or more")
     if args.server_python:
         if not os.access(args.server_python, os.X_OK):
             raise UsageError(f"--server-python {args.server_python}: not an executable")
@@ -222,6 +255,32 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
             raise UsageError(str(exc)) from None
         except ValueError:
             raise UsageError(f"--size wants WORKLOAD=N, got {item!r}") from None
+    return sweep_job(args, argv, place, preset, builds, names, (ft_designs, gil_designs), sizes)
+
+
+def sweep_job(
+    args: argparse.Namespace,
+    argv: list[str],
+    place: engine.RunPlace,
+    preset: Preset,
+    builds: list[str],
+    names: list[str],
+    designs: tuple[Sequence[Design], Sequence[Design]],
+    sizes: dict[str, int],
+    served: Served | None = None,
+    app: AppRequests | None = None,
+) -> Job:
+    """The part of a job every HTTP sweep shares: settings, CPUs, threads, load and generator."""
+    repetitions = preset.repetitions if args.repetitions is None else args.repetitions
+    duration = preset.duration_s if args.duration is None else args.duration
+    warmup = preset.warmup_s if args.warmup is None else args.warmup
+    if repetitions < 1:
+        raise UsageError("--repetitions must be 1 or more")
+    if duration <= 0 or warmup < 0:
+        raise UsageError("--duration must be positive and --warmup not negative")
+    if args.connections is not None and args.connections < 1:
+        raise UsageError("--connections must be 1 or more")
+    ft_designs, gil_designs = designs
     available = sorted(os.sched_getaffinity(0))
     if args.server_cpus or args.client_cpus:
         default_server, default_client = split_cpus(available)
@@ -275,8 +334,9 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
             closed=True,  # the closed loop is always measured: open-loop rates are set from it
             open_shares=open_shares,
             slo=slo is not None and load in ("open", "both"),
-            servers=args.servers or (str(DEFAULT_SERVER),),
-            runtime_threads=args.runtime_threads or (1,),
+            app=app,
+            servers=getattr(args, "servers", None) or (str(DEFAULT_SERVER),),
+            runtime_threads=getattr(args, "runtime_threads", None) or (1,),
         ),
         settings=Settings(
             duration_s=duration,
@@ -293,11 +353,20 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         server_python=args.server_python,
         argv=argv,
         profile=args.profile,
+        served=served,
         stream_generator="wrk" if args.generator == "wrk" else "python",
     )
 
 
-def _meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
+def _meta(job: Job, ceilings: dict[str, float], builds: dict[str, Build]) -> RunMeta:
+    meta = _bench_meta(job, ceilings)
+    if job.served is None:
+        return meta
+    config = {**meta.config, "command": job.served.command, "app": job.served.config}
+    return meta.model_copy(update={"config": config, "notes": [*meta.notes, *job.served.notes(builds)]})
+
+
+def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
     return RunMeta(
         run_id=job.run_dir.name,
         kind="http",
@@ -338,7 +407,11 @@ def _meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
                 else "wrk, as asked: it counts the chunks but cannot time the first byte or the gaps"
             ),
             "connections": job.matrix.connections
-            or "2 x threads (min 4); 4 x threads for I/O workloads; 16 x threads (min 16) for streams",
+            or (
+                "4 x threads (min 8)"
+                if job.matrix.app
+                else "2 x threads (min 4); 4 x threads for I/O workloads; 16 x threads (min 16) for streams"
+            ),
             "ceilings": ceilings,
             "ceiling_method": "per load kind and connections, against a trivial server on the server CPUs",
         },
@@ -407,10 +480,15 @@ def dry_run(job: Job) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``ftscale bench``: plan, prepare the builds, calibrate the generator, sweep, report."""
+def run(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    plan: Callable[[argparse.Namespace, list[str]], Job] = plan_job,
+) -> int:
+    """``ftscale bench`` (or, with ``ftscale app``'s ``plan``, a user's app): plan, prepare the
+    builds, calibrate the generator, sweep, report."""
     slot_started, began = results.now(), time.monotonic()  # the budget counts from here
-    job = plan_job(args, list(argv))
+    job = plan(args, list(argv))
     if args.dry_run:
         return dry_run(job)
     rundir = results.RunDir(job.run_dir)
@@ -438,6 +516,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             build = job.matrix.builds[0]
             builds = {build: envs.describe(build, job.server_python)}
             pythons = {build: job.server_python}
+        elif job.served is not None:
+            print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
+            builds, pythons = job.served.prepare(job.matrix.builds, lambda m: print(m, flush=True))
         else:
             print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
             builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
@@ -446,7 +527,14 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             {b: info.py_gil_disabled for b, info in builds.items()},
             {b: info.unavailable for b, info in builds.items()},
         )
-        launcher = Launcher(pythons, job.server_cpus, job.run_dir.name)
+        served = job.served
+        launcher = Launcher(
+            pythons,
+            job.server_cpus,
+            job.run_dir.name,
+            extra=served.server_args if served else (),
+            prefix=served.prefix if served else "",
+        )
     generator = SubprocessGenerator(job.generator, job.client_cpus, job.stream_generator)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     profiler = profiling if isinstance(profiling, profile.Profiler) else None
@@ -457,13 +545,16 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ceilings = (
             calibrate_ceilings(generator, job.server_cpus, _loads(job, groups)) if remote is None else {}
         )
-        meta = _meta(job, ceilings)
+        meta = _meta(job, ceilings, builds)
         if profiling is not None:
             config = {**meta.config, "profile": profile.run_config(profiling)}
             meta = meta.model_copy(update={"config": config, "notes": profile.run_notes(profiling)})
         rundir.write_meta(meta)
     for record in builds.values():
         rundir.add_build(record)
+    for name, data in (job.served.files if job.served else {}).items():
+        if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
+            results.write_atomic(job.run_dir / name, data)
     print(
         f"server CPUs {job.server_cpus}, client CPUs {job.client_cpus}, generator {job.generator}; "
         f"ceilings {', '.join(f'{k} {v:,.0f}/s' for k, v in sorted(ceilings.items()))}",
@@ -499,7 +590,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         started=began,
     )
     return engine.finish(
-        rundir, outcome, slot_started, f"ftscale bench --resume {job.run_dir.name}", args.no_report
+        rundir,
+        outcome,
+        slot_started,
+        f"ftscale {job.served.command if job.served else 'bench'} --resume {job.run_dir.name}",
+        args.no_report,
     )
 
 

@@ -1,4 +1,4 @@
--- ftscale's wrk hook: send the configured request, count responses by status in every thread,
+-- ftscale's wrk hook: send the configured request (or a mix), count responses by status in every thread,
 -- and print one machine-readable summary line ("FTSCALE_JSON {...}") when the run is done,
 -- with wrk's whole latency table (microseconds and counts) so histograms merge exactly.
 -- With FTSCALE_STREAM=1 the responses are server-sent event streams: it counts their events
@@ -11,6 +11,16 @@ if wrk.body ~= "" then
   wrk.headers["Content-Type"] = "application/json"
 end
 
+-- A request mix (ftscale app): FTSCALE_MIX names a Lua file returning its requests, each
+-- {method, path, headers, body, weight}. Every thread cycles through them by smooth weighted
+-- round robin: each request gets its exact share, in the same order in every thread.
+local mix = nil
+local mix_file = os.getenv("FTSCALE_MIX")
+if mix_file and mix_file ~= "" then
+  mix = dofile(mix_file)
+end
+local formatted, credit, total = {}, {}, 0
+
 local threads = {}
 
 function setup(thread)
@@ -20,6 +30,27 @@ end
 function init(args)
   statuses = {}
   chunks = 0
+  if mix then
+    for i, r in ipairs(mix) do
+      formatted[i] = wrk.format(r.method, r.path, r.headers, r.body)
+      credit[i] = 0
+      total = total + r.weight
+    end
+  end
+end
+
+if mix then
+  function request()
+    local best = 1
+    for i, r in ipairs(mix) do
+      credit[i] = credit[i] + r.weight
+      if credit[i] > credit[best] then
+        best = i
+      end
+    end
+    credit[best] = credit[best] - total
+    return formatted[best]
+  end
 end
 
 function response(status, headers, body)

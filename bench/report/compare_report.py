@@ -98,7 +98,8 @@ def _run_comparison(c: RunComparison, names: dict[str, str]) -> list[Block]:
             f"Flags in {base}",
             f"Flags in {other}",
         )
-        blocks += [Heading(3, f"{workload} ({wclass}, size {size})"), Table(header, rows, "lrrrrll")]
+        heading = f"{workload} ({wclass}{labels.sized(wclass, size)})"
+        blocks += [Heading(3, heading), Table(header, rows, "lrrrrll")]
     return blocks
 
 

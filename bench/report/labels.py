@@ -8,6 +8,11 @@ from ftscale.vocab import CLASS_NAMES, FLAGS, RunKind, WorkloadClass, flag_info
 SEPARATOR = " · "
 
 
+def sized(workload_class: str, size: int) -> str:
+    """``", size 200"`` for a workload's heading; nothing for a user's app, which has no size."""
+    return "" if workload_class == WorkloadClass.APP else f", size {size}"
+
+
 def class_name(workload_class: str) -> str:
     """``pure-python`` -> ``Pure Python`` (a class this version does not know reads as it is)."""
     try:

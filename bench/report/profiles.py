@@ -11,6 +11,7 @@ gives the verdict one sentence per workload. The numbers come from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ftscale.bench.profile.growth import (
@@ -243,13 +244,15 @@ def section(model: RunModel) -> list[Block]:
         ),
         Bullets(tuple(f"{b}: {BUCKET_HELP[b]}" for b in Bucket)),
     ]
-    for workload, _wclass, size in model.workloads():
+    for workload, wclass, size in model.workloads():
         pairs = _series_with_profiles(model, workload, size)
         if not pairs:
             continue
-        stem = f"{workload}-{size}".replace("_", "-")
+        # a file name from the workload's (a user's app: MODULE:ATTR), as the scaling charts make theirs
+        stem = re.sub(r"[^A-Za-z0-9.]+", "-", f"{workload}-{size}").strip("-").lower()
+        about = labels.sized(wclass, size).removeprefix(", ") or labels.class_name(wclass)  # "size N"
         blocks += [
-            Heading(3, f"{workload} (size {size})"),
+            Heading(3, f"{workload} ({about})"),
             Paragraph("What limits scaling: " + "; ".join(limit_text(s, found) for s, found in pairs) + "."),
             _figure(
                 f"{stem}-profile.png", f"{workload}: profile buckets by thread count", _chart(workload, pairs)

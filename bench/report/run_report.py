@@ -26,6 +26,16 @@ from ftscale.schema import RunMeta
 CI = "[CI]"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
 
+
+def app_run(meta: RunMeta) -> bool:
+    """A run of a user's app (``ftscale app``): an HTTP run whose workload is the app."""
+    return meta.config.get("command") == "app"
+
+
+def kind_name(meta: RunMeta) -> str:
+    return "App (ftscale app, an HTTP run)" if app_run(meta) else KIND_NAMES[meta.kind]
+
+
 M, S = fmt.MINUS, fmt.SIGMA
 STATISTICS_NOTES = (
     "Intervals: value [low, high], followed by the interval's real coverage when it is below 95 % "
@@ -345,7 +355,7 @@ def scaling_section(model: RunModel, overheads: Sequence[Overhead]) -> list[Bloc
         if not closed:
             continue
         stem = slug(f"{workload}-{size}")
-        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}, size {size})"))
+        blocks.append(Heading(3, f"{workload} ({labels.class_name(wclass)}{labels.sized(wclass, size)})"))
         blocks += _figure(
             f"{stem}-scaling.png", f"{workload}: throughput by design", charts.scaling(closed, workload)
         )
@@ -659,7 +669,7 @@ def _summary(model: RunModel) -> str:
     preset = meta.config.get("preset")
     measured = f"preset {preset}; " if preset else ""
     return (
-        f"{KIND_NAMES[meta.kind]} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
+        f"{kind_name(meta)} run {meta.run_id} on {meta.host.hostname}, created {meta.created}: "
         f"{measured}builds {builds}; {ok} cells measured, {len(model.failed)} failed"
         + (f", {len(model.skipped)} skipped" if model.skipped else "")
         + (f"; servers {', '.join(model.servers)}" if len(model.servers) > 1 else "")
@@ -670,7 +680,7 @@ def _summary(model: RunModel) -> str:
 
 def build(model: RunModel) -> Document:
     """The whole report of one run."""
-    title = f"ftscale {model.meta.kind} report: {model.meta.run_id}"
+    title = f"ftscale {'app' if app_run(model.meta) else model.meta.kind} report: {model.meta.run_id}"
     found = verdicts(model)
     blocks: list[Block] = [
         Heading(1, title),
