@@ -142,7 +142,12 @@ def run_workers(config: ServerConfig, listener: socket.socket, factory: AppFacto
                     logger.error("hypercorn worker %s exited with %s; stopping", proc.name, proc.exitcode)
                     status = STARTUP_FAILURE if proc.exitcode == STARTUP_FAILURE else 1
                     stop()
-    failed = [proc for proc in procs if proc.exitcode != 0]
+    # A worker asked to stop exits 0 once drained; one that the stop signal itself ended (it
+    # arrived before the worker's loop took the signal over, or after the loop had handed it back)
+    # was not serving a request either: that is a stop, not a failure.
+    failed = [
+        proc for proc in procs if proc.exitcode != 0 and not (stopping and proc.exitcode == -signal.SIGTERM)
+    ]
     for proc in failed:
         logger.error("hypercorn worker %s exited with %s", proc.name, proc.exitcode)
     if status == 0 and failed:

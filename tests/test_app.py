@@ -244,6 +244,7 @@ def test_pip_failures_are_explained_in_one_line(stderr: str, line: str | None) -
 
 
 def test_an_apps_headings_name_no_size() -> None:
+    pytest.importorskip("scipy")  # the report extra (not installed on 3.14t)
     from ftscale.bench.report import labels
 
     assert labels.sized(str(WorkloadClass.APP), 0) == ""
