@@ -430,7 +430,7 @@ def slo_search(
     peak_rps: float,
     target_ms: float,
     ceiling: float | None,
-    out: Outcome | None = None,
+    out: Outcome,
 ) -> tuple[SloSearch, list[HttpRepetition]]:
     """The highest offered rate meeting ``target_ms`` at p99 (no errors, rate kept up), on one server.
 
@@ -440,10 +440,9 @@ def slo_search(
     """
     steps: list[SloStep] = []
     reps: list[HttpRepetition] = []
-    scratch = out if out is not None else Outcome(session.plan, "")
 
     def attempt(rate: float) -> bool:
-        rep = session.measure(generator, ceiling, rate, scratch)
+        rep = session.measure(generator, ceiling, rate, out)
         p99 = rep.latency_ms.get("p99")
         errors = sum(rep.errors.values())
         met = (

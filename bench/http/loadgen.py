@@ -439,6 +439,11 @@ def _wrk_process(
     return out, err, proc.returncode, cpu, seen, started
 
 
+def wrk_seconds(duration_s: float) -> int:
+    """How long wrk loads for ``duration_s``: it takes whole seconds, at least one."""
+    return max(1, round(duration_s))
+
+
 def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
     """Apply ``spec`` with wrk (closed loop); its Lua hook prints a JSON summary.
 
@@ -457,7 +462,7 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
         exe,
         f"-t{n_threads}",
         f"-c{spec.connections}",
-        f"-d{max(1, round(spec.duration_s))}s",
+        f"-d{wrk_seconds(spec.duration_s)}s",
         f"--timeout={round(spec.timeout_s)}s",
         "-s",
         str(WRK_SCRIPT),

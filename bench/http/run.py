@@ -30,7 +30,7 @@ from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group, server_label
-from ftscale.bench.http.loadgen import wrk_path, wrk_version
+from ftscale.bench.http.loadgen import wrk_path, wrk_seconds, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.options import choose, parse_threads
@@ -419,8 +419,8 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
 
 
 def load_seconds(duration_s: float) -> float:
-    """How long one load runs: wrk takes whole seconds (the generator rounds), at least one."""
-    return float(max(1, round(duration_s)))
+    """How long one load runs: as wrk runs it (whole seconds, at least one)."""
+    return float(wrk_seconds(duration_s))
 
 
 def group_seconds(job: Job, group: Group) -> float:
