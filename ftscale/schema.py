@@ -16,6 +16,11 @@ Format history (bump SCHEMA_VERSION and teach :func:`upgrade` the old shape):
   1 (2026-11): first version; repetitions and /info were untyped dictionaries.
   2 (2026-11): typed repetitions (HTTP and micro), typed /info; cells carry ``kind``-specific
      models. Version 1 files are upgraded on read: their dictionaries already had these fields.
+  3 (2026-12): HTTP cells of two stages (``stage``: exploration, or confirmation rounds of the
+     finalists with the ``selection`` that chose them), the offered ``connections``, repetitions
+     disturbed and measured again; each repetition's server start and stop times, machine
+     interference, memory as the tree's distinct pages and its confirmation ``round``. Only
+     fields were added: version 2 files are read as they are.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ftscale.errors import UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class ResultError(UsageError):
@@ -114,6 +119,7 @@ class ServerSettings(Model):
     app_dir: str | None = None
     server: str | None = None  # None: written before the server was a choice (uvicorn-h11)
     runtime_threads: int | None = None
+    start_method: str | None = None  # None: written before it was a choice (spawn)
 
 
 class ServiceCounters(Model):
@@ -440,9 +446,22 @@ class HealthProbe(Model):
     p50: float | None
     p99: float | None
     samples: int
+    cpu_s: float | None = None  # the probe process's own CPU time (format 3)
 
 
 # --- cells and their repetitions ----------------------------------------------------------------
+
+
+class Interference(Model):
+    """What else used the server's and the generator's CPUs while a load ran (``/proc/stat``)."""
+
+    window_s: float
+    cpus: list[int]
+    busy_cpu_pct: float  # those CPUs' busy time (100 % = one CPU)
+    accounted_cpu_pct: float  # ... of which the server, the generator and the probe account for
+    foreign_cpu_pct: float  # the rest: other processes (100 % = one CPU)
+    steal_pct: float  # the hypervisor's steal time, as a share of those CPUs' time
+    disturbed: bool  # over a threshold of either (ftscale.bench.http.interference)
 
 
 class HttpRepetition(Model):
@@ -477,6 +496,14 @@ class HttpRepetition(Model):
     gap_histogram: dict[int, int] | None = None
     gap_p99_ms: float | None = None
     generator: str | None = None
+    # Added in format 3:
+    server_start: Literal["fork", "spawn"] | None = None  # forked from a pre-imported parent, or not
+    start_s: float | None = None  # from asking for the server until its /health answered
+    stop_s: float | None = None  # from SIGTERM until the server's process had exited
+    usage_window_s: float | None = None  # wall time between the two CPU readings behind server_cpu_pct
+    unique_bytes: int | None = None  # distinct physical pages of the server's tree (ftscale.bench.http.memory)
+    interference: Interference | None = None
+    round: int | None = None  # confirmation rounds: the round (0, 1 …) this repetition belongs to
 
 
 class MicroRepetition(Model):
@@ -604,6 +631,18 @@ class SloSearch(Model):
     capacity_rps: float | None  # None: not even the lowest rate tried met the target
 
 
+class Selection(Model):
+    """Why a design is a finalist (a confirmation cell): its exploration point and the rule."""
+
+    explore_cell_id: str  # the exploration cell it was chosen from
+    rule: str  # the rule, in words
+    lower_bound: float  # the median's lower confidence bound that the rule ranked by
+    coverage: float  # of that interval
+    median: float
+    candidates: int  # eligible exploration points of its build
+    ineligible: int  # points of its build that could not be chosen (oversubscribed, flagged)
+
+
 class HttpCell(_CellBase):
     kind: Literal["http"] = "http"
     server: str | None = None  # the HTTP server (None: written before it was a choice, uvicorn-h11)
@@ -616,6 +655,11 @@ class HttpCell(_CellBase):
     offered_rps: float | None = None  # open loop: the rate offered (the same in every repetition)
     offered_share: float | None = None  # ... as a share of the design's closed-loop median
     slo: SloSearch | None = None
+    # Added in format 3:
+    stage: Literal["explore", "confirm"] = "explore"
+    selection: Selection | None = None  # a confirmation cell: why its design was a finalist
+    connections: int | None = None  # connections the load kept open (the same across a workload)
+    disturbed: list[HttpRepetition] = Field(default_factory=list)  # measured again (interference)
 
 
 class MicroCell(_CellBase):
@@ -654,8 +698,8 @@ def upgrade(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
-    if version == 1:
-        # Version 1 wrote the same fields untyped; the models accept them as they are.
+    if version in (1, 2):
+        # Version 1 wrote the same fields untyped, version 2 fewer of them: the models accept both.
         return {**data, "schema_version": SCHEMA_VERSION}
     raise ResultError(
         f"{source}: schema_version {version!r} is not supported (this ftscale reads 1 to {SCHEMA_VERSION})"

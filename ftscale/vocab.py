@@ -38,6 +38,18 @@ class WorkerBalance(enum.StrEnum):
     REUSEPORT = "reuseport"  # each worker its own SO_REUSEPORT socket: the kernel hashes (for comparison)
 
 
+class StartMethod(enum.StrEnum):
+    """How a server starts its worker processes and process-pool children."""
+
+    SPAWN = "spawn"  # a fresh interpreter each, importing what it needs (the default)
+    FORK = "fork"  # a copy of the starting process, imports included (only while it has one thread)
+
+
+START_METHOD_HELP: dict[StartMethod, str] = {
+    StartMethod.SPAWN: "fresh interpreters that import what they need",
+    StartMethod.FORK: "copies of the serving process, imports included (spawn where it already runs threads)",
+}
+
 WORKER_BALANCE_HELP: dict[WorkerBalance, str] = {
     WorkerBalance.ACCEPTOR: "the parent accepts, and hands each connection to the worker with fewest open",
     WorkerBalance.REUSEPORT: "each worker accepts on its own SO_REUSEPORT socket (kernel hash; to compare)",

@@ -369,15 +369,17 @@ def create_app(
     """
     table = dict(workloads.REGISTRY if registry is None else registry)
     units = units if units is not None else UnitCounts([str(config.topology)])
-    dispatcher = make_dispatcher(config.mode, config.effective_pool_size)
+    dispatcher = make_dispatcher(config.mode, config.effective_pool_size, str(config.start_method))
     service = Service(config, dispatcher, loop_index, units, unit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pin_blas_once()
-        await asyncio.to_thread(prepare, table.values())
+        # The pool first: a forked process pool (--start-method fork) must start while this
+        # process has one thread, before to_thread starts the loop's default executor.
         await service.dispatcher.start()
         try:
+            await asyncio.to_thread(prepare, table.values())
             yield
         finally:
             await service.dispatcher.stop()

@@ -34,11 +34,13 @@ from ftscale.server.config import (
     MODE_HELP,
     RESERVED_FDS,
     SERVER_HELP,
+    START_METHOD_HELP,
     TOPOLOGY_HELP,
     WORKER_BALANCE_HELP,
     HttpServer,
     Mode,
     ServerConfig,
+    StartMethod,
     Topology,
     WorkerBalance,
 )
@@ -72,7 +74,11 @@ def _seconds(text: str) -> float:
 
 
 def _choices(
-    helps: dict[Mode, str] | dict[Topology, str] | dict[WorkerBalance, str] | dict[HttpServer, str],
+    helps: dict[Mode, str]
+    | dict[Topology, str]
+    | dict[WorkerBalance, str]
+    | dict[HttpServer, str]
+    | dict[StartMethod, str],
 ) -> str:
     return "; ".join(f"{name}: {text}" for name, text in helps.items())
 
@@ -190,6 +196,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="granian only: its Rust I/O threads per worker (they run no Python)",
     )
     parser.add_argument(
+        "--start-method",
+        type=StartMethod,
+        choices=list(StartMethod),
+        default=StartMethod.SPAWN,
+        help="how worker processes and process-pool children start: " + _choices(START_METHOD_HELP),
+    )
+    parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="server and service log level"
     )
     parser.add_argument(
@@ -225,6 +238,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         app_dir=args.app_dir,
         server=args.server,
         runtime_threads=args.runtime_threads,
+        start_method=args.start_method,
     )
 
 

@@ -14,10 +14,12 @@ from ftscale.vocab import (
     DEFAULT_SERVER,
     MODE_HELP,
     SERVER_HELP,
+    START_METHOD_HELP,
     TOPOLOGY_HELP,
     WORKER_BALANCE_HELP,
     HttpServer,
     Mode,
+    StartMethod,
     Topology,
     WorkerBalance,
 )
@@ -26,11 +28,13 @@ __all__ = [
     "DEFAULT_SERVER",
     "MODE_HELP",
     "SERVER_HELP",
+    "START_METHOD_HELP",
     "TOPOLOGY_HELP",
     "WORKER_BALANCE_HELP",
     "HttpServer",
     "Mode",
     "ServerConfig",
+    "StartMethod",
     "Topology",
     "WorkerBalance",
 ]
@@ -112,6 +116,11 @@ class ServerConfig:
     runs (FastAPI runs ``def`` endpoints in Starlette's thread pool), so its mode is always
     ``threadpool``: anyio's thread limiter is sized ``pool_size`` on every loop.
 
+    ``start_method`` is how worker processes and process-pool children start: spawned fresh, or
+    forked from the serving process (imports included; spawned instead where that process
+    already runs threads). A bench forks its servers from a pre-imported parent
+    (:mod:`server.zygote`) and asks them to fork theirs.
+
     ``server`` is the HTTP server that runs the app (:mod:`ftscale.engines` says which serves
     which topology); ``runtime_threads`` is granian's Rust I/O threads per worker (no Python
     runs on them), ignored by the others.
@@ -135,6 +144,7 @@ class ServerConfig:
     app_dir: str | None = None
     server: HttpServer = DEFAULT_SERVER
     runtime_threads: int = 1
+    start_method: StartMethod = StartMethod.SPAWN
 
     def __post_init__(self) -> None:
         # Accept plain strings (from JSON or tests) but store the enums.
@@ -142,6 +152,7 @@ class ServerConfig:
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "topology", Topology(self.topology))
         object.__setattr__(self, "worker_balance", WorkerBalance(self.worker_balance))
+        object.__setattr__(self, "start_method", StartMethod(self.start_method))
         for name in ("header_timeout_s", "keepalive_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -199,4 +210,5 @@ class ServerConfig:
         data["max_connections"] = self.effective_max_connections
         data["worker_balance"] = str(self.worker_balance)
         data["server"] = str(self.server)
+        data["start_method"] = str(self.start_method)
         return data

@@ -36,7 +36,6 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -59,10 +58,11 @@ from ftscale.workloads import Workload
 
 T = TypeVar("T")
 
-# spawn: pool children start as fresh interpreters that are children of the serving process
-# itself, so shutting the pool down joins them all and nothing outlives the service (fork from
-# a multi-threaded process is unsafe; a forkserver helper outlives its parent while it
-# finalises, over a second on 3.14t). Children cost a start-up import, paid before serving.
+# spawn by default: pool children start as fresh interpreters that are children of the serving
+# process itself, so shutting the pool down joins them all and nothing outlives the service (a
+# forkserver helper outlives its parent while it finalises, over a second on 3.14t). Children
+# cost a start-up import, paid before serving. ``--start-method fork`` forks them instead while
+# the serving process has one thread (fork from a multi-threaded process is unsafe).
 PROCESS_START_METHOD = "spawn"
 
 logger = logging.getLogger("ftscale.server")
@@ -101,8 +101,11 @@ def compute_by_name(name: str, size: int, chunk: int | None = None) -> Computed:
     return timed_compute(workloads.get(name), size, chunk)
 
 
-def _child_init(parent_pid: int) -> None:
-    """A pool child: die with the serving process, leave Ctrl-C to it, pin BLAS."""
+def _child_init(parent_pid: int, forked: bool = False) -> None:
+    """A pool child: die with the serving process, leave Ctrl-C to it, pin BLAS (and, forked,
+    let go of the serving process's sockets)."""
+    if forked:
+        lifeline.close_inherited_sockets()
     lifeline.die_with_parent(signal.SIGKILL, parent_pid)
     lifeline.ignore_sigint()
     workloads.pin_blas_threads()
@@ -351,8 +354,9 @@ class ProcessDispatcher:
 
     mode = Mode.PROCESS
 
-    def __init__(self, pool_size: int) -> None:
+    def __init__(self, pool_size: int, start_method: str = PROCESS_START_METHOD) -> None:
         self.pool_size = pool_size
+        self.start_method = start_method
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._generation = 0
         self._state = PoolState.DOWN
@@ -378,11 +382,14 @@ class ProcessDispatcher:
         self._state = PoolState.UP
 
     async def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # Forked only while this process has one thread (the first pool, before anything ran):
+        # a pool replaced later, or one in a loops topology, is spawned.
+        context = lifeline.start_context(self.start_method)
         pool = concurrent.futures.ProcessPoolExecutor(
             self.pool_size,
-            mp_context=multiprocessing.get_context(PROCESS_START_METHOD),
+            mp_context=context,
             initializer=_child_init,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), context.get_start_method() == "fork"),
         )
         try:
             # Children are spawned by these submits, in this (the loop's) thread: the thread
@@ -453,12 +460,13 @@ class ProcessDispatcher:
             pool.shutdown(wait=True, cancel_futures=True)  # the loop is draining: nothing else to serve
 
 
-def make_dispatcher(mode: Mode, pool_size: int) -> Dispatcher:
-    """The dispatcher for ``mode`` with ``pool_size`` workers (ignored by inline)."""
+def make_dispatcher(mode: Mode, pool_size: int, start_method: str = PROCESS_START_METHOD) -> Dispatcher:
+    """The dispatcher for ``mode`` with ``pool_size`` workers (ignored by inline); a process
+    pool's children start by ``start_method`` (see :class:`ProcessDispatcher`)."""
     if mode is Mode.INLINE:
         return InlineDispatcher()
     if mode is Mode.THREADPOOL:
         return ThreadpoolDispatcher(pool_size)
     if mode is Mode.EXECUTOR:
         return ExecutorDispatcher(pool_size)
-    return ProcessDispatcher(pool_size)
+    return ProcessDispatcher(pool_size, start_method)

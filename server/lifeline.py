@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
+import multiprocessing.context
 import os
 import signal
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -64,3 +67,52 @@ def sigint_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# --- forked children --------------------------------------------------------------------------------
+
+
+def os_threads() -> int:
+    """Threads of this process as the kernel counts them (native ones included; 0 if unknown)."""
+    try:
+        for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115 - read at once
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def start_context(
+    start_method: str,
+) -> multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext:
+    """The multiprocessing context children start with: ``fork`` when asked and this process
+    has exactly one thread (forking a process that runs threads can deadlock the child), else
+    ``spawn``."""
+    if start_method == "fork" and os_threads() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def close_inherited_sockets(keep: Collection[int] = ()) -> int:
+    """In a forked child: close every socket it inherited but ``keep``; how many were closed.
+
+    A forked worker or pool child would otherwise hold its parent's listening socket (the port
+    stays bound, and connections wait in a backlog nobody accepts, after the parent closed it)
+    and its siblings' channels. Pipes, which multiprocessing's queues use, are left alone.
+    """
+    closed = 0
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return 0
+    for fd in fds:
+        if fd in keep or fd < 3:
+            continue
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+                closed += 1
+        except OSError:
+            continue
+    return closed

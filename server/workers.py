@@ -141,8 +141,13 @@ def worker_main(
     counts: MutableSequence[int],
     parent_pid: int,
     factory: AppFactory = make_app,
+    forked: bool = False,
 ) -> None:
-    """A worker process's body (spawned): serve until told to stop, or until the supervisor dies."""
+    """A worker process's body (spawned or forked): serve until told to stop, or until the
+    supervisor dies. A forked worker first closes the sockets it inherited (the supervisor's
+    listener, its siblings' channels) but its own channel."""
+    if forked:
+        lifeline.close_inherited_sockets(keep={chan.fileno()})
     lifeline.die_with_parent(signal.SIGTERM, parent_pid)
     lifeline.ignore_sigint()  # Ctrl-C is the supervisor's to coordinate
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
@@ -175,7 +180,6 @@ class Supervisor:
     def __init__(self, config: ServerConfig, factory: AppFactory = make_app) -> None:
         self.config = config
         self.factory = factory  # module level: it reaches the spawned workers pickled
-        self.context = multiprocessing.get_context("spawn")
         self.balance = config.worker_balance
         if self.balance is WorkerBalance.REUSEPORT:
             # The workers' sockets join the port; this one holds it while they come and go.
@@ -201,9 +205,11 @@ class Supervisor:
     def spawn(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        process = self.context.Process(
+        context = lifeline.start_context(self.config.start_method)
+        forked = context.get_start_method() == "fork"
+        process = context.Process(
             target=worker_main,
-            args=(self.config, slot, theirs, self.counts, os.getpid(), self.factory),
+            args=(self.config, slot, theirs, self.counts, os.getpid(), self.factory, forked),
             name=f"ftscale-worker-{slot}",
         )
         try:

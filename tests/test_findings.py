@@ -62,10 +62,13 @@ def test_a_gil_build_can_win_against_its_free_threaded_twin() -> None:
     assert pair.ratio is not None and pair.ratio.value == pytest.approx(110 / 120)
 
 
-def test_an_interval_that_contains_one_is_a_tie() -> None:
+def test_an_interval_inside_the_margin_is_equivalent_and_one_beyond_it_inconclusive() -> None:
     run = synthetic.run([cell("3.14", 1, 100.0), cell("3.14t", 1, 100.5)])
     (pair,) = verdicts(build_model(run))[0].comparisons
-    assert pair.ratio is not None and pair.ratio.contains(1.0) and pair.outcome == "tie"
+    assert pair.ratio is not None and pair.ratio.contains(1.0) and pair.outcome == "equivalent"
+    wide = [*synthetic.run([cell("3.14", 1, 100.0)]).cells, synthetic.micro_cell(1, [80.0, 100.0, 125.0])]
+    (pair,) = verdicts(build_model(synthetic.run(wide)))[0].comparisons
+    assert pair.ratio is not None and pair.ratio.contains(1.0) and pair.outcome == "inconclusive"
 
 
 def test_a_flagged_point_cannot_win_unqualified() -> None:

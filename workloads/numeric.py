@@ -1,12 +1,17 @@
 """numpy kernels: one that spends its time in BLAS (GIL released), one dominated by Python overhead.
 
-BLAS must run single-threaded for the thread counts to mean anything; callers pin it with
-:func:`pin_blas_threads` (the server and the benches do so at start-up).
+numpy is imported when one of these runs, not when the registry is filled: the service and the
+benches need it only for these two workloads (a bundle or an environment without a numpy
+workload does without it). BLAS must run single-threaded for the thread counts to mean
+anything: the first use in a process pins it (:func:`numpy_pinned`), and the server and the
+benches also call :func:`pin_blas_threads` at start-up.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import threading
+from types import ModuleType
+from typing import Any
 
 from ftscale.vocab import WorkloadClass
 from ftscale.workloads.checksum import fold_floats
@@ -23,6 +28,22 @@ def pin_blas_threads() -> dict[str, object]:
     }
 
 
+_pinned: list[bool] = []
+_pin_lock = threading.Lock()
+
+
+def numpy_pinned() -> ModuleType:
+    """numpy, imported on first use, with BLAS pinned to one thread in this process."""
+    import numpy
+
+    if not _pinned:
+        with _pin_lock:
+            if not _pinned:
+                pin_blas_threads()
+                _pinned.append(True)
+    return numpy
+
+
 @register(
     workload_class=WorkloadClass.C_RELEASES_GIL,
     size_meaning="matrix dimension n (cost grows as n cubed)",
@@ -33,6 +54,7 @@ def pin_blas_threads() -> dict[str, object]:
 )
 def numpy_matmul(n: int) -> int:
     """Multiply two n-by-n float64 matrices with BLAS (GIL released inside the kernel)."""
+    np: Any = numpy_pinned()
     # Small integers in float64: every partial sum is exact, so the checksum does not depend
     # on the BLAS kernel's summation order.
     a = (np.arange(n * n, dtype=np.float64).reshape(n, n) % 7) - 3
@@ -51,6 +73,7 @@ def numpy_matmul(n: int) -> int:
 )
 def numpy_small(ops: int) -> int:
     """Many numpy operations on tiny arrays, where per-call Python overhead dominates."""
+    np: Any = numpy_pinned()
     a = np.arange(16, dtype=np.float64)
     acc = 0.0
     for i in range(ops):

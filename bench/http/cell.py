@@ -31,11 +31,13 @@ machine with fakes.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ftscale.bench import results
+from ftscale.bench.http import interference, memory, options
 from ftscale.bench.http import mix as mixes
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
@@ -46,8 +48,10 @@ from ftscale.schema import (
     HttpCell,
     HttpRepetition,
     Info,
+    Interference,
     LoadResult,
     Profile,
+    Selection,
     SloSearch,
     SloStep,
 )
@@ -61,14 +65,19 @@ SATURATION_BUSY_PCT = 50.0
 # that costs nothing (its ceiling with the same connections, measured once per run).
 SATURATION_CEILING_SHARE = 0.8
 # A serving unit (worker process, event loop) that served less than this share of its fair share
-# (1/N of the requests) in a repetition makes the cell unbalanced.
+# (1/N of the requests) in a repetition, or more than OVERLOADED_SHARE times it, makes the cell
+# unbalanced: the design ran on fewer units than it was given.
 UNBALANCED_SHARE = 0.5
+OVERLOADED_SHARE = 1.5
 # Open loop: a rate is "met" when the service completes at least this share of what was offered.
 OPEN_MET_SHARE = 0.97
 SLO_BISECTIONS = 4
-# A streaming cell's server admits this many streams per closed-loop connection (open loops use
-# Settings.open_connections_factor = 2 times the connections).
+# A streaming cell's server admits this many streams per connection its load may open.
 STREAM_ADMISSION_FACTOR = 2
+# Open loops keep this many connections per closed-loop connection (room for requests that queue).
+OPEN_CONNECTIONS_FACTOR = 2
+# Confirmation rounds by default: each measures every finalist once on a fresh server.
+CONFIRM_ROUNDS = options.CONFIRM_ROUNDS
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class Plan:
     runtime_threads: int = 1  # granian's Rust I/O threads per worker
     skip_reason: str | None = None  # the design cannot run on this build: nothing is started
     stream: bool = False  # the workload is loaded as a stream (POST /stream/{name})
+    stage: str = "explore"  # or "confirm": a finalist measured in paired rounds
 
     @property
     def path(self) -> str:
@@ -110,9 +120,19 @@ class Plan:
         return "chunks/s" if self.stream else "req/s"
 
     @property
+    def load_connections(self) -> int:
+        """Connections its loads keep open: ``connections``, more for an open loop."""
+        return self.connections * (OPEN_CONNECTIONS_FACTOR if self.load == "open" else 1)
+
+    @property
     def server_args(self) -> tuple[str, ...]:
-        """Server options the cell needs beyond its design: room for every stream it may open."""
-        return ("--queue-limit", str(STREAM_ADMISSION_FACTOR * self.connections)) if self.stream else ()
+        """Server options the cell needs beyond its design: admission room for every request its
+        load can have in flight (and every stream it may open), so the bench measures what the
+        design serves, never 503s of its own making. A user's app has no admission of ftscale's."""
+        if self.app is not None:
+            return ()
+        room = self.load_connections * (STREAM_ADMISSION_FACTOR if self.stream else 1)
+        return ("--queue-limit", str(room))
 
     @property
     def load(self) -> str:
@@ -132,7 +152,8 @@ class Plan:
             load = "slo"
         # The default server adds nothing: keys of runs made before servers were a choice still match.
         server = None if self.server_label == str(DEFAULT_SERVER) else self.server_label
-        extra = "-".join(part for part in (server, load) if part) or None
+        stage = "confirm" if self.stage == "confirm" else None
+        extra = "-".join(part for part in (server, load, stage) if part) or None
         return results.cell_id(self.build, self.workload, self.threads, self.mode, self.topology, extra=extra)
 
     @property
@@ -179,7 +200,9 @@ class Settings:
     start_timeout_s: float = 60.0
     open_shares: tuple[float, ...] = ()
     slo_p99_ms: float | None = None
-    open_connections_factor: int = 2  # open loop: connections per closed-loop connection
+    open_connections_factor: int = OPEN_CONNECTIONS_FACTOR  # open loop: connections per closed-loop one
+    rounds: int = CONFIRM_ROUNDS  # confirmation rounds (0: none)
+    redo_disturbed: bool = True  # measure a repetition again, once, when the machine disturbed it
 
 
 class Server(Protocol):
@@ -231,6 +254,13 @@ def interleaved(plans: Sequence[Plan], repetitions: int) -> Iterator[tuple[int, 
             yield rep, plans[(k + rep) % n]
 
 
+def rounds_order(count: int, rounds: int) -> Iterator[tuple[int, list[int]]]:
+    """(round, the finalists' indices in measuring order): rotated each round (A B, B A, A B …),
+    so no finalist is always first after a pause or always last."""
+    for r in range(rounds):
+        yield r, [(k + r) % count for k in range(count)]
+
+
 # --- judging a cell ---------------------------------------------------------------------------
 
 
@@ -246,14 +276,15 @@ def unit_deltas(before: Info | None, after: Info | None, units: int) -> dict[str
 
 
 def unbalanced(deltas: dict[str, int] | None, units: int) -> bool:
-    """Whether a unit served less than :data:`UNBALANCED_SHARE` of its fair share."""
+    """Whether a unit served less than :data:`UNBALANCED_SHARE` of its fair share, or more than
+    :data:`OVERLOADED_SHARE` times it."""
     if deltas is None or units < 2:
         return False
     total = sum(deltas.values())
     if total <= 0:
         return False
     counts = sorted(deltas.values()) + [0] * max(0, units - len(deltas))
-    return min(counts) / total < UNBALANCED_SHARE / units
+    return min(counts) / total < UNBALANCED_SHARE / units or max(counts) / total > OVERLOADED_SHARE / units
 
 
 def gil_came_back(info: Info | None) -> bool:
@@ -296,6 +327,8 @@ class Outcome:
     slo: SloSearch | None = None
     offered_rps: float | None = None
     profile: Profile | None = None
+    disturbed: list[HttpRepetition] = field(default_factory=list)  # measured again
+    selection: Selection | None = None  # a confirmation cell: why it is a finalist
 
 
 class RepetitionFailed(Exception):
@@ -304,62 +337,99 @@ class RepetitionFailed(Exception):
         self.tail = tail
 
 
+@dataclass(frozen=True)
+class Window:
+    """What the server and the machine did between two readings around one load."""
+
+    before: Usage | None
+    after: Usage | None
+    seconds: float  # wall time between the two usage readings
+    interference: Interference | None = None
+    unique_bytes: int | None = None
+
+
+def server_cpu_pct(window: Window) -> float | None:
+    """The server tree's CPU over the window its two readings span (100 % = one CPU).
+
+    Divided by the time between the readings, not by the load's own duration: the readings also
+    span the generator's start and end, and CPU used then counts against the same window.
+    """
+    if window.before is None or window.after is None or window.seconds <= 0:
+        return None
+    return round(100 * (window.after.cpu_seconds - window.before.cpu_seconds) / window.seconds, 1)
+
+
 def _repetition(
     load: LoadResult,
     health: HealthProbe | None,
-    before: Usage | None,
-    after: Usage | None,
+    window: Window,
     ceiling: float | None,
     units: dict[str, int] | None,
     offered: float | None,
 ) -> HttpRepetition:
-    cpu_pct = None
-    if before is not None and after is not None and load.duration_s > 0:
-        cpu_pct = round(100 * (after.cpu_seconds - before.cpu_seconds) / load.duration_s, 1)
+    after = window.after
     return HttpRepetition(
-        throughput_rps=load.throughput_rps,
-        requests=load.requests,
-        duration_s=load.duration_s,
-        latency_ms=load.latency_ms,
-        errors=load.errors,
-        server_cpu_pct=cpu_pct,
+        **load.model_dump(include=REPETITION_LOAD_FIELDS),
+        server_cpu_pct=server_cpu_pct(window),
         rss_bytes=after.rss_bytes if after else None,
         pss_bytes=after.pss_bytes if after else None,
         server_processes=after.processes if after else None,
         health_latency_ms=health,
-        generator_cpu_pct=load.generator_cpu_pct,
-        generator_busy_pct=load.generator_busy_pct,
         ceiling_rps=ceiling,
-        generator_busy_max_pct=load.generator_busy_max_pct,
-        generator_threads=load.generator_threads,
-        latency_histogram=load.latency_histogram,
         units=units,
         peak_rss_bytes=after.peak_rss_bytes if after else None,
         offered_rps=offered,
-        send_lag_p99_ms=load.send_lag_p99_ms,
-        chunks=load.chunks,
-        chunks_per_s=load.chunks_per_s,
-        ttfb_ms=load.ttfb_ms,
-        ttfb_histogram=load.ttfb_histogram,
-        gap_histogram=load.gap_histogram,
-        gap_p99_ms=load.gap_p99_ms,
-        generator=load.generator,
+        usage_window_s=round(window.seconds, 4) if window.before and window.after else None,
+        unique_bytes=window.unique_bytes,
+        interference=window.interference,
     )
 
 
+# The load generator's figures a repetition keeps as they are.
+REPETITION_LOAD_FIELDS = {
+    "throughput_rps",
+    "requests",
+    "duration_s",
+    "latency_ms",
+    "errors",
+    "generator_cpu_pct",
+    "generator_busy_pct",
+    "generator_busy_max_pct",
+    "generator_threads",
+    "latency_histogram",
+    "send_lag_p99_ms",
+    "chunks",
+    "chunks_per_s",
+    "ttfb_ms",
+    "ttfb_histogram",
+    "gap_histogram",
+    "gap_p99_ms",
+    "generator",
+}
+
+
 class Session:
-    """One fresh server for one repetition (or one latency-target search), always stopped."""
+    """One fresh server for one repetition (or one latency-target search), always stopped.
+
+    After it has stopped, :attr:`start_s` and :attr:`stop_s` say what the server's start (until
+    /health answered) and its stop cost, where the launcher measured them.
+    """
 
     def __init__(self, plan: Plan, launcher: Launcher, settings: Settings) -> None:
         self.plan, self.launcher, self.settings = plan, launcher, settings
         self.server: Server | None = None
         self.state = "start"
+        self.start_s: float | None = None
+        self.stop_s: float | None = None
+        self.forked: bool | None = None
 
     def __enter__(self) -> Session:
         try:
             self.server = self.launcher.start(self.plan)
+            self.forked = getattr(self.server, "forked", None)
             self.state = "health"
             self.server.wait_healthy(self.settings.start_timeout_s)
+            self.start_s = getattr(self.server, "start_s", None)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -369,6 +439,12 @@ class Session:
         if self.server is not None:
             server, self.server = self.server, None
             server.stop(timeout_s=5 if exc and exc[0] is not None else 15)
+            self.stop_s = getattr(server, "stop_s", None)
+
+    def costs(self) -> dict[str, Any]:
+        """The server's start and stop, as a repetition records them."""
+        how = None if self.forked is None else ("fork" if self.forked else "spawn")
+        return {"server_start": how, "start_s": _rounded(self.start_s), "stop_s": _rounded(self.stop_s)}
 
     def spec(self, rate: float | None = None) -> LoadSpec:
         assert self.server is not None
@@ -386,7 +462,7 @@ class Session:
     def measure(
         self, generator: Generator, ceiling: float | None, rate: float | None, out: Outcome
     ) -> HttpRepetition:
-        """Warm up, then one measured load; /info before and after it."""
+        """Warm up, then one measured load; /info before and after it, the machine around it."""
         assert self.server is not None
         server = self.server
         self.state = "info"
@@ -399,16 +475,35 @@ class Session:
             generator.load(replace(self.spec(rate), duration_s=self.settings.warmup_s), probe_health=False)
         self.state = "load"
         before_info = server.info()
+        cpus = getattr(self.launcher, "cpus_for", lambda _: [])(self.plan) + list(
+            getattr(generator, "client_cpus", [])
+        )
+        ticks = interference.read_ticks()
+        began = time.monotonic()
         before = server.usage()
         load, health = generator.load(self.spec(rate), probe_health=True)
         after = server.usage()
+        seconds = time.monotonic() - began
+        ticks_after = interference.read_ticks()
         if not server.alive():
             raise ServerError("server died during the measurement", server.stderr_tail())
+        server_cpu_s = after.cpu_seconds - before.cpu_seconds if before and after else 0.0
+        generator_cpu_s = load.generator_cpu_pct / 100 * load.duration_s
+        probe_cpu_s = health.cpu_s if health is not None and health.cpu_s is not None else 0.0
+        disturbance = interference.measure(
+            ticks, ticks_after, cpus, seconds, server_cpu_s + generator_cpu_s + probe_cpu_s
+        )
         self.state = "info-after"
         after_info = server.info()
         out.info_after = after_info
         units = unit_deltas(before_info, after_info, self.plan.units)
-        return _repetition(load, health, before, after, ceiling, units, rate)
+        unique = memory.unique_bytes(server.pids()) if server.pids() else None
+        window = Window(before, after, seconds, disturbance, unique)
+        return _repetition(load, health, window, ceiling, units, rate)
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _guarded(session: Session, body: Callable[[], Any]) -> Any:
@@ -515,6 +610,10 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         "server": plan.server,
         "runtime_threads": plan.runtime_threads if plan.runtime_threads != 1 else None,
         "tcp_nodelay": nodelay.tcp_nodelay if nodelay is not None else None,
+        "stage": plan.stage,
+        "selection": out.selection,
+        "connections": plan.load_connections,
+        "disturbed": out.disturbed,
     }
     if plan.skip_reason is not None:
         return HttpCell(**common, status="skipped", skip_reason=plan.skip_reason)
@@ -533,6 +632,43 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         flags=flags_for(plan, out.reps, nodelay),
         gil_enabled=out.info_before.gil_enabled if out.info_before else None,
     )
+
+
+def repeat(
+    plan: Plan,
+    out: Outcome,
+    body: Callable[[Session, Outcome], HttpRepetition | None],
+    launcher: Launcher,
+    settings: Settings,
+    log: Callable[[str], None],
+    round_index: int | None = None,
+) -> None:
+    """One repetition of ``plan`` on a fresh server, into ``out``; measured once more, at once,
+    when the machine disturbed it (the disturbed one is kept in ``out.disturbed``)."""
+    for attempt in range(2):
+        if out.error is not None:
+            return
+        session = Session(plan, launcher, settings)
+        try:
+            rep = _guarded(session, lambda s=session: body(s, out))  # type: ignore[misc]
+        except RepetitionFailed as exc:
+            out.error, out.stderr_tail = str(exc), exc.tail
+            log(f"    {plan.key}: failed in {exc}")
+            return
+        if rep is None:
+            return
+        rep = rep.model_copy(update={**session.costs(), "round": round_index})
+        disturbed = rep.interference is not None and rep.interference.disturbed
+        if disturbed and attempt == 0 and settings.redo_disturbed:
+            out.disturbed.append(rep)
+            assert rep.interference is not None
+            log(
+                f"    {plan.key}: disturbed (other processes {rep.interference.foreign_cpu_pct:.0f} % of a "
+                f"CPU, steal {rep.interference.steal_pct:.0f} %): measured again"
+            )
+            continue
+        out.reps.append(rep)
+        return
 
 
 def measure_group(
@@ -557,18 +693,7 @@ def measure_group(
     closed = [p for p in runnable if p.load == "closed"]
 
     def run(plan: Plan, body: Callable[[Session, Outcome], HttpRepetition | None]) -> None:
-        out = outcomes[plan.key]
-        if out.error is not None:
-            return
-        session = Session(plan, launcher, settings)
-        try:
-            rep = _guarded(session, lambda: body(session, out))
-        except RepetitionFailed as exc:
-            out.error, out.stderr_tail = str(exc), exc.tail
-            log(f"    {plan.key}: failed in {exc}")
-            return
-        if rep is not None:
-            out.reps.append(rep)
+        repeat(plan, outcomes[plan.key], body, launcher, settings, log)
 
     def ceiling(plan: Plan, rate: float | None) -> float | None:
         connections = plan.connections * (settings.open_connections_factor if rate else 1)
@@ -630,4 +755,35 @@ def measure_group(
         if cell.status == "ok" and cell.load == "closed":
             median = statistics.median(cell.samples)
             log(f"    {cell.cell_id}: {median:,.1f} {cell.unit} {' '.join(cell.flags)}")
+    return cells
+
+
+def measure_confirmation(
+    finalists: Sequence[tuple[Plan, Selection]],
+    run_id: str,
+    launcher: Launcher,
+    generator: Generator,
+    settings: Settings,
+    ceilings: dict[str, float],
+    log: Callable[[str], None] = lambda _: None,
+) -> list[HttpCell]:
+    """Measure the finalists in :attr:`Settings.rounds` rounds (:mod:`ftscale.bench.http.confirm`):
+    each round measures every finalist once, on a fresh server, in rotating order; each
+    repetition carries its round, so the reports pair them."""
+    plans = [plan for plan, _ in finalists]
+    outcomes = {plan.key: Outcome(plan, results.now(), selection=why) for plan, why in finalists}
+
+    def body(plan: Plan) -> Callable[[Session, Outcome], HttpRepetition | None]:
+        ceiling = ceilings.get(ceiling_key("closed", plan.connections))
+        return lambda s, out: s.measure(generator, ceiling, None, out)
+
+    for r, order in rounds_order(len(plans), settings.rounds):
+        for index in order:
+            plan = plans[index]
+            repeat(plan, outcomes[plan.key], body(plan), launcher, settings, log, round_index=r)
+    cells = [_cell(outcomes[p.key], run_id) for p in plans]
+    for cell in cells:
+        if cell.status == "ok":
+            median = statistics.median(cell.samples)
+            log(f"    {cell.cell_id}: {median:,.1f} {cell.unit} over {len(cell.samples)} rounds")
     return cells

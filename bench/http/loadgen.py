@@ -30,15 +30,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ from ftscale.schema import HealthProbe, LoadResult
 # from their due time); those that cannot are counted as errors ("unsent"), never dropped.
 DRAIN_S = 5.0
 
+WRK_SAMPLE_S = 0.2  # how often wrk's threads' busy times are read
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
 
@@ -378,9 +382,11 @@ def probe_health(
     host: str, port: int, duration_s: float, interval_s: float = 0.05, path: str = "/health"
 ) -> HealthProbe:
     """/health latency while the server is loaded: the event loop's lag, as a client sees it."""
+    cpu0 = time.thread_time()  # the probe may run in a thread of the bench (its own loop)
     samples = asyncio.run(_probe_health(host, port, duration_s, interval_s, path))
     result = percentiles_ms(histogram.from_latencies_s(samples))
-    return HealthProbe(p50=result["p50"], p99=result["p99"], samples=len(samples))
+    cpu = round(time.thread_time() - cpu0, 4)
+    return HealthProbe(p50=result["p50"], p99=result["p99"], samples=len(samples), cpu_s=cpu)
 
 
 # --- wrk -------------------------------------------------------------------------------------
@@ -411,20 +417,34 @@ def _task_schedstat(pid: int) -> dict[int, float]:
 
 
 def _wrk_process(
-    cmd: list[str], env: dict[str, str], spec: LoadSpec
+    cmd: list[str], env: dict[str, str], spec: LoadSpec, cpus: Sequence[int] = ()
 ) -> tuple[str, str, int, float, dict[int, tuple[float, float]], float]:
-    """Run wrk; (stdout, stderr, exit status, its CPU seconds, its threads' busy times, start)."""
+    """Run wrk; (stdout, stderr, exit status, its CPU seconds, its threads' busy times, start).
+
+    wrk takes its duration in whole seconds: it is given more, and stopped with SIGINT (on which
+    it stops its threads and reports what it measured, with the time it really ran) when
+    ``spec.duration_s`` has passed.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     seen: dict[int, tuple[float, float]] = {}  # thread -> (its busy seconds, when read)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+    pin = (lambda: os.sched_setaffinity(0, set(cpus))) if cpus else None
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=pin
+    ) as proc:
+        stop_at = started + spec.duration_s
 
         def sample() -> None:  # beside communicate(): wrk's output can be larger than a pipe holds
+            interrupted = False
             while proc.poll() is None:
                 now = time.monotonic()
                 for tid, busy_s in _task_schedstat(proc.pid).items():
                     seen[tid] = (busy_s, now)  # a thread that has ended keeps its last reading
-                time.sleep(0.2)
+                if not interrupted and now >= stop_at:
+                    proc.send_signal(signal.SIGINT)
+                    interrupted = True
+                until_stop = stop_at - time.monotonic()
+                time.sleep(min(WRK_SAMPLE_S, until_stop) if until_stop > 0 else 0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -440,16 +460,18 @@ def _wrk_process(
 
 
 def wrk_seconds(duration_s: float) -> int:
-    """How long wrk loads for ``duration_s``: it takes whole seconds, at least one."""
-    return max(1, round(duration_s))
+    """The whole seconds wrk is told to run for a load of ``duration_s``: more than that, since it
+    is stopped with SIGINT at ``duration_s`` (:func:`_wrk_process`)."""
+    return math.ceil(duration_s) + 1
 
 
-def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
+def run_wrk(spec: LoadSpec, threads: int = 1, cpus: Sequence[int] = ()) -> LoadResult:
     """Apply ``spec`` with wrk (closed loop); its Lua hook prints a JSON summary.
 
     While wrk runs, each of its threads' scheduler times are read every 0.2 s, so the busiest
     thread's share of the wall time is known: a wrk thread that is always running or waiting for
-    a CPU, not for the server, sets the pace itself.
+    a CPU, not for the server, sets the pace itself. With ``cpus``, wrk is pinned to them from
+    its start (its threads inherit it).
     """
     exe = wrk_path()
     if exe is None:
@@ -482,7 +504,7 @@ def run_wrk(spec: LoadSpec, threads: int = 1) -> LoadResult:
             lua = Path(scratch) / "mix.lua"
             lua.write_text(mixes.lua_table(load_mix))
             env["FTSCALE_MIX"] = str(lua)
-        out, err, returncode, cpu, seen, started = _wrk_process(cmd, env, spec)
+        out, err, returncode, cpu, seen, started = _wrk_process(cmd, env, spec, cpus)
     line = next((ln for ln in out.splitlines() if ln.startswith("FTSCALE_JSON ")), None)
     if returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed (exit {returncode}): {(err or out).strip()[-400:]}")

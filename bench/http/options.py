@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftscale.bench.env.provision import BUILDS
+from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import Parser, add_run_arguments
 from ftscale.vocab import DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
 
@@ -22,6 +23,7 @@ SERVERS = tuple(str(s) for s in HttpServer)
 TOPOLOGIES = tuple(str(t) for t in Topology if t is not Topology.LOOPS_REUSEPORT)
 
 Design = tuple[str, str]  # (mode, topology)
+CONFIRM_ROUNDS = 10  # the same default as ftscale.bench.http.cell.CONFIRM_ROUNDS (this module: stdlib only)
 
 THREAD_DESIGNS: tuple[Design, ...] = (("threadpool", "single"), ("inline", "loops"))
 SCALE_OUT_DESIGNS: tuple[Design, ...] = (("process", "single"), ("inline", "workers"))
@@ -54,6 +56,7 @@ class Preset:
     load: str = "closed"
     open_shares: tuple[float, ...] = ()
     slo_p99_ms: float | None = None
+    rounds: int = CONFIRM_ROUNDS  # confirmation rounds of each build's finalist (0: none)
 
 
 PRESETS: dict[str, Preset] = {
@@ -165,6 +168,18 @@ def _shares(text: str) -> tuple[float, ...]:
     return shares
 
 
+def _percent(text: str) -> float:
+    """``5`` or ``5%`` -> 0.05; a share in (0, 1) is taken as it is."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a percentage such as 5 or 5%, got {text!r}") from None
+    share = value / 100 if value >= 1 else value
+    if not 0 < share < 1:
+        raise argparse.ArgumentTypeError(f"the margin must be between 0 and 100 %, got {text!r}")
+    return share
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset", choices=list(PRESETS), default="quick", help="what to measure (default: quick)"
@@ -260,6 +275,30 @@ def add_sweep_arguments(
         "--allow-shared-cpus",
         action="store_true",
         help="let server and client CPUs overlap (every cell is then flagged)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="confirmation rounds: after the sweep, each build's finalist design is measured once per "
+        "round on a fresh server, and the verdict rests on these paired rounds only (default: the "
+        f"preset's, {CONFIRM_ROUNDS} for every preset; 0: no confirmation, and no verdict beyond "
+        "the exploration)",
+    )
+    p.add_argument(
+        "--margin",
+        type=_percent,
+        metavar="PCT",
+        help="call two designs equivalent when their ratio's interval lies within this margin of 1 "
+        f"(default {DEFAULT_MARGIN:.0%})",
+    )
+    p.add_argument(
+        "--server-start",
+        choices=["fork", "spawn"],
+        default="fork",
+        help="how each repetition's fresh server starts: forked from a pre-imported parent of its build "
+        "(fork, about 0.3 s) or as a new interpreter (spawn, 1-4 s); forked servers fork their own "
+        "workers and pool children",
     )
     p.add_argument(
         "--profile",

@@ -8,6 +8,7 @@ forks inherits the pinning. CPU time and memory are summed over the whole proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,12 +21,17 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
 from ftscale.bench import engine
 from ftscale.schema import Info, parse
+
+if TYPE_CHECKING:
+    from ftscale.bench.http.zygote import Zygote
+
+HEALTH_POLL_S = 0.005  # the first pause between /health tries, growing to 0.1 s
 
 
 class ServerError(Exception):
@@ -107,8 +113,40 @@ def tree_usage(root: psutil.Process) -> Usage:
     return Usage(cpu_seconds=cpu, rss_bytes=rss, pss_bytes=pss, processes=counted, peak_rss_bytes=peak)
 
 
+class ProcessHandle(Protocol):
+    """A started server's root process, however it was started."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...  # its exit status once it has ended (-N: killed by signal N)
+    def wait(self, timeout_s: float) -> int | None: ...  # ... waiting up to timeout_s for it
+
+
+class PopenHandle:
+    """A server started as a subprocess of the bench."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc, self.pid = proc, proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout_s: float) -> int | None:
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+
 class ServerProcess:
-    """A server started by the bench, on the engine's books until stopped."""
+    """A server started by the bench, on the engine's books until stopped.
+
+    Started as a subprocess (``cmd`` is the whole command) or, with ``zygote``, forked from a
+    pre-imported parent of its build (``cmd`` is then ``ftscale serve``'s arguments only, see
+    :mod:`ftscale.bench.http.zygote`). Either way it runs in a session of its own, pinned to
+    ``cpus``, and ``start_s``/``stop_s`` say what starting it (until ``/health`` answered) and
+    stopping it cost.
+    """
 
     def __init__(
         self,
@@ -119,48 +157,65 @@ class ServerProcess:
         cwd: Path,
         env: dict[str, str] | None = None,
         prefix: str = "",
+        zygote: Zygote | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.prefix = prefix  # where its /health and /info are ("" for the service; a user's app: /__ftscale)
-        self.stderr_file = tempfile.TemporaryFile(prefix="ftscale-server-")  # noqa: SIM115 - lives with self
+        self.stderr_file = tempfile.NamedTemporaryFile(prefix="ftscale-server-", delete=False)  # noqa: SIM115
+        self.requested = time.monotonic()
+        self.start_s: float | None = None
+        self.stop_s: float | None = None
+        self.forked = zygote is not None
         # A Ctrl-C or SIGTERM between the fork and the bookkeeping would leave a server that
         # nobody stops: interrupts wait until the server is on the books.
         with engine.INTERRUPTS.held():
-            self.proc = subprocess.Popen(
-                list(cmd),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=self.stderr_file,
-                start_new_session=True,
-                env={**os.environ, **(env or {})},
-            )
-            self.ps = psutil.Process(self.proc.pid)
+            if zygote is not None:
+                pid = zygote.spawn(list(cmd), env or {}, list(cpus or []), cwd, Path(self.stderr_file.name))
+                self.handle: ProcessHandle = zygote.handle(pid)
+            else:
+                proc = subprocess.Popen(
+                    list(cmd),
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self.stderr_file,
+                    start_new_session=True,
+                    env={**os.environ, **(env or {})},
+                )
+                self.handle = PopenHandle(proc)
+            self.ps = psutil.Process(self.handle.pid)
             engine.track(self)
-            if cpus:
+            if cpus and zygote is None:
                 # Pinned before the interpreter has started (tens of ms): its threads and children inherit it.
-                os.sched_setaffinity(self.proc.pid, set(cpus))
+                os.sched_setaffinity(self.handle.pid, set(cpus))
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        return self.handle.pid
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.handle.poll() is None
 
     def wait_healthy(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
+        pause = HEALTH_POLL_S
         while time.monotonic() < deadline:
             if not self.alive():
                 raise ServerError(
-                    f"server exited with {self.proc.returncode} during start-up", self.stderr_tail()
+                    f"server exited with {self.handle.poll()} during start-up", self.stderr_tail()
                 )
             try:
                 if http_json(f"{self.url}{self.prefix}/health", timeout=2.0).get("status") == "ok":
+                    self.start_s = time.monotonic() - self.requested
                     return
             except (OSError, ValueError, urllib.error.URLError):
                 pass
-            time.sleep(0.1)
+            time.sleep(pause)
+            pause = min(0.1, pause * 1.5)
         raise ServerError(f"server not healthy after {timeout_s:.0f} s", self.stderr_tail())
 
     def info(self) -> Info:
@@ -177,28 +232,33 @@ class ServerProcess:
             return [self.ps.pid]
 
     def stderr_tail(self, limit: int = 4000) -> str:
-        self.stderr_file.flush()
-        size = self.stderr_file.seek(0, os.SEEK_END)
-        self.stderr_file.seek(max(0, size - limit))
-        return self.stderr_file.read().decode(errors="replace")
+        try:
+            with open(self.stderr_file.name, "rb") as err:
+                size = err.seek(0, os.SEEK_END)
+                err.seek(max(0, size - limit))
+                return err.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, Any]:
         """SIGTERM, wait, then SIGKILL the group; report the exit code and any orphans killed."""
+        began = time.monotonic()
         group = [self.ps]
         try:
             group += self.ps.children(recursive=True)
         except psutil.Error:
             pass
         clean = True
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
+        code = self.handle.poll()
+        if code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.handle.pid, signal.SIGTERM)
+            code = self.handle.wait(timeout_s)
+            if code is None:
                 clean = False
                 self._kill_group()
-                self.proc.wait(5)
-        _, survivors = psutil.wait_procs([p for p in group if p.pid != self.proc.pid], timeout=5)
+                code = self.handle.wait(5)
+        _, survivors = psutil.wait_procs([p for p in group if p.pid != self.handle.pid], timeout=5)
         orphans = [p.pid for p in survivors]
         for proc in survivors:
             try:
@@ -206,13 +266,16 @@ class ServerProcess:
             except psutil.Error:
                 pass
         self._kill_group()
+        self.stop_s = time.monotonic() - began
         self.stderr_file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.stderr_file.name)
         engine.untrack(self)
-        return {"exit_code": self.proc.returncode, "clean": clean and not orphans, "orphans_killed": orphans}
+        return {"exit_code": code, "clean": clean and not orphans, "orphans_killed": orphans}
 
     def _kill_group(self) -> None:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.handle.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 

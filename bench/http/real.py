@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -28,8 +29,9 @@ from urllib.parse import urlsplit
 
 from ftscale.bench import histogram
 from ftscale.bench.http.cell import Plan, ceiling_key
-from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms
-from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info, run_pinned
+from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms, probe_health, run_wrk
+from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info
+from ftscale.bench.http.zygote import Zygote, forkable
 from ftscale.errors import UsageError
 from ftscale.schema import HealthProbe, Info, LoadResult, parse
 
@@ -47,20 +49,21 @@ class Launcher:
         run_id: str,
         extra: Sequence[str] = (),
         prefix: str = "",
+        zygotes: Mapping[str, Zygote] | None = None,
     ) -> None:
         self.pythons, self.cpus, self.run_id, self.extra = pythons, cpus, run_id, list(extra)
         self.prefix = prefix
+        self.zygotes = dict(zygotes or {})
 
     def cpus_for(self, plan: Plan) -> list[int]:
         """The first ``threads`` server CPUs (all of them when there are fewer)."""
         return self.cpus[: max(1, plan.threads)] if self.cpus else []
 
     def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> ServerProcess:
+        """A fresh server for ``plan``: forked from its build's zygote where there is one and the
+        environment allows it (:func:`ftscale.bench.http.zygote.forkable`), else a new process."""
         port = free_port()
-        cmd = [
-            str(self.pythons[plan.build]),
-            "-m",
-            "ftscale.server",
+        args = [
             "--mode",
             plan.mode,
             "--topology",
@@ -80,7 +83,13 @@ class Launcher:
             *self.extra,
         ]
         env = {RUN_ENV: self.run_id, **(env or {})}
-        return ServerProcess(cmd, "127.0.0.1", port, self.cpus_for(plan), Path.cwd(), env, prefix=self.prefix)
+        cpus, cwd = self.cpus_for(plan), Path.cwd()
+        zygote = self.zygotes.get(plan.build)
+        if zygote is not None and forkable(env):
+            args += ["--start-method", "fork"]
+            return ServerProcess(args, "127.0.0.1", port, cpus, cwd, env, prefix=self.prefix, zygote=zygote)
+        cmd = [str(self.pythons[plan.build]), "-m", "ftscale.server", *args]
+        return ServerProcess(cmd, "127.0.0.1", port, cpus, cwd, env, prefix=self.prefix)
 
 
 class RemoteServer:
@@ -228,31 +237,42 @@ class SubprocessGenerator:
         return merge(parts, spec.rate)
 
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
-        probe = None
-        if probe_health:
-            probe = subprocess.Popen(
-                [sys.executable, "-m", "ftscale.bench.http.loadgen", "health", "--host", spec.host,
-                 "--port", str(spec.port), "--duration", str(spec.duration_s), "--path", spec.health_path],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            os.sched_setaffinity(probe.pid, set(self.client_cpus))
+        """Apply ``spec``; with ``probe_health``, /health is probed meanwhile from a thread of this
+        process pinned to the client CPUs (no interpreter to start: the probe spans the load)."""
+        probe = HealthThread(spec, self.client_cpus) if probe_health else None
+        if probe is not None:
+            probe.start()
         name = self.name_for(spec)
         try:
             if name == "python":
                 result = self._python(spec)
-            else:
-                threads = len(self.client_cpus)
-                out = run_pinned(
-                    _loadgen(name, spec, threads), self.client_cpus, spec.duration_s + 90, Path.cwd()
-                )
-                result = parse(LoadResult, out, f"the {name} generator")
+            else:  # wrk, started from here pinned to the client CPUs
+                result = run_wrk(spec, len(self.client_cpus), self.client_cpus)
         finally:
             health = None
             if probe is not None:
-                probe_out, _ = probe.communicate(timeout=spec.duration_s + 60)
-                if probe.returncode == 0 and probe_out:
-                    health = parse(HealthProbe, probe_out, "the /health probe")
+                probe.join(spec.duration_s + 60)
+                health = probe.result
         return result, health
+
+
+class HealthThread(threading.Thread):
+    """The /health probe of one load, in a thread pinned to the client CPUs (Linux pins threads)."""
+
+    def __init__(self, spec: LoadSpec, cpus: Sequence[int]) -> None:
+        super().__init__(name="ftscale-health-probe", daemon=True)
+        self.spec, self.cpus = spec, list(cpus)
+        self.result: HealthProbe | None = None
+
+    def run(self) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, set(self.cpus))
+        try:
+            self.result = probe_health(
+                self.spec.host, self.spec.port, self.spec.duration_s, path=self.spec.health_path
+            )
+        except (OSError, RuntimeError, ValueError):
+            self.result = None
 
 
 def calibrate_ceilings(

@@ -29,21 +29,35 @@ from ftscale import engines, workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
-from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group, server_label
-from ftscale.bench.http.loadgen import wrk_path, wrk_seconds, wrk_version
+from ftscale.bench.http import confirm
+from ftscale.bench.http.cell import (
+    AppRequests,
+    Group,
+    Plan,
+    Settings,
+    measure_confirmation,
+    measure_group,
+    server_label,
+)
+from ftscale.bench.http.confirm import ConfirmGroup
+from ftscale.bench.http.loadgen import wrk_path, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
+from ftscale.bench.http.zygote import Zygote, start_zygotes
+from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
-from ftscale.schema import Build, HttpCell, RunMeta
+from ftscale.schema import Build, HttpCell, RunMeta, Selection
 from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadClass
 
-# What one repetition costs besides its warm-up and load, before any was measured: a fresh server's
-# start (imports, pools, /health), /info before and after, usage, the generator's own start, the
-# stop. Measured on the 2-core development machine (results/20261126T012948Z-http-vm: 72
-# repetitions in 510 s, 2.5 s of each warm-up and load): about 4.5 s.
-REPETITION_OVERHEAD_S = 4.5
+# What one repetition costs besides its warm-up and load, before any was measured: the server's
+# start (until /health answers) and stop, /info before and after, the usage and memory readings,
+# the generator's and the probe's own start. Per way of starting servers (--server-start),
+# measured on the 2-core development machine: forked from a zygote, see the quick runs the README
+# cites; spawned, 72 repetitions in 510 s with 2.5 s of each warm-up and load
+# (results/20261126T012948Z-http-vm).
+REPETITION_OVERHEAD_S = {"fork": 0.9, "spawn": 4.5}
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -63,9 +77,13 @@ def split_cpus(available: Sequence[int]) -> tuple[list[int], list[int]]:
 
 
 def default_threads(server_cpus: int) -> list[int]:
-    """1, 2, 4, ... up to the server's CPUs, and at least [1, 2]."""
+    """1, 2, 4, ... up to the server's CPUs (and the server's CPU count itself).
+
+    Never more threads than server CPUs: such a point measures oversubscription, and cannot
+    carry a verdict (``--threads`` still measures one on purpose, flagged).
+    """
     counts, n = [], 1
-    while n <= max(2, server_cpus):
+    while n <= max(1, server_cpus):
         counts.append(n)
         n *= 2
     if server_cpus > 2 and counts[-1] != server_cpus:
@@ -76,12 +94,14 @@ def default_threads(server_cpus: int) -> list[int]:
 def connections_for(threads: int, io_wait_s: float, streamed: bool = False) -> int:
     """Enough requests in flight to keep N threads busy: 2N, 4N when requests mostly wait.
 
-    Both stay within the service's default admission limit (pool + 4 x pool), so a default
-    run measures throughput, not 503s; ``--connections`` can push past it on purpose.
+    A sweep calls it once per workload, with the most threads it measures, and every design and
+    thread count of that workload gets the same connections: the thread axis then changes only
+    the threads, not the offered concurrency too (:attr:`Matrix.connections_of`). Every server
+    admits all of them (:attr:`~ftscale.bench.http.cell.Plan.server_args`), so a run measures
+    throughput, never 503s of its own making.
     Streams: 16N concurrent streams (at least 16). A stream spends most of its life awaiting the
     upstream (``stream_tokens``: 10 ms before each chunk of about 1 ms of CPU), so it takes about
-    a tenth of a core, and 16 per thread keep every thread busy with room to queue; their servers
-    admit them all (:attr:`~ftscale.bench.http.cell.Plan.server_args`).
+    a tenth of a core, and 16 per thread keep every thread busy with room to queue.
     """
     if streamed:
         return max(16, 16 * threads)
@@ -123,6 +143,17 @@ class Matrix:
             for n in (self.runtime_threads if server == HttpServer.GRANIAN else (1,))
         ]
 
+    def connections_of(self, name: str) -> int:
+        """Connections for every cell of workload ``name``: ``--connections``, else enough for its
+        most threads (:func:`connections_for`), the same at every thread count."""
+        if self.connections:
+            return self.connections
+        most = max(self.threads, default=1)
+        if self.app is not None:
+            return app_connections(most)
+        w = workloads.get(name)
+        return connections_for(most, w.io_wait_s, w.stream is not None)
+
     def plan(self, build: str, name: str, design: Design, threads: int, **load: Any) -> Plan:
         """One cell of this matrix (or of a remote server's own configuration)."""
         if self.app is not None:
@@ -134,7 +165,7 @@ class Matrix:
                 mode=design[0],
                 topology=design[1],
                 threads=threads,
-                connections=self.connections or app_connections(threads),
+                connections=self.connections_of(name),
                 app=self.app,
                 **load,
             )
@@ -147,7 +178,7 @@ class Matrix:
             mode=design[0],
             topology=design[1],
             threads=threads,
-            connections=self.connections or connections_for(threads, w.io_wait_s, w.stream is not None),
+            connections=self.connections_of(name),
             stream=w.stream is not None,
             **load,
         )
@@ -210,6 +241,8 @@ class Job:
     preset: str
     matrix: Matrix
     settings: Settings
+    margin: float
+    server_start: str  # "fork": from a pre-imported parent per build; "spawn": a new interpreter
     server_cpus: list[int]
     client_cpus: list[int]
     generator: str
@@ -280,6 +313,10 @@ def sweep_job(
         raise UsageError("--duration must be positive and --warmup not negative")
     if args.connections is not None and args.connections < 1:
         raise UsageError("--connections must be 1 or more")
+    rounds = preset.rounds if args.rounds is None else args.rounds
+    if rounds < 0 or rounds == 1:
+        raise UsageError("--rounds must be 0 (no confirmation) or 2 or more")
+    margin = DEFAULT_MARGIN if args.margin is None else args.margin
     ft_designs, gil_designs = designs
     available = sorted(os.sched_getaffinity(0))
     if args.server_cpus or args.client_cpus:
@@ -344,7 +381,10 @@ def sweep_job(
             repetitions=repetitions,
             open_shares=open_shares,
             slo_p99_ms=slo,
+            rounds=rounds if not args.target else 0,
         ),
+        margin=margin,
+        server_start="spawn" if args.target else args.server_start,
         server_cpus=server,
         client_cpus=client,
         generator=generator,
@@ -381,6 +421,9 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
             "shared_cpus": job.shared_cpus,
             "server_pinning": "a cell at N threads runs on the first N server CPUs",
             "settings": asdict(job.settings),
+            "margin": job.margin,
+            "server_start": job.server_start,
+            "connections": {name: job.matrix.connections_of(name) for name in job.matrix.workloads},
             "matrix": {
                 "builds": job.matrix.builds,
                 "workloads": job.matrix.workloads,
@@ -419,23 +462,38 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
 
 
 def load_seconds(duration_s: float) -> float:
-    """How long one load runs: as wrk runs it (whole seconds, at least one)."""
-    return float(wrk_seconds(duration_s))
+    """How long one load runs: as stated (wrk is stopped when it has run that long)."""
+    return duration_s
 
 
-def group_seconds(job: Job, group: Group) -> float:
+def repetition_seconds(job: Job) -> float:
+    """The estimate of one repetition: its overhead, its warm-up and its load."""
+    overhead = REPETITION_OVERHEAD_S[job.server_start]
+    return overhead + job.settings.warmup_s + load_seconds(job.settings.duration_s)
+
+
+def paired_builds(builds: Sequence[str]) -> int:
+    """How many of ``builds`` have their twin in the run (``3.14t`` and ``3.14``): the finalists
+    each workload's confirmation rounds measure, by name, before any build is described."""
+    return sum(1 for b in builds if (b.endswith("t") and b[:-1] in builds) or f"{b}t" in builds)
+
+
+def group_seconds(job: Job, group: Group | ConfirmGroup) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
-    per_rep = REPETITION_OVERHEAD_S + job.settings.warmup_s + load_seconds(job.settings.duration_s)
+    per_rep = repetition_seconds(job)
+    if isinstance(group, ConfirmGroup):
+        return job.settings.rounds * paired_builds(job.matrix.builds) * per_rep
+    overhead = REPETITION_OVERHEAD_S[job.server_start]
     plans = [p for p in group.plans if p.skip_reason is None]
     reps = sum(job.settings.repetitions for p in plans if p.load == "closed" or p.offered_share)
     reps += sum(1 for p in plans if p.load == "closed") if job.profile else 0
     searches = sum(1 for p in plans if p.slo) * (
-        REPETITION_OVERHEAD_S + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
+        overhead + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
     )
     return reps * per_rep + searches
 
 
-def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
+def _loads(job: Job, groups: Sequence[Group | ConfirmGroup]) -> list[tuple[str, int]]:
     """Every (load kind, connection count) a cell will use: what the ceilings are measured for."""
     found: set[tuple[str, int]] = set()
     factor = job.settings.open_connections_factor
@@ -447,12 +505,35 @@ def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
     return sorted(found)
 
 
+# Fixed costs of a run besides its cells, before any was measured (the 2-core development machine,
+# environments already made): a zygote per build, one calibration load per load kind and
+# connection count, and the report (charts for three workloads).
+ZYGOTE_S = 1.5
+CALIBRATION_LOAD_S = 1.6
+REPORT_S = 15.0
+
+
+def estimate_seconds(job: Job) -> dict[str, float]:
+    """The run's duration by part, from the bench's own estimates (environments already made)."""
+    explore = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
+    confirmation = len(job.matrix.workloads) if job.settings.rounds >= 2 else 0
+    per_confirmation = job.settings.rounds * paired_builds(job.matrix.builds) * repetition_seconds(job)
+    return {
+        "sweep": sum(group_seconds(job, g) for g in explore),
+        "confirmation": confirmation * per_confirmation,
+        "start": len(job.matrix.builds) * (ZYGOTE_S if job.server_start == "fork" else 0.0)
+        + CALIBRATION_LOAD_S * len(_loads(job, explore)),
+        "report": REPORT_S,
+    }
+
+
 def dry_run(job: Job) -> int:
     """What the run would measure and how long it should take, from the bench's own estimates."""
     groups = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
     cells = sum(len(g.plans) for g in groups)
     skipped = [p for g in groups for p in g.plans if p.skip_reason]
-    seconds = sum(group_seconds(job, g) for g in groups)
+    parts = estimate_seconds(job)
+    seconds = sum(parts.values())
     print(f"preset {job.preset}: {len(groups)} groups, {cells} cells ({len(skipped)} skipped)")
     print(f"  builds {', '.join(job.matrix.builds)}; workloads {', '.join(job.matrix.workloads)}")
     for kind, designs in (
@@ -468,16 +549,33 @@ def dry_run(job: Job) -> int:
     ):
         print(f"  skipped: {build} {server} {mode}/{topology}: {why}")
     print(f"  threads {job.matrix.threads} (server CPUs {job.server_cpus}, client CPUs {job.client_cpus})")
+    connections = sorted({job.matrix.connections_of(w) for w in job.matrix.workloads})
+    print(f"  connections: {', '.join(map(str, connections))} (the same at every thread count of a workload)")
     load = "closed" + (
         f"; open at {', '.join(f'{s:.0%}' for s in job.matrix.open_shares)}" if job.matrix.open_shares else ""
     )
     if job.matrix.slo:
         load += f"; capacity at p99 <= {job.settings.slo_p99_ms:g} ms"
     print(f"  load: {load}; {job.settings.repetitions} repetitions of {job.settings.duration_s:g} s")
+    if job.settings.rounds >= 2:
+        print(
+            f"  confirmation: {job.settings.rounds} paired rounds of each build's finalist per workload; "
+            f"equivalent within {job.margin:.0%}"
+        )
+    print(f"  fresh servers: {job.server_start} ({REPETITION_OVERHEAD_S[job.server_start]:g} s a repetition "
+          "besides its warm-up and load)")  # fmt: skip
     print(
-        f"estimated duration: {seconds / 3600:.1f} h ({seconds:,.0f} s), before environments and calibration"
+        f"estimated duration: {_clock(seconds)} ({seconds:,.0f} s: sweep {parts['sweep']:,.0f} s, "
+        f"confirmation {parts['confirmation']:,.0f} s, zygotes and calibration {parts['start']:,.0f} s, "
+        f"report {parts['report']:,.0f} s), with the environments already made"
     )
     return 0
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def run(
@@ -495,6 +593,8 @@ def run(
     remote = RemoteServer(job.target) if job.target else None
     launcher: Any
     builds: dict[str, Build] = {}
+    groups: list[Group | ConfirmGroup]
+    zygotes: dict[str, Zygote] = {}
     if remote is not None:
         info = remote.info()
         design = (info.mode, info.topology)
@@ -523,17 +623,24 @@ def run(
             print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
             builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
             pythons = {b: envs.env_python(b) for b in job.matrix.builds}
-        groups = job.matrix.groups(
+        explore = job.matrix.groups(
             {b: info.py_gil_disabled for b, info in builds.items()},
             {b: info.unavailable for b, info in builds.items()},
         )
+        groups = with_confirmation(explore, job, builds, rundir)
         served = job.served
+        if job.server_start == "fork":
+            print(
+                "starting a pre-imported parent per build (fresh servers are forked from it) ...", flush=True
+            )
+            zygotes, _ = start_zygotes(pythons, job.server_cpus)
         launcher = Launcher(
             pythons,
             job.server_cpus,
             job.run_dir.name,
             extra=served.server_args if served else (),
             prefix=served.prefix if served else "",
+            zygotes=zygotes,
         )
     generator = SubprocessGenerator(job.generator, job.client_cpus, job.stream_generator)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
@@ -561,10 +668,24 @@ def run(
         flush=True,
     )
 
-    def one(group: Group) -> list[HttpCell]:
-        cells = measure_group(
-            group, job.run_dir.name, launcher, generator, job.settings, ceilings, profiler=profiler
-        )
+    def one(group: Group | ConfirmGroup) -> list[HttpCell]:
+        if isinstance(group, ConfirmGroup):
+            chosen, why = confirm_plans(group, job, builds, rundir)
+            if not chosen:
+                print(f"  {group.workload}: no confirmation rounds ({why})", flush=True)
+                return []
+            names = ", ".join(
+                f"{p.build} {p.server_label} {p.mode}/{p.topology} at {p.threads}" for p, _ in chosen
+            )
+            print(f"  {group.workload}: {job.settings.rounds} confirmation rounds of {names}", flush=True)
+            cells = measure_confirmation(
+                chosen, job.run_dir.name, launcher, generator, job.settings, ceilings,
+                log=lambda line: print(line, flush=True),
+            )  # fmt: skip
+        else:
+            cells = measure_group(
+                group, job.run_dir.name, launcher, generator, job.settings, ceilings, profiler=profiler
+            )
         if job.shared_cpus:
             cells = [
                 c.model_copy(update={"flags": [*c.flags, str(Flag.SHARED_CPUS)]}) if c.status == "ok" else c
@@ -577,18 +698,25 @@ def run(
             for c in cells
         ]
 
+    def group_label(g: Group | ConfirmGroup) -> str:
+        if isinstance(g, ConfirmGroup):
+            return f"{g.workload}: confirmation rounds"
+        return f"{g.workload} t={g.threads} ({len(g.plans)} cells x {job.settings.repetitions} repetitions)"
+
     estimate = group_seconds(job, groups[0]) if groups else 0.0
-    outcome = engine.sweep(
-        rundir,
-        groups,
-        one,
-        lambda g: (
-            f"{g.workload} t={g.threads} ({len(g.plans)} cells x {job.settings.repetitions} repetitions)"
-        ),
-        estimate,
-        budget_s=args.budget,
-        started=began,
-    )
+    try:
+        outcome = engine.sweep(
+            rundir,
+            groups,
+            one,
+            group_label,
+            estimate,
+            budget_s=args.budget,
+            started=began,
+        )
+    finally:
+        for zygote in zygotes.values():
+            zygote.stop()
     return engine.finish(
         rundir,
         outcome,
@@ -596,6 +724,46 @@ def run(
         f"ftscale {job.served.command if job.served else 'bench'} --resume {job.run_dir.name}",
         args.no_report,
     )
+
+
+def with_confirmation(
+    explore: list[Group], job: Job, builds: Mapping[str, Build], rundir: results.RunDir
+) -> list[Group | ConfirmGroup]:
+    """The exploration groups with each workload's confirmation rounds after its last group."""
+    if job.settings.rounds < 2:
+        return list(explore)
+    out: list[Group | ConfirmGroup] = []
+    for index, group in enumerate(explore):
+        out.append(group)
+        last = index + 1 == len(explore) or explore[index + 1].workload != group.workload
+        if last:
+            plans = tuple(p for g in explore if g.workload == group.workload for p in g.plans)
+            out.append(ConfirmGroup(group.workload, plans, lambda g: confirm_keys(g, job, builds, rundir)))
+    return out
+
+
+def confirm_plans(
+    group: ConfirmGroup, job: Job, builds: Mapping[str, Build], rundir: results.RunDir
+) -> tuple[list[tuple[Plan, Selection]], str | None]:
+    """The finalists of ``group``'s workload, from its exploration cells on disk (or why none)."""
+    keys = {p.key for p in group.plans}
+    cells = [c for c in results.iter_cells(rundir.path) if isinstance(c, HttpCell) and c.cell_id in keys]
+    pairs = confirm.twin_pairs(
+        {b: r.version for b, r in builds.items()}, {b: r.py_gil_disabled for b, r in builds.items()}
+    )
+    return confirm.finalists(cells, {p.key: p for p in group.plans}, pairs, len(job.server_cpus))
+
+
+def confirm_keys(
+    group: ConfirmGroup, job: Job, builds: Mapping[str, Build], rundir: results.RunDir
+) -> tuple[str, ...]:
+    """The cells ``group`` writes: its finalists' once the exploration is complete on disk; else a
+    placeholder that is never done, so the group is measured."""
+    done = rundir.done()
+    if not {p.key for p in group.plans} <= done:
+        return (group.key,)
+    chosen, _ = confirm_plans(group, job, builds, rundir)
+    return tuple(plan.key for plan, _ in chosen)
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -120,10 +120,11 @@ def builds_of(series: Sequence[Series]) -> list[str]:
 
 
 def answer(verdicts: Sequence[Verdict], unit: str) -> Chart:
-    """Per workload, each build at its best design: throughput relative to the reference, and memory.
+    """Per workload, each build's candidate design: throughput relative to the reference, and memory.
 
-    Left: every build's best unflagged point divided by the verdict's reference (the newest GIL
-    twin's best design), with the ratio's interval; right: its server memory.
+    Left: every build's candidate against the verdict's reference (the newest GIL twin's
+    candidate), with the ratio's interval: the paired ratio of the confirmation rounds where the
+    run has them, else the exploration medians; right: its server memory.
     """
     rows = [(v.workload, b) for v in verdicts for b in v.builds]
     fig = Figure(figsize=(WIDTH, 1.4 + 0.42 * max(1, len(rows))), layout="constrained")
@@ -141,15 +142,15 @@ def answer(verdicts: Sequence[Verdict], unit: str) -> Chart:
     left.set_yticks(positions, labels, fontsize=9)
     left.invert_yaxis()
     left.axvline(1.0, color="#333", linewidth=1)
-    left.set_xlabel(f"peak {unit} relative to the best GIL design (1 = the same)")
+    left.set_xlabel(f"{unit} relative to the GIL twin's candidate (1 = the same)")
     left.grid(True, axis="x", alpha=0.3)
     memory = [b.choice.point.memory_bytes / 2**20 for _, b in rows]
     right.barh(positions, [m if math.isfinite(m) else 0 for m in memory], color=colors)
-    right.set_xlabel(
-        "server memory, MiB (PSS)" if any(math.isfinite(m) for m in memory) else "memory not measured"
-    )
+    kinds = {b.choice.point.memory_kind for _, b in rows if math.isfinite(b.choice.point.memory_bytes)}
+    kind = "distinct pages" if kinds == {"pages"} else ("PSS" if kinds == {"PSS"} else "see report")
+    right.set_xlabel(f"server memory, MiB ({kind})" if kinds else "memory not measured")
     right.grid(True, axis="x", alpha=0.3)
-    fig.suptitle("Each build at its best design, against the best GIL design", fontsize=11)
+    fig.suptitle("Each build's candidate design, against the GIL twin's", fontsize=11)
     return _render(fig, 0)
 
 

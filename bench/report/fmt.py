@@ -67,9 +67,39 @@ def estimate(e: Estimate) -> str:
     return DASH if math.isnan(e.value) else _interval(e, num, num(e.value))
 
 
+def ratio_digits(e: Estimate) -> int:
+    """Decimals for a ratio's bounds: 2, or as many more as it takes (up to 5) for the rounded
+    interval to stay on its side of 1, so that an interval that excludes 1 never reads 1.00."""
+    if not e.has_interval:
+        return 2
+    for digits in range(2, 6):
+        scale = 10**digits
+        low, high = math.floor(e.low * scale) / scale, math.ceil(e.high * scale) / scale
+        if (e.low > 1) <= (low > 1) and (e.high < 1) <= (high < 1):
+            return digits
+    return 5
+
+
+def outward(x: float, digits: int, up: bool) -> str:
+    """``x`` rounded away from the interval's inside (down for a low bound, up for a high one)."""
+    scale = 10**digits
+    return f"{(math.ceil(x * scale) if up else math.floor(x * scale)) / scale:.{digits}f}"
+
+
 def ratio(e: Estimate) -> str:
-    """A ratio (speedup, build against build) with its interval: ``3.08`` times sign ``[3.02, 3.14]``."""
-    return DASH if math.isnan(e.value) else _interval(e, fixed, f"{fixed(e.value)}{TIMES}")
+    """A ratio (speedup, build against build) with its interval: ``3.08`` times sign ``[3.02, 3.14]``.
+
+    The bounds are rounded outwards, with more decimals where two would put a bound that excludes 1
+    on 1.00 (``[1.004, 1.20]`` reads ``[1.004, 1.201]``, never ``[1.00, 1.20]``).
+    """
+    if math.isnan(e.value):
+        return DASH
+    if not e.has_interval:
+        return f"{fixed(e.value)}{TIMES} {NO_INTERVAL}"
+    digits = ratio_digits(e)
+    note = f" {e.coverage:.0%}" if e.coverage < CONFIDENCE - 1e-9 else ""
+    low, high = outward(e.low, digits, up=False), outward(e.high, digits, up=True)
+    return f"{fixed(e.value)}{TIMES} [{low}, {high}]{note}"
 
 
 def signed_pct_estimate(e: Estimate) -> str:

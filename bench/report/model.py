@@ -31,7 +31,7 @@ from ftscale.bench.report import stats
 from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
-from ftscale.schema import HttpCell, MicroCell, RunMeta
+from ftscale.schema import HttpCell, MicroCell, RunMeta, Selection
 from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Mode, Scaling, Topology, WorkloadClass
 from ftscale.vocab import FLAG_ORDER as FLAGS
 
@@ -158,6 +158,7 @@ class Point:
     health_samples: int = 0
     peak_rss_bytes: float = NAN
     stream: StreamPoint | None = None  # a streaming cell's time to first byte, gaps and chunks
+    unique_bytes: float = NAN  # distinct physical pages of the server's processes (format 3)
 
     @property
     def threads(self) -> int:
@@ -169,8 +170,19 @@ class Point:
 
     @property
     def memory_bytes(self) -> float:
-        """What the verdict weighs memory by: PSS (shared pages split between processes), else RSS."""
-        return self.pss_bytes if math.isfinite(self.pss_bytes) else self.rss_bytes
+        """What the verdict weighs memory by: the server's distinct pages (each counted once, see
+        :mod:`ftscale.bench.http.memory`), else PSS (runs before format 3), else RSS."""
+        for value in (self.unique_bytes, self.pss_bytes):
+            if math.isfinite(value):
+                return value
+        return self.rss_bytes
+
+    @property
+    def memory_kind(self) -> str:
+        """How :attr:`memory_bytes` was measured: ``pages``, ``PSS`` or ``RSS``."""
+        if math.isfinite(self.unique_bytes):
+            return "pages"
+        return "PSS" if math.isfinite(self.pss_bytes) else "RSS"
 
 
 @dataclass(frozen=True)
@@ -201,12 +213,63 @@ def server_of(cell: Cell) -> str | None:
 
 
 @dataclass(frozen=True)
+class Finalist:
+    """One design's confirmation rounds: its point over the rounds and each round's sample."""
+
+    key: SeriesKey
+    point: Point
+    by_round: Mapping[int, float]  # round -> throughput measured in it
+    selection: Selection | None  # why it was chosen (its exploration point and the rule)
+
+    @property
+    def series(self) -> Series:
+        """The finalist as a one-point series, for what names a design and its unit."""
+        return Series(self.key, (self.point,), NO_AMDAHL, NO_USL, (), ())
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The confirmation rounds of one workload: each build's finalist, measured once per round."""
+
+    workload: str
+    workload_class: str
+    size: int
+    finalists: tuple[Finalist, ...]
+
+    def of_build(self, build: str) -> Finalist | None:
+        return next((f for f in self.finalists if f.key.build == build), None)
+
+
+NO_AMDAHL = stats.AmdahlFit("too-few-points", 1)
+NO_USL = stats.UslFit("too-few-points", 1)
+
+
+@dataclass(frozen=True)
 class RunModel:
     run: Run
     series: tuple[Series, ...]
     failed: tuple[Cell, ...]  # failed, or "ok" without a single sample
     skipped: tuple[Cell, ...] = ()  # could not run on their build (a server without a wheel …)
     servers: tuple[str, ...] = ()  # the HTTP servers the run measured (none for a micro run)
+    confirmations: tuple[Confirmation, ...] = ()  # the second stage of an HTTP run
+
+    def confirmation(self, workload: str, size: int) -> Confirmation | None:
+        return next((c for c in self.confirmations if (c.workload, c.size) == (workload, size)), None)
+
+    @property
+    def server_cpus(self) -> int | None:
+        """How many CPUs the server had (an HTTP run), else None."""
+        cpus = self.meta.config.get("server_cpus")
+        return len(cpus) if isinstance(cpus, list) and cpus else None
+
+    def repetition_overheads(self) -> list[float]:
+        """Each HTTP repetition's server start plus stop, in seconds, where it was measured."""
+        found = []
+        for cell in self.run.cells:
+            for rep in cell.repetitions if isinstance(cell, HttpCell) else ():
+                if rep.start_s is not None and rep.stop_s is not None:
+                    found.append(rep.start_s + rep.stop_s)
+        return found
 
     @property
     def meta(self) -> RunMeta:
@@ -354,6 +417,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         health_p99_ms=median_of(reps, "health_latency_ms", "p99"),
         rss_bytes=median_of(reps, "rss_bytes"),
         pss_bytes=median_of(reps, "pss_bytes"),
+        unique_bytes=median_of(reps, "unique_bytes"),
         server_cpu_pct=median_of(reps, "server_cpu_pct"),
         errors=errors,
         samples=tuple(samples),
@@ -384,9 +448,34 @@ def _series(key: SeriesKey, cells: list[Cell], meta: RunMeta) -> Series:
     return Series(key, points, stats.fit_amdahl(threads, medians), usl_fit, ideal, curve)
 
 
+def confirmed(cell: Cell) -> bool:
+    """A cell of the confirmation rounds (not part of any scaling series)."""
+    return isinstance(cell, HttpCell) and cell.stage == "confirm"
+
+
+def _confirmations(cells: Sequence[Cell], meta: RunMeta, with_server: bool) -> tuple[Confirmation, ...]:
+    by_workload: dict[tuple[str, str, int], list[Finalist]] = {}
+    for cell in cells:
+        if not isinstance(cell, HttpCell) or cell.status != "ok" or not cell.samples:
+            continue
+        by_round = {
+            rep.round: sample
+            for rep, sample in zip(cell.repetitions, cell.samples, strict=False)
+            if rep.round is not None
+        }
+        finalist = Finalist(
+            SeriesKey.of(cell, with_server), _point(cell, meta, None), by_round, cell.selection
+        )
+        by_workload.setdefault((cell.workload, cell.workload_class, cell.size), []).append(finalist)
+    return tuple(
+        Confirmation(w, c, s, tuple(sorted(f, key=lambda x: x.key.sort_key())))
+        for (w, c, s), f in sorted(by_workload.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0][0]))
+    )
+
+
 def build_model(run: Run) -> RunModel:
     """Group a run's successful cells into series and compute every statistic the reports show."""
-    measured = [c for c in run.cells if c.status != "skipped"]
+    measured = [c for c in run.cells if c.status != "skipped" and not confirmed(c)]
     named = {name for name in (server_of(c) for c in measured) if name}
     servers = tuple(sorted(named, key=lambda s: (_rank(s.split("-rt")[0], SERVER_ORDER), s)))
     groups: dict[SeriesKey, list[Cell]] = {}
@@ -394,6 +483,8 @@ def build_model(run: Run) -> RunModel:
         if cell.status == "ok" and cell.samples:
             groups.setdefault(SeriesKey.of(cell, with_server=len(servers) > 1), []).append(cell)
     series = tuple(_series(k, groups[k], run.meta) for k in sorted(groups, key=SeriesKey.sort_key))
-    failed = tuple(c for c in measured if c.status == "failed" or not c.samples)
+    confirm_cells = [c for c in run.cells if confirmed(c)]
+    failed = tuple(c for c in [*measured, *confirm_cells] if c.status == "failed" or not c.samples)
     skipped = tuple(c for c in run.cells if c.status == "skipped")
-    return RunModel(run, series, failed, skipped, servers)
+    confirmations = _confirmations(confirm_cells, run.meta, len(servers) > 1)
+    return RunModel(run, series, failed, skipped, servers, confirmations)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from ftscale.bench.report import charts, fmt, labels, profiles, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.findings import BuildBest, Choice, Overhead, Verdict, ft_overheads, verdicts
-from ftscale.bench.report.model import RunModel, Series, server_of
+from ftscale.bench.report.model import Finalist, RunModel, Series, server_of
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 from ftscale.schema import RunMeta
 
@@ -43,6 +43,18 @@ STATISTICS_NOTES = (
     "(a single independent sample). A median's interval is the exact order-statistic interval; a ratio's "
     "is its exact counterpart for two samples with the same spread in percent. Fitted parameters "
     "carry a bootstrap interval marked 'nominal'.",
+    "Two stages (HTTP runs): the sweep explores every design at every thread count and chooses each "
+    "build's candidate by the highest lower bound of its median's interval (not the highest median, "
+    "which rewards luck); confirmation rounds then measure the candidates once per round each, on fresh "
+    "servers, in alternating order, and the verdict's ratio is the Hodges-Lehmann estimate of the "
+    "per-round ratios with its Wilcoxon interval (exact coverage when the per-round differences are "
+    "symmetric; the sign test's interval, exact without that, is beside it). Exploration numbers never "
+    "enter the verdict's ratio.",
+    "Words: 'wins' only when the ratio's interval excludes 1; 'equivalent' only when it lies within the "
+    "margin (5 % unless --margin said otherwise: 1/1.05 to 1.05); otherwise 'inconclusive', with the "
+    "rounds the observed spread suggests. 'The load generator was the limit': both sides were flagged "
+    "generator-saturated, so neither measured its server. Bounds are rounded outwards, with more "
+    "decimals where needed, so an interval that excludes 1 never reads 1.00.",
     "Samples: an HTTP repetition runs on its own fresh server process, so repetitions are independent; "
     "a micro cell counts each pyperf worker process as one sample (the median of its values), since "
     "values from one process are not independent.",
@@ -59,8 +71,16 @@ HTTP_COLUMNS = (
     "/health p99: latency of a /health probe sent every 50 ms during the load; /health is answered on "
     "the event loop, so this is the loop's lag as a client sees it.",
     "CPU: server CPU time over wall time, 100 % = one CPU busy (summed over all server processes).",
-    "Memory: server PSS (proportional set size: shared pages divided between the processes that share "
-    "them), summed over the server's process tree; peak: the highest resident set, summed likewise.",
+    "Memory: the distinct physical pages the server's processes hold, each counted once (pages its "
+    "worker processes share with their parent count once, as they do in memory); runs made before that "
+    "was measured show PSS (shared pages divided between the processes that share them). Peak: the "
+    "highest resident set, summed over the server's processes.",
+    "Fresh servers: each repetition's server is forked from a pre-imported parent of its build (its "
+    "worker processes and pool children forked from it in turn): a new process with its own memory, "
+    "without the interpreter start and imports; the start (until /health answered) and stop each "
+    "repetition cost are recorded.",
+    "Connections: every design and thread count of a workload had the same connections open, so the "
+    "thread axis changes the threads only.",
 )
 STREAM_COLUMNS = (
     "Streaming workloads: throughput is chunks per second (every stream of a cell has the same number "
@@ -112,8 +132,9 @@ def answer_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
         blocks.append(
             Figure(
                 "answer.png",
-                "Each build at its best design: peak throughput relative to the best GIL design "
-                "(interval whiskers), and server memory",
+                "Each build's candidate design against the GIL twin's: the paired ratio of the confirmation "
+                "rounds where the run has them, else the exploration medians (interval whiskers); and "
+                "server memory",
                 chart.png,
                 chart.legend_entries,
             )
@@ -130,16 +151,16 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     header = (
         "Workload",
         "Build",
-        "Best design @threads",
-        f"Peak {unit} {CI}",
+        "Candidate @threads",
+        f"Median {unit} {CI}",
         *(["Unit"] if mixed else []),
-        f"÷ GIL best {CI}",
+        f"÷ GIL candidate {CI}",
         *(["Memory"] if memory else []),
         "Flags",
     )
     rows = []
     for v in found:
-        for b in v.builds:
+        for b in v.explored_builds or v.builds:
             p = b.choice.point
             rows.append(
                 (
@@ -148,22 +169,95 @@ def verdict_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
                     f"{b.choice.series.key.design or fmt.DASH} @{p.threads}",
                     fmt.estimate(p.throughput),
                     *([b.choice.series.key.unit] if mixed else []),
-                    "reference" if b.choice.point is v.reference.point else fmt.ratio(b.relative),
+                    "reference" if b.build == v.reference.build else fmt.ratio(b.relative),
                     *([fmt.mib(p.memory_bytes)] if memory else []),
                     labels.flag_names(p.flags),
                 )
             )
     return [
-        Heading(3, "Each build at its best"),
+        Heading(3, "Each build's candidate (exploration)"),
         Table(header, tuple(rows), "lllr" + ("l" if mixed else "") + "r" + ("r" if memory else "") + "l"),
         Paragraph(
-            "Key: @N, at N threads (or N worker processes, or N event loops); ÷ GIL best, the build's peak "
-            "over the reference (the newest GIL twin's best design)"
-            + ("; Memory, server PSS" if memory else "")
-            + ". A flagged point cannot be a build's best: its best unflagged point is shown (where every "
-            "point of a build is flagged, its fastest, with its flags). Flags are explained under 'How "
-            "to read this report'."
+            "Key: @N, at N threads (or N worker processes, or N event loops); candidate, the build's "
+            "eligible point with the highest lower bound of its median (a point flagged to disqualify, or "
+            "with more threads than server CPUs, is not eligible; where a build has no eligible point, its "
+            "best-ranked one is shown with its flags); ÷ GIL candidate, its median over the reference's "
+            "(the newest GIL twin's candidate), from the exploration"
+            + ("; Memory, see 'How to read this report'" if memory else "")
+            + ". Where the run has confirmation rounds, the verdict rests on them, not on these numbers."
         ),
+    ]
+
+
+def _round_values(finalist: Finalist) -> str:
+    return ", ".join(fmt.num(finalist.by_round[r]) for r in sorted(finalist.by_round))
+
+
+def confirmation_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
+    """The second stage: each comparison's candidates, how they were chosen, and their rounds."""
+    rows = []
+    details = []
+    for v in found:
+        for c in v.comparisons:
+            explored = [x for x in (c.explored_contender, c.explored_reference) if x is not None]
+            if not c.confirmed or c.paired is None or c.contender is None or c.reference is None:
+                if explored and model.meta.kind == "http":
+                    why = (
+                        "the load generator limited both candidates"
+                        if c.outcome == "generator-bound"
+                        else "no confirmation rounds in this run"
+                    )
+                    rows.append(
+                        (v.workload, f"{c.free_threaded_build} ÷ {c.gil_build}", fmt.DASH, fmt.DASH,
+                         fmt.DASH, fmt.ratio(c.ratio) if c.ratio else fmt.DASH, fmt.DASH, why)
+                    )  # fmt: skip
+                continue
+            paired = c.paired
+            rows.append(
+                (
+                    v.workload,
+                    f"{choice_label(c.contender)} ÷ {choice_label(c.reference)}",
+                    str(paired.rounds),
+                    fmt.num(c.contender.point.throughput.value),
+                    fmt.num(c.reference.point.throughput.value),
+                    fmt.ratio(paired.ratio),
+                    fmt.ratio(paired.sign),
+                    words.outcome_words(c),
+                )
+            )
+            model_confirmation = model.confirmation(v.workload, v.size)
+            for build in (c.free_threaded_build, c.gil_build):
+                finalist = model_confirmation.of_build(build) if model_confirmation else None
+                if finalist is None:
+                    continue
+                chosen = finalist.selection
+                how = (
+                    f"chosen from {chosen.candidates} eligible points ({chosen.ineligible} not eligible): "
+                    f"lower bound {fmt.num(chosen.lower_bound)} (median {fmt.num(chosen.median)})"
+                    if chosen is not None
+                    else "chosen in exploration"
+                )
+                details.append(
+                    f"{v.workload}, {build} {finalist.key.design} @{finalist.point.threads}: {how}; "
+                    f"per round: {_round_values(finalist)}"
+                )
+    if not rows:
+        return []
+    unit = unit_of(model.series)
+    header = ("Workload", "Candidates", "Rounds", f"FT {unit}", f"GIL {unit}", f"Paired ratio {CI}",
+              f"Sign test {CI}", "Outcome")  # fmt: skip
+    return [
+        Heading(3, "Confirmation rounds"),
+        Paragraph(
+            "Each build's candidate is its eligible exploration point with the highest lower bound of the "
+            "median; the candidates are then measured once per round on fresh servers, the order "
+            "alternating from round to round. The verdict's ratio rests on these rounds alone: paired "
+            "ratio, the Hodges-Lehmann estimate of the per-round ratios with its Wilcoxon interval; sign "
+            "test, the median per-round ratio with the interval that assumes nothing of their shape. FT "
+            "and GIL: each candidate's median over the rounds."
+        ),
+        Table(header, tuple(rows), "llrrrrrl"),
+        Bullets(tuple(details)) if details else Paragraph(""),
     ]
 
 
@@ -687,10 +781,14 @@ def build(model: RunModel) -> Document:
         Paragraph(_summary(model)),
         Paragraph(words.setup_sentence(model)),
     ]
+    servers = words.fresh_servers_sentence(model)
+    if servers:
+        blocks.append(Paragraph(servers))
     if model.meta.notes:
         blocks.append(Bullets(tuple(f"Note: {n}" for n in model.meta.notes)))
     blocks += answer_section(model, found)
     blocks += verdict_table(model, found)
+    blocks += confirmation_section(model, found)
     blocks += servers_table(model, found)
     blocks += designs_section(model, found)
     blocks += open_loop_section(model)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ftscale.bench import intervals
 from ftscale.bench.report import fmt, labels
 from ftscale.bench.report.findings import BuildBest, Choice, Comparison, Verdict, disqualifying
 from ftscale.bench.report.model import RunModel
@@ -45,28 +46,54 @@ def stream_clause(c: Comparison) -> str:
     )
 
 
+GENERATOR_ADVICE = (
+    "to lift it, use wrk (apt-get install wrk) if the built-in generator ran, give the generator more "
+    "CPUs (--client-cpus), or make each request heavier (--size WORKLOAD=N)"
+)
+
+
+def evidence(c: Comparison) -> str:
+    """What the ratio rests on: paired confirmation rounds, or the exploration's medians."""
+    if c.confirmed and c.paired is not None:
+        return f"{c.paired.rounds} paired rounds"
+    return "exploration medians, not confirmed in paired rounds"
+
+
 def comparison_sentence(c: Comparison, memory: bool) -> str:
-    """One comparison of a free-threaded build with its GIL twin's best design."""
+    """One comparison of a free-threaded build with its GIL twin's candidate design."""
     if c.contender is None or c.reference is None:
         missing = c.free_threaded_build if c.contender is None else c.gil_build
         return (
-            f"{missing} has no unflagged measurement here, so {c.free_threaded_build} and "
-            f"{c.gil_build} cannot be compared."
+            f"{missing} has no measurement here that could be compared (none that is not "
+            f"oversubscribed), so {c.free_threaded_build} and {c.gil_build} cannot be compared."
         )
     ratio = c.ratio
     assert ratio is not None
     interval = fmt.ratio(ratio)
-    if c.outcome == "tie":
+    ft, gil = c.free_threaded_build, c.gil_build
+    sides = f"{where(c.contender)}, {rate(c.contender)}, against {where(c.reference)}, {rate(c.reference)}"
+    margin = f"{fmt.pct(c.margin, 0)}"
+    if c.outcome == "generator-bound":
         head = (
-            f"{c.free_threaded_build} and {c.gil_build} are tied: no significant difference "
-            f"({where(c.contender)}, {rate(c.contender)}, against {where(c.reference)}, {rate(c.reference)}; "
-            f"ratio {interval})"
+            f"inconclusive for {ft} against {gil}: the load generator was the limit on both sides ({sides}), "
+            f"so neither measured what its server can serve; {GENERATOR_ADVICE}"
+        )
+    elif c.outcome == "equivalent":
+        head = (
+            f"{ft} and {gil} are equivalent within {margin} ({sides}; {ft} ÷ {gil} {interval}, {evidence(c)})"
+        )
+    elif c.outcome == "inconclusive":
+        more = (
+            f": about {c.rounds_needed} rounds would decide (--rounds {c.rounds_needed})"
+            if c.rounds_needed
+            else ""
+        )
+        head = (
+            f"inconclusive: need more rounds ({sides}; {ft} ÷ {gil} {interval}, {evidence(c)}); the interval "
+            f"holds 1 and reaches beyond {margin}{more}"
         )
     elif c.outcome == "undetermined":
-        head = (
-            f"{where(c.contender)} reaches {rate(c.contender)} against {where(c.reference)}'s "
-            f"{rate(c.reference)} (ratio {interval}); too few repetitions to tell them apart"
-        )
+        head = f"{sides} (ratio {interval}): too few measurements to tell them apart"
     else:
         winner, loser = (
             (c.contender, c.reference) if c.outcome == "free-threaded" else (c.reference, c.contender)
@@ -74,17 +101,64 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
         factor = ratio.value if c.outcome == "free-threaded" else 1 / ratio.value
         head = (
             f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
-            f"({rate(loser)}; {c.free_threaded_build} ÷ {c.gil_build} {interval})"
+            f"({rate(loser)}; {ft} ÷ {gil} {interval}, {evidence(c)})"
         )
     head += stream_clause(c)
     if memory and math.isfinite(c.memory_ratio):
+        kind = {"pages": "its distinct pages", "PSS": "PSS", "RSS": "RSS"}[c.contender.point.memory_kind]
         head += (
-            f"; server memory (PSS) {c.free_threaded_build} {fmt.mib(c.contender.point.memory_bytes)}, "
-            f"{c.gil_build} {fmt.mib(c.reference.point.memory_bytes)}"
+            f"; server memory ({kind}) {ft} {fmt.mib(c.contender.point.memory_bytes)}, "
+            f"{gil} {fmt.mib(c.reference.point.memory_bytes)}"
         )
     if c.qualified:
         head += f". Qualified: one side has only flagged points ({labels.flag_names(c.qualified)})"
-    return head + "."
+    return head[0].upper() + head[1:] + "."
+
+
+def outcome_words(c: Comparison) -> str:
+    """The outcome in a table cell: who wins, equivalent, or why not."""
+    if c.outcome == "free-threaded":
+        return f"{c.free_threaded_build} wins"
+    if c.outcome == "gil":
+        return f"{c.gil_build} wins"
+    if c.outcome == "equivalent":
+        return f"equivalent within {fmt.pct(c.margin, 0)}"
+    if c.outcome == "inconclusive":
+        return "inconclusive" + (f" (about {c.rounds_needed} rounds would decide)" if c.rounds_needed else "")
+    if c.outcome == "generator-bound":
+        return "inconclusive: the load generator was the limit"
+    return "undetermined"
+
+
+def fresh_servers_sentence(model: RunModel) -> str:
+    """How each repetition's server started and what that cost (HTTP runs that recorded it)."""
+    costs = model.repetition_overheads()
+    if not costs:
+        return ""
+    starts = [
+        r.server_start
+        for c in model.run.cells
+        for r in getattr(c, "repetitions", ())
+        if getattr(r, "server_start", None)
+    ]
+    forked = sum(1 for s in starts if s == "fork")
+    how = (
+        "forked from a pre-imported parent of its build"
+        if forked == len(starts)
+        else f"forked from a pre-imported parent ({forked} of {len(starts)}) or started as a new interpreter"
+    )
+    median = intervals.median(costs)
+    disturbed = sum(len(getattr(c, "disturbed", ())) for c in model.run.cells)
+    redo = (
+        f"; {fmt.count(disturbed, 'repetition')} disturbed by other processes or the hypervisor "
+        "were measured again"
+        if disturbed
+        else ""
+    )
+    return (
+        f"Each repetition ran on a fresh server, {how}: its start (until /health answered) and stop took "
+        f"{fmt.num(median)} s (median of {len(costs)}; longest {fmt.num(max(costs))} s){redo}."
+    )
 
 
 def _against_reference(best: BuildBest, v: Verdict) -> str:
