@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ftscale.vocab import HttpServer, Topology
+from ftscale.vocab import TOPOLOGIES, HttpServer, Topology
 
 # Distributions each server needs, as pip names them. ``uvicorn`` and ``h11`` come with the
 # service on every build; the others are the ``servers`` extra, installed best-effort.
@@ -58,12 +58,6 @@ SERVER_MODULES: dict[HttpServer, tuple[str, ...]] = {
     HttpServer.HYPERCORN: ("h2", "wsproto", "hypercorn", "hypercorn.asyncio.run"),
 }
 
-# What kind of serving unit a design runs on: one event loop, N event loops in threads of one
-# process, or N processes.
-UNIT_LOOP = "loop"
-UNIT_THREAD = "thread"
-UNIT_PROCESS = "process"
-
 
 def topology_reason(server: HttpServer, topology: Topology, free_threaded: bool) -> str | None:
     """Why ``server`` cannot serve ``topology`` on this kind of build (None: it can)."""
@@ -82,6 +76,9 @@ def topology_reason(server: HttpServer, topology: Topology, free_threaded: bool)
             return "granian's loops are already one SO_REUSEPORT socket per loop (measured as granian loops)"
     if server is HttpServer.HYPERCORN and topology in (Topology.LOOPS, Topology.LOOPS_REUSEPORT):
         return "hypercorn has no event loops in threads (its workers are processes)"
+    runs = TOPOLOGIES[topology].servers
+    if runs is not None and str(server) not in runs:
+        return f"{topology} is a stock uvicorn deployment: it runs uvicorn ({', '.join(runs)}) only"
     return None
 
 
@@ -102,17 +99,15 @@ def skip_reason(
 
 def unit_kind(topology: Topology) -> str:
     """What serves HTTP, on every server: one loop, loops in threads of one process, or processes."""
-    if topology is Topology.WORKERS:
-        return UNIT_PROCESS
-    if topology in (Topology.LOOPS, Topology.LOOPS_REUSEPORT):
-        return UNIT_THREAD
-    return UNIT_LOOP
+    return TOPOLOGIES[topology].unit_kind
 
 
 def balance(server: HttpServer, topology: Topology, worker_balance: str = "acceptor") -> str | None:
     """How connections are spread over the serving units (None: there is one)."""
     if topology is Topology.SINGLE:
         return None
+    if topology in (Topology.UVICORN_WORKERS, Topology.GUNICORN):
+        return "kernel: one listening socket shared by every worker"
     if server is HttpServer.GRANIAN or topology is Topology.LOOPS_REUSEPORT:
         return "kernel: one SO_REUSEPORT socket per unit"
     if server is HttpServer.HYPERCORN:

@@ -501,7 +501,7 @@ class HttpRepetition(Model):
     start_s: float | None = None  # from asking for the server until its /health answered
     stop_s: float | None = None  # from SIGTERM until the server's process had exited
     usage_window_s: float | None = None  # wall time between the two CPU readings behind server_cpu_pct
-    unique_bytes: int | None = None  # distinct physical pages of the server's tree (ftscale.bench.http.memory)
+    unique_bytes: int | None = None  # distinct pages of the server's tree (ftscale.bench.http.memory)
     interference: Interference | None = None
     round: int | None = None  # confirmation rounds: the round (0, 1 …) this repetition belongs to
 

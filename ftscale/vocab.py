@@ -29,6 +29,31 @@ class Topology(enum.StrEnum):
     WORKERS = "workers"  # N worker processes, connections balanced between them
     LOOPS = "loops"  # N event loops in N threads of one process, fed by one acceptor
     LOOPS_REUSEPORT = "loops-reuseport"  # N loops, each with its own SO_REUSEPORT listener
+    # Stock deployments, as people run the GIL build today (ftscale's own code only wraps them):
+    UVICORN_WORKERS = "uvicorn-workers"  # uvicorn --workers N: spawned workers on one shared socket
+    GUNICORN = "gunicorn"  # gunicorn --preload -k uvicorn_worker.UvicornWorker: forked workers, one socket
+
+
+@dataclass(frozen=True)
+class TopologyInfo:
+    """What a topology is, for everything that asks instead of comparing names."""
+
+    units: str  # "one": one serving unit; "threads": --threads units (processes or loops)
+    unit_kind: str  # "loop", "thread" (event loops in threads) or "process"
+    one_process: bool  # serves from one process (no worker processes)
+    stock: bool  # a stock deployment (uvicorn --workers, gunicorn), not ftscale's own topology
+    servers: tuple[str, ...] | None = None  # the HTTP servers that run it (None: every one that can)
+
+
+UVICORN_SERVERS = ("uvicorn-h11", "uvicorn-fast")
+TOPOLOGIES: dict[Topology, TopologyInfo] = {
+    Topology.SINGLE: TopologyInfo("one", "loop", True, False),
+    Topology.WORKERS: TopologyInfo("threads", "process", False, False),
+    Topology.LOOPS: TopologyInfo("threads", "thread", True, False),
+    Topology.LOOPS_REUSEPORT: TopologyInfo("threads", "thread", True, False),
+    Topology.UVICORN_WORKERS: TopologyInfo("threads", "process", False, True, UVICORN_SERVERS),
+    Topology.GUNICORN: TopologyInfo("threads", "process", False, True, UVICORN_SERVERS),
+}
 
 
 class WorkerBalance(enum.StrEnum):
@@ -120,6 +145,10 @@ TOPOLOGY_HELP: dict[Topology, str] = {
     Topology.WORKERS: "--threads worker processes, connections handed to the least busy",
     Topology.LOOPS: "--threads event loops in threads of one process, one acceptor balancing connections",
     Topology.LOOPS_REUSEPORT: "--threads event loops, each on its own SO_REUSEPORT socket (kernel balancing)",
+    Topology.UVICORN_WORKERS: "stock uvicorn --workers: --threads spawned worker processes accepting on one "
+    "shared socket (kernel balancing), supervised by uvicorn",
+    Topology.GUNICORN: "stock gunicorn --preload with uvicorn workers: --threads worker processes forked "
+    "from the master, accepting on one shared socket",
 }
 
 CLASS_NAMES: dict[WorkloadClass, str] = {

@@ -257,13 +257,15 @@ def runner(topology_name: Topology, server: HttpServer = HttpServer.UVICORN_H11)
         from ftscale.server.on_hypercorn import run_hypercorn
 
         return run_hypercorn
-    from ftscale.server import loops, topology, workers
+    from ftscale.server import loops, stock, topology, workers
 
     return {
         Topology.SINGLE: topology.run_single,
         Topology.WORKERS: workers.run_workers,
         Topology.LOOPS: loops.run_loops,
         Topology.LOOPS_REUSEPORT: loops.run_loops_reuseport,
+        Topology.UVICORN_WORKERS: stock.run_uvicorn_workers,
+        Topology.GUNICORN: stock.run_gunicorn,
     }[topology_name]
 
 

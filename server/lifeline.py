@@ -75,9 +75,10 @@ def sigint_blocked() -> Iterator[None]:
 def os_threads() -> int:
     """Threads of this process as the kernel counts them (native ones included; 0 if unknown)."""
     try:
-        for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115 - read at once
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
     return 0

@@ -54,11 +54,13 @@ class SharedSlots:
     """Work-request counters and a slot dispenser in shared memory: usable from threads of one
     process and, passed to a process as it is spawned, from other processes."""
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], start_method: str = "spawn") -> None:
         self.labels = list(labels)
         self.store = multiprocessing.sharedctypes.RawArray(ctypes.c_int64, len(self.labels))
-        # Its lock must come from the context the units are started with: ftscale spawns.
-        self.next = multiprocessing.get_context("spawn").Value(ctypes.c_int, 0)
+        # Its lock must come from the context the units are started with. A spawn-context lock is a
+        # named semaphore watched by a resource-tracker process, which outlives the service by a
+        # second or two; a fork-context one is unnamed, and serves units forked from here.
+        self.next = multiprocessing.get_context(start_method).Value(ctypes.c_int, 0)
 
     def claim(self) -> int:
         """The next free slot (wrapping round if more units start than there are slots)."""
@@ -79,6 +81,16 @@ class UnitApp:
 
     def __init__(self, config: ServerConfig, factory: AppFactory, slots: SharedSlots, threads: bool) -> None:
         self.config, self.factory, self.slots, self.threads = config, factory, slots, threads
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled into a spawned worker (uvicorn --workers) without the apps built here."""
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._local = threading.local()
 
     def _build(self) -> ASGIApp:

@@ -60,12 +60,16 @@ def micro_cell(
 
 
 def run(
-    cells: Iterable[schema.MicroCell | schema.HttpCell], builds: Iterable[str] = ("3.14", "3.14t")
+    cells: Iterable[schema.MicroCell | schema.HttpCell],
+    builds: Iterable[str] = ("3.14", "3.14t"),
+    kind: str = "micro",
+    config: dict[str, Any] | None = None,
 ) -> Run:
-    """A micro run holding ``cells``, with build records for ``builds``."""
+    """A run of ``kind`` (micro unless said) holding ``cells``, with build records for ``builds``."""
     meta = schema.RunMeta(
         run_id="synthetic",
-        kind="micro",
+        kind=kind,  # type: ignore[arg-type]
+        config=dict(config or {}),
         created=STAMP,
         host=schema.Host(
             hostname="synthetic",
@@ -109,10 +113,16 @@ def http_cell(
     mode: str = "threadpool",
     topology: str = "single",
     flags: Sequence[str] = (),
+    stage: str = "explore",
 ) -> schema.HttpCell:
+    """An HTTP cell; a confirmation cell (``stage="confirm"``) numbers its repetitions as rounds."""
+    if stage == "confirm":
+        repetitions = [r.model_copy(update={"round": i}) for i, r in enumerate(repetitions)]
     return schema.HttpCell(
         run_id="synthetic",
-        cell_id=f"{build}__{workload}__{mode}__{topology}__t{threads:03d}",
+        cell_id=f"{build}__{workload}__{mode}__{topology}__t{threads:03d}"
+        + ("-confirm" if stage == "confirm" else ""),
+        stage=stage,  # type: ignore[arg-type]
         build=build,
         workload=workload,
         workload_class="pure-python",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +36,14 @@ def plan(
 
 
 PLAN = plan()
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that advances 1 s per reading: the CPU readings around a load span 1 s."""
+    monkeypatch.setattr(sweep, "time", types.SimpleNamespace(monotonic=itertools.count(0.0, 1.0).__next__))
+
+
 FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, start_timeout_s=1.0)
 CEILINGS = {"closed:4": 10_000.0, "open:8": 10_000.0}
 
@@ -156,7 +166,7 @@ def test_every_repetition_runs_on_a_fresh_server_that_is_stopped() -> None:
     assert [s.duration_s for s in gen.loads] == [0.5, 1.0] * 3
     assert gen.loads[1].body == b'{"size": 100}' and gen.loads[1].path == "/work/nbody"
     rep = cell.repetitions[0]
-    assert rep.server_cpu_pct == 150.0  # 1.5 CPU-seconds over a 1 s repetition
+    assert rep.server_cpu_pct == 150.0  # 1.5 CPU-seconds over the 1 s its readings spanned
     assert rep.peak_rss_bytes == 60_000_000 and rep.ceiling_rps == 10_000.0
     assert rep.health_latency_ms is not None and rep.health_latency_ms.p99 == 0.9
     assert cell.flags == [] and cell.gil_enabled is False

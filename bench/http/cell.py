@@ -55,7 +55,7 @@ from ftscale.schema import (
     SloSearch,
     SloStep,
 )
-from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, Flag
+from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, TOPOLOGIES, Flag, Topology
 
 # A cell is flagged generator-bound when one generator thread (or process) was running or
 # waiting for a CPU this share of the time: it then adds its own queueing to every request, and
@@ -163,7 +163,7 @@ class Plan:
     @property
     def units(self) -> int:
         """Serving units the design spreads connections over (1 for a single process and loop)."""
-        return self.threads if self.topology in ("workers", "loops", "loops-reuseport") else 1
+        return self.threads if TOPOLOGIES[Topology(self.topology)].units == "threads" else 1
 
     def body(self) -> bytes:
         return f'{{"size": {self.size}}}'.encode()

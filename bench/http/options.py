@@ -26,7 +26,14 @@ Design = tuple[str, str]  # (mode, topology)
 CONFIRM_ROUNDS = 10  # the same default as ftscale.bench.http.cell.CONFIRM_ROUNDS (this module: stdlib only)
 
 THREAD_DESIGNS: tuple[Design, ...] = (("threadpool", "single"), ("inline", "loops"))
-SCALE_OUT_DESIGNS: tuple[Design, ...] = (("process", "single"), ("inline", "workers"))
+# The GIL build scales out: a process pool, ftscale's balanced workers, and the stock deployments
+# people run today (gunicorn --preload with uvicorn workers, uvicorn --workers).
+SCALE_OUT_DESIGNS: tuple[Design, ...] = (
+    ("process", "single"),
+    ("inline", "workers"),
+    ("inline", "gunicorn"),
+    ("inline", "uvicorn-workers"),
+)
 # --full: every mode on one process, and the multi-process / multi-loop topologies with the
 # modes that make sense there (one CPU-bound request at a time per worker or loop).
 ALL_DESIGNS: tuple[Design, ...] = (
@@ -38,6 +45,8 @@ ALL_DESIGNS: tuple[Design, ...] = (
     ("threadpool", "workers"),
     ("inline", "loops"),
     ("threadpool", "loops"),
+    ("inline", "gunicorn"),
+    ("inline", "uvicorn-workers"),
 )
 
 
@@ -65,13 +74,14 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "quick",
             "3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
-            "designs against the GIL build's scale-out designs; about 9 minutes on 2 cores",
+            "designs against the GIL build's scale-out designs (stock deployments included), then 10 "
+            "confirmation rounds of each build's candidate; about 5 minutes on 2 cores",
             ("3.14", "3.14t"),
             ("nbody", "sha256_hash", "rag_gateway"),
             THREAD_DESIGNS,
             SCALE_OUT_DESIGNS,
             repetitions=3,
-            duration_s=1.5,
+            duration_s=1.0,
             warmup_s=0.5,
         ),
         Preset(

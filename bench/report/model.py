@@ -32,7 +32,16 @@ from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
 from ftscale.schema import HttpCell, MicroCell, RunMeta, Selection
-from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Mode, Scaling, Topology, WorkloadClass
+from ftscale.vocab import (
+    DEFAULT_SERVER,
+    TOPOLOGIES,
+    Flag,
+    HttpServer,
+    Mode,
+    Scaling,
+    Topology,
+    WorkloadClass,
+)
 from ftscale.vocab import FLAG_ORDER as FLAGS
 
 CLASS_ORDER = tuple(str(c) for c in WorkloadClass)
@@ -98,8 +107,9 @@ class SeriesKey:
     @property
     def one_process(self) -> bool:
         """An HTTP design served by one process with no process pool (``single``, ``loops``)."""
-        one = (Topology.SINGLE, Topology.LOOPS, Topology.LOOPS_REUSEPORT)
-        return self.topology in one and self.mode != Mode.PROCESS
+        if self.topology not in TOPOLOGY_ORDER:
+            return False
+        return TOPOLOGIES[Topology(self.topology)].one_process and self.mode != Mode.PROCESS
 
     def sort_key(self) -> tuple[Any, ...]:
         return (

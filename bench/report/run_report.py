@@ -22,8 +22,10 @@ from ftscale.bench.report.findings import BuildBest, Choice, Overhead, Verdict, 
 from ftscale.bench.report.model import Finalist, RunModel, Series, server_of
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 from ftscale.schema import RunMeta
+from ftscale.vocab import TOPOLOGIES, TOPOLOGY_HELP, Topology
 
 CI = "[CI]"
+OWN = "ftscale's own"
 KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
 
 
@@ -322,10 +324,18 @@ def designs_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
         (b, ", ".join(sorted(d)), ", ".join(x for x in every if x not in d) or fmt.DASH)
         for b, d in sorted(designs.items())
     )
-    return [
+    topologies = sorted({t for names in designs.values() for d in names for t in d.split("·")[-1:]})
+    known = [Topology(t) for t in topologies if t in {str(x) for x in Topology}]
+    whose = [
+        f"{t}: {'a stock deployment' if TOPOLOGIES[t].stock else OWN}, {TOPOLOGY_HELP[t]}" for t in known
+    ]
+    blocks: list[Block] = [
         Heading(3, "What was measured"),
         Table(("Build", "Designs measured", "Not measured"), rows, "lll"),
     ]
+    if whose:
+        blocks += [Paragraph("Topologies:"), Bullets(tuple(whose))]
+    return blocks
 
 
 # --- scaling tables ---------------------------------------------------------------------------

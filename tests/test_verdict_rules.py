@@ -1,0 +1,260 @@
+"""The rules a reproducible verdict rests on, one test each: what may be chosen, by what, what
+judges it, and what a report may then say. Each test fails if its rule is inverted, applied to
+the other side, or given the exploration where the confirmation belongs."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import pytest
+
+pytest.importorskip("scipy")
+
+from ftscale.bench import intervals
+from ftscale.bench.http import confirm
+from ftscale.bench.http import run as http
+from ftscale.bench.http.cell import Plan, rounds_order, unbalanced
+from ftscale.bench.report import fmt, words
+from ftscale.bench.report.findings import verdicts
+from ftscale.bench.report.model import build_model
+from ftscale.schema import HttpCell
+from ftscale.vocab import Flag
+from tests import synthetic
+
+HTTP = {"server_cpus": [1, 2], "client_cpus": [0]}
+
+
+def cell(
+    build: str, threads: int, samples: Sequence[float], topology: str = "single", **kw: object
+) -> HttpCell:
+    reps = [synthetic.http_repetition(x) for x in samples]
+    mode = "inline" if topology in ("workers", "loops") else "threadpool"
+    return synthetic.http_cell(threads, reps, build=build, mode=mode, topology=topology, **kw)  # type: ignore[arg-type]
+
+
+def model(cells: Sequence[HttpCell], margin: float | None = None) -> object:
+    config = {**HTTP, **({"margin": margin} if margin is not None else {})}
+    return build_model(synthetic.run(cells, kind="http", config=config))
+
+
+# --- exploration chooses ---------------------------------------------------------------------------
+
+
+def test_the_candidate_is_ranked_by_its_lower_bound_not_its_median() -> None:
+    steady = cell("3.14t", 1, [100.0, 101.0, 102.0])
+    lucky = cell("3.14t", 1, [60.0, 110.0, 150.0], topology="loops")  # higher median, lower bound 60
+    chosen = confirm.candidate([steady, lucky], server_cpus=2)
+    assert chosen is not None and chosen[0].cell_id == steady.cell_id
+    assert chosen[1].lower_bound == 100.0 and chosen[1].median == 101.0
+    (v,) = verdicts(model([steady, lucky, cell("3.14", 1, [90.0, 91.0, 92.0])]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.contender is not None and pair.contender.point.cell.cell_id == steady.cell_id
+
+
+def test_an_oversubscribed_point_is_never_a_candidate_even_the_fastest() -> None:
+    fits = cell("3.14t", 2, [100.0, 101.0, 102.0])
+    over = cell("3.14t", 4, [300.0, 301.0, 302.0], flags=[str(Flag.OVERSUBSCRIBED)])
+    chosen = confirm.candidate([fits, over], server_cpus=2)
+    assert chosen is not None and chosen[0].cell_id == fits.cell_id and chosen[1].ineligible == 1
+    # by thread count too, when the flag is missing (a cell of an older run)
+    unflagged = cell("3.14t", 4, [300.0, 301.0, 302.0])
+    assert confirm.candidate([fits, unflagged], server_cpus=2)[0].cell_id == fits.cell_id  # type: ignore[index]
+    (v,) = verdicts(model([fits, over, cell("3.14", 1, [90.0, 91.0, 92.0])]))  # type: ignore[arg-type]
+    assert v.comparisons[0].contender is not None and v.comparisons[0].contender.point.threads == 2
+    # a build whose only points are oversubscribed has no candidate at all
+    assert confirm.candidate([over], server_cpus=2) is None
+
+
+def test_a_flagged_point_stands_in_only_when_its_build_has_no_eligible_point() -> None:
+    saturated = cell("3.14", 1, [200.0, 201.0, 202.0], flags=[str(Flag.GENERATOR_SATURATED)])
+    clean = cell("3.14", 2, [100.0, 101.0, 102.0], topology="workers")
+    assert confirm.candidate([saturated, clean], 2)[0].cell_id == clean.cell_id  # type: ignore[index]
+    alone = confirm.candidate([saturated], 2)
+    assert (
+        alone is not None and alone[0].cell_id == saturated.cell_id and alone[1].rule == confirm.FALLBACK_RULE
+    )
+
+
+def test_finalists_are_each_free_threaded_build_and_its_gil_twin() -> None:
+    ft, gil = cell("3.14t", 1, [100.0, 100.0, 100.0]), cell("3.14", 1, [90.0, 90.0, 90.0])
+    plans = {
+        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, c.mode or "", c.topology or "", 1, 4)
+        for c in (ft, gil)
+    }
+    plans = {k: p for k, p in zip((ft.cell_id, gil.cell_id), plans.values(), strict=True)}
+    pairs = confirm.twin_pairs(
+        {"3.14": "3.14.1", "3.14t": "3.14.1", "3.13t": "3.13.1"},
+        {"3.14": False, "3.14t": True, "3.13t": True},
+    )
+    assert pairs == [("3.14t", "3.14")]  # 3.13t has no twin here
+    chosen, why = confirm.finalists([ft, gil], plans, pairs, 2)
+    assert why is None and [p.stage for p, _ in chosen] == ["confirm", "confirm"]
+    assert {p.build for p, _ in chosen} == {"3.14t", "3.14"}
+
+
+def test_nothing_is_confirmed_when_the_generator_limited_every_finalist() -> None:
+    flags = [str(Flag.GENERATOR_SATURATED)]
+    ft, gil = cell("3.14t", 1, [100.0] * 3, flags=flags), cell("3.14", 1, [90.0] * 3, flags=flags)
+    plans = {
+        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4) for c in (ft, gil)
+    }
+    chosen, why = confirm.finalists([ft, gil], plans, [("3.14t", "3.14")], 2)
+    assert chosen == [] and why is not None and "load generator" in why
+    # one side limited is still confirmed
+    ok = cell("3.14", 1, [90.0] * 3)
+    plans[ok.cell_id] = plans[gil.cell_id]
+    assert confirm.finalists([ft, ok], plans, [("3.14t", "3.14")], 2)[0]
+
+
+# --- confirmation judges ---------------------------------------------------------------------------
+
+
+def test_the_verdict_rests_on_the_confirmation_rounds_not_the_exploration() -> None:
+    # exploration says 3.14t is far ahead; the paired rounds say 0.8x
+    explore = [cell("3.14t", 1, [200.0, 201.0, 202.0]), cell("3.14", 1, [100.0, 101.0, 102.0])]
+    drift = [1.0, 0.7, 1.2, 0.9, 1.1, 0.8, 1.3, 1.0, 0.95, 1.05]
+    rounds = [
+        cell("3.14t", 1, [80.0 * d for d in drift], stage="confirm"),
+        cell("3.14", 1, [100.0 * d for d in drift], stage="confirm"),
+    ]
+    (v,) = verdicts(model([*explore, *rounds]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.confirmed and pair.paired is not None and pair.paired.rounds == 10
+    assert pair.outcome == "gil" and pair.ratio is not None and pair.ratio.value == pytest.approx(0.8)
+    assert pair.explored_contender is not None and pair.explored_contender.point.throughput.value == 201.0
+    # without the rounds the same exploration would have read the other way
+    (alone,) = verdicts(model(explore))  # type: ignore[arg-type]
+    assert not alone.comparisons[0].confirmed and alone.comparisons[0].outcome == "free-threaded"
+
+
+def test_rounds_are_paired_by_their_number_not_their_order_in_the_file() -> None:
+    ft = cell("3.14t", 1, [100.0, 50.0, 100.0, 50.0, 100.0, 50.0], stage="confirm")
+    gil = cell("3.14", 1, [100.0, 50.0, 100.0, 50.0, 100.0, 50.0], stage="confirm")
+    shuffled = gil.model_copy(update={"repetitions": gil.repetitions[::-1], "samples": gil.samples[::-1]})
+    explore = [cell("3.14t", 1, [100.0] * 3), cell("3.14", 1, [100.0] * 3)]
+    (v,) = verdicts(model([*explore, ft, shuffled]))  # type: ignore[arg-type]
+    assert v.comparisons[0].ratio is not None and v.comparisons[0].ratio.value == pytest.approx(1.0)
+    assert v.comparisons[0].ratio.low == pytest.approx(1.0)
+
+
+def test_confirmation_order_alternates_each_round() -> None:
+    assert [order for _, order in rounds_order(2, 4)] == [[0, 1], [1, 0], [0, 1], [1, 0]]
+    assert [order[0] for _, order in rounds_order(3, 3)] == [0, 1, 2]
+
+
+def test_generator_bound_on_both_sides_is_inconclusive_whatever_the_ratio() -> None:
+    flags = [str(Flag.GENERATOR_SATURATED)]
+    both = [
+        cell("3.14t", 1, [150.0, 151.0, 152.0], flags=flags),
+        cell("3.14", 1, [100.0, 101.0, 102.0], flags=flags),
+    ]
+    (v,) = verdicts(model(both))  # type: ignore[arg-type]
+    assert v.comparisons[0].outcome == "generator-bound"
+    assert "the load generator was the limit" in words.comparison_sentence(v.comparisons[0], memory=True)
+    one = [both[0], cell("3.14", 1, [100.0, 101.0, 102.0])]
+    (v,) = verdicts(model(one))  # type: ignore[arg-type]
+    assert v.comparisons[0].outcome != "generator-bound"
+
+
+def test_the_margin_is_the_runs_own() -> None:
+    cells = [cell("3.14t", 1, [100.0, 104.0, 108.0]), cell("3.14", 1, [100.0, 100.5, 101.0])]
+    (narrow,) = verdicts(model(cells, margin=0.05))  # type: ignore[arg-type]
+    (wide,) = verdicts(model(cells, margin=0.2))  # type: ignore[arg-type]
+    assert narrow.comparisons[0].outcome == "inconclusive" and wide.comparisons[0].outcome == "equivalent"
+
+
+def test_an_inconclusive_confirmation_says_how_many_rounds_would_decide() -> None:
+    rng = random.Random(5)
+    ft = [100.0 * 0.93 * math.exp(rng.gauss(0, 0.15)) for _ in range(10)]
+    gil = [100.0 * math.exp(rng.gauss(0, 0.15)) for _ in range(10)]
+    rounds = [cell("3.14t", 1, ft, stage="confirm"), cell("3.14", 1, gil, stage="confirm")]
+    explore = [cell("3.14t", 1, [93.0] * 3), cell("3.14", 1, [100.0] * 3)]
+    (v,) = verdicts(model([*explore, *rounds]))  # type: ignore[arg-type]
+    pair = v.comparisons[0]
+    assert pair.outcome == "inconclusive" and pair.rounds_needed is not None and pair.rounds_needed > 10
+    assert f"--rounds {pair.rounds_needed}" in words.comparison_sentence(pair, memory=False)
+
+
+# --- what the bench offers -------------------------------------------------------------------------
+
+
+def test_every_thread_count_of_a_workload_gets_the_same_connections() -> None:
+    matrix = http.Matrix(
+        builds=["3.14", "3.14t"], workloads=["nbody", "rag_gateway"], free_threaded_designs=[("threadpool", "single")],
+        gil_designs=[("inline", "workers")], threads=[1, 2, 4, 8], sizes={}, connections=None,
+    )  # fmt: skip
+    for group in matrix.groups({"3.14": False, "3.14t": True}):
+        expected = {"nbody": 16, "rag_gateway": 32}[group.workload]  # for 8 threads: 2N, 4N while waiting
+        assert {p.connections for p in group.plans} == {expected}
+    # the bench admits all of them on every server (no 503 of its own making)
+    plan = matrix.groups({"3.14": False, "3.14t": True})[0].plans[0]
+    assert plan.server_args == ("--queue-limit", str(plan.connections))
+
+
+def test_default_threads_never_exceed_the_server_cpus() -> None:
+    assert http.default_threads(1) == [1]
+    assert http.default_threads(2) == [1, 2]
+    assert http.default_threads(6) == [1, 2, 4, 6]
+
+
+@pytest.mark.parametrize(
+    ("counts", "flagged"),
+    [
+        ({"a": 10, "b": 10, "c": 10}, False),
+        ({"a": 2, "b": 14, "c": 14}, True),  # one took almost none
+        ({"a": 20, "b": 5, "c": 5}, True),  # one took far more than its share (20/30 > 1.5/3)
+        ({"a": 14, "b": 8, "c": 8}, False),
+    ],
+)
+def test_a_unit_with_far_less_or_far_more_than_its_share_is_unbalanced(
+    counts: dict[str, int], flagged: bool
+) -> None:
+    assert unbalanced(counts, 3) is flagged
+
+
+# --- words -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("low", "high"), [(1.004, 1.2), (1.0001, 1.3), (0.7, 0.996), (0.8, 0.99999)])
+def test_a_bound_that_excludes_one_never_prints_as_one(low: float, high: float) -> None:
+    text = fmt.ratio(intervals.Estimate(math.sqrt(low * high), low, high, 0.95))
+    bounds = text.split("[")[1].split("]")[0].split(", ")
+    assert "1.00" not in bounds and all(b.strip("0") != "1." for b in bounds)
+    shown_low, shown_high = float(bounds[0]), float(bounds[1])
+    assert shown_low <= low and shown_high >= high  # rounded outwards
+    assert (shown_low > 1) == (low > 1) and (shown_high < 1) == (high < 1)
+
+
+# --- the two stages together, simulated ------------------------------------------------------------
+
+
+def test_equal_designs_with_a_noisy_one_are_called_a_win_in_at_most_5_percent_of_runs() -> None:
+    """Both builds equally fast; 3.14t has a steady and a noisy design. The noisy one often has the
+    highest exploration median (choosing by it, and judging on the same samples, calls a winner far
+    more often); the two stages keep false wins at the interval's level."""
+    rng = random.Random(41)
+
+    def draws(n: int, cv: float, drift: Sequence[float] = ()) -> list[float]:
+        return [100.0 * math.exp((drift[i] if drift else 0.0) + rng.gauss(0, cv)) for i in range(n)]
+
+    trials, wins, naive_wins = 2000, 0, 0
+    for _ in range(trials):
+        steady = cell("3.14t", 1, draws(3, 0.05))
+        noisy = cell("3.14t", 1, draws(3, 0.30), topology="loops")
+        gil = cell("3.14", 1, draws(3, 0.05), topology="workers")
+        chosen = confirm.candidate([steady, noisy], 2)
+        assert chosen is not None
+        cv = 0.30 if chosen[0].cell_id == noisy.cell_id else 0.05
+        drift = [rng.gauss(0, 0.1) for _ in range(10)]
+        paired = intervals.paired_ratio(draws(10, cv, drift), draws(10, 0.05, drift))
+        wins += intervals.decide(paired.ratio) in ("higher", "lower")
+        best = max((steady, noisy), key=lambda c: intervals.median(c.samples))
+        naive_wins += (
+            intervals.decide(intervals.ratio_of_medians(best.samples, gil.samples)) != "inconclusive"
+        )
+    # the paired interval's stated coverage (95.1 % at 10 rounds), within 3 binomial sds of sampling
+    level = 1 - intervals.walsh_coverage(10, intervals.walsh_rank(10) or 1)
+    assert wins / trials <= level + 3 * math.sqrt(level * (1 - level) / trials)
+    assert naive_wins > 2 * wins  # what the single stage did
