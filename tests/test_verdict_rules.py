@@ -182,9 +182,14 @@ def test_an_inconclusive_confirmation_says_how_many_rounds_would_decide() -> Non
 
 def test_every_thread_count_of_a_workload_gets_the_same_connections() -> None:
     matrix = http.Matrix(
-        builds=["3.14", "3.14t"], workloads=["nbody", "rag_gateway"], free_threaded_designs=[("threadpool", "single")],
-        gil_designs=[("inline", "workers")], threads=[1, 2, 4, 8], sizes={}, connections=None,
-    )  # fmt: skip
+        builds=["3.14", "3.14t"],
+        workloads=["nbody", "rag_gateway"],
+        free_threaded_designs=[("threadpool", "single")],
+        gil_designs=[("inline", "workers")],
+        threads=[1, 2, 4, 8],
+        sizes={},
+        connections=None,
+    )
     for group in matrix.groups({"3.14": False, "3.14t": True}):
         expected = {"nbody": 16, "rag_gateway": 32}[group.workload]  # for 8 threads: 2N, 4N while waiting
         assert {p.connections for p in group.plans} == {expected}
