@@ -342,7 +342,7 @@ def test_a_smoke_sweep_runs_from_the_bundle_offline(host: dict[str, Any]) -> Non
     launcher = str(tree / "bin" / "ftscale")
     bench = [launcher, "bench", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
              "--duration", "0.5", "--warmup", "0.2", "--repetitions", "1", "--size", "nbody=10",
-             "--designs", "threadpool/single", "--run-id", "http-smoke"]  # fmt: skip
+             "--designs", "threadpool/single", "--rounds", "2", "--run-id", "http-smoke"]  # fmt: skip
     micro = [launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
              "--scaling", "strong", "--smoke", "--processes", "1", "--values", "2", "--warmups", "0",
              "--min-time", "0.002", "--run-id", "micro-smoke"]  # fmt: skip
@@ -353,7 +353,11 @@ def test_a_smoke_sweep_runs_from_the_bundle_offline(host: dict[str, Any]) -> Non
     for run_id, kind in (("http-smoke", "http"), ("micro-smoke", "micro")):
         run = results.load_run(tree / "results" / run_id)
         assert run.meta.kind == kind and run.meta.finished is not None
-        assert sorted(c.build for c in run.ok_cells()) == sorted(SMOKE_BUILDS) and len(run.cells) == 2
+        explored = [c for c in run.ok_cells() if getattr(c, "stage", "explore") == "explore"]
+        assert sorted(c.build for c in explored) == sorted(SMOKE_BUILDS) and len(explored) == 2
+        confirmed = [c for c in run.cells if getattr(c, "stage", "explore") == "confirm"]
+        assert len(confirmed) == (2 if kind == "http" else 0)  # both builds' candidates, 2 rounds each
+        assert all(c.status == "ok" and len(c.samples) == 2 for c in confirmed)
         assert run.meta.git.commit  # the commit the bundle was made from, though no checkout is there
         for build, info in run.meta.builds.items():
             assert info.executable.startswith(str(tree.resolve())), (build, info.executable)

@@ -185,7 +185,7 @@ def test_cpu_split_and_default_threads() -> None:
     assert http.split_cpus(range(16)) == (list(range(4, 16)), [0, 1, 2, 3])
     assert http.split_cpus([0, 1]) == ([1], [0])
     assert http.default_threads(12) == [1, 2, 4, 8, 12]
-    assert http.default_threads(1) == [1, 2]
+    assert http.default_threads(1) == [1]
     assert http.parse_cpus("0-2,5") == [0, 1, 2, 5]
 
 
@@ -304,18 +304,22 @@ def test_an_unstarved_generator_is_not_flagged(tmp_path: Path) -> None:
 def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The quick preset: 2 builds x 3 workloads x 2 thread counts = 6 groups of 4 designs, each
-    repetition costing the measured overhead, its warm-up and a whole-second wrk load."""
+    """The quick preset on one server CPU: 2 builds x 3 workloads x 1 thread count = 3 groups of 6
+    designs, 3 repetitions each, then 10 confirmation rounds of 2 candidates per workload; each
+    repetition costs the measured overhead of its way of starting, its warm-up and its load, as stated."""
     argv = ["--dry-run", "--server-cpus", "1", "--client-cpus", "0", "--results-dir", str(tmp_path)]
     if not {0, 1} <= os.sched_getaffinity(0):
         pytest.skip("needs CPUs 0 and 1")
     assert http.main(argv) == 0
     out = capsys.readouterr().out
-    assert "preset quick: 6 groups, 24 cells" in out
-    per_rep = http.REPETITION_OVERHEAD_S + 0.5 + 2.0  # 1.5 s of load is 2 s of wrk
-    assert f"({24 * 3 * per_rep:,.0f} s)" in out
+    assert "preset quick: 3 groups, 18 cells" in out
+    per_rep = http.REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
+    extra = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for t in ("gunicorn", "uvicorn-workers"))
+    sweep = 3 * (6 * 3 * per_rep + 3 * extra)
+    assert f"sweep {sweep:,.0f} s" in out
+    assert f"confirmation {3 * 10 * 2 * per_rep:,.0f} s" in out
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_load_lasts_whole_seconds() -> None:
-    assert [http.load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [1.0, 1.0, 2.0, 2.0, 3.0]
+def test_a_load_lasts_as_stated() -> None:
+    assert [http.load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [0.2, 1.0, 1.5, 2.4, 3.0]

@@ -83,7 +83,7 @@ def test_http_report_matches_expected(runs: dict[str, Path]) -> None:
 def test_sections_come_in_reading_order(runs: dict[str, Path]) -> None:
     for kind in ("micro", "http"):
         md = render_ascii(runs[kind])
-        order = ["## The answer", "### Each build at its best", "## How to read this report"]
+        order = ["## The answer", "### Each build's candidate (exploration)", "## How to read this report"]
         order += ["## Scaling by workload", "## Failed cells", "## Metadata"]
         positions = [md.index(f"\n{h}\n") for h in order]
         assert positions == sorted(positions), kind
@@ -106,8 +106,8 @@ def test_micro_verdict_against_the_gil_twins_best(runs: dict[str, Path]) -> None
     # linear 2200N on the GIL build beats 2000N free-threaded: 2200/2000 = 1.10 (0.91 the other way)
     assert "3.14 at 16 threads wins: 35200 calls/s, 1.10x 3.14t at 16 threads" in answer
     # one GIL sample: no interval, so no verdict either way
-    assert "(ratio 2.70x [n/a]); too few repetitions to tell them apart" in answer
-    table = rows(section(md, "### Each build at its best"))
+    assert "(ratio 2.70x [n/a]): too few measurements to tell them apart" in answer
+    table = rows(section(md, "### Each build's candidate (exploration)"))
     assert table[0] == ["loop", "3.14", "strong @1", "1250 [1238, 1262] 75%", "reference", ""]
     assert table[1] == [
         "loop",
@@ -178,11 +178,11 @@ def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path
     # linear 900N for 3.14t loops against 850N for 3.14 workers, both at 8 threads; PSS 0.6 x 480 MiB
     assert (
         "Pure Python — loop: 3.14t inline·loops at 8 threads wins: 7200 req/s, 1.06x 3.14 inline·workers "
-        "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%); server memory (PSS) 3.14t "
-        "115 MiB, 3.14 288 MiB." in answer
+        "at 8 threads (6800 req/s; 3.14t ÷ 3.14 1.06x [1.04, 1.08] 90%, exploration medians, not confirmed "
+        "in paired rounds); server memory 3.14t 115 MiB (RSS), 3.14 288 MiB (PSS)." in answer
     )
     # The streamed workload counts chunks/s, the others req/s: each row names its unit.
-    assert rows(section(md, "### Each build at its best")) == [
+    assert rows(section(md, "### Each build's candidate (exploration)")) == [
         ["loop", "3.14", "inline·workers @8", "6800 [6732, 6868] 75%", "req/s", "reference", "288 MiB", ""],
         [
             "loop",

@@ -37,13 +37,14 @@ def test_each_new_class_has_its_verdict_sentence(http: Path) -> None:
     # pages at 8: 3.14t 380 x 8 / 1.14 = 2667 against 3.14's 2400 (workers: PSS 0.6 x 640 MiB)
     assert (
         "Synchronous data layer — pages: 3.14t threadpool·single at 8 threads wins: 2667 req/s, 1.11x 3.14 "
-        "inline·workers at 8 threads (2400 req/s; 3.14t ÷ 3.14 1.11x [1.09, 1.13] 90%); server memory "
-        "(PSS) 3.14t 90.0 MiB, 3.14 384 MiB." in answer
+        "inline·workers at 8 threads (2400 req/s; 3.14t ÷ 3.14 1.11x [1.09, 1.13] 90%, exploration medians, "
+        "not confirmed in paired rounds); server memory (PSS) 3.14t 90.0 MiB, 3.14 384 MiB." in answer
     )
     # tokens at 8: 3.14 12000 chunks/s against 3.14t 11200 / 1.7 = 6588; gaps 28 against 19 ms
     assert (
         "Streaming responses — tokens: 3.14 inline·workers at 8 threads wins: 12000 chunks/s, 1.82x "
-        "3.14t threadpool·single at 8 threads (6588 chunks/s; 3.14t ÷ 3.14 0.55x [0.54, 0.56] 90%); p99 gap "
+        "3.14t threadpool·single at 8 threads (6588 chunks/s; 3.14t ÷ 3.14 0.55x [0.54, 0.56] 90%, "
+        "exploration medians, not confirmed in paired rounds); p99 gap "
         "between chunks 28.0 ms (3.14t) against 19.0 ms (3.14), p99 time to first byte 38.0 ms against "
         "28.0 ms; server memory (PSS) 3.14t 42.0 MiB, 3.14 288 MiB." in answer
     )

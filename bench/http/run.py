@@ -58,6 +58,9 @@ from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadCl
 # cites; spawned, 72 repetitions in 510 s with 2.5 s of each warm-up and load
 # (results/20261126T012948Z-http-vm).
 REPETITION_OVERHEAD_S = {"fork": 0.9, "spawn": 4.5}
+# What a stock deployment adds to that (it starts and stops its workers its own way: uvicorn
+# --workers spawns fresh interpreters, gunicorn's arbiter forks and reaps), measured the same way.
+TOPOLOGY_OVERHEAD_S = {"gunicorn": 0.6, "uvicorn-workers": 3.2}
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -485,12 +488,14 @@ def group_seconds(job: Job, group: Group | ConfirmGroup) -> float:
         return job.settings.rounds * paired_builds(job.matrix.builds) * per_rep
     overhead = REPETITION_OVERHEAD_S[job.server_start]
     plans = [p for p in group.plans if p.skip_reason is None]
-    reps = sum(job.settings.repetitions for p in plans if p.load == "closed" or p.offered_share)
+    measured = [p for p in plans if p.load == "closed" or p.offered_share]
+    reps = job.settings.repetitions * len(measured)
     reps += sum(1 for p in plans if p.load == "closed") if job.profile else 0
+    stock = job.settings.repetitions * sum(TOPOLOGY_OVERHEAD_S.get(p.topology, 0.0) for p in measured)
     searches = sum(1 for p in plans if p.slo) * (
         overhead + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
     )
-    return reps * per_rep + searches
+    return reps * per_rep + stock + searches
 
 
 def _loads(job: Job, groups: Sequence[Group | ConfirmGroup]) -> list[tuple[str, int]]:

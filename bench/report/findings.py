@@ -156,6 +156,9 @@ class Comparison:
     # point): the comparison stands only with these qualifications.
     qualified: tuple[str, ...] = ()
     confirmed: bool = False  # the ratio rests on paired confirmation rounds
+    # An HTTP run's exploration medians stand in for rounds it did not measure ("explored"); a
+    # micro run has no second stage ("measured").
+    stage: Literal["confirmed", "explored", "measured"] = "measured"
     paired: intervals.Paired | None = None  # those rounds' analysis
     rounds_needed: int | None = None  # inconclusive: rounds the observed spread suggests
     margin: float = intervals.DEFAULT_MARGIN
@@ -239,6 +242,7 @@ def compare_twins(
     gil: str,
     confirmation: Confirmation | None = None,
     margin: float = intervals.DEFAULT_MARGIN,
+    http: bool = False,
 ) -> Comparison:
     """The free-threaded build's candidate against its GIL twin's (see the module docstring)."""
     mine = [s for s in series if s.key.build == free_threaded]
@@ -286,6 +290,7 @@ def compare_twins(
         _memory_ratio(contender, reference),
         qualified=tuple(dict.fromkeys(qualified)),
         confirmed=pair is not None,
+        stage="confirmed" if pair is not None else ("explored" if http else "measured"),
         paired=paired,
         rounds_needed=needed,
         margin=margin,
@@ -314,7 +319,9 @@ def verdicts(model: RunModel) -> tuple[Verdict, ...]:
         for build in sorted({s.key.build for s in series}, key=_version_key, reverse=True):
             twin = gil_twin(model.meta, build)
             if twin is not None and any(s.key.build == twin for s in series):
-                pairs.append(compare_twins(series, build, twin, confirmation, margin))
+                pairs.append(
+                    compare_twins(series, build, twin, confirmation, margin, http=model.meta.kind == "http")
+                )
         reference = next((c.reference for c in pairs if c.reference is not None), best)
         per_build = []
         for build in sorted({s.key.build for s in series}, key=_version_key):

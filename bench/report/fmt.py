@@ -68,29 +68,21 @@ def estimate(e: Estimate) -> str:
 
 
 def ratio_digits(e: Estimate) -> int:
-    """Decimals for a ratio's bounds: 2, or as many more as it takes (up to 5) for the rounded
-    interval to stay on its side of 1, so that an interval that excludes 1 never reads 1.00."""
+    """Decimals for a ratio's bounds: 2, or as many more as it takes (up to 6) for a bound that
+    excludes 1 to stay on its side of 1 when rounded, so that such an interval never reads 1.00."""
     if not e.has_interval:
         return 2
-    for digits in range(2, 6):
-        scale = 10**digits
-        low, high = math.floor(e.low * scale) / scale, math.ceil(e.high * scale) / scale
+    for digits in range(2, 7):
+        low, high = round(e.low, digits), round(e.high, digits)
         if (e.low > 1) <= (low > 1) and (e.high < 1) <= (high < 1):
             return digits
-    return 5
-
-
-def outward(x: float, digits: int, up: bool) -> str:
-    """``x`` rounded away from the interval's inside (down for a low bound, up for a high one)."""
-    scale = 10**digits
-    return f"{(math.ceil(x * scale) if up else math.floor(x * scale)) / scale:.{digits}f}"
+    return 6
 
 
 def ratio(e: Estimate) -> str:
     """A ratio (speedup, build against build) with its interval: ``3.08`` times sign ``[3.02, 3.14]``.
 
-    The bounds are rounded outwards, with more decimals where two would put a bound that excludes 1
-    on 1.00 (``[1.004, 1.20]`` reads ``[1.004, 1.201]``, never ``[1.00, 1.20]``).
+    A bound that excludes 1 keeps the decimals that show it: ``[1.004, 1.200]``, never ``[1.00, 1.20]``.
     """
     if math.isnan(e.value):
         return DASH
@@ -98,8 +90,7 @@ def ratio(e: Estimate) -> str:
         return f"{fixed(e.value)}{TIMES} {NO_INTERVAL}"
     digits = ratio_digits(e)
     note = f" {e.coverage:.0%}" if e.coverage < CONFIDENCE - 1e-9 else ""
-    low, high = outward(e.low, digits, up=False), outward(e.high, digits, up=True)
-    return f"{fixed(e.value)}{TIMES} [{low}, {high}]{note}"
+    return f"{fixed(e.value)}{TIMES} [{e.low:.{digits}f}, {e.high:.{digits}f}]{note}"
 
 
 def signed_pct_estimate(e: Estimate) -> str:

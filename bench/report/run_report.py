@@ -55,8 +55,8 @@ STATISTICS_NOTES = (
     "Words: 'wins' only when the ratio's interval excludes 1; 'equivalent' only when it lies within the "
     "margin (5 % unless --margin said otherwise: 1/1.05 to 1.05); otherwise 'inconclusive', with the "
     "rounds the observed spread suggests. 'The load generator was the limit': both sides were flagged "
-    "generator-saturated, so neither measured its server. Bounds are rounded outwards, with more "
-    "decimals where needed, so an interval that excludes 1 never reads 1.00.",
+    "generator-saturated, so neither measured its server. Bounds keep more decimals where "
+    "needed, so an interval that excludes 1 never reads 1.00.",
     "Samples: an HTTP repetition runs on its own fresh server process, so repetitions are independent; "
     "a micro cell counts each pyperf worker process as one sample (the median of its values), since "
     "values from one process are not independent.",
@@ -197,59 +197,67 @@ def _round_values(finalist: Finalist) -> str:
 
 def confirmation_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     """The second stage: each comparison's candidates, how they were chosen, and their rounds."""
+    if model.meta.kind != "http":
+        return []
+    comparisons = [(v, c) for v in found for c in v.comparisons]
+    if not comparisons:
+        return []
+    heading = Heading(3, "Confirmation rounds")
+    if not any(c.stage == "confirmed" for _, c in comparisons):
+        bound = [v.workload for v, c in comparisons if c.outcome == "generator-bound"]
+        why = (
+            f" For {', '.join(bound)}, the load generator limited both candidates: nothing to confirm."
+            if bound
+            else ""
+        )
+        return [
+            heading,
+            Paragraph(
+                "This run has no confirmation rounds (made before they existed, or with --rounds 0): its "
+                "verdicts compare the exploration medians, and say so." + why
+            ),
+        ]
     rows = []
     details = []
-    for v in found:
-        for c in v.comparisons:
-            explored = [x for x in (c.explored_contender, c.explored_reference) if x is not None]
-            if not c.confirmed or c.paired is None or c.contender is None or c.reference is None:
-                if explored and model.meta.kind == "http":
-                    why = (
-                        "the load generator limited both candidates"
-                        if c.outcome == "generator-bound"
-                        else "no confirmation rounds in this run"
-                    )
-                    rows.append(
-                        (v.workload, f"{c.free_threaded_build} ÷ {c.gil_build}", fmt.DASH, fmt.DASH,
-                         fmt.DASH, fmt.ratio(c.ratio) if c.ratio else fmt.DASH, fmt.DASH, why)
-                    )  # fmt: skip
-                continue
-            paired = c.paired
-            rows.append(
-                (
-                    v.workload,
-                    f"{choice_label(c.contender)} ÷ {choice_label(c.reference)}",
-                    str(paired.rounds),
-                    fmt.num(c.contender.point.throughput.value),
-                    fmt.num(c.reference.point.throughput.value),
-                    fmt.ratio(paired.ratio),
-                    fmt.ratio(paired.sign),
-                    words.outcome_words(c),
-                )
+    for v, c in comparisons:
+        if c.stage != "confirmed" or c.paired is None or c.contender is None or c.reference is None:
+            why = "the load generator limited both" if c.outcome == "generator-bound" else "not confirmed"
+            rows.append((v.workload, f"{c.free_threaded_build} ÷ {c.gil_build}", "0", *[fmt.DASH] * 4, why))
+            continue
+        paired = c.paired
+        rows.append(
+            (
+                v.workload,
+                f"{choice_label(c.contender)} ÷ {choice_label(c.reference)}",
+                str(paired.rounds),
+                fmt.num(c.contender.point.throughput.value),
+                fmt.num(c.reference.point.throughput.value),
+                fmt.ratio(paired.ratio),
+                fmt.ratio(paired.sign),
+                words.outcome_words(c),
             )
-            model_confirmation = model.confirmation(v.workload, v.size)
-            for build in (c.free_threaded_build, c.gil_build):
-                finalist = model_confirmation.of_build(build) if model_confirmation else None
-                if finalist is None:
-                    continue
-                chosen = finalist.selection
-                how = (
-                    f"chosen from {chosen.candidates} eligible points ({chosen.ineligible} not eligible): "
-                    f"lower bound {fmt.num(chosen.lower_bound)} (median {fmt.num(chosen.median)})"
-                    if chosen is not None
-                    else "chosen in exploration"
-                )
-                details.append(
-                    f"{v.workload}, {build} {finalist.key.design} @{finalist.point.threads}: {how}; "
-                    f"per round: {_round_values(finalist)}"
-                )
-    if not rows:
-        return []
+        )
+        confirmation = model.confirmation(v.workload, v.size)
+        for build in (c.free_threaded_build, c.gil_build):
+            finalist = confirmation.of_build(build) if confirmation else None
+            if finalist is None:
+                continue
+            chosen = finalist.selection
+            how = (
+                f"chosen from {chosen.candidates} eligible points ({chosen.ineligible} not eligible) by "
+                f"its lower bound {fmt.num(chosen.lower_bound)} (median {fmt.num(chosen.median)})"
+                if chosen is not None
+                else "chosen in the exploration"
+            )
+            details.append(
+                f"{v.workload}, {build} {finalist.key.design} @{finalist.point.threads}: {how}; "
+                f"per round: {_round_values(finalist)}"
+            )
     unit = unit_of(model.series)
     header = ("Workload", "Candidates", "Rounds", f"FT {unit}", f"GIL {unit}", f"Paired ratio {CI}",
               f"Sign test {CI}", "Outcome")  # fmt: skip
-    return [
-        Heading(3, "Confirmation rounds"),
+    blocks: list[Block] = [
+        heading,
         Paragraph(
             "Each build's candidate is its eligible exploration point with the highest lower bound of the "
             "median; the candidates are then measured once per round on fresh servers, the order "
@@ -259,8 +267,10 @@ def confirmation_section(model: RunModel, found: Sequence[Verdict]) -> list[Bloc
             "and GIL: each candidate's median over the rounds."
         ),
         Table(header, tuple(rows), "llrrrrrl"),
-        Bullets(tuple(details)) if details else Paragraph(""),
     ]
+    if details:
+        blocks.append(Bullets(tuple(details)))
+    return blocks
 
 
 def _nodelay(value: bool | None) -> str:
@@ -310,6 +320,14 @@ def servers_table(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     ]
 
 
+def _whose(topology: Topology) -> str:
+    """Whose design a topology is, as reports label it."""
+    info = TOPOLOGIES[topology]
+    if info.stock:
+        return "a stock deployment, "
+    return "" if info.units == "one" else f"{OWN}, "
+
+
 def designs_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     if model.meta.kind != "http":
         return []
@@ -326,9 +344,7 @@ def designs_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     )
     topologies = sorted({t for names in designs.values() for d in names for t in d.split("·")[-1:]})
     known = [Topology(t) for t in topologies if t in {str(x) for x in Topology}]
-    whose = [
-        f"{t}: {'a stock deployment' if TOPOLOGIES[t].stock else OWN}, {TOPOLOGY_HELP[t]}" for t in known
-    ]
+    whose = [f"{t}: {_whose(t)}{TOPOLOGY_HELP[t]}" for t in known]
     blocks: list[Block] = [
         Heading(3, "What was measured"),
         Table(("Build", "Designs measured", "Not measured"), rows, "lll"),

@@ -46,6 +46,7 @@ def stream_clause(c: Comparison) -> str:
     )
 
 
+MEMORY_KIND = {"pages": "its distinct pages", "PSS": "PSS", "RSS": "RSS"}
 GENERATOR_ADVICE = (
     "to lift it, use wrk (apt-get install wrk) if the built-in generator ran, give the generator more "
     "CPUs (--client-cpus), or make each request heavier (--size WORKLOAD=N)"
@@ -53,10 +54,13 @@ GENERATOR_ADVICE = (
 
 
 def evidence(c: Comparison) -> str:
-    """What the ratio rests on: paired confirmation rounds, or the exploration's medians."""
-    if c.confirmed and c.paired is not None:
-        return f"{c.paired.rounds} paired rounds"
-    return "exploration medians, not confirmed in paired rounds"
+    """What the ratio rests on: paired confirmation rounds, or an HTTP run's exploration medians
+    (a micro run's medians need no saying: it has one stage)."""
+    if c.stage == "confirmed" and c.paired is not None:
+        return f", {c.paired.rounds} paired rounds"
+    if c.stage == "explored":
+        return ", exploration medians, not confirmed in paired rounds"
+    return ""
 
 
 def comparison_sentence(c: Comparison, memory: bool) -> str:
@@ -80,7 +84,7 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
         )
     elif c.outcome == "equivalent":
         head = (
-            f"{ft} and {gil} are equivalent within {margin} ({sides}; {ft} ÷ {gil} {interval}, {evidence(c)})"
+            f"{ft} and {gil} are equivalent within {margin} ({sides}; {ft} ÷ {gil} {interval}{evidence(c)})"
         )
     elif c.outcome == "inconclusive":
         more = (
@@ -88,8 +92,9 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
             if c.rounds_needed
             else ""
         )
+        need = "more rounds" if c.stage == "confirmed" else "more measurements"
         head = (
-            f"inconclusive: need more rounds ({sides}; {ft} ÷ {gil} {interval}, {evidence(c)}); the interval "
+            f"inconclusive: need {need} ({sides}; {ft} ÷ {gil} {interval}{evidence(c)}); the interval "
             f"holds 1 and reaches beyond {margin}{more}"
         )
     elif c.outcome == "undetermined":
@@ -101,15 +106,21 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
         factor = ratio.value if c.outcome == "free-threaded" else 1 / ratio.value
         head = (
             f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
-            f"({rate(loser)}; {ft} ÷ {gil} {interval}, {evidence(c)})"
+            f"({rate(loser)}; {ft} ÷ {gil} {interval}{evidence(c)})"
         )
     head += stream_clause(c)
     if memory and math.isfinite(c.memory_ratio):
-        kind = {"pages": "its distinct pages", "PSS": "PSS", "RSS": "RSS"}[c.contender.point.memory_kind]
-        head += (
-            f"; server memory ({kind}) {ft} {fmt.mib(c.contender.point.memory_bytes)}, "
-            f"{gil} {fmt.mib(c.reference.point.memory_bytes)}"
-        )
+        mine, theirs = c.contender.point, c.reference.point
+        if mine.memory_kind == theirs.memory_kind:
+            head += (
+                f"; server memory ({MEMORY_KIND[mine.memory_kind]}) {ft} {fmt.mib(mine.memory_bytes)}, "
+                f"{gil} {fmt.mib(theirs.memory_bytes)}"
+            )
+        else:
+            head += (
+                f"; server memory {ft} {fmt.mib(mine.memory_bytes)} ({MEMORY_KIND[mine.memory_kind]}), "
+                f"{gil} {fmt.mib(theirs.memory_bytes)} ({MEMORY_KIND[theirs.memory_kind]})"
+            )
     if c.qualified:
         head += f". Qualified: one side has only flagged points ({labels.flag_names(c.qualified)})"
     return head[0].upper() + head[1:] + "."
