@@ -247,6 +247,7 @@ class Flag(enum.StrEnum):
     OVERSUBSCRIBED = "threads-over-usable-cores"
     UNBALANCED = "unbalanced-units"
     NAGLE = "nagle-on"
+    DISTURBED = "machine-disturbed"
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,15 @@ FLAGS: dict[Flag, FlagInfo] = {
         True,
     ),
 }
+
+FLAGS[Flag.DISTURBED] = FlagInfo(
+    "disturbed",
+    "other processes or the hypervisor took a share of the server's or the generator's CPUs during a "
+    "repetition, and its measurement again was disturbed too (steal over 5 %, or other processes over "
+    "10 % of a CPU): the point is noisier than its neighbours",
+    _HTTP,
+    False,
+)
 
 FLAG_ORDER: tuple[Flag, ...] = tuple(FLAGS)
 

@@ -263,3 +263,22 @@ def test_equal_designs_with_a_noisy_one_are_called_a_win_in_at_most_5_percent_of
     level = 1 - intervals.walsh_coverage(10, intervals.walsh_rank(10) or 1)
     assert wins / trials <= level + 3 * math.sqrt(level * (1 - level) / trials)
     assert naive_wins > 2 * wins  # what the single stage did
+
+
+def test_a_repetition_disturbed_again_after_its_redo_flags_the_cell_but_does_not_disqualify() -> None:
+    from ftscale.bench.http.cell import flags_for
+    from ftscale.schema import Interference
+    from ftscale.vocab import flag_info
+
+    busy = Interference(
+        window_s=1.0, cpus=[0, 1], busy_cpu_pct=200.0, accounted_cpu_pct=120.0, foreign_cpu_pct=80.0,
+        steal_pct=0.0, disturbed=True,
+    )  # fmt: skip
+    quiet = busy.model_copy(update={"foreign_cpu_pct": 2.0, "disturbed": False})
+    p = Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 1, 4)
+    reps = [synthetic.http_repetition(100.0, interference=quiet) for _ in range(3)]
+    assert str(Flag.DISTURBED) not in flags_for(p, reps, None)
+    reps[1] = synthetic.http_repetition(100.0, interference=busy)
+    assert str(Flag.DISTURBED) in flags_for(p, reps, None)
+    info = flag_info(str(Flag.DISTURBED))
+    assert info is not None and not info.disqualifies

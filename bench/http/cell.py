@@ -307,6 +307,8 @@ def flags_for(plan: Plan, reps: Sequence[HttpRepetition], info: Info | None) -> 
         flags.append(Flag.UNBALANCED)
     if info is not None and info.tcp_nodelay is False:
         flags.append(Flag.NAGLE)
+    if any(r.interference is not None and r.interference.disturbed for r in reps):
+        flags.append(Flag.DISTURBED)  # kept after its one redo: measured on a busy machine
     return [str(f) for f in flags]
 
 
