@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from ftscale.bench import results
+from ftscale.bench.http import arrivals, capacity
 from ftscale.bench.http import run as http
 from ftscale.bench.http.loadgen import wrk_path
 from ftscale.bench.http.real import RUN_ENV
@@ -315,6 +316,35 @@ def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
     per_rep = http.REPETITION_OVERHEAD_S + 0.5 + 2.0  # 1.5 s of load is 2 s of wrk
     assert f"({24 * 3 * per_rep:,.0f} s)" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_estimates_the_capacity_searches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--slo-p99: each design's search costs its server's start and its steps' loads, at the assumed
+    closed-loop median (not known before the design is measured), and the dry run says so."""
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    argv = ["--dry-run", "--server-cpus", "1", "--client-cpus", "0", "--results-dir", str(tmp_path)]
+    argv += ["--workloads", "nbody", "--slo-p99", "50"]
+    assert http.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "preset quick: 2 groups, 16 cells" in out and "capacity searches: 8," in out
+    assert "(poisson arrivals)" in out and f"median of {http.ASSUMED_CAP_RPS:g} req/s (assumed" in out
+    per_rep = http.REPETITION_OVERHEAD_S + 0.5 + 2.0
+    search = http.REPETITION_OVERHEAD_S + capacity.search_seconds(http.ASSUMED_CAP_RPS, 50.0, 1.5, 0.5)
+    assert search > 60 * 2  # minutes, not the seconds a single load per rate once took
+    assert f"({8 * 3 * per_rep + 8 * search:,.0f} s)" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_arrivals_need_an_open_loop(tmp_path: Path) -> None:
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    argv = ["--results-dir", str(tmp_path), "--server-cpus", "1", "--client-cpus", "0"]
+    argv += ["--arrivals", "uniform"]
+    with pytest.raises(http.UsageError, match="--arrivals applies to the open loop"):
+        http.plan_job(http.build_parser().parse_args(argv), argv)
+    job = http.plan_job(http.build_parser().parse_args([*argv, "--load", "open"]), [*argv, "--load", "open"])
+    assert job.settings.arrivals == "uniform" and job.settings.seed == arrivals.run_seed(job.run_dir.name)
 
 
 def test_a_load_lasts_whole_seconds() -> None:

@@ -14,9 +14,10 @@ the way stops the server, kills what is left, and fails that cell (with the erro
 of the server's stderr); the group goes on with its other cells.
 
 Open-loop cells (``Settings.open_shares``) offer fixed rates at shares of the design's own
-closed-loop median; latency counts from each request's due time. A latency target
-(``Settings.slo_p99_ms``) adds one cell per design that searches the highest rate whose p99
-stays under the target with no errors.
+closed-loop median, with Poisson (or evenly spaced) arrivals from seeds derived from the run's
+(``Settings.arrivals``, ``Settings.seed``); latency counts from each request's due time. A
+latency target (``Settings.slo_p99_ms``) adds one cell per design that searches its capacity at
+that target (:mod:`ftscale.bench.http.capacity`).
 
 Streaming cells (a workload the service streams, ``Plan.stream``) load ``/stream/{name}``: their
 samples are chunks per second (every stream of a cell has the same number of chunks, so this is
@@ -32,11 +33,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ftscale.bench import results
+from ftscale.bench.http import arrivals as schedules
+from ftscale.bench.http import capacity, gencheck
 from ftscale.bench.http import mix as mixes
+from ftscale.bench.http.gencheck import ceiling_key as ceiling_key  # filed by request shape too
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.bench.profile.http import profiled_repetition
@@ -49,26 +53,20 @@ from ftscale.schema import (
     LoadResult,
     Profile,
     SloSearch,
-    SloStep,
 )
-from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, Flag
+from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, Arrival, Flag
 
-# A cell is flagged generator-bound when one generator thread (or process) was running or
-# waiting for a CPU this share of the time: it then adds its own queueing to every request, and
-# the load, not the server, sets the pace. Judged per thread: a thread can use one CPU at most.
-SATURATION_BUSY_PCT = 50.0
-# ... or when the service answered at this share of what the generator reached against a server
-# that costs nothing (its ceiling with the same connections, measured once per run).
-SATURATION_CEILING_SHARE = 0.8
 # A serving unit (worker process, event loop) that served less than this share of its fair share
 # (1/N of the requests) in a repetition makes the cell unbalanced.
 UNBALANCED_SHARE = 0.5
-# Open loop: a rate is "met" when the service completes at least this share of what was offered.
-OPEN_MET_SHARE = 0.97
-SLO_BISECTIONS = 4
 # A streaming cell's server admits this many streams per closed-loop connection (open loops use
 # Settings.open_connections_factor = 2 times the connections).
 STREAM_ADMISSION_FACTOR = 2
+# An open-loop cell's server admits this many requests per closed-loop connection: every request
+# its generator can have in flight (Settings.open_connections_factor's default), so that a burst of
+# arrivals queues, as it would in front of a service, instead of being refused by the admission
+# limit that suits the closed loop (pool + 4 x pool).
+OPEN_ADMISSION_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -111,8 +109,13 @@ class Plan:
 
     @property
     def server_args(self) -> tuple[str, ...]:
-        """Server options the cell needs beyond its design: room for every stream it may open."""
-        return ("--queue-limit", str(STREAM_ADMISSION_FACTOR * self.connections)) if self.stream else ()
+        """Server options the cell needs beyond its design: room for every stream it may open, and
+        for every request an open loop may have in flight (a user's app has no such limit)."""
+        if self.stream:
+            return ("--queue-limit", str(STREAM_ADMISSION_FACTOR * self.connections))
+        if self.load == "open" and self.app is None:
+            return ("--queue-limit", str(OPEN_ADMISSION_FACTOR * self.connections))
+        return ()
 
     @property
     def load(self) -> str:
@@ -180,6 +183,10 @@ class Settings:
     open_shares: tuple[float, ...] = ()
     slo_p99_ms: float | None = None
     open_connections_factor: int = 2  # open loop: connections per closed-loop connection
+    arrivals: str = str(Arrival.POISSON)  # open loop: when requests are due
+    seed: int = 0  # the run's seed: every open-loop load's schedule is derived from it
+    slo_loads: int = capacity.MIN_LOADS  # a capacity step's loads (at least)
+    slo_min_samples: int = capacity.MIN_SAMPLES  # ... and the requests its p99 rests on (at least)
 
 
 class Server(Protocol):
@@ -209,11 +216,6 @@ def server_label(server: str | None, runtime_threads: int | None = 1) -> str:
     """``granian`` or, with other than one runtime thread, ``granian-rt2``; None is the default."""
     name = server or str(DEFAULT_SERVER)
     return name if (runtime_threads or 1) == 1 else f"{name}-rt{runtime_threads}"
-
-
-def ceiling_key(load: str, connections: int) -> str:
-    """How a generator ceiling is filed: by load kind and connection count."""
-    return f"{load}:{connections}"
 
 
 # --- the order of work ------------------------------------------------------------------------
@@ -261,13 +263,12 @@ def gil_came_back(info: Info | None) -> bool:
     return info is not None and info.interpreter.py_gil_disabled and info.gil_enabled
 
 
-def flags_for(plan: Plan, reps: Sequence[HttpRepetition], info: Info | None) -> list[str]:
-    flags: list[Flag] = []
-    median_rps = statistics.median(r.throughput_rps for r in reps)
-    busiest = max((r.generator_busy_max_pct or 0.0) for r in reps)
-    ceiling = min((r.ceiling_rps for r in reps if r.ceiling_rps), default=None)
-    if busiest >= SATURATION_BUSY_PCT or (ceiling and median_rps >= SATURATION_CEILING_SHARE * ceiling):
-        flags.append(Flag.GENERATOR_SATURATED)
+def flags_for(
+    plan: Plan, reps: Sequence[HttpRepetition], info: Info | None, target_ms: float | None = None
+) -> list[str]:
+    """A cell's flags; ``target_ms``: its p99 target (a capacity search's), which the send lag is
+    judged against (:mod:`.gencheck`)."""
+    flags: list[Flag] = gencheck.generator_flags(reps, target_ms)
     if any(r.errors for r in reps):
         flags.append(Flag.ERRORS)
     if gil_came_back(info):
@@ -296,6 +297,7 @@ class Outcome:
     slo: SloSearch | None = None
     offered_rps: float | None = None
     profile: Profile | None = None
+    loads: int = 0  # open-loop loads applied so far (warm-ups aside): numbers each load's seed
 
 
 class RepetitionFailed(Exception):
@@ -337,6 +339,10 @@ def _repetition(
         peak_rss_bytes=after.peak_rss_bytes if after else None,
         offered_rps=offered,
         send_lag_p99_ms=load.send_lag_p99_ms,
+        arrivals=load.arrivals,
+        arrival_seed=load.arrival_seed,
+        due_requests=load.due_requests,
+        window_requests=load.window_requests,
         chunks=load.chunks,
         chunks_per_s=load.chunks_per_s,
         ttfb_ms=load.ttfb_ms,
@@ -370,7 +376,7 @@ class Session:
             server, self.server = self.server, None
             server.stop(timeout_s=5 if exc and exc[0] is not None else 15)
 
-    def spec(self, rate: float | None = None) -> LoadSpec:
+    def spec(self, rate: float | None = None, seed: int = 0, duration_s: float | None = None) -> LoadSpec:
         assert self.server is not None
         connections = self.plan.connections * (self.settings.open_connections_factor if rate else 1)
         return LoadSpec(
@@ -378,15 +384,24 @@ class Session:
             port=self.server.port,
             **self.plan.request(),
             connections=connections,
-            duration_s=self.settings.duration_s,
+            duration_s=self.settings.duration_s if duration_s is None else duration_s,
             rate=rate,
             stream=self.plan.stream,
+            arrivals=self.settings.arrivals,
+            seed=seed,
         )
 
     def measure(
-        self, generator: Generator, ceiling: float | None, rate: float | None, out: Outcome
+        self,
+        generator: Generator,
+        ceiling: float | None,
+        rate: float | None,
+        out: Outcome,
+        duration_s: float | None = None,
     ) -> HttpRepetition:
-        """Warm up, then one measured load; /info before and after it."""
+        """Warm up, then one measured load (``duration_s``: other than the settings'); /info before
+        and after it. An open loop's schedule is seeded from the run's seed, the cell and the number
+        of its loads so far."""
         assert self.server is not None
         server = self.server
         self.state = "info"
@@ -394,13 +409,16 @@ class Session:
         if self.plan.app is not None:  # a fast error page is not speed
             self.state = "check"
             mixes.preflight(server.host, server.port, mixes.read_load_mix(self.plan.app.mix_file))
+        seed = schedules.derive_seed(self.settings.seed, self.plan.key, out.loads) if rate else 0
+        out.loads += 1 if rate else 0
         if self.settings.warmup_s > 0:
             self.state = "warmup"
-            generator.load(replace(self.spec(rate), duration_s=self.settings.warmup_s), probe_health=False)
+            warmup = self.spec(rate, schedules.derive_seed(seed, "warm-up"), self.settings.warmup_s)
+            generator.load(warmup, probe_health=False)
         self.state = "load"
         before_info = server.info()
         before = server.usage()
-        load, health = generator.load(self.spec(rate), probe_health=True)
+        load, health = generator.load(self.spec(rate, seed, duration_s), probe_health=True)
         after = server.usage()
         if not server.alive():
             raise ServerError("server died during the measurement", server.stderr_tail())
@@ -419,58 +437,6 @@ def _guarded(session: Session, body: Callable[[], Any]) -> Any:
     except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
         tail = getattr(exc, "stderr_tail", "") or ""
         raise RepetitionFailed(session.state, exc, tail) from exc
-
-
-# --- the latency-target search ---------------------------------------------------------------------
-
-
-def slo_search(
-    session: Session,
-    generator: Generator,
-    peak_rps: float,
-    target_ms: float,
-    ceiling: float | None,
-    out: Outcome,
-) -> tuple[SloSearch, list[HttpRepetition]]:
-    """The highest offered rate meeting ``target_ms`` at p99 (no errors, rate kept up), on one server.
-
-    Tries 90 % of the closed-loop peak, then 100 % if that was met; otherwise bisects between 0
-    and 90 % :data:`SLO_BISECTIONS` times. The capacity is the highest rate met. The server's
-    /info before and after goes to ``out`` (the cell's record: its build and GIL state).
-    """
-    steps: list[SloStep] = []
-    reps: list[HttpRepetition] = []
-
-    def attempt(rate: float) -> bool:
-        rep = session.measure(generator, ceiling, rate, out)
-        p99 = rep.latency_ms.get("p99")
-        errors = sum(rep.errors.values())
-        met = (
-            errors == 0
-            and p99 is not None
-            and p99 <= target_ms
-            and rep.throughput_rps >= OPEN_MET_SHARE * rate
-        )
-        steps.append(
-            SloStep(offered_rps=rate, achieved_rps=rep.throughput_rps, p99_ms=p99, errors=errors, met=met)
-        )
-        reps.append(rep)
-        return met
-
-    best: float | None = None
-    if attempt(0.9 * peak_rps):
-        best = 0.9 * peak_rps
-        if attempt(peak_rps):
-            best = peak_rps
-    else:
-        low, high = 0.0, 0.9 * peak_rps
-        for _ in range(SLO_BISECTIONS):
-            mid = (low + high) / 2
-            if attempt(mid):
-                best, low = mid, mid
-            else:
-                high = mid
-    return SloSearch(target_p99_ms=target_ms, steps=steps, capacity_rps=best), reps
 
 
 # --- a group ------------------------------------------------------------------------------------
@@ -530,7 +496,9 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         status="ok",
         samples=[sample(r, plan) for r in out.reps],
         repetitions=out.reps,
-        flags=flags_for(plan, out.reps, nodelay),
+        flags=capacity.with_search_flags(
+            flags_for(plan, out.reps, nodelay, out.slo.target_p99_ms if out.slo else None), out.slo
+        ),
         gil_enabled=out.info_before.gil_enabled if out.info_before else None,
     )
 
@@ -572,7 +540,7 @@ def measure_group(
 
     def ceiling(plan: Plan, rate: float | None) -> float | None:
         connections = plan.connections * (settings.open_connections_factor if rate else 1)
-        return ceilings.get(ceiling_key("open" if rate else "closed", connections))
+        return gencheck.ceiling_for(ceilings, "open" if rate else "closed", connections, plan.request())
 
     for _, plan in interleaved(closed, settings.repetitions):
         run(plan, lambda s, out, p=plan: s.measure(generator, ceiling(p, None), None, out))  # type: ignore[misc]
@@ -617,11 +585,13 @@ def measure_group(
 
         def search(s: Session, out: Outcome, p: Plan = plan, top: float = rps) -> HttpRepetition | None:
             assert settings.slo_p99_ms is not None
-            found, reps = slo_search(s, generator, top, settings.slo_p99_ms, ceiling(p, top), out)
+            found, reps = capacity.search(
+                lambda rate, seconds: s.measure(generator, ceiling(p, rate), rate, out, seconds),
+                top, settings.slo_p99_ms, settings.duration_s, settings.slo_loads, settings.slo_min_samples,
+            )  # fmt: skip
             out.slo = found
             out.offered_rps = found.capacity_rps
-            met = [r for r, step in zip(reps, found.steps, strict=True) if step.met]
-            out.reps.extend(met[-1:] or reps[-1:])  # the repetition at the capacity (or the last tried)
+            out.reps.extend(reps)  # the loads of the step at the capacity (or of the lowest tried)
             return None
 
         run(plan, search)

@@ -29,21 +29,35 @@ from ftscale import engines, workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
+from ftscale.bench.http import arrivals as schedules
+from ftscale.bench.http import capacity
 from ftscale.bench.http.cell import AppRequests, Group, Plan, Settings, measure_group, server_label
 from ftscale.bench.http.loadgen import wrk_path, wrk_seconds, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
-from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
+from ftscale.bench.http.real import (
+    Launcher,
+    RemoteServer,
+    Request,
+    SubprocessGenerator,
+    calibrate_ceilings,
+    request_of,
+)
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta
-from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadClass
+from ftscale.vocab import DEFAULT_SERVER, Arrival, Flag, HttpServer, Topology, WorkloadClass
 
 # What one repetition costs besides its warm-up and load, before any was measured: a fresh server's
 # start (imports, pools, /health), /info before and after, usage, the generator's own start, the
 # stop. Measured on the 2-core development machine (results/20261126T012948Z-http-vm: 72
 # repetitions in 510 s, 2.5 s of each warm-up and load): about 4.5 s.
 REPETITION_OVERHEAD_S = 4.5
+# What --dry-run assumes a design's closed-loop median to be when it estimates a capacity search,
+# which cannot be known before the design is measured: about what the quick workloads reach on one
+# thread of the development machine (nbody 80 req/s, results/20261126T012948Z-http-vm). A faster
+# design's search is shorter (its steps reach 1,000 requests sooner).
+ASSUMED_CAP_RPS = 80.0
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -308,6 +322,8 @@ def sweep_job(
         raise UsageError("--slo-p99 must be a positive number of milliseconds")
     shares = args.rates or preset.open_shares or (0.5, 0.75, 0.9)
     open_shares = tuple(shares) if load in ("open", "both") and not (args.slo_p99 and not args.rates) else ()
+    if args.arrivals and load not in ("open", "both"):
+        raise UsageError("--arrivals applies to the open loop: add --load open, --load both or --slo-p99")
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if wrk_path() else "python"
@@ -344,6 +360,8 @@ def sweep_job(
             repetitions=repetitions,
             open_shares=open_shares,
             slo_p99_ms=slo,
+            arrivals=args.arrivals or str(Arrival.POISSON),
+            seed=schedules.run_seed(place.path.name),
         ),
         server_cpus=server,
         client_cpus=client,
@@ -400,7 +418,11 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
             "version": wrk_version() if job.generator == "wrk" else sys.version.split()[0],
             "cpus": job.client_cpus,
             "loop": "closed" if not job.matrix.open_shares and not job.matrix.slo else "closed and open",
-            "open_loop": "built-in generator, one process per client CPU; latency from the due time",
+            "open_loop": (
+                f"built-in generator, one process per client CPU; {job.settings.arrivals} arrivals from "
+                f"seeds derived from the run's ({job.settings.seed}); latency from the due time; "
+                "throughput counts answers completed inside the window"
+            ),
             "streams": (
                 "built-in generator: it times each stream's first byte and the gaps between its chunks"
                 if job.stream_generator == "python"
@@ -423,27 +445,38 @@ def load_seconds(duration_s: float) -> float:
     return float(wrk_seconds(duration_s))
 
 
+def search_seconds(job: Job, shares: Sequence[float] = capacity.UPWARD) -> float:
+    """The estimate of one capacity search (its server's start included), at
+    :data:`ASSUMED_CAP_RPS`, trying ``shares`` of it."""
+    settings = job.settings
+    if settings.slo_p99_ms is None:
+        return 0.0
+    return REPETITION_OVERHEAD_S + capacity.search_seconds(
+        ASSUMED_CAP_RPS, settings.slo_p99_ms, settings.duration_s, settings.warmup_s, shares,
+        settings.slo_loads, settings.slo_min_samples,
+    )  # fmt: skip
+
+
 def group_seconds(job: Job, group: Group) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
     per_rep = REPETITION_OVERHEAD_S + job.settings.warmup_s + load_seconds(job.settings.duration_s)
     plans = [p for p in group.plans if p.skip_reason is None]
     reps = sum(job.settings.repetitions for p in plans if p.load == "closed" or p.offered_share)
     reps += sum(1 for p in plans if p.load == "closed") if job.profile else 0
-    searches = sum(1 for p in plans if p.slo) * (
-        REPETITION_OVERHEAD_S + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
-    )
-    return reps * per_rep + searches
+    return reps * per_rep + sum(1 for p in plans if p.slo) * search_seconds(job)
 
 
-def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int]]:
-    """Every (load kind, connection count) a cell will use: what the ceilings are measured for."""
-    found: set[tuple[str, int]] = set()
+def _loads(job: Job, groups: list[Group]) -> list[tuple[str, int, Request]]:
+    """Every (load kind, connection count, request) a cell will use: what the ceilings are measured for."""
+    found: set[tuple[str, int, Request]] = set()
     factor = job.settings.open_connections_factor
     for group in groups:
         for plan in group.plans:
-            found.add(
-                ("closed", plan.connections) if plan.load == "closed" else ("open", plan.connections * factor)
+            open_loop = plan.load == "open"
+            kind, connections = (
+                ("open", plan.connections * factor) if open_loop else ("closed", plan.connections)
             )
+            found.add((kind, connections, request_of(plan)))
     return sorted(found)
 
 
@@ -471,9 +504,21 @@ def dry_run(job: Job) -> int:
     load = "closed" + (
         f"; open at {', '.join(f'{s:.0%}' for s in job.matrix.open_shares)}" if job.matrix.open_shares else ""
     )
+    if job.matrix.open_shares or job.matrix.slo:
+        load += f" ({job.settings.arrivals} arrivals)"
     if job.matrix.slo:
         load += f"; capacity at p99 <= {job.settings.slo_p99_ms:g} ms"
     print(f"  load: {load}; {job.settings.repetitions} repetitions of {job.settings.duration_s:g} s")
+    searches = sum(1 for g in groups for p in g.plans if p.slo and not p.skip_reason)
+    if searches:
+        print(
+            f"  capacity searches: {searches}, each up to {len(capacity.UPWARD)} rates of at least "
+            f"{job.settings.slo_loads} loads with {job.settings.slo_min_samples:,} requests per rate; "
+            f"about {search_seconds(job) / 60:.1f} min each at a closed-loop median of {ASSUMED_CAP_RPS:g} "
+            f"req/s (assumed: not known before the design is measured), "
+            f"{search_seconds(job, capacity.DOWNWARD) / 60:.1f} min where half of it fails and the search "
+            "goes lower; a slower design takes longer"
+        )
     print(
         f"estimated duration: {seconds / 3600:.1f} h ({seconds:,.0f} s), before environments and calibration"
     )
@@ -538,6 +583,9 @@ def run(
     generator = SubprocessGenerator(job.generator, job.client_cpus, job.stream_generator)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     profiler = profiling if isinstance(profiling, profile.Profiler) else None
+    for name, data in (job.served.files if job.served else {}).items():
+        if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
+            results.write_atomic(job.run_dir / name, data)  # before calibrating: it sends the mix
     if rundir.meta_path.exists():
         ceilings = dict((rundir.read_meta().generator or {}).get("ceilings", {}))
     else:
@@ -552,9 +600,6 @@ def run(
         rundir.write_meta(meta)
     for record in builds.values():
         rundir.add_build(record)
-    for name, data in (job.served.files if job.served else {}).items():
-        if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
-            results.write_atomic(job.run_dir / name, data)
     print(
         f"server CPUs {job.server_cpus}, client CPUs {job.client_cpus}, generator {job.generator}; "
         f"ceilings {', '.join(f'{k} {v:,.0f}/s' for k, v in sorted(ceilings.items()))}",
