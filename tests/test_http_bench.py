@@ -328,7 +328,8 @@ def test_dry_run_estimates_the_capacity_searches(tmp_path: Path, capsys: pytest.
     assert http.main(argv) == 0
     out = capsys.readouterr().out
     assert "preset quick: 2 groups, 16 cells" in out and "capacity searches: 8," in out
-    assert "(poisson arrivals)" in out and f"median of {http.ASSUMED_CAP_RPS:g} req/s (assumed" in out
+    assert "; open loop with poisson arrivals;" in out
+    assert f"median of {http.ASSUMED_CAP_RPS:g} req/s (assumed" in out
     per_rep = http.REPETITION_OVERHEAD_S + 0.5 + 2.0
     search = http.REPETITION_OVERHEAD_S + capacity.search_seconds(http.ASSUMED_CAP_RPS, 50.0, 1.5, 0.5)
     assert search > 60 * 2  # minutes, not the seconds a single load per rate once took

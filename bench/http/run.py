@@ -504,10 +504,10 @@ def dry_run(job: Job) -> int:
     load = "closed" + (
         f"; open at {', '.join(f'{s:.0%}' for s in job.matrix.open_shares)}" if job.matrix.open_shares else ""
     )
-    if job.matrix.open_shares or job.matrix.slo:
-        load += f" ({job.settings.arrivals} arrivals)"
     if job.matrix.slo:
         load += f"; capacity at p99 <= {job.settings.slo_p99_ms:g} ms"
+    if job.matrix.open_shares or job.matrix.slo:
+        load += f"; open loop with {job.settings.arrivals} arrivals"
     print(f"  load: {load}; {job.settings.repetitions} repetitions of {job.settings.duration_s:g} s")
     searches = sum(1 for g in groups for p in g.plans if p.slo and not p.skip_reason)
     if searches:
