@@ -423,8 +423,17 @@ class LoadResult(Model):
     # Successful requests' latency in microseconds as a log-linear histogram
     # (ftscale.bench.histogram: {bucket index: count}); merges exactly across processes.
     latency_histogram: dict[int, int] | None = None
-    # Open loop only: how late requests were sent after their due time (the generator's own lag).
+    # Open loop only: how late requests were sent after they could have been (due, and a connection
+    # free): the generator's own lag. Time spent waiting for a free connection is not in it.
     send_lag_p99_ms: float | None = None
+    # Open loop only (absent in older files): the arrival process and the seed of its schedule
+    # (ftscale.bench.http.arrivals), the requests due in the window, and the good answers completed
+    # inside it. Throughput counts those alone; requests due in the window and answered after it
+    # are latency samples (``requests`` counts every good answer) but not throughput.
+    arrivals: str | None = None
+    arrival_seed: int | None = None
+    due_requests: int | None = None
+    window_requests: int | None = None
     # Streamed responses (server-sent events) only, absent otherwise. ``chunks``: events (blocks
     # ending in a blank line) received in completed 2xx streams; ``chunks_per_s``: those over the
     # window. ``ttfb_*``: from sending a request (its due time, in an open loop) to the first byte
@@ -488,6 +497,11 @@ class HttpRepetition(Model):
     peak_rss_bytes: int | None = None  # VmHWM summed over the server's process tree
     offered_rps: float | None = None  # open loop: the rate offered
     send_lag_p99_ms: float | None = None
+    # Open loop (see LoadResult; absent in older files, whose throughput counted the drain too).
+    arrivals: str | None = None
+    arrival_seed: int | None = None
+    due_requests: int | None = None
+    window_requests: int | None = None
     # Streamed responses only (see LoadResult), and which generator applied the load.
     chunks: int | None = None
     chunks_per_s: float | None = None
@@ -613,22 +627,52 @@ class _CellBase(Model):
     profile: Profile | None = None
 
 
+# Why a capacity step failed (ftscale.bench.http.capacity.judge).
+StepFailure = Literal["errors", "not-served", "p99-over-target", "too-few-samples"]
+
+
 class SloStep(Model):
-    """One rate tried while looking for the capacity at a latency target."""
+    """One rate tried while looking for the capacity at a latency target (ftscale.bench.http.capacity).
+
+    ``met``: the step passed. Steps of searches made before repeated steps (``SloSearch.method``
+    absent) are one load each, judged by its point p99, and their achieved rate counted the
+    answers completed after the window too.
+    """
 
     offered_rps: float
     achieved_rps: float
     p99_ms: float | None
     errors: int
     met: bool
+    # Repeated steps only (absent in older files):
+    loads: int | None = None
+    duration_s: float | None = None  # each load's window
+    due: int | None = None  # requests due inside the loads' windows
+    completed: int | None = None  # good answers completed inside them
+    samples: int | None = None  # latency samples (every good answer) the percentiles rest on
+    p50_ms: float | None = None
+    p99_upper_ms: float | None = None  # the p99's one-sided upper confidence bound (None: no bound)
+    coverage: float | None = None  # the bound's exact binomial coverage
+    send_lag_p99_ms: float | None = None  # the worst load's
+    failures: list[StepFailure] = Field(default_factory=list)
+    error_kinds: dict[str, int] = Field(default_factory=dict)  # failed requests by status or kind
+    flags: list[str] = Field(default_factory=list)  # the generator's flags at this step
 
 
 class SloSearch(Model):
-    """The highest open-loop rate at which p99 stayed under ``target_p99_ms`` with no errors."""
+    """The capacity at ``target_p99_ms``: the highest rate that passed with every lower rate tried
+    passing (``capacity_rps``; None: none passed), and the lowest rate that failed
+    (``failing_rps``; None: none did, so the capacity is censored at the highest rate tried)."""
 
     target_p99_ms: float
     steps: list[SloStep]
     capacity_rps: float | None  # None: not even the lowest rate tried met the target
+    # Added with repeated steps (absent in older files, whose search bisected single loads):
+    method: Literal["repeated-steps"] | None = None
+    cap_rps: float | None = None  # the highest rate tried: the design's closed-loop median
+    failing_rps: float | None = None
+    censored: bool | None = None
+    level: float | None = None  # the confidence level of each step's p99 bound
 
 
 class Selection(Model):

@@ -1,5 +1,5 @@
 """ftscale's one vocabulary: modes, topologies, HTTP servers, scaling kinds, workload classes, load
-kinds, profile buckets, flags.
+kinds, open-loop arrivals, profile buckets, flags.
 
 Everything that names one of these reads it from here: the service's configuration and its
 ``--help``, the benches' command-line choices, the result schema, the report's labels and its
@@ -128,6 +128,19 @@ class LoadKind(enum.StrEnum):
     OPEN = "open"  # requests are due at a fixed rate; latency counts from the due time
 
 
+class Arrival(enum.StrEnum):
+    """When an open loop's requests are due (``--arrivals``)."""
+
+    POISSON = "poisson"  # independent clients: exponential gaps, bursts as real traffic has them
+    UNIFORM = "uniform"  # request i due at i / rate: no bursts (understates queueing; for comparison)
+
+
+ARRIVAL_HELP: dict[Arrival, str] = {
+    Arrival.POISSON: "exponential gaps between requests (a Poisson process), drawn from a recorded seed",
+    Arrival.UNIFORM: "evenly spaced requests (no bursts: it understates the tail latency of real traffic)",
+}
+
+
 class RunKind(enum.StrEnum):
     MICRO = "micro"
     HTTP = "http"
@@ -248,6 +261,8 @@ class Flag(enum.StrEnum):
     UNBALANCED = "unbalanced-units"
     NAGLE = "nagle-on"
     DISTURBED = "machine-disturbed"
+    SEND_LAG = "generator-send-lag"
+    GENERATOR_UNCHECKED = "generator-busy-unknown"
 
 
 @dataclass(frozen=True)
@@ -312,6 +327,21 @@ FLAGS: dict[Flag, FlagInfo] = {
         "for the client's delayed ACK (~40 ms), so the point measures a socket option, not the server",
         _HTTP,
         True,
+    ),
+    Flag.SEND_LAG: FlagInfo(
+        "send-lag",
+        "the built-in generator sent requests late: its send-lag p99 was over 5 % of the p99 target (of "
+        "the point's own p99 where there is no target); latency counts from the due time, so its delay "
+        "is in the latency",
+        _HTTP,
+        True,
+    ),
+    Flag.GENERATOR_UNCHECKED: FlagInfo(
+        "gen-busy?",
+        "how busy the load generator was is unknown (its scheduler times could not be read): whether "
+        "it, not the server, set the pace was not checked",
+        _HTTP,
+        False,
     ),
 }
 

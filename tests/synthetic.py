@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftscale import schema, workloads
+from ftscale.bench import histogram
 from ftscale.bench.results import Run
 
 STAMP = "2026-11-01T10:00:00+00:00"
@@ -100,9 +101,17 @@ def http_repetition(rps: float, **measured: Any) -> schema.HttpRepetition:
         health_latency_ms=schema.HealthProbe(p50=0.5, p99=1.0, samples=10),
         generator_cpu_pct=20.0,
         generator_busy_pct=10.0,
+        generator_busy_max_pct=10.0,
         ceiling_rps=10_000.0,
     )
     return schema.HttpRepetition(**{**fields, **measured})
+
+
+def latency_histogram(n: int, p99_ms: float, common_ms: float = 1.0) -> dict[int, int]:
+    """``n`` latencies: 98 % at ``common_ms``, 2 % at ``p99_ms`` (so the p99 and its upper bound lie
+    in ``p99_ms``'s bucket)."""
+    tail = max(1, round(0.02 * n))
+    return histogram.from_value_counts([(round(common_ms * 1000), n - tail), (round(p99_ms * 1000), tail)])
 
 
 def http_cell(

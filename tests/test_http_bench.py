@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from ftscale.bench import results
+from ftscale.bench.http import arrivals, capacity
 from ftscale.bench.http import run as http
 from ftscale.bench.http.loadgen import wrk_path
 from ftscale.bench.http.real import RUN_ENV
@@ -323,3 +324,36 @@ def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
 
 def test_a_load_lasts_as_stated() -> None:
     assert [http.load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [0.2, 1.0, 1.5, 2.4, 3.0]
+
+
+def test_dry_run_estimates_the_capacity_searches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--slo-p99: each design's search costs its server's start and its steps' loads, at the assumed
+    closed-loop median (not known before the design is measured), and the dry run says so."""
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    argv = ["--dry-run", "--server-cpus", "1", "--client-cpus", "0", "--results-dir", str(tmp_path)]
+    argv += ["--workloads", "nbody", "--slo-p99", "50"]
+    assert http.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "preset quick: 1 groups, 12 cells" in out and "capacity searches: 6," in out
+    assert "; open loop with poisson arrivals;" in out
+    assert f"median of {http.ASSUMED_CAP_RPS:g} req/s (assumed" in out
+    per_rep = http.REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
+    search = http.REPETITION_OVERHEAD_S["fork"] + capacity.search_seconds(
+        http.ASSUMED_CAP_RPS, 50.0, 1.0, 0.5
+    )
+    assert search > 60 * 2  # minutes, not the seconds a single load per rate once took
+    stock = 3 * sum(http.TOPOLOGY_OVERHEAD_S.values())
+    assert f"sweep {6 * 3 * per_rep + stock + 6 * search:,.0f} s" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_arrivals_need_an_open_loop(tmp_path: Path) -> None:
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    argv = ["--results-dir", str(tmp_path), "--server-cpus", "1", "--client-cpus", "0"]
+    argv += ["--arrivals", "uniform"]
+    with pytest.raises(http.UsageError, match="--arrivals applies to the open loop"):
+        http.plan_job(http.build_parser().parse_args(argv), argv)
+    job = http.plan_job(http.build_parser().parse_args([*argv, "--load", "open"]), [*argv, "--load", "open"])
+    assert job.settings.arrivals == "uniform" and job.settings.seed == arrivals.run_seed(job.run_dir.name)

@@ -18,6 +18,7 @@ from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
 from ftscale.server import info as server_info
 from ftscale.server.config import ServerConfig
 from ftscale.vocab import Flag
+from tests import synthetic
 
 
 def real_info(py_gil_disabled: bool, gil_enabled: bool, units: dict[str, int] | None = None) -> Info:
@@ -125,15 +126,20 @@ class FakeGenerator:
         if spec.rate:
             rps = min(rps, spec.rate)
         p99 = self.p99(spec) if callable(self.p99) else 3.0
+        requests = int(rps * spec.duration_s)
         result = LoadResult(
             generator="fake",
-            requests=int(rps * spec.duration_s),
+            requests=requests,
             duration_s=spec.duration_s,
             throughput_rps=rps,
             latency_ms={"p50": 1.0, "p90": 2.0, "p99": p99, "p99.9": 4.0},
             errors={},
             generator_cpu_pct=self.busy,
             generator_busy_max_pct=self.busy,
+            latency_histogram=synthetic.latency_histogram(requests, p99),
+            due_requests=round(spec.rate * spec.duration_s) if spec.rate else None,
+            window_requests=requests if spec.rate else None,
+            arrival_seed=spec.seed if spec.rate else None,
         )
         if self.servers:
             self.servers[-1].serve(result.requests)
@@ -261,14 +267,23 @@ def test_open_loop_cells_offer_shares_of_the_closed_loop_median() -> None:
 
 def test_the_latency_target_search_finds_the_highest_rate_that_meets_it() -> None:
     slo = plan(slo=True)
-    # p99 grows with the offered rate: 100 ms at the closed-loop peak (200 req/s)
+    # p99 grows with the offered rate: 100 ms at the closed-loop peak (200 req/s), 50 ms at 100 req/s,
+    # where its upper bound (the top of 50 ms's bucket) is just over the target
     gen = FakeGenerator(rps=200.0, p99=lambda spec: (spec.rate or 200.0) / 2)
     cells = {c.cell_id: c for c in _measure(FakeLauncher(), gen, PLAN, slo, slo_p99_ms=50.0)}
     found = cells[slo.key].slo
     assert found is not None and found.target_p99_ms == 50.0
-    assert found.capacity_rps is not None and 78.75 <= found.capacity_rps <= 100.0
-    assert all(step.met == (step.p99_ms is not None and step.p99_ms <= 50.0) for step in found.steps)
+    # 100 (half the peak) fails; 50 passes, then 75 and 87.5 do: the capacity lies in [87.5, 100)
+    assert [s.offered_rps for s in found.steps] == [100.0, 50.0, 75.0, 87.5]
+    assert found.capacity_rps == 87.5 and found.failing_rps == 100.0 and found.censored is False
+    assert all(
+        step.met == (step.p99_upper_ms is not None and step.p99_upper_ms <= 50.0) for step in found.steps
+    )
     assert cells[slo.key].status == "ok" and cells[slo.key].offered_rps == found.capacity_rps
+    # the cell's repetitions are the loads of the step at the capacity, each with its own seed
+    reps = cells[slo.key].repetitions
+    assert len(reps) == 5 and {r.offered_rps for r in reps} == {87.5}
+    assert len({r.arrival_seed for r in reps}) == 5
     # the search's server says what it ran: its build and GIL state are the cell's, as for any cell
     assert cells[slo.key].info_before is not None and cells[slo.key].info_after is not None
     assert cells[slo.key].gil_enabled is not None

@@ -14,9 +14,10 @@ the way stops the server, kills what is left, and fails that cell (with the erro
 of the server's stderr); the group goes on with its other cells.
 
 Open-loop cells (``Settings.open_shares``) offer fixed rates at shares of the design's own
-closed-loop median; latency counts from each request's due time. A latency target
-(``Settings.slo_p99_ms``) adds one cell per design that searches the highest rate whose p99
-stays under the target with no errors.
+closed-loop median, with Poisson (or evenly spaced) arrivals from seeds derived from the run's
+(``Settings.arrivals``, ``Settings.seed``); latency counts from each request's due time. A
+latency target (``Settings.slo_p99_ms``) adds one cell per design that searches its capacity at
+that target (:mod:`ftscale.bench.http.capacity`).
 
 Streaming cells (a workload the service streams, ``Plan.stream``) load ``/stream/{name}``: their
 samples are chunks per second (every stream of a cell has the same number of chunks, so this is
@@ -33,12 +34,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ftscale.bench import results
-from ftscale.bench.http import interference, memory, options
+from ftscale.bench.http import arrivals as schedules
+from ftscale.bench.http import capacity, gencheck, interference, memory, options
 from ftscale.bench.http import mix as mixes
+from ftscale.bench.http.gencheck import ceiling_key as ceiling_key  # filed by request shape too
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.bench.profile.http import profiled_repetition
@@ -53,25 +56,14 @@ from ftscale.schema import (
     Profile,
     Selection,
     SloSearch,
-    SloStep,
 )
-from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, TOPOLOGIES, Flag, Topology
+from ftscale.vocab import APP_PREFIX, DEFAULT_SERVER, TOPOLOGIES, Arrival, Flag, Topology
 
-# A cell is flagged generator-bound when one generator thread (or process) was running or
-# waiting for a CPU this share of the time: it then adds its own queueing to every request, and
-# the load, not the server, sets the pace. Judged per thread: a thread can use one CPU at most.
-SATURATION_BUSY_PCT = 50.0
-# ... or when the service answered at this share of what the generator reached against a server
-# that costs nothing (its ceiling with the same connections, measured once per run).
-SATURATION_CEILING_SHARE = 0.8
 # A serving unit (worker process, event loop) that served less than this share of its fair share
 # (1/N of the requests) in a repetition, or more than OVERLOADED_SHARE times it, makes the cell
 # unbalanced: the design ran on fewer units than it was given.
 UNBALANCED_SHARE = 0.5
 OVERLOADED_SHARE = 1.5
-# Open loop: a rate is "met" when the service completes at least this share of what was offered.
-OPEN_MET_SHARE = 0.97
-SLO_BISECTIONS = 4
 # A streaming cell's server admits this many streams per connection its load may open.
 STREAM_ADMISSION_FACTOR = 2
 # Open loops keep this many connections per closed-loop connection (room for requests that queue).
@@ -203,6 +195,10 @@ class Settings:
     open_connections_factor: int = OPEN_CONNECTIONS_FACTOR  # open loop: connections per closed-loop one
     rounds: int = CONFIRM_ROUNDS  # confirmation rounds (0: none)
     redo_disturbed: bool = True  # measure a repetition again, once, when the machine disturbed it
+    arrivals: str = str(Arrival.POISSON)  # open loop: when requests are due
+    seed: int = 0  # the run's seed: every open-loop load's schedule is derived from it
+    slo_loads: int = capacity.MIN_LOADS  # a capacity step's loads (at least)
+    slo_min_samples: int = capacity.MIN_SAMPLES  # ... and the requests its p99 rests on (at least)
 
 
 class Server(Protocol):
@@ -232,11 +228,6 @@ def server_label(server: str | None, runtime_threads: int | None = 1) -> str:
     """``granian`` or, with other than one runtime thread, ``granian-rt2``; None is the default."""
     name = server or str(DEFAULT_SERVER)
     return name if (runtime_threads or 1) == 1 else f"{name}-rt{runtime_threads}"
-
-
-def ceiling_key(load: str, connections: int) -> str:
-    """How a generator ceiling is filed: by load kind and connection count."""
-    return f"{load}:{connections}"
 
 
 # --- the order of work ------------------------------------------------------------------------
@@ -292,13 +283,12 @@ def gil_came_back(info: Info | None) -> bool:
     return info is not None and info.interpreter.py_gil_disabled and info.gil_enabled
 
 
-def flags_for(plan: Plan, reps: Sequence[HttpRepetition], info: Info | None) -> list[str]:
-    flags: list[Flag] = []
-    median_rps = statistics.median(r.throughput_rps for r in reps)
-    busiest = max((r.generator_busy_max_pct or 0.0) for r in reps)
-    ceiling = min((r.ceiling_rps for r in reps if r.ceiling_rps), default=None)
-    if busiest >= SATURATION_BUSY_PCT or (ceiling and median_rps >= SATURATION_CEILING_SHARE * ceiling):
-        flags.append(Flag.GENERATOR_SATURATED)
+def flags_for(
+    plan: Plan, reps: Sequence[HttpRepetition], info: Info | None, target_ms: float | None = None
+) -> list[str]:
+    """A cell's flags; ``target_ms``: its p99 target (a capacity search's), which the send lag is
+    judged against (:mod:`.gencheck`)."""
+    flags: list[Flag] = gencheck.generator_flags(reps, target_ms)
     if any(r.errors for r in reps):
         flags.append(Flag.ERRORS)
     if gil_came_back(info):
@@ -331,6 +321,7 @@ class Outcome:
     profile: Profile | None = None
     disturbed: list[HttpRepetition] = field(default_factory=list)  # measured again
     selection: Selection | None = None  # a confirmation cell: why it is a finalist
+    loads: int = 0  # open-loop loads applied so far (warm-ups aside): numbers each load's seed
 
 
 class RepetitionFailed(Exception):
@@ -400,6 +391,10 @@ REPETITION_LOAD_FIELDS = {
     "generator_threads",
     "latency_histogram",
     "send_lag_p99_ms",
+    "arrivals",
+    "arrival_seed",
+    "due_requests",
+    "window_requests",
     "chunks",
     "chunks_per_s",
     "ttfb_ms",
@@ -448,7 +443,7 @@ class Session:
         how = None if self.forked is None else ("fork" if self.forked else "spawn")
         return {"server_start": how, "start_s": _rounded(self.start_s), "stop_s": _rounded(self.stop_s)}
 
-    def spec(self, rate: float | None = None) -> LoadSpec:
+    def spec(self, rate: float | None = None, seed: int = 0, duration_s: float | None = None) -> LoadSpec:
         assert self.server is not None
         connections = self.plan.connections * (self.settings.open_connections_factor if rate else 1)
         return LoadSpec(
@@ -456,15 +451,24 @@ class Session:
             port=self.server.port,
             **self.plan.request(),
             connections=connections,
-            duration_s=self.settings.duration_s,
+            duration_s=self.settings.duration_s if duration_s is None else duration_s,
             rate=rate,
             stream=self.plan.stream,
+            arrivals=self.settings.arrivals,
+            seed=seed,
         )
 
     def measure(
-        self, generator: Generator, ceiling: float | None, rate: float | None, out: Outcome
+        self,
+        generator: Generator,
+        ceiling: float | None,
+        rate: float | None,
+        out: Outcome,
+        duration_s: float | None = None,
     ) -> HttpRepetition:
-        """Warm up, then one measured load; /info before and after it, the machine around it."""
+        """Warm up, then one measured load (``duration_s``: other than the settings'); /info before
+        and after it, the machine around it. An open loop's schedule is seeded from the run's seed,
+        the cell and the number of its loads so far."""
         assert self.server is not None
         server = self.server
         self.state = "info"
@@ -472,9 +476,12 @@ class Session:
         if self.plan.app is not None:  # a fast error page is not speed
             self.state = "check"
             mixes.preflight(server.host, server.port, mixes.read_load_mix(self.plan.app.mix_file))
+        seed = schedules.derive_seed(self.settings.seed, self.plan.key, out.loads) if rate else 0
+        out.loads += 1 if rate else 0
         if self.settings.warmup_s > 0:
             self.state = "warmup"
-            generator.load(replace(self.spec(rate), duration_s=self.settings.warmup_s), probe_health=False)
+            warmup = self.spec(rate, schedules.derive_seed(seed, "warm-up"), self.settings.warmup_s)
+            generator.load(warmup, probe_health=False)
         self.state = "load"
         before_info = server.info()
         cpus = getattr(self.launcher, "cpus_for", lambda _: [])(self.plan) + list(
@@ -483,7 +490,7 @@ class Session:
         ticks = interference.read_ticks()
         began = time.monotonic()
         before = server.usage()
-        load, health = generator.load(self.spec(rate), probe_health=True)
+        load, health = generator.load(self.spec(rate, seed, duration_s), probe_health=True)
         after = server.usage()
         seconds = time.monotonic() - began
         ticks_after = interference.read_ticks()
@@ -516,58 +523,6 @@ def _guarded(session: Session, body: Callable[[], Any]) -> Any:
     except (ServerError, RuntimeError, OSError, ValueError, KeyError) as exc:
         tail = getattr(exc, "stderr_tail", "") or ""
         raise RepetitionFailed(session.state, exc, tail) from exc
-
-
-# --- the latency-target search ---------------------------------------------------------------------
-
-
-def slo_search(
-    session: Session,
-    generator: Generator,
-    peak_rps: float,
-    target_ms: float,
-    ceiling: float | None,
-    out: Outcome,
-) -> tuple[SloSearch, list[HttpRepetition]]:
-    """The highest offered rate meeting ``target_ms`` at p99 (no errors, rate kept up), on one server.
-
-    Tries 90 % of the closed-loop peak, then 100 % if that was met; otherwise bisects between 0
-    and 90 % :data:`SLO_BISECTIONS` times. The capacity is the highest rate met. The server's
-    /info before and after goes to ``out`` (the cell's record: its build and GIL state).
-    """
-    steps: list[SloStep] = []
-    reps: list[HttpRepetition] = []
-
-    def attempt(rate: float) -> bool:
-        rep = session.measure(generator, ceiling, rate, out)
-        p99 = rep.latency_ms.get("p99")
-        errors = sum(rep.errors.values())
-        met = (
-            errors == 0
-            and p99 is not None
-            and p99 <= target_ms
-            and rep.throughput_rps >= OPEN_MET_SHARE * rate
-        )
-        steps.append(
-            SloStep(offered_rps=rate, achieved_rps=rep.throughput_rps, p99_ms=p99, errors=errors, met=met)
-        )
-        reps.append(rep)
-        return met
-
-    best: float | None = None
-    if attempt(0.9 * peak_rps):
-        best = 0.9 * peak_rps
-        if attempt(peak_rps):
-            best = peak_rps
-    else:
-        low, high = 0.0, 0.9 * peak_rps
-        for _ in range(SLO_BISECTIONS):
-            mid = (low + high) / 2
-            if attempt(mid):
-                best, low = mid, mid
-            else:
-                high = mid
-    return SloSearch(target_p99_ms=target_ms, steps=steps, capacity_rps=best), reps
 
 
 # --- a group ------------------------------------------------------------------------------------
@@ -631,7 +586,9 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         status="ok",
         samples=[sample(r, plan) for r in out.reps],
         repetitions=out.reps,
-        flags=flags_for(plan, out.reps, nodelay),
+        flags=capacity.with_search_flags(
+            flags_for(plan, out.reps, nodelay, out.slo.target_p99_ms if out.slo else None), out.slo
+        ),
         gil_enabled=out.info_before.gil_enabled if out.info_before else None,
     )
 
@@ -699,7 +656,7 @@ def measure_group(
 
     def ceiling(plan: Plan, rate: float | None) -> float | None:
         connections = plan.connections * (settings.open_connections_factor if rate else 1)
-        return ceilings.get(ceiling_key("open" if rate else "closed", connections))
+        return gencheck.ceiling_for(ceilings, "open" if rate else "closed", connections, plan.request())
 
     for _, plan in interleaved(closed, settings.repetitions):
         run(plan, lambda s, out, p=plan: s.measure(generator, ceiling(p, None), None, out))  # type: ignore[misc]
@@ -744,11 +701,13 @@ def measure_group(
 
         def search(s: Session, out: Outcome, p: Plan = plan, top: float = rps) -> HttpRepetition | None:
             assert settings.slo_p99_ms is not None
-            found, reps = slo_search(s, generator, top, settings.slo_p99_ms, ceiling(p, top), out)
+            found, reps = capacity.search(
+                lambda rate, seconds: s.measure(generator, ceiling(p, rate), rate, out, seconds),
+                top, settings.slo_p99_ms, settings.duration_s, settings.slo_loads, settings.slo_min_samples,
+            )  # fmt: skip
             out.slo = found
             out.offered_rps = found.capacity_rps
-            met = [r for r, step in zip(reps, found.steps, strict=True) if step.met]
-            out.reps.extend(met[-1:] or reps[-1:])  # the repetition at the capacity (or the last tried)
+            out.reps.extend(reps)  # the loads of the step at the capacity (or of the lowest tried)
             return None
 
         run(plan, search)
@@ -776,7 +735,7 @@ def measure_confirmation(
     outcomes = {plan.key: Outcome(plan, results.now(), selection=why) for plan, why in finalists}
 
     def body(plan: Plan) -> Callable[[Session, Outcome], HttpRepetition | None]:
-        ceiling = ceilings.get(ceiling_key("closed", plan.connections))
+        ceiling = gencheck.ceiling_for(ceilings, "closed", plan.connections, plan.request())
         return lambda s, out: s.measure(generator, ceiling, None, out)
 
     for r, order in rounds_order(len(plans), settings.rounds):

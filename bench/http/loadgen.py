@@ -6,10 +6,12 @@ server, was the bottleneck can be flagged).
 
 The built-in generator keeps one keep-alive connection per ``connections`` and parses
 responses with h11. It runs a closed loop (each connection sends its next request when the
-previous answer arrives) or, with ``rate``, an open loop: requests are due at fixed intervals
-and latency is measured from the time a request was *due*, not from when it was sent, so a
-stalled server is not hidden by a generator that politely waited (coordinated omission).
-wrk is closed-loop only.
+previous answer arrives) or, with ``rate``, an open loop: requests are due at seeded Poisson
+(or evenly spaced) times (:mod:`.arrivals`) and latency is measured from the time a request was
+*due*, not from when it was sent, so a stalled server is not hidden by a generator that politely
+waited (coordinated omission). An open loop's throughput counts only the answers completed inside
+its window: a server that falls behind finishes its backlog after the window, and those answers
+are latency samples, not throughput. wrk is closed-loop only.
 
 Streamed responses (``LoadSpec.stream``, the service's ``/stream/{name}`` routes): the built-in
 generator reads each body as it arrives (h11 ``Data`` events) and times the first byte of the
@@ -49,8 +51,10 @@ from typing import Any
 import h11
 
 from ftscale.bench import histogram
+from ftscale.bench.http import arrivals as schedules
 from ftscale.bench.http import mix as mixes
 from ftscale.schema import HealthProbe, LoadResult
+from ftscale.vocab import Arrival
 
 # Open loop: requests still queued when the window ends may finish for this long (latency counted
 # from their due time); those that cannot are counted as errors ("unsent"), never dropped.
@@ -78,6 +82,9 @@ class LoadSpec:
     mix_file: str | None = None  # a resolved request mix (LoadMix JSON) sent instead of path/method/body
     sequence: int = 0  # which of a mix's seeded request sequences this process draws (one per process)
     health_path: str = "/health"  # where the /health probe goes (a user's app: under its reserved prefix)
+    arrivals: str = str(Arrival.POISSON)  # open loop: when requests are due (ftscale.vocab.Arrival)
+    seed: int = 0  # open loop: the seed of the schedule (one per load; each process derives its own)
+    phase: float = 0.0  # open loop, uniform arrivals: the schedule's offset, as a share of the gap
 
 
 def _schedstat() -> tuple[float, float] | None:
@@ -214,17 +221,19 @@ class _Connection:
 async def _run_python(spec: LoadSpec) -> LoadResult:
     """Closed loop (each connection sends when its previous answer arrives) or open loop.
 
-    Open loop: a scheduler puts every request's due time (``i / rate``) in a queue; idle
-    connections take the next due request and send it, and its latency counts from the due time,
-    so a server that falls behind shows it in the latency instead of being politely waited for
-    (coordinated omission). When the window ends, requests already due may still finish for
-    :data:`DRAIN_S`; any that cannot are counted as errors, never silently dropped.
+    Open loop: a scheduler puts every request's due time (:func:`.arrivals.due_offsets`) in a
+    queue; idle connections take the next due request and send it, and its latency counts from
+    the due time, so a server that falls behind shows it in the latency instead of being politely
+    waited for (coordinated omission). Throughput counts the good answers completed inside the
+    window; requests still unanswered when it ends may finish for :data:`DRAIN_S` as latency
+    samples, and any not even sent by then are counted as errors, never silently dropped.
     """
     latencies: list[float] = []
     lags: list[float] = []
     first_bytes: list[float] = []
     gaps: list[float] = []
-    chunks = 0
+    chunks = window_chunks = 0  # window_chunks: of streams completed inside an open loop's window
+    in_window = 0
     errors: Counter[str] = Counter()
     picker = mixes.Picker(mixes.read_load_mix(spec.mix_file), spec.sequence) if spec.mix_file else None
 
@@ -241,39 +250,45 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         return mixes.judge(request.expect, status, body)
 
     loop = asyncio.get_running_loop()
+    offsets = (
+        list(schedules.due_offsets(spec.arrivals, spec.rate, spec.duration_s, spec.seed, spec.phase))
+        if spec.rate
+        else []
+    )
     start = loop.time()
     deadline = start + spec.duration_s
-    due: asyncio.Queue[float] | None = None
-    scheduled = 0
+    due: asyncio.Queue[float | None] | None = None
     if spec.rate:
         due = asyncio.Queue()
 
         async def schedule() -> None:
-            nonlocal scheduled
-            assert due is not None and spec.rate
-            while (when := start + scheduled / spec.rate) < deadline:
+            assert due is not None
+            for offset in offsets:
+                when = start + offset
                 delay = when - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 due.put_nowait(when)
-                scheduled += 1
+            for _ in range(spec.connections):  # every worker stops after the last due request
+                due.put_nowait(None)
 
     async def worker() -> None:
-        nonlocal chunks
+        nonlocal chunks, window_chunks, in_window
         conn = _Connection(spec)
         try:
             while True:
                 if due is not None:
-                    if loop.time() >= deadline and due.empty():
+                    ready = loop.time()
+                    item = await due.get()
+                    if item is None:
                         return
-                    try:
-                        when = await asyncio.wait_for(due.get(), timeout=max(0.01, deadline - loop.time()))
-                    except TimeoutError:
-                        continue
-                    if loop.time() > deadline + DRAIN_S:
+                    when, now = item, loop.time()
+                    if now > deadline + DRAIN_S:
                         errors["unsent"] += 1
                         continue
-                    lags.append(loop.time() - when)
+                    # The generator's own lag: from when the request could go (due, and this
+                    # connection free) to now. Waiting for a free connection is queueing, not lag.
+                    lags.append(now - max(when, ready))
                 else:
                     when = loop.time()
                     if when >= deadline:
@@ -286,11 +301,14 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
                     await conn.close()
                     continue
                 if problem is None:
-                    latencies.append(loop.time() - when)
+                    done = loop.time()
+                    latencies.append(done - when)
+                    in_window += done <= deadline
                     if clock is not None and clock.first_byte_s is not None:
                         first_bytes.append(clock.first_byte_s)
                         gaps.extend(clock.gaps_s)
                         chunks += clock.events
+                        window_chunks += clock.events if done <= deadline else 0
                 else:
                     errors[problem] += 1
         finally:
@@ -302,9 +320,11 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     scheduler = asyncio.create_task(schedule()) if spec.rate else None
     await asyncio.gather(*tasks)
     if scheduler is not None:
-        scheduler.cancel()
+        await scheduler
     elapsed = loop.time() - start
-    window = min(elapsed, spec.duration_s) if spec.rate else elapsed
+    # Open loop: the window is the schedule's; closed loop: until the last answer arrived.
+    window = spec.duration_s if spec.rate else elapsed
+    served = in_window if spec.rate else len(latencies)
     cpu = time.process_time() - cpu0
     sched1 = _schedstat()
     busy = None
@@ -314,11 +334,11 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
     lag_p99 = None
     if lags:
         lag_p99 = round(histogram.percentile_ms(histogram.from_latencies_s(lags), 99), 4)
-    return LoadResult(
+    result = LoadResult(
         generator="python",
         requests=len(latencies),
         duration_s=round(window, 4),
-        throughput_rps=len(latencies) / window if window > 0 else 0.0,
+        throughput_rps=served / window if window > 0 else 0.0,
         latency_ms=percentiles_ms(counts),
         errors=dict(errors),
         generator_cpu_pct=round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
@@ -329,8 +349,15 @@ async def _run_python(spec: LoadSpec) -> LoadResult:
         generator_threads=1,
         latency_histogram=counts,
         send_lag_p99_ms=lag_p99,
+        arrivals=spec.arrivals if spec.rate else None,
+        arrival_seed=spec.seed if spec.rate else None,
+        due_requests=len(offsets) if spec.rate else None,
+        window_requests=in_window if spec.rate else None,
         **(stream_figures(chunks, window, first_bytes, gaps) if spec.stream else {}),
     )
+    if spec.stream and spec.rate:
+        result = result.model_copy(update={"chunks_per_s": window_chunks / window if window > 0 else 0.0})
+    return result
 
 
 def stream_figures(
@@ -556,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--arrivals", choices=[str(a) for a in Arrival], default=str(Arrival.POISSON))
+    parser.add_argument("--seed", type=int, default=0, help="open loop: the seed of the arrival schedule")
+    parser.add_argument("--phase", type=float, default=0.0, help="uniform arrivals: offset, share of a gap")
     parser.add_argument("--stream", action="store_true", help="responses are event streams: time them")
     parser.add_argument("--interval", type=float, default=0.05, help="health probe interval (s)")
     parser.add_argument("--mix", default=None, help="a resolved request mix (LoadMix JSON) to send instead")
@@ -574,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         duration_s=args.duration,
         rate=args.rate,
+        arrivals=args.arrivals,
+        seed=args.seed,
+        phase=args.phase,
         mix_file=args.mix,
         sequence=args.sequence,
         stream=args.stream,

@@ -16,7 +16,7 @@ from pathlib import Path
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import Parser, add_run_arguments
-from ftscale.vocab import DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
+from ftscale.vocab import ARRIVAL_HELP, DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
 
 MODES = tuple(str(m) for m in Mode)
 SERVERS = tuple(str(s) for s in HttpServer)
@@ -266,7 +266,15 @@ def add_sweep_arguments(
         "--slo-p99",
         type=float,
         metavar="MS",
-        help="find each design's highest rate with p99 latency under MS milliseconds (implies open load)",
+        help="find each design's capacity at a p99 latency of MS milliseconds (implies open load): the "
+        "highest rate whose p99 upper confidence bound, over repeated loads, stays at or under MS with no "
+        "errors and the rate served, and the lowest rate that fails",
+    )
+    p.add_argument(
+        "--arrivals",
+        choices=list(ARRIVAL_HELP),
+        help="open loop: when requests are due (default poisson); "
+        + "; ".join(f"{name}: {text}" for name, text in ARRIVAL_HELP.items()),
     )
     p.add_argument(
         "--generator",

@@ -6,12 +6,14 @@
 - :class:`RemoteServer` is a server started elsewhere (``--target``), measured from outside only.
 - :class:`SubprocessGenerator` runs each load in its own processes pinned to the client CPUs:
   wrk with one thread per client CPU, or the built-in generator in one process per client CPU
-  (each pinned to its CPU, with its share of the connections and, in an open loop, of the rate;
-  their histograms merged) — so one generator thread is not what limits a many-core run.
+  (each pinned to its CPU, with its share of the connections and, in an open loop, of the rate
+  and a schedule seeded from the load's seed and its index; their histograms merged) — so one
+  generator thread is not what limits a many-core run.
   Streamed loads go to the built-in generator unless wrk was asked for by name
   (``stream_name``): wrk cannot time a stream's first byte or the gaps between its events.
 - :func:`calibrate_ceilings` measures what the generator reaches against a server that costs
-  nothing (:mod:`ftscale.bench.http.trivial`), on the server CPUs, before anything is measured.
+  nothing (:mod:`ftscale.bench.http.trivial`), on the server CPUs, with each cell's request shape
+  and connection count, before anything is measured.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -28,12 +31,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ftscale.bench import histogram
-from ftscale.bench.http.cell import Plan, ceiling_key
+from ftscale.bench.http import arrivals as schedules
+from ftscale.bench.http import mix as mixes
+from ftscale.bench.http.cell import Plan
+from ftscale.bench.http.gencheck import ceiling_key, request_shape
 from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms, probe_health, run_wrk
 from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info
 from ftscale.bench.http.zygote import Zygote, forkable
 from ftscale.errors import UsageError
-from ftscale.schema import HealthProbe, Info, LoadResult, parse
+from ftscale.schema import Expect, HealthProbe, Info, LoadResult, parse
+from ftscale.vocab import Arrival
 
 RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run started it
 
@@ -138,7 +145,8 @@ def _loadgen(what: str, spec: LoadSpec, threads: int = 1) -> list[str]:
         "--duration", str(spec.duration_s), "--threads", str(threads),
     ]  # fmt: skip
     if spec.rate:
-        cmd += ["--rate", str(spec.rate)]
+        cmd += ["--rate", str(spec.rate), "--arrivals", spec.arrivals, "--seed", str(spec.seed)]
+        cmd += ["--phase", str(spec.phase)] if spec.phase else []
     if spec.mix_file:
         cmd += ["--mix", spec.mix_file, "--sequence", str(spec.sequence)]
     if spec.stream:
@@ -159,6 +167,10 @@ def merge(parts: Sequence[LoadResult], rate: float | None) -> LoadResult:
     requests = sum(p.requests for p in parts)
     busy = [p.generator_busy_max_pct for p in parts if p.generator_busy_max_pct is not None]
     lags = [p.send_lag_p99_ms for p in parts if p.send_lag_p99_ms is not None]
+
+    def total(values: Sequence[int | None]) -> int | None:
+        return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
     return LoadResult(
         **merge_streams(parts),
         generator=parts[0].generator,
@@ -171,10 +183,15 @@ def merge(parts: Sequence[LoadResult], rate: float | None) -> LoadResult:
         generator_cpus=len(parts),
         open_loop_rate=rate,
         generator_busy_pct=round(sum(p.generator_busy_pct or 0.0 for p in parts), 1),
-        generator_busy_max_pct=max(busy) if busy else None,
+        # a busy reading missing from one process is missing: the busiest may be that one
+        generator_busy_max_pct=max(busy) if busy and len(busy) == len(parts) else None,
         generator_threads=len(parts),
         latency_histogram=counts,
         send_lag_p99_ms=max(lags) if lags else None,
+        arrivals=parts[0].arrivals,
+        arrival_seed=parts[0].arrival_seed,
+        due_requests=total([p.due_requests for p in parts]),
+        window_requests=total([p.window_requests for p in parts]),
     )
 
 
@@ -195,6 +212,26 @@ def merge_streams(parts: Sequence[LoadResult]) -> dict[str, Any]:
     }
 
 
+def process_specs(spec: LoadSpec, cpus: int) -> list[LoadSpec]:
+    """``spec`` split between one built-in generator process per client CPU (at most one per
+    connection): each its share of the connections and of the rate, its own request sequence and,
+    in an open loop, its own schedule, seeded from the load's seed and its index (uniform ones
+    offset from each other, so that the processes do not send together)."""
+    k = max(1, min(cpus, spec.connections))
+    share = replace(
+        spec, rate=spec.rate / k if spec.rate else None, connections=max(1, spec.connections // k)
+    )
+    return [
+        replace(
+            share,
+            sequence=share.sequence * k + index,
+            seed=schedules.derive_seed(spec.seed, "process", index) if spec.rate else 0,
+            phase=index / k if spec.rate and spec.arrivals == Arrival.UNIFORM else 0.0,
+        )
+        for index in range(k)
+    ]
+
+
 class SubprocessGenerator:
     """Runs each load (and the /health probe) in processes pinned to the client CPUs.
 
@@ -212,14 +249,10 @@ class SubprocessGenerator:
 
     def _python(self, spec: LoadSpec) -> LoadResult:
         """The built-in generator in one process per client CPU, each pinned to its CPU."""
-        k = max(1, min(len(self.client_cpus), spec.connections))
-        share = replace(
-            spec, rate=spec.rate / k if spec.rate else None, connections=max(1, spec.connections // k)
-        )
         procs = []
-        for index in range(k):
+        for index, mine in enumerate(process_specs(spec, len(self.client_cpus))):
             proc = subprocess.Popen(
-                _loadgen("python", replace(share, sequence=share.sequence * k + index)),
+                _loadgen("python", mine),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -234,7 +267,8 @@ class SubprocessGenerator:
                     f"the built-in generator failed (exit {proc.returncode}): {err.strip()[-400:]}"
                 )
             parts.append(parse(LoadResult, out, "the built-in generator"))
-        return merge(parts, spec.rate)
+        merged = merge(parts, spec.rate)
+        return merged.model_copy(update={"arrival_seed": spec.seed}) if spec.rate else merged
 
     def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]:
         """Apply ``spec``; with ``probe_health``, /health is probed meanwhile from a thread of this
@@ -275,17 +309,41 @@ class HealthThread(threading.Thread):
             self.result = None
 
 
+Request = tuple[tuple[str, Any], ...]  # a plan's request (LoadSpec fields), hashable
+
+
+def request_of(plan: Plan) -> Request:
+    """What a plan sends, as :func:`calibrate_ceilings` takes it."""
+    return tuple(sorted(plan.request().items()))
+
+
+def _calibration_request(request: Request, scratch: Path) -> dict[str, Any]:
+    """The plan's request for the trivial server: the same shape, without the answers it expects
+    (the trivial server answers everything 200 with the same small JSON; a health path is not sent)."""
+    fields = {k: v for k, v in request if k != "health_path"}
+    if fields.get("mix_file"):
+        mix = mixes.read_load_mix(fields["mix_file"])
+        plain = mix.model_copy(
+            update={"requests": [r.model_copy(update={"expect": Expect()}) for r in mix.requests]}
+        )
+        path = scratch / "mix.json"
+        path.write_text(plain.model_dump_json())
+        fields["mix_file"] = str(path)
+    return fields
+
+
 def calibrate_ceilings(
     generator: SubprocessGenerator,
     server_cpus: list[int],
-    loads: Sequence[tuple[str, int]],
+    loads: Sequence[tuple[str, int, Request]],
     seconds: float = 1.0,
 ) -> dict[str, float]:
     """Requests per second the generator reaches against a server that costs nothing.
 
     The trivial server runs on the server CPUs (one process per CPU), the generator as it will
-    in the cells; one measurement per (load kind, connections) in ``loads``. An open-loop
-    generator is measured closed-loop here: its ceiling is the fastest it can send.
+    in the cells, with the cells' requests (path, method, body, or their mix); one measurement per
+    (load kind, connections, request) in ``loads``, filed by :func:`~.gencheck.ceiling_key`. An
+    open-loop generator is measured closed-loop here: its ceiling is the fastest it can send.
     """
     port = free_port()
     cmd = [
@@ -311,20 +369,18 @@ def calibrate_ceilings(
                         f"the trivial server did not start: {exc}", server.stderr_tail()
                     ) from None
                 time.sleep(0.1)
-        for load, connections in loads:
-            spec = LoadSpec(
-                host="127.0.0.1",
-                port=port,
-                path="/",
-                method="GET",
-                connections=connections,
-                duration_s=seconds,
-            )
-            if load == "open":  # the built-in generator, flat out (closed loop): the fastest it can send
-                result = generator._python(spec)
-            else:
-                result, _ = generator.load(spec, probe_health=False)
-            ceilings[ceiling_key(load, connections)] = result.throughput_rps
+        with tempfile.TemporaryDirectory(prefix="ftscale-calibrate-") as scratch:
+            for load, connections, request in loads:
+                fields = _calibration_request(request, Path(scratch))
+                spec = LoadSpec(
+                    host="127.0.0.1", port=port, **fields, connections=connections, duration_s=seconds
+                )
+                if load == "open":  # the built-in generator, flat out (closed loop): the fastest it can send
+                    result = generator._python(spec)
+                else:
+                    result, _ = generator.load(spec, probe_health=False)
+                key = ceiling_key(load, connections, request_shape(dict(request)))
+                ceilings[key] = result.throughput_rps
     finally:
         server.stop(timeout_s=5)
     return ceilings

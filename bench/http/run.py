@@ -29,7 +29,8 @@ from ftscale import engines, workloads
 from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
-from ftscale.bench.http import confirm
+from ftscale.bench.http import arrivals as schedules
+from ftscale.bench.http import capacity, confirm
 from ftscale.bench.http.cell import (
     AppRequests,
     Group,
@@ -42,14 +43,21 @@ from ftscale.bench.http.cell import (
 from ftscale.bench.http.confirm import ConfirmGroup
 from ftscale.bench.http.loadgen import wrk_path, wrk_version
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
-from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
+from ftscale.bench.http.real import (
+    Launcher,
+    RemoteServer,
+    Request,
+    SubprocessGenerator,
+    calibrate_ceilings,
+    request_of,
+)
 from ftscale.bench.http.zygote import Zygote, start_zygotes
 from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, RunMeta, Selection
-from ftscale.vocab import DEFAULT_SERVER, Flag, HttpServer, Topology, WorkloadClass
+from ftscale.vocab import DEFAULT_SERVER, Arrival, Flag, HttpServer, Topology, WorkloadClass
 
 # What one repetition costs besides its warm-up and load, before any was measured: the server's
 # start (until /health answers) and stop, /info before and after, the usage and memory readings,
@@ -61,6 +69,11 @@ REPETITION_OVERHEAD_S = {"fork": 0.9, "spawn": 4.5}
 # What a stock deployment adds to that (it starts and stops its workers its own way: uvicorn
 # --workers spawns fresh interpreters, gunicorn's arbiter forks and reaps), measured the same way.
 TOPOLOGY_OVERHEAD_S = {"gunicorn": 0.6, "uvicorn-workers": 3.2}
+# What --dry-run assumes a design's closed-loop median to be when it estimates a capacity search,
+# which cannot be known before the design is measured: about what the quick workloads reach on one
+# thread of the development machine (nbody 80 req/s, results/20261126T012948Z-http-vm). A faster
+# design's search is shorter (its steps reach 1,000 requests sooner).
+ASSUMED_CAP_RPS = 80.0
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -348,6 +361,8 @@ def sweep_job(
         raise UsageError("--slo-p99 must be a positive number of milliseconds")
     shares = args.rates or preset.open_shares or (0.5, 0.75, 0.9)
     open_shares = tuple(shares) if load in ("open", "both") and not (args.slo_p99 and not args.rates) else ()
+    if args.arrivals and load not in ("open", "both"):
+        raise UsageError("--arrivals applies to the open loop: add --load open, --load both or --slo-p99")
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if wrk_path() else "python"
@@ -385,6 +400,8 @@ def sweep_job(
             open_shares=open_shares,
             slo_p99_ms=slo,
             rounds=rounds if not args.target else 0,
+            arrivals=args.arrivals or str(Arrival.POISSON),
+            seed=schedules.run_seed(place.path.name),
         ),
         margin=margin,
         server_start="spawn" if args.target else args.server_start,
@@ -446,7 +463,11 @@ def _bench_meta(job: Job, ceilings: dict[str, float]) -> RunMeta:
             "version": wrk_version() if job.generator == "wrk" else sys.version.split()[0],
             "cpus": job.client_cpus,
             "loop": "closed" if not job.matrix.open_shares and not job.matrix.slo else "closed and open",
-            "open_loop": "built-in generator, one process per client CPU; latency from the due time",
+            "open_loop": (
+                f"built-in generator, one process per client CPU; {job.settings.arrivals} arrivals from "
+                f"seeds derived from the run's ({job.settings.seed}); latency from the due time; "
+                "throughput counts answers completed inside the window"
+            ),
             "streams": (
                 "built-in generator: it times each stream's first byte and the gaps between its chunks"
                 if job.stream_generator == "python"
@@ -481,32 +502,42 @@ def paired_builds(builds: Sequence[str]) -> int:
     return sum(1 for b in builds if (b.endswith("t") and b[:-1] in builds) or f"{b}t" in builds)
 
 
+def search_seconds(job: Job, shares: Sequence[float] = capacity.UPWARD) -> float:
+    """The estimate of one capacity search (its server's start included), at
+    :data:`ASSUMED_CAP_RPS`, trying ``shares`` of it."""
+    settings = job.settings
+    if settings.slo_p99_ms is None:
+        return 0.0
+    return REPETITION_OVERHEAD_S[job.server_start] + capacity.search_seconds(
+        ASSUMED_CAP_RPS, settings.slo_p99_ms, settings.duration_s, settings.warmup_s, shares,
+        settings.slo_loads, settings.slo_min_samples,
+    )  # fmt: skip
+
+
 def group_seconds(job: Job, group: Group | ConfirmGroup) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
     per_rep = repetition_seconds(job)
     if isinstance(group, ConfirmGroup):
         return job.settings.rounds * paired_builds(job.matrix.builds) * per_rep
-    overhead = REPETITION_OVERHEAD_S[job.server_start]
     plans = [p for p in group.plans if p.skip_reason is None]
     measured = [p for p in plans if p.load == "closed" or p.offered_share]
     reps = job.settings.repetitions * len(measured)
     reps += sum(1 for p in plans if p.load == "closed") if job.profile else 0
     stock = job.settings.repetitions * sum(TOPOLOGY_OVERHEAD_S.get(p.topology, 0.0) for p in measured)
-    searches = sum(1 for p in plans if p.slo) * (
-        overhead + 6 * (load_seconds(job.settings.duration_s) + job.settings.warmup_s)
-    )
-    return reps * per_rep + stock + searches
+    return reps * per_rep + stock + sum(1 for p in plans if p.slo) * search_seconds(job)
 
 
-def _loads(job: Job, groups: Sequence[Group | ConfirmGroup]) -> list[tuple[str, int]]:
-    """Every (load kind, connection count) a cell will use: what the ceilings are measured for."""
-    found: set[tuple[str, int]] = set()
+def _loads(job: Job, groups: Sequence[Group | ConfirmGroup]) -> list[tuple[str, int, Request]]:
+    """Every (load kind, connection count, request) a cell will use: what the ceilings are measured for."""
+    found: set[tuple[str, int, Request]] = set()
     factor = job.settings.open_connections_factor
     for group in groups:
         for plan in group.plans:
-            found.add(
-                ("closed", plan.connections) if plan.load == "closed" else ("open", plan.connections * factor)
+            open_loop = plan.load == "open"
+            kind, connections = (
+                ("open", plan.connections * factor) if open_loop else ("closed", plan.connections)
             )
+            found.add((kind, connections, request_of(plan)))
     return sorted(found)
 
 
@@ -561,7 +592,19 @@ def dry_run(job: Job) -> int:
     )
     if job.matrix.slo:
         load += f"; capacity at p99 <= {job.settings.slo_p99_ms:g} ms"
+    if job.matrix.open_shares or job.matrix.slo:
+        load += f"; open loop with {job.settings.arrivals} arrivals"
     print(f"  load: {load}; {job.settings.repetitions} repetitions of {job.settings.duration_s:g} s")
+    searches = sum(1 for g in groups for p in g.plans if p.slo and not p.skip_reason)
+    if searches:
+        print(
+            f"  capacity searches: {searches}, each up to {len(capacity.UPWARD)} rates of at least "
+            f"{job.settings.slo_loads} loads with {job.settings.slo_min_samples:,} requests per rate; "
+            f"about {search_seconds(job) / 60:.1f} min each at a closed-loop median of {ASSUMED_CAP_RPS:g} "
+            f"req/s (assumed: not known before the design is measured), "
+            f"{search_seconds(job, capacity.DOWNWARD) / 60:.1f} min where half of it fails and the search "
+            "goes lower; a slower design takes longer"
+        )
     if job.settings.rounds >= 2:
         print(
             f"  confirmation: {job.settings.rounds} paired rounds of each build's finalist per workload; "
@@ -650,6 +693,9 @@ def run(
     generator = SubprocessGenerator(job.generator, job.client_cpus, job.stream_generator)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None
     profiler = profiling if isinstance(profiling, profile.Profiler) else None
+    for name, data in (job.served.files if job.served else {}).items():
+        if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
+            results.write_atomic(job.run_dir / name, data)  # before calibrating: it sends the mix
     if rundir.meta_path.exists():
         ceilings = dict((rundir.read_meta().generator or {}).get("ceilings", {}))
     else:
@@ -664,9 +710,6 @@ def run(
         rundir.write_meta(meta)
     for record in builds.values():
         rundir.add_build(record)
-    for name, data in (job.served.files if job.served else {}).items():
-        if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
-            results.write_atomic(job.run_dir / name, data)
     print(
         f"server CPUs {job.server_cpus}, client CPUs {job.client_cpus}, generator {job.generator}; "
         f"ceilings {', '.join(f'{k} {v:,.0f}/s' for k, v in sorted(ceilings.items()))}",

@@ -97,6 +97,16 @@ def signed_pct_estimate(e: Estimate) -> str:
     return DASH if math.isnan(e.value) else _interval(e, signed_pct, signed_pct(e.value))
 
 
+def capacity(low: float, high: float) -> str:
+    """A capacity between the highest rate that passed and the lowest that failed: ``[64.2, 68.7)``;
+    ``≥ 80.0`` when none failed (censored: the highest rate tried passed); ``< 10.0`` when none passed."""
+    if math.isnan(low):
+        return DASH if math.isnan(high) else f"< {num(high)}"
+    if math.isnan(high):
+        return f"≥ {num(low)}"
+    return f"[{num(low)}, {num(high)})"
+
+
 def count(n: int, noun: str) -> str:
     """``1 cell``, ``3 cells``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

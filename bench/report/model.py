@@ -7,9 +7,10 @@ as before servers were a choice. Each point carries its median throughput with i
 the speedup over the series' own 1-thread point (no 1-thread point: no speedup), efficiency,
 Karp-Flatt serial fraction, the HTTP detail (latency from the merged histograms with its sample
 count, memory, CPU) summarised over repetitions, a streaming cell's stream figures
-(:class:`StreamPoint`), and its flags: those the bench wrote plus those derived here from the
-same file (GIL on in a free-threaded build, HTTP errors, CV over 5%). Cells skipped as
-impossible on their build are kept apart (``RunModel.skipped``).
+(:class:`StreamPoint`), a latency-target cell's capacity interval (:class:`Capacity`), and its
+flags: those the bench wrote plus those derived here from the same file (GIL on in a
+free-threaded build, HTTP errors, CV over 5%). Cells skipped as impossible on their build are
+kept apart (``RunModel.skipped``).
 
 Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
 A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ftscale.bench import histogram
+from ftscale.bench.http import capacity as capacity_rules
 from ftscale.bench.report import stats
 from ftscale.bench.report.stats import Estimate
 from ftscale.bench.results import AnyCell as Cell
@@ -146,6 +148,62 @@ class StreamPoint:
 
 
 @dataclass(frozen=True)
+class CapacityStep:
+    """One rate a capacity search tried: its p99 (NaN: none) and the p99's upper confidence bound
+    (NaN: none, or a search made before repeated steps), and whether it passed."""
+
+    offered_rps: float
+    achieved_rps: float
+    p99_ms: float
+    p99_upper_ms: float
+    passed: bool
+    loads: int  # 0: not recorded (one load, before repeated steps)
+    samples: int  # latency samples behind the p99 (0: not recorded)
+    coverage: float  # the bound's exact coverage (NaN: no bound)
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A latency-target cell's capacity: it lies in ``[low, high)``.
+
+    ``low``: the highest rate that passed with every lower rate tried passing (NaN: none passed);
+    ``high``: the lowest rate that failed (NaN: none did, so the capacity is censored: at least
+    ``low``). Per server core divides by the CPUs the server was pinned to (``cores``); per GiB by
+    the server's memory at the capacity rate.
+    """
+
+    target_ms: float
+    low: float
+    high: float
+    steps: tuple[CapacityStep, ...]  # by offered rate
+    cores: float
+    memory_bytes: float
+    repeated: bool  # repeated steps judged by the p99's upper bound (False: one load per rate, before)
+    level: float  # the bound's confidence level (NaN before repeated steps)
+
+    @property
+    def censored(self) -> bool:
+        return math.isfinite(self.low) and math.isnan(self.high)
+
+    @property
+    def at(self) -> CapacityStep | None:
+        """The step at the capacity (None: none passed)."""
+        return next((s for s in self.steps if s.offered_rps == self.low and s.passed), None)
+
+    @property
+    def failing(self) -> CapacityStep | None:
+        """The lowest step that failed (None: none did)."""
+        return next((s for s in self.steps if s.offered_rps == self.high and not s.passed), None)
+
+    def per(self, divisor: float) -> tuple[float, float]:
+        """``(low, high)`` divided by ``divisor`` (NaN where it is not a positive number)."""
+        if not (math.isfinite(divisor) and divisor > 0):
+            return NAN, NAN
+        return self.low / divisor, self.high / divisor
+
+
+@dataclass(frozen=True)
 class Point:
     """One successful cell and everything the reports say about it."""
 
@@ -169,6 +227,7 @@ class Point:
     peak_rss_bytes: float = NAN
     stream: StreamPoint | None = None  # a streaming cell's time to first byte, gaps and chunks
     unique_bytes: float = NAN  # distinct physical pages of the server's processes (format 3)
+    capacity: Capacity | None = None  # a latency-target cell's capacity
 
     @property
     def threads(self) -> int:
@@ -342,7 +401,10 @@ def cell_flags(cell: Cell, meta: RunMeta, cv: float, errors: int) -> tuple[str, 
         flags.add(Flag.GIL_ENABLED)
     if errors > 0:
         flags.add(Flag.ERRORS)
-    if math.isfinite(cv) and cv > stats.HIGH_CV:
+    # An open loop's throughput follows its offered rate, and with Poisson arrivals the requests due
+    # in a window vary by chance: their spread says nothing about the server's noise.
+    open_loop = isinstance(cell, HttpCell) and cell.load == "open"
+    if math.isfinite(cv) and cv > stats.HIGH_CV and not open_loop:
         flags.add(Flag.HIGH_CV)
     return tuple(sorted((str(f) for f in flags), key=lambda f: _rank(f, FLAG_ORDER)))
 
@@ -402,6 +464,48 @@ def stream_point(reps: Sequence[object]) -> StreamPoint | None:
     )
 
 
+def server_cores(meta: RunMeta, threads: int) -> float:
+    """CPUs a design at ``threads`` was pinned to: the first ``threads`` server CPUs (all of them
+    when fewer); a server started elsewhere (``--target``), or a run that does not say: ``threads``."""
+    cpus = meta.config.get("server_cpus")
+    if meta.config.get("target") or not isinstance(cpus, list) or not cpus:
+        return float(threads)
+    return float(min(threads, len(cpus)))
+
+
+def capacity_of(cell: HttpCell, meta: RunMeta, memory_bytes: float) -> Capacity | None:
+    """A latency-target cell's capacity interval, by :func:`~ftscale.bench.http.capacity.interval`
+    over its recorded steps (the same rule for searches made before repeated steps)."""
+    found = cell.slo
+    if found is None:
+        return None
+    low, high = capacity_rules.interval(found.steps)
+    steps = tuple(
+        CapacityStep(
+            offered_rps=s.offered_rps,
+            achieved_rps=s.achieved_rps,
+            p99_ms=NAN if s.p99_ms is None else s.p99_ms,
+            p99_upper_ms=NAN if s.p99_upper_ms is None else s.p99_upper_ms,
+            passed=s.met,
+            loads=s.loads or 0,
+            samples=s.samples or 0,
+            coverage=NAN if s.coverage is None else s.coverage,
+            failures=tuple(s.failures),
+        )
+        for s in sorted(found.steps, key=lambda s: s.offered_rps)
+    )
+    return Capacity(
+        target_ms=found.target_p99_ms,
+        low=NAN if low is None else low,
+        high=NAN if high is None else high,
+        steps=steps,
+        cores=server_cores(meta, cell.threads),
+        memory_bytes=memory_bytes,
+        repeated=found.method is not None,
+        level=NAN if found.level is None else found.level,
+    )
+
+
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
     samples = independent_samples(cell)
@@ -415,6 +519,9 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         speedup = stats.ratio_of_medians(samples, independent_samples(base))
     latency, merged, requests = _latency(reps)
     health = [getattr(getattr(r, "health_latency_ms", None), "samples", 0) or 0 for r in reps]
+    rss, pss = median_of(reps, "rss_bytes"), median_of(reps, "pss_bytes")
+    unique = median_of(reps, "unique_bytes")
+    memory = next((m for m in (unique, pss) if math.isfinite(m)), rss)  # as Point.memory_bytes
     return Point(
         cell=cell,
         throughput=stats.median_ci(samples),
@@ -425,9 +532,9 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         flags=cell_flags(cell, meta, cv, errors),
         latency_ms=latency,
         health_p99_ms=median_of(reps, "health_latency_ms", "p99"),
-        rss_bytes=median_of(reps, "rss_bytes"),
-        pss_bytes=median_of(reps, "pss_bytes"),
-        unique_bytes=median_of(reps, "unique_bytes"),
+        rss_bytes=rss,
+        pss_bytes=pss,
+        unique_bytes=unique,
         server_cpu_pct=median_of(reps, "server_cpu_pct"),
         errors=errors,
         samples=tuple(samples),
@@ -436,6 +543,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         health_samples=sum(health),
         peak_rss_bytes=median_of(reps, "peak_rss_bytes"),
         stream=stream_point(reps),
+        capacity=capacity_of(cell, meta, memory) if isinstance(cell, HttpCell) else None,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ftscale.bench import intervals
 from ftscale.bench.report import fmt, labels
 from ftscale.bench.report.findings import BuildBest, Choice, Comparison, Verdict, disqualifying
-from ftscale.bench.report.model import RunModel
+from ftscale.bench.report.model import Capacity, Point, RunModel, Series
 
 
 def where(choice: Choice) -> str:
@@ -259,6 +259,60 @@ def verdict_sentences(model: RunModel, found: Sequence[Verdict]) -> list[str]:
         tail = f" Caveats: {'; '.join(notes)}." if notes else ""
         lines.append(head + body + tail)
     return lines
+
+
+def capacity_where(series: Series, point: Point) -> str:
+    """``3.14t inline·loops at 1 thread``: a latency-target cell, as its sentence names it."""
+    n = point.threads
+    return f"{series.key.build} {series.key.design} at {n} thread{'s' if n != 1 else ''}"
+
+
+def capacity_words(c: Capacity, unit: str = "req/s") -> str:
+    """A capacity in words: ``[64.2, 68.7) req/s``, ``≥ 80.0 req/s``, ``< 10.0 req/s``."""
+    return f"{fmt.capacity(c.low, c.high)} {unit}"
+
+
+STEP_FAILURES = {
+    "errors": "errors",
+    "not-served": "not served",
+    "p99-over-target": "p99 over target",
+    "too-few-samples": "too few samples",
+}
+
+
+def step_failures(c: Capacity) -> str:
+    """Why the lowest failing rate failed, in words (old searches: not recorded)."""
+    failing = c.failing
+    if failing is None:
+        return fmt.DASH
+    return ", ".join(STEP_FAILURES.get(f, f) for f in failing.failures) or "not recorded"
+
+
+def capacity_sentence(series: Sequence[Series]) -> str:
+    """Per build, its design with the highest capacity at the target (by the interval's lower end),
+    with the capacity per server core; a censored capacity reads "≥" and says why."""
+    found = [(s, p, p.capacity) for s in series for p in s.points if p.capacity is not None]
+    if not found:
+        return ""
+    target = found[0][2].target_ms
+    repeated = all(c.repeated for _, _, c in found)
+    how = "its 95 % upper confidence bound" if repeated else "one load's p99 per rate, before repeated steps"
+    best: dict[str, tuple[Series, Point, Capacity]] = {}
+    for s, p, c in found:
+        low = c.low if math.isfinite(c.low) else -math.inf
+        mine = best.get(s.key.build)
+        if mine is None or low > (mine[2].low if math.isfinite(mine[2].low) else -math.inf):
+            best[s.key.build] = (s, p, c)
+    parts = []
+    for build in sorted(best):
+        s, p, c = best[build]
+        part = f"{capacity_where(s, p)}, {capacity_words(c)}"
+        if math.isfinite(c.low):
+            part += f" ({fmt.capacity(*c.per(c.cores))} per server core)"
+        if c.censored:
+            part += ": censored, it passed at its closed-loop median, the highest rate tried"
+        parts.append(part)
+    return f"Capacity at p99 ≤ {fmt.num(target)} ms ({how}), each build's highest: " + "; ".join(parts) + "."
 
 
 def server_cpus(model: RunModel) -> int | None:

@@ -402,38 +402,44 @@ def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
                          topology=topology, repetitions=reps, load="open", offered_share=share,
                          offered_rps=offered)  # fmt: skip
             cells.append(cell)
-        steps = [
-            {
-                "offered_rps": 0.9 * peak,
-                "achieved_rps": 0.9 * peak,
-                "p99_ms": 24.0,
-                "errors": 0,
-                "met": False,
-            },
-            {
-                "offered_rps": 0.45 * peak,
-                "achieved_rps": 0.45 * peak,
-                "p99_ms": 6.0,
-                "errors": 0,
-                "met": True,
-            },
-            {
-                "offered_rps": 0.675 * peak,
-                "achieved_rps": 0.675 * peak,
-                "p99_ms": 11.0,
-                "errors": 0,
-                "met": False,
-            },
-            {
-                "offered_rps": 0.5625 * peak,
-                "achieved_rps": 0.5625 * peak,
-                "p99_ms": 8.0,
-                "errors": 0,
-                "met": True,
-            },
+        # The latency-target search, repeated steps of 5 loads of 2 s: 3.14t on two loops passes 50 %
+        # and 70 % of its peak, fails 85 % (its generator lagging there), then passes 77.5 % and fails
+        # 81.25 %; 3.14 in workers passes every rate up to its peak: a censored capacity.
+        shares = (
+            ((0.5, 4.0), (0.7, 6.0), (0.85, 14.0), (0.775, 8.0), (0.8125, 12.0))
+            if topology == "loops"
+            else ((0.5, 3.0), (0.7, 4.0), (0.85, 5.0), (1.0, 7.0))
+        )
+        steps = []
+        for share, p99 in shares:
+            rate, passed = share * peak, p99 < 10.0
+            steps.append(
+                {
+                    "offered_rps": rate,
+                    "achieved_rps": rate if passed else 0.98 * rate,
+                    "p99_ms": p99,
+                    "errors": 0,
+                    "met": passed,
+                    "loads": 5,
+                    "duration_s": 2.0,
+                    "due": round(10 * rate),
+                    "completed": round(10 * rate * (1 if passed else 0.98)),
+                    "samples": round(10 * rate),
+                    "p50_ms": p99 / 3,
+                    "p99_upper_ms": round(1.05 * p99, 4),
+                    "coverage": 0.9512,
+                    "send_lag_p99_ms": 0.6 if share != 0.85 or passed else 0.9,
+                    "failures": [] if passed else ["p99-over-target"],
+                    "flags": [str(Flag.SEND_LAG)] if (topology, share) == ("loops", 0.85) else [],
+                }
+            )
+        met = [st["offered_rps"] for st in steps if st["met"]]
+        failed_at = [st["offered_rps"] for st in steps if not st["met"]]
+        capacity = max(met)
+        reps = [
+            _repetition(capacity * f, 8, mib * MIB, 0.6 * mib * MIB, {}, None, 2.5, capacity)
+            for f in (0.99, 1.0, 1.0, 1.0, 1.01)
         ]
-        capacity = 0.5625 * peak
-        rep = _repetition(capacity, 8, mib * MIB, 0.6 * mib * MIB, {}, None, 3.5, capacity)
         cells.append(
             _cell(
                 run_id,
@@ -443,13 +449,23 @@ def http_run() -> tuple[schema.RunMeta, list[results.AnyCell]]:
                 "pure-python",
                 1000,
                 8,
-                [capacity],
+                [r["throughput_rps"] for r in reps],
                 mode="inline",
                 topology=topology,
-                repetitions=[rep],
+                repetitions=reps,
                 load="open",
                 offered_rps=capacity,
-                slo={"target_p99_ms": 10.0, "steps": steps, "capacity_rps": capacity},
+                flags=[str(Flag.SEND_LAG)] if topology == "loops" else [],
+                slo={
+                    "target_p99_ms": 10.0,
+                    "steps": steps,
+                    "capacity_rps": capacity,
+                    "method": "repeated-steps",
+                    "cap_rps": peak,
+                    "failing_rps": min(failed_at) if failed_at else None,
+                    "censored": not failed_at,
+                    "level": 0.95,
+                },
             )
         )
     cells += data_layer_and_stream_cells(run_id, threads)
