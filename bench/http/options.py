@@ -300,7 +300,7 @@ def add_sweep_arguments(
         type=_percent,
         metavar="PCT",
         help="call two designs equivalent when their ratio's interval lies within this margin of 1 "
-        f"(default {DEFAULT_MARGIN:.0%})",
+        f"(default {DEFAULT_MARGIN * 100:g} %%)",
     )
     p.add_argument(
         "--server-start",
