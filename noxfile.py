@@ -87,7 +87,9 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (on this interpreter and on the free-threaded 3.14t)."""
     install(
         session,
-        "bench,report,server,servers,worker" if session.python == HOST else "bench,server,servers,worker",
+        "bench,report,server,servers,worker,numpy"
+        if session.python == HOST
+        else "bench,server,servers,worker,numpy",
         "test",
     )
     session.run("python", "-m", "ftscale.buildfacts", "--import-check")

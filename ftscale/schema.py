@@ -21,6 +21,11 @@ Format history (bump SCHEMA_VERSION and teach :func:`upgrade` the old shape):
      disturbed and measured again; each repetition's server start and stop times, machine
      interference, memory as the tree's distinct pages and its confirmation ``round``. Only
      fields were added: version 2 files are read as they are.
+  4 (2026-12): an HTTP run's in-process pass (its ceiling): micro cells inside an HTTP run with
+     ``stage`` "ceiling" and the server ``cpus`` they were pinned to; the open loop's arrivals,
+     their seeds and the requests due and answered inside the window; repeated capacity steps
+     with the p99's upper bound and the capacity as an interval. Only fields were added:
+     version 3 files are read as they are.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ftscale.errors import UsageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ResultError(UsageError):
@@ -712,6 +717,11 @@ class MicroCell(_CellBase):
     # Load average around the cell (the micro bench does not pin CPUs; this shows the noise).
     info_before: dict[str, float] | None = None
     info_after: dict[str, float] | None = None
+    # Added in format 4. "sweep": a cell of a micro run; "ceiling": a cell of an HTTP run's
+    # in-process pass, the same workload and size at the same threads on the same server CPUs
+    # (``cpus``, the CPUs the pyperf process was pinned to: the first N of the server's).
+    stage: Literal["sweep", "ceiling"] = "sweep"
+    cpus: list[int] | None = None
 
 
 Cell = Annotated[HttpCell | MicroCell, Field(discriminator="kind")]
@@ -742,8 +752,8 @@ def upgrade(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
-    if version in (1, 2):
-        # Version 1 wrote the same fields untyped, version 2 fewer of them: the models accept both.
+    if version in (1, 2, 3):
+        # Version 1 wrote the same fields untyped, versions 2 and 3 fewer of them: the models accept all.
         return {**data, "schema_version": SCHEMA_VERSION}
     raise ResultError(
         f"{source}: schema_version {version!r} is not supported (this ftscale reads 1 to {SCHEMA_VERSION})"

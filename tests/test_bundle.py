@@ -1,6 +1,7 @@
 """``ftscale bundle``: what a stripped interpreter keeps, the wheelhouse, the libraries, the unpack
-script's checks on small fake parts, and one real bundle of two cached builds unpacked into a
-fresh directory and measuring from there without a network, a compiler or a package index."""
+script's checks on small fake parts, and one real bundle (``--for headline``: two cached builds,
+one part) unpacked into a fresh directory and running the headline preset from there without a
+network, a compiler or a package index."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ftscale.bench.env import bundle, hostsetup, provision, sharedlibs, strip, w
 from ftscale.bench.env import venv as envs
 from tests.conftest import FREE_THREADED
 
-SMOKE_BUILDS = ("3.14", "3.14t")
+SMOKE_BUILDS = ("3.14", "3.14t")  # the headline preset's builds
 # The real bundle does not depend on the interpreter running the tests: it is made and measured
 # once, in the session on the host interpreter, not again in the free-threaded one.
 once = pytest.mark.skipif(FREE_THREADED, reason="made and measured in the host interpreter's session")
@@ -117,12 +118,18 @@ def test_environments_install_from_the_wheelhouse_only_when_one_is_set(
 
     house = tmp_path / "wheels"
     house.mkdir()
-    (house / "constraints-3.14t.txt").write_text("numpy==2.3.4\n")
+    (house / "constraints-3.14t.txt").write_text("granian==2.7.0\n")
+    optional = envs.requirements(envs.OPTIONAL_EXTRAS)
+    carried = [r for r in optional if envs.package_name(r) != "numpy"]  # a bundle made without numpy
+    for requirement in carried:
+        (house / f"{envs.package_name(requirement).replace('-', '_')}-1.0-py3-none-any.whl").touch()
     monkeypatch.setenv(wheelhouse.ENV, str(house))
     commands.clear()
     envs.ensure("3.14t", log=lambda m: None)  # a new source of packages: the environment is remade
     installs = [c for c in commands if "install" in c]
-    assert len(installs) == 1 + len(envs.requirements(envs.OPTIONAL_EXTRAS))
+    assert [c[-1] for c in installs[1:]] == carried  # what the wheelhouse lacks is not even tried
+    left_out = json.loads((envs.env_dir("3.14t") / envs.UNAVAILABLE_FILE).read_text())
+    assert list(left_out) == ["numpy"] and "not carried" in left_out["numpy"]
     for install in installs:  # the optional servers come from the wheelhouse too
         where = install.index("--no-index")
         assert install[where : where + 5] == [
@@ -275,7 +282,7 @@ def parts_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     for build in SMOKE_BUILDS:
         cached(build)
     out = tmp_path_factory.mktemp("bundle") / "parts"
-    argv = ["bundle", "--builds", ",".join(SMOKE_BUILDS), "--output", str(out)]
+    argv = ["bundle", "--for", "headline", "--output", str(out)]
     if shutil.which("wrk") is None:
         argv.append("--no-wrk")
     proc = subprocess.run([sys.executable, "-m", "ftscale", *argv], capture_output=True, text=True,
@@ -300,17 +307,19 @@ def host(parts_folder: tuple[Path, str], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.mark.slow
 @once
-def test_the_command_prints_every_parts_size_within_the_limit(parts_folder: tuple[Path, str]) -> None:
+def test_the_headline_bundle_is_one_part_within_the_limit_and_says_its_size(
+    parts_folder: tuple[Path, str],
+) -> None:
     out, printed = parts_folder
     files = sorted(p.name for p in out.glob("*.tar.xz"))
-    assert files == sorted(bundle.part_file(n) for n in ("common", *SMOKE_BUILDS))
-    for name in files:
-        size = (out / name).stat().st_size
-        assert size <= bundle.PART_LIMIT_MIB << 20
-        assert re.search(rf"{re.escape(name)} +{size / (1 << 20):.1f} MiB", printed), printed
-    assert f"sh unpack.sh && {bundle.TREE}/bin/ftscale bench" in printed
+    assert files == [bundle.part_file(bundle.ONE_PART)]
+    size = (out / files[0]).stat().st_size
+    assert size <= bundle.PART_LIMIT_MIB << 20
+    assert re.search(rf"{re.escape(files[0])} +{size / (1 << 20):.1f} MiB", printed), printed
+    assert f"sh unpack.sh && {bundle.TREE}/bin/ftscale bench --preset headline" in printed
     sums = (out / "SHA256SUMS").read_text().split()
-    assert sorted(sums[1::2]) == files
+    assert sums[1::2] == files
+    assert "left out (not needed by what this bundle runs): " in printed and "numpy" in printed
 
 
 @pytest.mark.slow
@@ -335,33 +344,52 @@ def test_the_unpacked_bundle_checks_its_interpreters_and_uses_its_own_libraries(
 
 @pytest.mark.slow
 @once
-def test_a_smoke_sweep_runs_from_the_bundle_offline(host: dict[str, Any]) -> None:
+def test_the_headline_preset_runs_from_the_bundle_offline(host: dict[str, Any]) -> None:
     tree: Path = host["tree"]
     elsewhere = host["root"] / "elsewhere"  # any working directory will do
     elsewhere.mkdir()
     launcher = str(tree / "bin" / "ftscale")
-    bench = [launcher, "bench", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
-             "--duration", "0.5", "--warmup", "0.2", "--repetitions", "1", "--size", "nbody=10",
-             "--designs", "threadpool/single", "--rounds", "2", "--run-id", "http-smoke"]  # fmt: skip
+    headline = [launcher, "bench", "--preset", "headline", "--duration", "1", "--warmup", "0",
+                "--repetitions", "1", "--rounds", "2", "--size", "nbody=10", "--size", "rag_gateway=5",
+                "--run-id", "headline-smoke"]  # fmt: skip
     micro = [launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
              "--scaling", "strong", "--smoke", "--processes", "1", "--values", "2", "--warmups", "0",
              "--min-time", "0.002", "--run-id", "micro-smoke"]  # fmt: skip
-    for argv in (bench, micro):
+    for argv in (headline, micro):
         proc = offline(argv, host["env"], elsewhere, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert "report: not rendered here" in proc.stdout  # no report packages on the host
-    for run_id, kind in (("http-smoke", "http"), ("micro-smoke", "micro")):
-        run = results.load_run(tree / "results" / run_id)
-        assert run.meta.kind == kind and run.meta.finished is not None
-        explored = [c for c in run.ok_cells() if getattr(c, "stage", "explore") == "explore"]
-        assert sorted(c.build for c in explored) == sorted(SMOKE_BUILDS) and len(explored) == 2
-        confirmed = [c for c in run.cells if getattr(c, "stage", "explore") == "confirm"]
-        assert len(confirmed) == (2 if kind == "http" else 0)  # both builds' candidates, 2 rounds each
-        assert all(c.status == "ok" and len(c.samples) == 2 for c in confirmed)
-        assert run.meta.git.commit  # the commit the bundle was made from, though no checkout is there
-        for build, info in run.meta.builds.items():
+    run = results.load_run(tree / "results" / "headline-smoke")
+    assert run.meta.kind == "http" and run.meta.finished is not None and run.meta.git.commit
+    assert run.meta.config["preset"] == "headline"
+    ok = run.ok_cells()
+    assert {c.workload for c in ok} == {"nbody", "rag_gateway"}
+    in_process = [c for c in ok if isinstance(c, schema.MicroCell)]
+    assert sorted((c.build, c.workload) for c in in_process) == sorted(
+        (b, w) for b in SMOKE_BUILDS for w in ("nbody", "rag_gateway")
+    )
+    assert all(c.stage == "ceiling" and c.cpus == run.meta.config["server_cpus"][:1] for c in in_process)
+    confirmed = [c for c in ok if isinstance(c, schema.HttpCell) and c.stage == "confirm"]
+    assert sorted(c.build for c in confirmed) == sorted(SMOKE_BUILDS * 2)  # both workloads' finalists
+    micro_run = results.load_run(tree / "results" / "micro-smoke")
+    assert sorted(c.build for c in micro_run.ok_cells()) == sorted(SMOKE_BUILDS)
+    for each in (run, micro_run):
+        for build, info in each.meta.builds.items():
             assert info.executable.startswith(str(tree.resolve())), (build, info.executable)
             assert info.gil_enabled is (not build.endswith("t"))
-    http = results.load_run(tree / "results" / "http-smoke").meta
+            assert "numpy" in info.unavailable  # the headline bundle carries no numpy
+    http = results.load_run(tree / "results" / "headline-smoke").meta
     assert http.generator is not None
     assert http.generator["name"] == ("wrk" if (tree / "bin" / "wrk").exists() else "python")
+
+
+@pytest.mark.slow
+@once
+def test_a_workload_the_bundle_cannot_run_is_one_line_and_exit_status_2(host: dict[str, Any]) -> None:
+    launcher = str(host["tree"] / "bin" / "ftscale")
+    argv = [launcher, "bench", "--preset", "headline", "--workloads", "numpy_small", "--run-id", "numpy"]
+    proc = offline(argv, host["env"], host["root"], timeout=300)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("ftscale bench: error: workload numpy_small needs numpy"), line
+    assert not (host["tree"] / "results" / "numpy").exists()

@@ -206,5 +206,6 @@ def test_a_load_runs_as_long_as_stated(trivial: int, seconds: float) -> None:
         pytest.skip("wrk is not installed")
     began = time.monotonic()
     result = run_wrk(spec)
-    assert result.duration_s == pytest.approx(seconds, abs=0.1)  # wrk takes whole seconds; stopped at 0.5
-    assert time.monotonic() - began < seconds + 0.6
+    # wrk takes whole seconds: stopped when the stated time has passed (give or take a loaded scheduler)
+    assert result.duration_s == pytest.approx(seconds, abs=0.25)
+    assert time.monotonic() - began < seconds + 0.8

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_sweep import CEILINGS, FAST, FakeGenerator, FakeLauncher, FakeServer, plan, real_info
 
-from ftscale import engines
+from ftscale import engines, workloads
 from ftscale.bench import engine, results
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import cell as sweep
@@ -65,7 +65,7 @@ def test_what_each_server_can_serve(server: str, topology: str, free_threaded: b
 def test_every_servers_packages_are_in_the_servers_extra_or_the_service() -> None:
     service = set(envs.requirements(("server",)))
     optional = {envs.package_name(r) for r in envs.requirements(envs.OPTIONAL_EXTRAS)}
-    assert optional == set(engines.OPTIONAL_PACKAGES)
+    assert optional == {*engines.OPTIONAL_PACKAGES, *workloads.optional_packages()}
     for packages in engines.SERVER_PACKAGES.values():
         for name in packages:
             assert name in optional or any(envs.package_name(r) == name for r in service) or name == "h11"
@@ -212,7 +212,9 @@ def test_a_package_without_a_wheel_is_recorded_and_the_rest_installs(
     }
     assert any("uvloop is not available" in line for line in said)
     installed = [c[-1] for c in commands if "install" in c][1:]
-    assert [envs.package_name(r) for r in installed] == sorted(engines.OPTIONAL_PACKAGES)
+    assert [envs.package_name(r) for r in installed] == sorted(
+        [*engines.OPTIONAL_PACKAGES, *workloads.optional_packages()]
+    )
 
 
 # -- the report ----------------------------------------------------------------------------------------

@@ -29,8 +29,11 @@ from ftscale.workloads.registry import (
     by_class,
     calibrate,
     get,
+    missing_here,
+    optional_packages,
     select,
     streamed,
+    unmet,
 )
 
 __all__ = [
@@ -43,7 +46,10 @@ __all__ = [
     "by_class",
     "calibrate",
     "get",
+    "missing_here",
+    "optional_packages",
     "pin_blas_threads",
     "select",
     "streamed",
+    "unmet",
 ]

@@ -51,6 +51,7 @@ def numpy_pinned() -> ModuleType:
     max_size=3_000,
     large_max_size=4_096,
     smoke_size=4,
+    needs=("numpy",),
 )
 def numpy_matmul(n: int) -> int:
     """Multiply two n-by-n float64 matrices with BLAS (GIL released inside the kernel)."""
@@ -70,6 +71,7 @@ def numpy_matmul(n: int) -> int:
     max_size=280_000,
     large_max_size=10_000_000,
     smoke_size=5,
+    needs=("numpy",),
 )
 def numpy_small(ops: int) -> int:
     """Many numpy operations on tiny arrays, where per-call Python overhead dominates."""

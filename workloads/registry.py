@@ -24,7 +24,7 @@ bound before there was a budget, reachable on purpose (``ftscale serve --allow-l
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ftscale.vocab import WorkloadClass
@@ -73,6 +73,8 @@ class Workload:
     large_max_size: int | None = None  # None: the same as max_size
     stream: StreamSpec | None = None  # served as a stream of chunks too (POST /stream/{name})
     prepare: Callable[[], object] | None = None  # made once before the first call (at start-up)
+    # Distributions it imports beyond the service's own (numpy): an environment may lack them.
+    needs: tuple[str, ...] = ()
 
     def waits(self) -> str | None:
         """What the service awaits besides the compute, in words (the micro bench leaves it out)."""
@@ -121,6 +123,7 @@ def register(
     large_max_size: int | None = None,
     stream: StreamSpec | None = None,
     prepare: Callable[[], object] | None = None,
+    needs: tuple[str, ...] = (),
 ) -> Callable[[Callable[[int], int]], Callable[[int], int]]:
     """Register ``func`` under its own name; its docstring's first line describes it."""
 
@@ -146,6 +149,7 @@ def register(
             large_max_size=large_max_size,
             stream=stream,
             prepare=prepare,
+            needs=needs,
         )
         return func
 
@@ -167,6 +171,37 @@ def select(names: str | list[str] | None) -> list[Workload]:
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     return [get(n.strip()) for n in names]
+
+
+def optional_packages() -> tuple[str, ...]:
+    """The distributions some workload needs beyond the service's own, each once."""
+    return tuple(sorted({n for w in REGISTRY.values() for n in w.needs}))
+
+
+def missing_here() -> dict[str, str]:
+    """The distributions of :func:`optional_packages` this interpreter cannot import, with why."""
+    import importlib.util
+
+    return {
+        name: "not installed in this interpreter"
+        for name in optional_packages()
+        if importlib.util.find_spec(name) is None
+    }
+
+
+def unmet(names: Iterable[str], missing: Mapping[str, Mapping[str, str]]) -> str | None:
+    """Why the workloads ``names`` cannot run (one line), or None: ``missing`` maps each place
+    (a build, "this interpreter") to the distributions it lacks, each with why."""
+    for name in names:
+        for place, absent in missing.items():
+            lacking = [n for n in get(name).needs if n in absent]
+            if lacking:
+                why = "; ".join(f"{n}: {absent[n]}" for n in lacking)
+                return (
+                    f"workload {name} needs {', '.join(lacking)}, which {place} does not have ({why}); "
+                    "choose other workloads (numpy comes with ftscale's numpy extra)"
+                )
+    return None
 
 
 def by_class(workload_class: WorkloadClass) -> Iterator[Workload]:

@@ -12,11 +12,18 @@ and lent for minutes. A bundle holds everything a run needs there:
   Debian packages (:mod:`~ftscale.bench.env.sharedlibs`);
 - ``host.py`` (:mod:`~ftscale.bench.env.hostsetup`), ``bin/ftscale`` and ``bundle.json``.
 
-It is written as one ``.tar.xz`` part per build plus a common part, each at most 60 MiB (a hard
-limit: a larger part fails the command), so parts can travel one at a time; ``unpack.sh``
-(POSIX sh, needing only tar, xz and sha256sum) checks each part's sha256, unpacks them into one
-tree and sets it up with the bundled interpreter. The command prints every part's size and the
-one command to run on the host.
+What it carries can be narrowed to what a run needs: ``--for PRESET`` takes the builds and the
+workloads of an ``ftscale bench`` preset and the default HTTP server alone (``--for headline``:
+3.14 and 3.14t, no numpy, no other server); ``--servers`` names the HTTP servers whose packages go
+in (all by default), ``--workloads`` the workloads (numpy goes in only for a numpy workload). What
+is left out is recorded on the host as unavailable, and a run that selects it is refused in one line.
+
+It is written as one ``.tar.xz`` part when it holds at most two builds and fits the limit
+(``--parts one`` insists, ``--parts per-build`` never tries), else as one part per build plus a
+common part, each at most 60 MiB (a hard limit: a larger part fails the command), so parts can
+travel one at a time; ``unpack.sh`` (POSIX sh, needing only tar, xz and sha256sum) checks each
+part's sha256, unpacks them into one tree and sets it up with the bundled interpreter. The command
+prints every part's size and the one command to run on the host.
 
 Limits: x86-64 Linux with a glibc at least as new as the one the interpreters were built
 against (``unpack.sh`` checks); the bundle carries only builds ftscale made itself (a cached
@@ -43,13 +50,18 @@ from typing import Any, Literal
 
 from ftscale import __version__
 from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
+from ftscale.bench.http.options import PRESETS, SERVERS
 from ftscale.bench.options import choose
+from ftscale.engines import OPTIONAL_PACKAGES, SERVER_PACKAGES
 from ftscale.errors import SetupError, UsageError
+from ftscale.vocab import DEFAULT_SERVER, HttpServer
 
 MIB = 1 << 20
 PART_LIMIT_MIB = 60
 XZ_PRESET: Literal[6] = 6  # -9 saves a few percent on these files and costs three times the time
 TREE = "ftscale-bundle"  # the folder unpack.sh unpacks into, unless told otherwise
+ONE_PART = "all"  # the name of the one part of a bundle written in one part
+SERVER_ALIASES = {"uvicorn": str(DEFAULT_SERVER)}
 ORCHESTRATOR_PREFERENCE = ("3.14", "3.13", "3.14t", "3.13t")  # which bundled build runs ftscale itself
 PROJECT_FILES = ("pyproject.toml", "README.md", "ftscale", "bench", "server", "workloads")
 
@@ -82,6 +94,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-wrk", action="store_true", help="leave wrk out (the host then uses the built-in load generator)"
+    )
+    parser.add_argument(
+        "--for",
+        dest="preset",
+        choices=list(PRESETS),
+        help="only what 'ftscale bench --preset PRESET' needs: its builds and workloads, the default "
+        "HTTP server; in one part when it fits (e.g. --for headline)",
+    )
+    parser.add_argument(
+        "--servers",
+        metavar="SERVER,...",
+        help=f"HTTP servers whose packages go in, of {', '.join(SERVERS)} ('uvicorn': {DEFAULT_SERVER}); "
+        f"default: all ({DEFAULT_SERVER} is always there)",
+    )
+    parser.add_argument(
+        "--workloads",
+        help="workloads the host will run (default: all; numpy goes in only for a numpy workload)",
+    )
+    parser.add_argument(
+        "--parts",
+        choices=("auto", "one", "per-build"),
+        default="auto",
+        help="one part for everything, or one per build and a common one (auto: one part when the "
+        "bundle holds at most two builds and it fits the limit)",
     )
 
 
@@ -124,8 +160,62 @@ def orchestrator(builds: Sequence[str]) -> str:
     return next(b for b in ORCHESTRATOR_PREFERENCE if b in builds)
 
 
-def host_command(builds: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class Contents:
+    """What a bundle carries besides the interpreters, ftscale and wrk."""
+
+    builds: tuple[str, ...]
+    servers: tuple[str, ...]  # HTTP servers whose packages go in (the default one always runs)
+    numpy: bool  # numpy, for the numpy workloads
+    preset: str | None = None  # --for: the preset it is made for
+
+    def optional_packages(self) -> set[str]:
+        """The optional distributions (servers extra, numpy) it carries."""
+        wanted = {n for s in self.servers for n in SERVER_PACKAGES[HttpServer(s)] if n in OPTIONAL_PACKAGES}
+        return wanted | ({"numpy"} if self.numpy else set())
+
+
+def parse_servers(text: str) -> tuple[str, ...]:
+    """``uvicorn,granian`` -> the servers, each once (``uvicorn`` is the default uvicorn-h11)."""
+    names = [SERVER_ALIASES.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown server {', '.join(unknown) or repr(text)}; known: uvicorn, {', '.join(SERVERS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def contents_of(args: argparse.Namespace) -> Contents:
+    """The bundle's contents from the command line; :class:`UsageError` for a bad choice."""
+    from ftscale import workloads  # the registry: what needs numpy (not at --help time)
+
+    preset = PRESETS[args.preset] if args.preset else None
+    default_builds = preset.builds if preset else provision.BUILDS
+    builds = choose(args.builds, default_builds, provision.BUILDS, "build")
+    every = (str(DEFAULT_SERVER),) if preset else SERVERS  # a preset runs the default server only
+    servers = parse_servers(args.servers) if args.servers else every
+    try:
+        if args.workloads:
+            chosen = workloads.select(args.workloads)
+        elif preset and preset.workloads:
+            chosen = [workloads.get(n) for n in preset.workloads]
+        else:
+            chosen = list(workloads.REGISTRY.values())
+    except workloads.UnknownWorkload as exc:
+        raise UsageError(str(exc)) from None
+    numpy = any("numpy" in w.needs for w in chosen)
+    return Contents(tuple(builds), servers, numpy, args.preset)
+
+
+def host_command(contents: Contents) -> str:
     """The one command to run on the host, in the folder holding the parts."""
+    builds = contents.builds
+    if contents.preset is not None:
+        chosen = PRESETS[contents.preset].builds
+        extra = "" if set(builds) == set(chosen) else f" --builds {','.join(builds)}"
+        budget = "8m" if contents.preset == "headline" else "9m"  # unpacking takes the rest of a window
+        return f"sh unpack.sh && {TREE}/bin/ftscale bench --preset {contents.preset}{extra} --budget {budget}"
     every = set(builds) == set(provision.BUILDS)
     sweep = "bench --preset reference" if every else f"bench --preset reference --builds {','.join(builds)}"
     return f"sh unpack.sh && {TREE}/bin/ftscale {sweep} --budget 9m"
@@ -154,11 +244,13 @@ def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def write_part(root: Path, dest: Path) -> tuple[int, str]:
-    """``root``'s contents as ``dest`` (tar.xz, written aside and renamed); its size and sha256."""
+def write_part(root: Path | Sequence[Path], dest: Path) -> tuple[int, str]:
+    """The contents of ``root`` (or of several roots, merged) as ``dest`` (tar.xz, written aside
+    and renamed); its size and sha256."""
+    roots = [root] if isinstance(root, Path) else list(root)
     partial = dest.with_name(f".{dest.name}.partial")
     with tarfile.open(partial, "w:xz", preset=XZ_PRESET) as tar:
-        for child in sorted(root.iterdir()):
+        for child in sorted((c for r in roots for c in r.iterdir()), key=lambda c: (c.name, str(c))):
             tar.add(child, arcname=child.name, filter=_anonymous)
     partial.replace(dest)
     digest = hashlib.sha256()
@@ -233,24 +325,32 @@ def _stage_interpreter(source: Source, root: Path) -> tuple[dict[str, Any], str,
 
 
 def _stage_wheels(
-    sources: dict[str, Source], lead: str, work: Path, stage: dict[str, Path], log: Callable[[str], None]
+    sources: dict[str, Source],
+    lead: str,
+    work: Path,
+    stage: dict[str, Path],
+    log: Callable[[str], None],
+    contents: Contents,
 ) -> dict[str, list[str]]:
     """Each build's wheels and pins; a wheel only one build needs goes to that build's part.
 
     Returns, per wheel file name, the builds that need it.
     """
-    from ftscale.bench.env.venv import OPTIONAL_EXTRAS, requirements  # imports pydantic: not at --help time
+    from ftscale.bench.env.venv import OPTIONAL_EXTRAS, package_name, requirements  # imports pydantic
 
+    carried = contents.optional_packages()
+    optional = [r for r in requirements(OPTIONAL_EXTRAS) if package_name(r) in carried]
+    left_out = sorted({package_name(r) for r in requirements(OPTIONAL_EXTRAS)} - carried)
+    if left_out:
+        log(f"left out (not needed by what this bundle runs): {', '.join(left_out)}")
     users: dict[str, list[str]] = {}
     found: dict[str, Path] = {}
     for build, source in sources.items():
         extras = ("worker", "bench") if build == lead else ("worker",)
         dest = work / "download" / build
         wheelhouse.download(source.executable, requirements(extras), dest)
-        # The other HTTP servers, where this build has wheels for them.
-        for requirement, why in wheelhouse.download_optional(
-            source.executable, requirements(OPTIONAL_EXTRAS), dest
-        ).items():
+        # numpy and the other HTTP servers, where they go in and this build has wheels for them.
+        for requirement, why in wheelhouse.download_optional(source.executable, optional, dest).items():
             log(f"{build}: no wheel for {requirement} ({why})")
         wheels = sorted(dest.glob("*.whl"))
         (stage[build] / "wheels").mkdir(parents=True, exist_ok=True)
@@ -295,10 +395,35 @@ def _stage_runtime(
     return libraries, wrk_record, sharedlibs.glibc_needed([*elfs, *(lib.path for lib in libraries)])
 
 
-def build_bundle(
-    builds: Sequence[str], output: Path, limit_bytes: int, with_wrk: bool, log: Callable[[str], None] = print
+def _compress(
+    parts: Sequence[Part], roots: dict[str, list[Path]], output: Path, log: Callable[[str], None]
 ) -> list[Part]:
-    """Write the bundle's parts and ``unpack.sh`` into ``output``; return the parts."""
+    """Write ``parts`` (each from its ``roots``) in parallel; the parts with their sizes and sums."""
+    log(f"compressing {_count(len(parts), 'part')} (xz -{XZ_PRESET})")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = list(pool.map(lambda p: write_part(roots[p.name], output / p.file), parts))
+    return [Part(p.name, p.file, p.required, p.contents, size, digest)
+            for p, (size, digest) in zip(parts, done)]  # fmt: skip
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def build_bundle(
+    contents: Contents,
+    output: Path,
+    limit_bytes: int,
+    with_wrk: bool,
+    log: Callable[[str], None] = print,
+    parts_mode: str = "auto",
+) -> list[Part]:
+    """Write the bundle's parts and ``unpack.sh`` into ``output``; return the parts.
+
+    ``parts_mode``: "one" (one part, or an error if it is over the limit), "per-build", or
+    "auto" (one part when there are at most two builds and it fits, else one per build).
+    """
+    builds = contents.builds
     sources = {b: find_source(b) for b in builds}
     wrk = shutil.which("wrk") if with_wrk else None
     if with_wrk and wrk is None:
@@ -312,40 +437,54 @@ def build_bundle(
     with tempfile.TemporaryDirectory(prefix="ftscale-bundle-", dir=output) as scratch:
         work = Path(scratch)
         stage = {name: work / "parts" / name for name in ("common", *builds)}
-        contents: dict[str, str] = {}
+        what: dict[str, str] = {}
         entries: dict[str, Any] = {}
         elfs: list[Path] = []
         for build, source in sources.items():
-            entries[build], contents[build], files = _stage_interpreter(source, stage[build])
+            entries[build], what[build], files = _stage_interpreter(source, stage[build])
             elfs.extend(files)
-            log(f"{build}: {contents[build]}; it runs from its new place")
-        users = _stage_wheels(sources, lead, work, stage, log)
+            log(f"{build}: {what[build]}; it runs from its new place")
+        users = _stage_wheels(sources, lead, work, stage, log, contents)
         libraries, wrk_record, glibc = _stage_runtime(stage["common"], elfs, wrk, log)
         shared = sum(1 for n in users if len(users[n]) > 1)
-        contents["common"] = (f"{'wrk, ' if wrk else ''}{len(libraries)} libraries, "
-                              f"ftscale {__version__}, {shared} shared wheels")  # fmt: skip
+        what["common"] = (f"{'wrk, ' if wrk else ''}{len(libraries)} libraries, "
+                          f"ftscale {__version__}, {shared} shared wheels")  # fmt: skip
         for build in builds:
-            contents[build] += f", {sum(1 for n in users if users[n] == [build])} wheels of its own"
+            what[build] += f", {sum(1 for n in users if users[n] == [build])} wheels of its own"
         manifest = {
             "format": 1, "created": created.isoformat(timespec="seconds"),
             "id": f"ftscale-{__version__}-{(git['commit'] or 'nogit')[:12]}-{created:%Y%m%dT%H%M%SZ}",
             "ftscale_version": __version__, "git": git, "orchestrator": lead,
             "glibc": f"{glibc[0]}.{glibc[1]}", "builds": entries,
             "libraries": [lib.record() for lib in libraries], "wrk": wrk_record,
+            "carried": sorted(contents.optional_packages()), "servers": list(contents.servers),
+            "preset": contents.preset,
         }  # fmt: skip
         common = stage["common"]
-        (common / hostsetup.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         shutil.copy2(Path(hostsetup.__file__), common / "host.py")
         launcher = common / "bin" / "ftscale"
         launcher.write_text(LAUNCHER.replace("@ORCHESTRATOR@", entries[lead]["executable"]))
         launcher.chmod(0o755)
 
-        parts = [Part(n, part_file(n), n in ("common", lead), contents[n]) for n in ("common", *builds)]
-        log(f"compressing {len(parts)} parts (xz -{XZ_PRESET})")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            done = list(pool.map(lambda p: write_part(stage[p.name], output / p.file), parts))
-        parts = [Part(p.name, p.file, p.required, p.contents, size, digest)
-                 for p, (size, digest) in zip(parts, done)]  # fmt: skip
+        def write_manifest(one: bool) -> None:
+            for build in builds:
+                entries[build]["part"] = part_file(ONE_PART if one else build)
+            (common / hostsetup.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+        parts: list[Part] = []
+        if parts_mode == "one" or (parts_mode == "auto" and len(builds) <= 2):
+            write_manifest(one=True)
+            summary = "; ".join(what[n] for n in ("common", *builds))
+            one = Part(ONE_PART, part_file(ONE_PART), True, summary)
+            parts = _compress([one], {ONE_PART: [stage[n] for n in ("common", *builds)]}, output, log)
+            if parts_mode == "auto" and oversize(parts, limit_bytes):
+                log(f"one part is {parts[0].size / MIB:.1f} MiB, over the limit: one part per build instead")
+                (output / parts[0].file).unlink()
+                parts = []
+        if not parts:
+            write_manifest(one=False)
+            split = [Part(n, part_file(n), n in ("common", lead), what[n]) for n in ("common", *builds)]
+            parts = _compress(split, {n: [stage[n]] for n in ("common", *builds)}, output, log)
     too_big = oversize(parts, limit_bytes)
     if too_big:
         listed = ", ".join(f"{p.file} is {p.size / MIB:.1f} MiB" for p in too_big)
@@ -359,21 +498,20 @@ def build_bundle(
 
 def run(args: argparse.Namespace) -> int:
     """``ftscale bundle``: write the parts, print each one's size and the command for the host."""
-    builds = choose(args.builds, provision.BUILDS, provision.BUILDS, "build")
+    contents = contents_of(args)
     if args.max_part_mib <= 0:
         raise UsageError(f"--max-part-mib must be positive, got {args.max_part_mib:g}")
     output: Path = args.output
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"{output} is not empty; remove it or name another --output")
-    parts = build_bundle(builds, output, int(args.max_part_mib * MIB), not args.no_wrk,
-                         log=lambda m: print(m, flush=True))  # fmt: skip
+    parts = build_bundle(contents, output, int(args.max_part_mib * MIB), not args.no_wrk,
+                         log=lambda m: print(m, flush=True), parts_mode=args.parts)  # fmt: skip
     width = max(len(p.file) for p in parts)
     print(f"\nbundle in {output} (every part at most {args.max_part_mib:g} MiB):")
     for part in parts:
         print(f"  {part.file:<{width}}  {part.size / MIB:5.1f} MiB  {part.contents}")
     total = sum(p.size for p in parts)
     print(f"  {'total':<{width}}  {total / MIB:5.1f} MiB  (+ unpack.sh; SHA256SUMS lists the parts)")
-    print(
-        f"\ncarry the parts and unpack.sh to the host; there, in their folder, run:\n  {host_command(builds)}"
-    )
+    print("\ncarry the parts and unpack.sh to the host; there, in their folder, run:")
+    print(f"  {host_command(contents)}")
     return 0

@@ -14,10 +14,12 @@ symbolic links to the ``ftscale`` packages the orchestrator itself imports) is p
 environment's path by a ``.pth`` file, so the service and the worker run exactly the code of the
 orchestrator, edits included, whether ftscale is installed normally or in editable mode.
 
-The ``servers`` extra (granian, uvloop, httptools, hypercorn: ``ftscale serve --server``) is
-installed after the rest, one package at a time and best-effort: a package that has no binary
-wheel for a build is recorded with pip's reason (:attr:`Build.unavailable`), the environment is
-still made, and the HTTP bench skips the servers that need it on that build.
+The ``numpy`` extra (the two numpy workloads) and the ``servers`` extra (granian, uvloop,
+httptools, hypercorn: ``ftscale serve --server``) are installed after the rest, one package at a
+time and best-effort: a package that has no binary wheel for a build (or that a bundle left out)
+is recorded with pip's reason (:attr:`Build.unavailable`), the environment is still made, the
+HTTP bench skips the servers that need it on that build, and the benches refuse a workload that
+needs it (one line, exit status 2).
 
 After installing, the service's modules (and each server's, where installed) are imported one
 by one to check that a free-threaded build still runs without the GIL, and which module turned
@@ -49,7 +51,7 @@ from ftscale.schema import Build
 
 PACKAGES = ("ftscale", "ftscale.bench", "ftscale.server", "ftscale.workloads")
 PTH_NAME = "ftscale-code.pth"
-OPTIONAL_EXTRAS = ("servers",)  # installed package by package; what has no wheel is recorded
+OPTIONAL_EXTRAS = ("numpy", "servers")  # installed package by package; what has no wheel is recorded
 UNAVAILABLE_FILE = ".ftscale-unavailable.json"
 
 
@@ -162,7 +164,11 @@ def install_optional(pip: list[str], reqs: Iterable[str], build: str) -> dict[st
     """Install each of ``reqs`` on its own with ``pip`` (a command up to its requirements); return
     those that failed, package name -> why."""
     unavailable: dict[str, str] = {}
+    house = wheelhouse.carried()
     for requirement in reqs:
+        if house is not None and package_name(requirement) not in house:  # a bundle made without it
+            unavailable[package_name(requirement)] = "not carried: the wheelhouse has no wheel of it"
+            continue
         try:
             _run([*pip, requirement], build)
         except CommandFailed as exc:
@@ -253,7 +259,9 @@ def describe(build: str, python: Path | None = None) -> Build:
     out = _run([str(python), "-m", "ftscale.buildfacts", "--import-check"], build)
     facts = json.loads(out)
     absent = dict(unavailable(build)) if python == env_python(build) else {}
-    for name in engines.OPTIONAL_PACKAGES:  # each one's import name is its own
+    from ftscale import workloads  # the workloads' own packages (numpy): not at --help time
+
+    for name in (*engines.OPTIONAL_PACKAGES, *workloads.optional_packages()):  # import name = its own
         if name in facts.get("missing", []) and name not in absent:
             absent[name] = "not installed in this environment"
     facts["unavailable"] = absent

@@ -43,6 +43,15 @@ def install_source(build: str) -> list[str]:
     return args
 
 
+def carried() -> set[str] | None:
+    """The distributions the wheelhouse holds a wheel of, by normalised name (None: no wheelhouse
+    set, packages come from the index)."""
+    where = os.environ.get(ENV)
+    if not where:
+        return None
+    return {pin(wheel).partition("==")[0] for wheel in Path(where).glob("*.whl")}
+
+
 def download(python: Path, requirements: Iterable[str], dest: Path) -> list[Path]:
     """Binary wheels of ``requirements`` and their dependencies for ``python``, into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,12 @@ class Preset:
     open_shares: tuple[float, ...] = ()
     slo_p99_ms: float | None = None
     rounds: int = CONFIRM_ROUNDS  # confirmation rounds of each build's finalist (0: none)
+    # Thread counts when ``threads`` is None: "powers" (1, 2, 4 … up to the server CPUs) or
+    # "quarters" (1, N/4, N/2 and N of the N server CPUs, each at least 1, each once).
+    thread_rule: str = "powers"
+    # The in-process pass (the ceiling) also draws each build's speedup curve: 1, 2, 4 … up to
+    # the server CPUs besides the counts the sweep serves.
+    ceiling_curve: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -94,6 +100,23 @@ PRESETS: dict[str, Preset] = {
             repetitions=5,
             duration_s=3.0,
             warmup_s=1.0,
+        ),
+        Preset(
+            "headline",
+            "the many-core answer in one short window: 3.14t against 3.14 on one pure-Python and one "
+            "I/O-then-Python workload; in process at 1, 2, 4 … up to the server CPUs, then over HTTP "
+            "3.14t's thread designs against 3.14's scale-out designs (stock deployments included) at 1, "
+            "N/4, N/2 and N server CPUs, 10 confirmation rounds; at most 8 minutes on a 16-core host "
+            "(--dry-run --cpus 16 prints the estimate)",
+            ("3.14t", "3.14"),
+            ("nbody", "rag_gateway"),
+            THREAD_DESIGNS,
+            SCALE_OUT_DESIGNS,
+            repetitions=2,
+            duration_s=1.0,
+            warmup_s=0.5,
+            thread_rule="quarters",
+            ceiling_curve=True,
         ),
         Preset(
             "reference",
@@ -232,8 +255,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="run the server with this interpreter (its environment as it is) instead of provisioned builds",
     )
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="leave out the in-process pass: each workload at each thread count in process (pyperf) on "
+        "the same server CPUs, the ceiling the report divides each design's throughput by",
+    )
+    p.add_argument(
+        "--cpus",
+        type=parse_cpu_count,
+        metavar="N",
+        help="with --dry-run: plan and estimate for a host of N CPUs (one per core), not this machine",
+    )
     add_sweep_arguments(p)
     add_run_arguments(p, "http")
+
+
+def parse_cpu_count(text: str) -> int:
+    """``16`` -> 16: a host needs at least 2 CPUs (server and load generator apart)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 2:
+        raise argparse.ArgumentTypeError(f"want a CPU count of 2 or more, got {text!r}")
+    return count
 
 
 def add_sweep_arguments(
@@ -308,7 +354,7 @@ def add_sweep_arguments(
         type=_percent,
         metavar="PCT",
         help="call two designs equivalent when their ratio's interval lies within this margin of 1 "
-        f"(default {DEFAULT_MARGIN * 100:.0f} %%)",
+        f"(default {DEFAULT_MARGIN * 100:g} %%)",
     )
     p.add_argument(
         "--server-start",

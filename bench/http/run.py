@@ -30,7 +30,8 @@ from ftscale.bench import engine, machine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import arrivals as schedules
-from ftscale.bench.http import capacity, confirm
+from ftscale.bench.http import capacity, ceiling, confirm
+from ftscale.bench.http.ceiling import CeilingGroup
 from ftscale.bench.http.cell import (
     AppRequests,
     Group,
@@ -56,7 +57,7 @@ from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.errors import UsageError
-from ftscale.schema import Build, HttpCell, RunMeta, Selection
+from ftscale.schema import Build, HttpCell, MicroCell, RunMeta, Selection
 from ftscale.vocab import DEFAULT_SERVER, Arrival, Flag, HttpServer, Topology, WorkloadClass
 
 # What one repetition costs besides its warm-up and load, before any was measured: the server's
@@ -105,6 +106,13 @@ def default_threads(server_cpus: int) -> list[int]:
     if server_cpus > 2 and counts[-1] != server_cpus:
         counts.append(server_cpus)
     return counts
+
+
+def quarter_threads(server_cpus: int) -> list[int]:
+    """1, N/4, N/2 and N of the N server CPUs (rounded down, at least 1, each once): the sizes a
+    short window compares at (``--preset headline``)."""
+    n = max(1, server_cpus)
+    return sorted({1, max(1, n // 4), max(1, n // 2), n})
 
 
 def connections_for(threads: int, io_wait_s: float, streamed: bool = False) -> int:
@@ -271,6 +279,9 @@ class Job:
     # Streams: the built-in generator, which times the first byte and the gaps, unless wrk was
     # named (it counts the chunks only).
     stream_generator: str = "python"
+    # The in-process pass (ftscale.bench.http.ceiling): its thread counts (none: no pass).
+    ceiling_threads: tuple[int, ...] = ()
+    hypothetical_cpus: int | None = None  # --dry-run --cpus N: planned for a host of N CPUs
 
 
 def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
@@ -334,8 +345,15 @@ def sweep_job(
         raise UsageError("--rounds must be 0 (no confirmation) or 2 or more")
     margin = DEFAULT_MARGIN if args.margin is None else args.margin
     ft_designs, gil_designs = designs
-    available = sorted(os.sched_getaffinity(0))
-    if args.server_cpus or args.client_cpus:
+    hypothetical = getattr(args, "cpus", None)
+    if hypothetical is not None and not args.dry_run:
+        raise UsageError("--cpus plans for another host: it goes with --dry-run only")
+    available = list(range(hypothetical)) if hypothetical else sorted(os.sched_getaffinity(0))
+    if hypothetical:  # a host of that size, one CPU per core, split as the bench splits any
+        server, client = machine.split_cpus(available, [])
+        if args.server_cpus or args.client_cpus or args.allow_shared_cpus:
+            raise UsageError("--cpus plans with the default split: leave out --server-cpus and --client-cpus")
+    elif args.server_cpus or args.client_cpus:
         default_server, default_client = split_cpus(available)
         server = parse_cpus(args.server_cpus) if args.server_cpus else default_server
         client = parse_cpus(args.client_cpus) if args.client_cpus else default_client
@@ -353,6 +371,8 @@ def sweep_job(
         threads = parse_threads(args.threads)
     elif preset.threads:
         threads = [n for n in preset.threads if n <= len(server)] or [1]
+    elif preset.thread_rule == "quarters":
+        threads = quarter_threads(len(server))
     else:
         threads = default_threads(len(server))
     load = args.load or ("open" if args.slo_p99 else preset.load)
@@ -415,6 +435,12 @@ def sweep_job(
         profile=args.profile,
         served=served,
         stream_generator="wrk" if args.generator == "wrk" else "python",
+        # The pass needs the service's workloads in provisioned builds' environments: not for a
+        # user's app, a server started elsewhere or an interpreter used as it is.
+        ceiling_threads=()
+        if served is not None or args.target or args.server_python or getattr(args, "no_ceiling", False)
+        else ceiling.thread_counts(threads, len(server), preset.ceiling_curve),
+        hypothetical_cpus=hypothetical,
     )
 
 
@@ -514,8 +540,10 @@ def search_seconds(job: Job, shares: Sequence[float] = capacity.UPWARD) -> float
     )  # fmt: skip
 
 
-def group_seconds(job: Job, group: Group | ConfirmGroup) -> float:
+def group_seconds(job: Job, group: Group | ConfirmGroup | CeilingGroup) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
+    if isinstance(group, CeilingGroup):
+        return len(group.plans) * ceiling.CELL_S
     per_rep = repetition_seconds(job)
     if isinstance(group, ConfirmGroup):
         return job.settings.rounds * paired_builds(job.matrix.builds) * per_rep
@@ -527,12 +555,12 @@ def group_seconds(job: Job, group: Group | ConfirmGroup) -> float:
     return reps * per_rep + stock + sum(1 for p in plans if p.slo) * search_seconds(job)
 
 
-def _loads(job: Job, groups: Sequence[Group | ConfirmGroup]) -> list[tuple[str, int, Request]]:
+def _loads(job: Job, groups: Sequence[Group | ConfirmGroup | CeilingGroup]) -> list[tuple[str, int, Request]]:
     """Every (load kind, connection count, request) a cell will use: what the ceilings are measured for."""
     found: set[tuple[str, int, Request]] = set()
     factor = job.settings.open_connections_factor
     for group in groups:
-        for plan in group.plans:
+        for plan in group.plans if not isinstance(group, CeilingGroup) else ():
             open_loop = plan.load == "open"
             kind, connections = (
                 ("open", plan.connections * factor) if open_loop else ("closed", plan.connections)
@@ -549,12 +577,18 @@ CALIBRATION_LOAD_S = 1.6
 REPORT_S = 15.0
 
 
+def ceiling_groups(job: Job) -> list[CeilingGroup]:
+    """The in-process pass of every workload (none where the job has no pass)."""
+    return ceiling.groups(job.matrix.workloads, job.matrix.builds, job.matrix.sizes, job.ceiling_threads)
+
+
 def estimate_seconds(job: Job) -> dict[str, float]:
     """The run's duration by part, from the bench's own estimates (environments already made)."""
     explore = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
     confirmation = len(job.matrix.workloads) if job.settings.rounds >= 2 else 0
     per_confirmation = job.settings.rounds * paired_builds(job.matrix.builds) * repetition_seconds(job)
     return {
+        "in-process": sum(group_seconds(job, g) for g in ceiling_groups(job)),
         "sweep": sum(group_seconds(job, g) for g in explore),
         "confirmation": confirmation * per_confirmation,
         "start": len(job.matrix.builds) * (ZYGOTE_S if job.server_start == "fork" else 0.0)
@@ -612,8 +646,16 @@ def dry_run(job: Job) -> int:
         )
     print(f"  fresh servers: {job.server_start} ({REPETITION_OVERHEAD_S[job.server_start]:g} s a repetition "
           "besides its warm-up and load)")  # fmt: skip
+    passes = ceiling_groups(job)
+    if passes:
+        cells = sum(len(g.plans) for g in passes)
+        print(f"  in process (the ceiling): threads {list(job.ceiling_threads)}, {cells} pyperf cells on the "
+              f"server CPUs, one process each ({ceiling.CELL_S:g} s a cell)")  # fmt: skip
+    if job.hypothetical_cpus:
+        print(f"  planned for a host of {job.hypothetical_cpus} CPUs (one per core), not this machine")
     print(
-        f"estimated duration: {_clock(seconds)} ({seconds:,.0f} s: sweep {parts['sweep']:,.0f} s, "
+        f"estimated duration: {_clock(seconds)} ({seconds:,.0f} s: in process {parts['in-process']:,.0f} s, "
+        f"sweep {parts['sweep']:,.0f} s, "
         f"confirmation {parts['confirmation']:,.0f} s, zygotes and calibration {parts['start']:,.0f} s, "
         f"report {parts['report']:,.0f} s), with the environments already made"
     )
@@ -641,8 +683,9 @@ def run(
     remote = RemoteServer(job.target) if job.target else None
     launcher: Any
     builds: dict[str, Build] = {}
-    groups: list[Group | ConfirmGroup]
+    groups: list[Group | ConfirmGroup | CeilingGroup]
     zygotes: dict[str, Zygote] = {}
+    inprocess: ceiling.InProcess | None = None
     if remote is not None:
         info = remote.info()
         design = (info.mode, info.topology)
@@ -671,11 +714,18 @@ def run(
             print(f"preparing builds {', '.join(job.matrix.builds)}", flush=True)
             builds = envs.prepare(job.matrix.builds, log=lambda m: print(m, flush=True))
             pythons = {b: envs.env_python(b) for b in job.matrix.builds}
+        if job.matrix.app is None:  # a workload whose packages a build lacks (numpy): bad input
+            problem = workloads.unmet(
+                job.matrix.workloads, {f"the {b} environment": info.unavailable for b, info in builds.items()}
+            )
+            if problem:
+                raise UsageError(problem)
         explore = job.matrix.groups(
             {b: info.py_gil_disabled for b, info in builds.items()},
             {b: info.unavailable for b, info in builds.items()},
         )
-        groups = with_confirmation(explore, job, builds, rundir)
+        groups = with_ceilings(with_confirmation(explore, job, builds, rundir), ceiling_groups(job))
+        inprocess = ceiling.InProcess(pythons, builds, job.server_cpus, job.run_dir.name)
         served = job.served
         if job.server_start == "fork":
             print(
@@ -716,7 +766,10 @@ def run(
         flush=True,
     )
 
-    def one(group: Group | ConfirmGroup) -> list[HttpCell]:
+    def one(group: Group | ConfirmGroup | CeilingGroup) -> list[HttpCell] | list[MicroCell]:
+        if isinstance(group, CeilingGroup):  # in process on the server CPUs: nothing else runs
+            assert inprocess is not None
+            return inprocess.measure(group, log=lambda line: print(line, flush=True))
         if isinstance(group, ConfirmGroup):
             chosen, why = confirm_plans(group, job, builds, rundir)
             if not chosen:
@@ -746,7 +799,9 @@ def run(
             for c in cells
         ]
 
-    def group_label(g: Group | ConfirmGroup) -> str:
+    def group_label(g: Group | ConfirmGroup | CeilingGroup) -> str:
+        if isinstance(g, CeilingGroup):
+            return f"{g.workload}: in process ({len(g.plans)} cells)"
         if isinstance(g, ConfirmGroup):
             return f"{g.workload}: confirmation rounds"
         return f"{g.workload} t={g.threads} ({len(g.plans)} cells x {job.settings.repetitions} repetitions)"
@@ -787,6 +842,20 @@ def with_confirmation(
         if last:
             plans = tuple(p for g in explore if g.workload == group.workload for p in g.plans)
             out.append(ConfirmGroup(group.workload, plans, lambda g: confirm_keys(g, job, builds, rundir)))
+    return out
+
+
+def with_ceilings(
+    groups: list[Group | ConfirmGroup], passes: Sequence[CeilingGroup]
+) -> list[Group | ConfirmGroup | CeilingGroup]:
+    """``groups`` with each workload's in-process pass before its first group."""
+    out: list[Group | ConfirmGroup | CeilingGroup] = []
+    waiting = {g.workload: g for g in passes}
+    for group in groups:
+        first = waiting.pop(group.workload, None)
+        if first is not None:
+            out.append(first)
+        out.append(group)
     return out
 
 

@@ -35,6 +35,7 @@ class PyperfSettings:
     loops: int | None = None
     min_time: float | None = None
     in_process: bool = False  # pyperf --in-process: no worker processes
+    affinity: str | None = None  # pyperf --affinity: the CPUs (Linux list syntax) it runs on
 
     def argv(self) -> list[str]:
         flags = {"processes": "--processes", "values": "--values", "warmups": "--warmups",
@@ -46,6 +47,8 @@ class PyperfSettings:
                 out += [flag, str(value)]
         if self.in_process:
             out.append("--in-process")
+        if self.affinity:
+            out += ["--affinity", self.affinity]
         return out
 
 

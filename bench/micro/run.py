@@ -290,6 +290,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     slot_started, began = results.now(), time.monotonic()  # the budget counts from here
     job = plan_job(args, list(argv))
     prepared = _prepare(job)  # may provision or fail: still nothing written
+    lacking = {f"the {label} environment": build.unavailable for label, (build, _) in prepared.items()}
+    if job.size_mode == "target" and not job.saved_sizes:  # sizes are calibrated here, in this process
+        lacking["this interpreter"] = workloads.missing_here()
+    problem = workloads.unmet(job.workloads, lacking)
+    if problem:
+        raise UsageError(problem)
     sizes, how = choose_sizes(job)
     rundir = results.RunDir(job.run_dir)
     profiling = profile.open_profiler(job.run_dir) if job.profile else None

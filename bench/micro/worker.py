@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import pyperf
 
+from ftscale.bench.machine import parse_cpu_list
 from ftscale.bench.micro.threads import ThreadTeam, split_calls
 from ftscale.buildfacts import gil_enabled
 from ftscale.schema import MicroWorkerMeta
@@ -132,6 +133,9 @@ def cmd_worker(args: argparse.Namespace, runner: pyperf.Runner) -> int:
 
     from ftscale import workloads
 
+    affinity = getattr(args, "affinity", None)  # pyperf's --affinity
+    if affinity:  # pinned now, before the metadata records the affinity (pyperf pins later)
+        os.sched_setaffinity(0, parse_cpu_list(affinity))
     workloads.pin_blas_threads()
     workload = workloads.get(args.workload)
     size = workload.check_size(args.size)

@@ -8,7 +8,8 @@
 - A micro run and an HTTP run give the *ceiling share*: for each workload, size and build measured
   by both, the best HTTP peak over all modes and topologies divided by the in-process peak of the
   micro sweep (strong scaling when there is one). How much of what the interpreter can do in
-  process the service delivers over HTTP.
+  process the service delivers over HTTP. An HTTP run that measured its own in-process pass (the
+  same workloads and sizes on its server CPUs) is also compared with that pass.
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ class CeilingComparison:
     rows: tuple[Ceiling, ...]
 
 
+def in_process_series(model: RunModel) -> tuple[Series, ...]:
+    """What a run measured in process: a micro run's series, an HTTP run's own in-process pass."""
+    return model.series if model.meta.kind == "micro" else model.ceilings
+
+
 def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
     rows = []
     keys = {(s.key.workload, s.key.workload_class, s.key.size, s.key.build) for s in http.series}
@@ -129,7 +135,9 @@ def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
             if (s.key.workload, s.key.size, s.key.build) == (workload, size, build) and s.key.load == "closed"
         ]
         measured = [
-            s for s in micro.series if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
+            s
+            for s in in_process_series(micro)
+            if (s.key.workload, s.key.size, s.key.build) == (workload, size, build)
         ]
         strong = [s for s in measured if s.key.scaling in (None, "strong")]
         if not measured:
@@ -152,7 +160,8 @@ class Comparison:
 
 
 def compare(models: Sequence[RunModel]) -> Comparison:
-    """Each run against the first run of its kind; every micro run against every HTTP run."""
+    """Each run against the first run of its kind; every micro run against every HTTP run, and every
+    HTTP run with an in-process pass against that pass."""
     first: dict[str, RunModel] = {}
     runs = []
     for model in models:
@@ -161,4 +170,5 @@ def compare(models: Sequence[RunModel]) -> Comparison:
             runs.append(compare_runs(base, model))
     micro = [m for m in models if m.meta.kind == "micro"]
     http = [m for m in models if m.meta.kind == "http"]
-    return Comparison(tuple(models), tuple(runs), tuple(ceilings(m, h) for m in micro for h in http))
+    pairs = [(m, h) for m in micro for h in http] + [(h, h) for h in http if h.ceilings]
+    return Comparison(tuple(models), tuple(runs), tuple(ceilings(m, h) for m, h in pairs))

@@ -123,11 +123,18 @@ def _ceiling(c: CeilingComparison, index: int, names: dict[str, str]) -> list[Bl
         if c.same_host
         else "The runs are from different hosts: the share mixes the two machines."
     )
+    own = c.micro is c.http  # an HTTP run against its own in-process pass
     blocks: list[Block] = [
-        Heading(2, f"Micro against HTTP: {http} against {micro}"),
+        Heading(
+            2,
+            f"In process against HTTP: {http}, its own in-process pass"
+            if own
+            else f"Micro against HTTP: {http} against {micro}",
+        ),
         Paragraph(
             "In-process peak: the highest median throughput of the micro sweep (strong scaling when "
-            "measured) for the workload, size and build; HTTP best: the highest median over every mode and "
+            "measured), or of the HTTP run's own in-process pass, for the workload, size and build; HTTP "
+            "best: the highest median over every mode and "
             f"topology of the HTTP run. Share = HTTP best ÷ in-process peak (a streamed workload's HTTP best "
             "is in chunks/s and one call in process computes a whole stream: its share is streams/s ÷ "
             f"calls/s). {where}"

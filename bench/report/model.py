@@ -10,7 +10,9 @@ count, memory, CPU) summarised over repetitions, a streaming cell's stream figur
 (:class:`StreamPoint`), a latency-target cell's capacity interval (:class:`Capacity`), and its
 flags: those the bench wrote plus those derived here from the same file (GIL on in a
 free-threaded build, HTTP errors, CV over 5%). Cells skipped as impossible on their build are
-kept apart (``RunModel.skipped``).
+kept apart (``RunModel.skipped``), and so are an HTTP run's in-process cells
+(``RunModel.ceilings``: the same workloads in process on the server CPUs, the ceiling each design
+is measured against; :mod:`.ceiling`).
 
 Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
 A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
@@ -321,6 +323,8 @@ class RunModel:
     skipped: tuple[Cell, ...] = ()  # could not run on their build (a server without a wheel …)
     servers: tuple[str, ...] = ()  # the HTTP servers the run measured (none for a micro run)
     confirmations: tuple[Confirmation, ...] = ()  # the second stage of an HTTP run
+    # An HTTP run's in-process pass: one strong-scaling series per build, workload and size.
+    ceilings: tuple[Series, ...] = ()
 
     def confirmation(self, workload: str, size: int) -> Confirmation | None:
         return next((c for c in self.confirmations if (c.workload, c.size) == (workload, size)), None)
@@ -591,9 +595,22 @@ def _confirmations(cells: Sequence[Cell], meta: RunMeta, with_server: bool) -> t
     )
 
 
+def in_process(cell: Cell) -> bool:
+    """A cell of an HTTP run's in-process pass (its ceiling), not of a scaling series."""
+    return isinstance(cell, MicroCell) and cell.stage == "ceiling"
+
+
+def _ceilings(cells: Sequence[Cell], meta: RunMeta) -> tuple[Series, ...]:
+    groups: dict[SeriesKey, list[Cell]] = {}
+    for cell in cells:
+        if cell.status == "ok" and cell.samples:
+            groups.setdefault(SeriesKey.of(cell), []).append(cell)
+    return tuple(_series(k, groups[k], meta) for k in sorted(groups, key=SeriesKey.sort_key))
+
+
 def build_model(run: Run) -> RunModel:
     """Group a run's successful cells into series and compute every statistic the reports show."""
-    measured = [c for c in run.cells if c.status != "skipped" and not confirmed(c)]
+    measured = [c for c in run.cells if c.status != "skipped" and not confirmed(c) and not in_process(c)]
     named = {name for name in (server_of(c) for c in measured) if name}
     servers = tuple(sorted(named, key=lambda s: (_rank(s.split("-rt")[0], SERVER_ORDER), s)))
     groups: dict[SeriesKey, list[Cell]] = {}
@@ -602,7 +619,11 @@ def build_model(run: Run) -> RunModel:
             groups.setdefault(SeriesKey.of(cell, with_server=len(servers) > 1), []).append(cell)
     series = tuple(_series(k, groups[k], run.meta) for k in sorted(groups, key=SeriesKey.sort_key))
     confirm_cells = [c for c in run.cells if confirmed(c)]
-    failed = tuple(c for c in [*measured, *confirm_cells] if c.status == "failed" or not c.samples)
+    ceiling_cells = [c for c in run.cells if in_process(c)]
+    failed = tuple(
+        c for c in [*measured, *confirm_cells, *ceiling_cells] if c.status == "failed" or not c.samples
+    )
     skipped = tuple(c for c in run.cells if c.status == "skipped")
     confirmations = _confirmations(confirm_cells, run.meta, len(servers) > 1)
-    return RunModel(run, series, failed, skipped, servers, confirmations)
+    ceilings = _ceilings(ceiling_cells, run.meta)
+    return RunModel(run, series, failed, skipped, servers, confirmations, ceilings)

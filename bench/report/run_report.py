@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 
 from ftscale.bench.http import capacity as rules
-from ftscale.bench.report import charts, fmt, labels, profiles, words
+from ftscale.bench.report import ceiling_report, charts, fmt, headline, labels, profiles, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.findings import BuildBest, Choice, Overhead, Verdict, ft_overheads, verdicts
 from ftscale.bench.report.model import Capacity, Finalist, RunModel, Series, server_of
@@ -880,6 +880,7 @@ def build(model: RunModel) -> Document:
     found = verdicts(model)
     blocks: list[Block] = [
         Heading(1, title),
+        *headline.first_screen(model, found),  # --preset headline: the answer before anything else
         Paragraph(_summary(model)),
         Paragraph(words.setup_sentence(model)),
     ]
@@ -893,6 +894,7 @@ def build(model: RunModel) -> Document:
     blocks += confirmation_section(model, found)
     blocks += servers_table(model, found)
     blocks += designs_section(model, found)
+    blocks += ceiling_report.section(model, with_shares=not headline.headline_run(model))
     blocks += open_loop_section(model)
     blocks += streaming_section(model)
     blocks += reading_section(model)
