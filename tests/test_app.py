@@ -114,8 +114,8 @@ def test_cells_where_the_gil_came_back_are_flagged_with_the_module(tmp_path: Pat
 @requires_314t
 def test_an_answer_that_is_not_what_the_mix_expects_fails_the_cell(tmp_path: Path) -> None:
     mix = tmp_path / "mix.json"
-    body = (EXAMPLE / "order.json").resolve()
-    score = {"name": "score", "method": "POST", "path": "/score", "body_file": str(body)}
+    (tmp_path / "order.json").write_bytes((EXAMPLE / "order.json").read_bytes())  # inside the mix's folder
+    score = {"name": "score", "method": "POST", "path": "/score", "body_file": "order.json"}
     mix.write_text(json.dumps({"requests": [{**score, "headers": {"X-API-Key": "wrong-key"}}]}))
     args = ["--requests", str(mix), "--run-id", "bad", "--no-report", "--designs", "single"]
     proc = _app(tmp_path / "r", *EXAMPLE_APP, *args, *SMOKE)

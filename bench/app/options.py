@@ -128,6 +128,12 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
         metavar="'METHOD PATH [@FILE|JSON]'",
         help="one request, e.g. 'POST /score @body.json' (repeatable, equal weights; instead of --requests)",
     )
+    p.add_argument(
+        "--allow-outside-files",
+        action="store_true",
+        help="let the mix file's body_file entries name files outside the mix file's folder "
+        "(refused by default: a mix file must not copy arbitrary files into a run)",
+    )
 
 
 def add_app_arguments(p: argparse.ArgumentParser) -> None:

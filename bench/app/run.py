@@ -47,15 +47,21 @@ MIX_FILE = "requests.json"
 
 
 def request_mix(args: argparse.Namespace) -> LoadMix:
-    """The resolved mix of ``--requests FILE`` or ``--request`` (bodies relative to its file or here)."""
+    """The resolved mix of ``--requests FILE`` or ``--request`` (bodies relative to its file or here).
+
+    A mix file's bodies stay inside its folder unless ``--allow-outside-files``; a ``--request
+    @FILE`` names its file on the command line itself, and is taken as named.
+    """
     if args.requests and args.request:
         raise UsageError("give the requests as --requests FILE or as --request, not both")
     if args.requests:
-        return mixes.resolve(mixes.load_mix_file(args.requests), args.requests.parent)
+        mix = mixes.load_mix_file(args.requests)
+        return mixes.resolve(mix, args.requests.parent, confined=not args.allow_outside_files)
     if args.request:
         from ftscale.schema import RequestMix
 
-        return mixes.resolve(RequestMix(requests=[mixes.parse_request(r) for r in args.request]), Path.cwd())
+        one = RequestMix(requests=[mixes.parse_request(r) for r in args.request])
+        return mixes.resolve(one, Path.cwd(), confined=False)
     raise UsageError("no requests: give a request mix (--requests FILE) or --request 'METHOD PATH [@FILE]'")
 
 
