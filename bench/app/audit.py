@@ -682,21 +682,27 @@ def _class_item(r: AuditRequirement) -> str:
         kinds = "pure Python" if wheel_kind(r.wheel) == "pure Python" else "an extension"
         return f"{r.requirement} ({kinds if r.name in r.built else 'built: ' + ', '.join(r.built)})"
     if r.outcome == "built-gil-on":
-        return f"{r.requirement} (by {r.gil_reenabled_by})"
+        return f"{r.requirement}: the GIL turned on by {r.gil_reenabled_by}"
     if r.outcome == "does-not-build":
-        return f"{r.requirement} ({r.detail})"
+        who = f"{r.missing} " if r.missing and r.missing != r.name else ""
+        return f"{r.requirement}: {who}{r.detail}"
     return r.requirement
 
 
 def class_lines(b: AuditBuild) -> list[str]:
-    """The build's requirements by class (where the audit built from source, on a free-threaded build)."""
+    """The build's requirements by class (where the audit built from source, on a free-threaded build):
+    the first two as lists, the two that fail one requirement a line, each with its reason."""
     if not any(r.outcome for r in b.requirements):
         return []
-    width = max(len(words) for _, words in CLASSES)
     lines = ["  requirements by class:"]
     for key, words in CLASSES:
         items = [_class_item(r) for r in b.requirements if r.outcome == key]
-        lines.append(f"    {words:{width}}  {', '.join(items) if items else '-'}")
+        if not items:
+            lines.append(f"    {words}: none")
+        elif key in ("wheel", "built-gil-off"):
+            lines.append(f"    {words} ({len(items)}): {', '.join(items)}")
+        else:
+            lines += [f"    {words} ({len(items)}):", *(f"      {item}" for item in items)]
     return lines
 
 

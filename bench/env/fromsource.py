@@ -120,6 +120,19 @@ NO_CONNECTION = re.compile(
 HTTP_ERROR = re.compile(r"HTTP error (\d+) while getting (\S+)")
 NO_CLONE = re.compile(r"^\s*fatal: (.*)$", re.MULTILINE)
 LAST_ERROR = re.compile(r"^[\s│|]*((?:[\w.]+\.)?\w*(?:Error|Exception|Exit)\b:? .*\S)", re.MULTILINE)
+# A build that fetches its own dependencies (cargo, a CMake download) on a machine without the network.
+NO_HOST = re.compile(r"Could not resolve host: ([\w.-]+)|Could not resolve hostname:? ([\w.-]{3,})")
+# What a build says itself about the interpreter it was given ("orjson v3.13.0 does not support
+# free-threaded Python"): the most direct reason there is.
+UNSUPPORTED = re.compile(r"^[\s│|]*(?:\w+: )?(.*\b(?:does not|doesn't|do not) support\b.*\S)", re.MULTILINE)
+# A compiler's own error (C, C++, Cython, Rust), not the wrappers around it.
+COMPILE_ERROR = re.compile(
+    r"^[\s│|]*([\w./+-]+\.(?:c|cc|cpp|cxx|h|hpp|pyx|pxd|rs):\d+(?::\d+)?: (?:fatal )?error: .*\S)|"
+    r"^[\s│|]*(error(?:\[E\d+\])?: (?!failed to run custom build command|could not compile|command '|"
+    r"subprocess-exited|metadata-generation)(?!.*exit (?:status|code)).*\S)",
+    re.MULTILINE,
+)
+WRAPPERS = ("CalledProcessError", "subprocess-exited")  # a build step's exit, not its reason
 
 
 def missing_piece(output: str) -> str:
@@ -145,9 +158,18 @@ def missing_piece(output: str) -> str:
         return f"could not clone it: {found[1][:200]}"
     if found := NO_WHEEL.search(output):
         return f"no distribution of {found[1]} to build from"
+    if found := NO_HOST.search(output):
+        return (
+            f"its build fetches dependencies from {found[1] or found[2]}, which cannot be reached from here"
+        )
+    if found := UNSUPPORTED.search(output):
+        return f"its build says: {found[1][:200]}"
+    if found := COMPILE_ERROR.search(output):
+        return f"does not compile: {(found[1] or found[2])[:200]}"
     errors = [m[1] for m in LAST_ERROR.finditer(output) if not m[1].startswith("ERROR:")]
-    if errors:
-        return f"its build failed: {errors[-1][:200]}"
+    reasons = [e for e in errors if not any(w in e for w in WRAPPERS)] or errors
+    if reasons:
+        return f"its build failed: {reasons[-1][:200]}"
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     return f"its build failed: {(lines or ['pip wheel failed without a message'])[-1][:200]}"
 
@@ -247,6 +269,7 @@ class Builder:
                 return built
         failure = BuildFailed(name, piece, self.build)
         self.failed[canonical(name)] = failure
+        self.log(f"{self.build}: {failure}")
         raise failure
 
     def requirement(self, spec: str) -> Built:
