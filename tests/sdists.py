@@ -3,8 +3,9 @@
 Each is a real sdist (``name-0.1.tar.gz``) with a ``pyproject.toml`` whose build backend lives in
 the sdist itself (``backend-path``) and needs nothing from a package index, so pip builds it
 offline, through its ordinary PEP 517 path (``pip wheel``, an isolated build environment). The
-backend behaves as setuptools does where that matters here: it writes ``build/`` and
-``<name>.egg-info/`` into the folder it builds in. Kinds:
+backend behaves as setuptools does where that matters here: it runs a script that imports a
+module beside it, and it writes ``build/`` and ``<name>.egg-info/`` into the folder it builds in.
+Kinds:
 
 - ``pure``: a pure-Python package (``py3-none-any``);
 - ``noslot``: a package whose C extension ``<name>._speedups`` has no ``Py_mod_gil`` slot, and
@@ -51,6 +52,9 @@ def _record(name, data):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    # As a setup.py run by a build backend does (poetry-core's imports its build.py): a script that
+    # imports a module beside it, which it finds only if Python puts the script's folder on its path.
+    subprocess.run([sys.executable, os.path.join(HERE, "prepare.py")], check=True, cwd=HERE)
     # As setuptools does: scratch output in the folder being built.
     os.makedirs(os.path.join(HERE, "build"), exist_ok=True)
     os.makedirs(os.path.join(HERE, NAME + ".egg-info"), exist_ok=True)
@@ -130,6 +134,8 @@ def project_files(name: str, kind: str, pid_file: Path | None = None) -> dict[st
         "fixture.json": json.dumps(config),
         f"{name}/__init__.py": init,
         "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        "prepare.py": "import prepare_helper\n",
+        "prepare_helper.py": "",
     }
     if kind in ("noslot", "slot", "header"):
         header = "#include <ftscale_no_such_header.h>" if kind == "header" else ""

@@ -433,6 +433,23 @@ def test_what_does_not_build_fails_a_free_threaded_build_only_and_allow_excuses_
     assert all(r.outcome is None for r in audit.judge(build, frozenset(), None).requirements)
 
 
+def test_a_built_package_is_one_problem_per_module_that_turned_the_gil_on() -> None:
+    """Every extension module of a built distribution is imported alone; the modules of its package
+    that turned the GIL on through the same module are one problem, not one each. A wheel's modules
+    stay one problem each, as before building existed."""
+    modules = [
+        AuditModule(
+            module=name, distribution="ext", ok=True, gil_enabled=True, gil_reenabled_by="ext._speedups"
+        )
+        for name in ("ext", "ext._other", "ext._speedups")
+    ]
+    build = _built_build("ext").model_copy(update={"modules": modules})
+    gil = [p for p in audit.judge(build, frozenset(), None, classes=True).problems if "GIL" in p]
+    assert gil == ["3.14t: importing ext turns the GIL back on (enabled by ext._speedups)"]
+    wheel = build.model_copy(update={"distributions": [AuditDistribution(name="ext", version="1")]})
+    assert len([p for p in audit.judge(wheel, frozenset(), None).problems if "GIL" in p]) == 3
+
+
 def test_the_table_lists_the_four_classes() -> None:
     judged = audit.judge(_built_build("ext"), frozenset(), None, classes=True)
     lines = audit.class_lines(judged)

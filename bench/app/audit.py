@@ -480,8 +480,15 @@ def judge(build: AuditBuild, allow: frozenset[str], app: str | None, classes: bo
         problem = _requirement_problem(r)
         if problem is not None:
             found.append((problem, {r.name, canonical(r.missing or r.name)}))
+    built = {d.name for d in build.distributions if d.built}
+    blamed: set[tuple[str | None, str | None]] = set()
     for m in build.modules:
         if m.ok and m.gil_enabled:
+            # A built distribution's extension modules are each imported too: one problem per
+            # module that turned the GIL on, not one per module of the package that imports it.
+            if m.distribution in built and (m.distribution, m.gil_reenabled_by) in blamed:
+                continue
+            blamed.add((m.distribution, m.gil_reenabled_by))
             names = {canonical(m.module), canonical(m.distribution or m.module)}
             text = f"importing {m.module} turns the GIL back on (enabled by {m.gil_reenabled_by})"
             found.append((text, names | _culprit_names(m.gil_reenabled_by)))
@@ -684,7 +691,7 @@ def _class_item(r: AuditRequirement) -> str:
     if r.outcome == "built-gil-on":
         return f"{r.requirement}: the GIL turned on by {r.gil_reenabled_by}"
     if r.outcome == "does-not-build":
-        who = f"{r.missing} " if r.missing and r.missing != r.name else ""
+        who = f"{r.missing}: " if r.missing and r.missing != r.name else ""
         return f"{r.requirement}: {who}{r.detail}"
     return r.requirement
 

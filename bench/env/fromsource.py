@@ -187,6 +187,13 @@ def _copy_ignore(root: Path) -> Callable[[str, list[str]], set[str]]:
     return ignore
 
 
+def builder_env() -> dict[str, str]:
+    """This process's environment without what ftscale sets for its own processes: a build runs
+    scripts as pip runs them for the user (``PYTHONSAFEPATH`` would keep a ``setup.py`` from
+    importing the helper module beside it)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON_GIL", "PYTHONSAFEPATH")}
+
+
 def _run_limited(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple[int | None, str]:
     """Run ``cmd`` in its own session; (exit status, output), None for a build killed at the limit
     with every process it started (a compiler, a backend's own subprocesses)."""
@@ -250,7 +257,7 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix="ftscale-build-") as scratch:
             out, tmp = Path(scratch) / "wheel", Path(scratch) / "tmp"
             tmp.mkdir()
-            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON_GIL")}
+            env = builder_env()
             env.update(TMPDIR=str(tmp), PIP_NO_INPUT="1")
             cmd = [str(self.python), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
                    "--progress-bar", "off", "--wheel-dir", str(out), "--find-links", str(self.folder),
@@ -329,8 +336,7 @@ def dry_run(python: Path, args: Sequence[str]) -> tuple[list[dict[str, Any]] | N
         report = Path(scratch) / "report.json"
         cmd = [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:",
                "-q", "--disable-pip-version-check", "--report", str(report), *args]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHON_GIL")}
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=builder_env())
         if proc.returncode != 0 or not report.is_file():
             return None, proc.stderr
         items: list[dict[str, Any]] = json.loads(report.read_text()).get("install", [])
