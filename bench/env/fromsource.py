@@ -204,7 +204,10 @@ def _run_limited(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple
         out, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        try:  # a process that left the session (a build daemon) may hold the pipe open: do not wait on it
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            out = ""
         return None, out
     return proc.returncode, out
 
