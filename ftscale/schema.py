@@ -259,21 +259,36 @@ class ModuleCheck(Model):
     gil_enabled: bool
     gil_reenabled_by: str | None = None
     gil_warning: str | None = None
+    # Extension modules the import loaded without the Py_mod_gil slot (CPython's verbose mode
+    # names each, even where the GIL was already on or the warning was filtered away).
+    gil_modules: list[str] = Field(default_factory=list)
+
+
+# The four classes of a requirement on a free-threaded build (``ftscale audit``, building from
+# source): it ships a wheel for the build; it builds from source and its modules keep the GIL off;
+# it builds and one of its extension modules turns the GIL on; it does not build here.
+AuditOutcome = Literal["wheel", "built-gil-off", "built-gil-on", "does-not-build"]
 
 
 class AuditRequirement(Model):
     """One requirement on one build: ``wheel`` (it and its dependencies install from wheels),
-    ``no-wheel`` (``missing`` has none for this build: itself or a dependency), ``sdist-only``
-    (the same, and ``missing`` has a source distribution pip would build), ``conflict`` or
-    ``error`` (``detail`` says what pip said), or ``installed`` (an environment audited as it is)."""
+    ``built`` (the same once ``built`` were built from source by the audit), ``unbuilt``
+    (``missing`` did not build: ``detail`` says what it lacked), ``no-wheel`` (``missing`` has
+    none for this build: itself or a dependency), ``sdist-only`` (the same, and ``missing`` has a
+    source distribution pip would build; the audit did not build, ``--no-build``), ``conflict`` or
+    ``error`` (``detail`` says what pip said), or ``installed`` (an environment audited as it is).
+    ``outcome``: its class on a free-threaded build, where the audit built from source."""
 
     requirement: str
     name: str
-    status: Literal["wheel", "no-wheel", "sdist-only", "conflict", "error", "installed"]
+    status: Literal["wheel", "built", "unbuilt", "no-wheel", "sdist-only", "conflict", "error", "installed"]
     version: str | None = None
     wheel: str | None = None  # the wheel's file name, whose tags say which builds it is for
     missing: str | None = None
     detail: str | None = None
+    built: list[str] = Field(default_factory=list)  # distributions built from source for it
+    outcome: AuditOutcome | None = None
+    gil_reenabled_by: str | None = None  # built-gil-on: the extension module that turned the GIL on
 
 
 class AuditDistribution(Model):
@@ -282,6 +297,8 @@ class AuditDistribution(Model):
     name: str
     version: str | None = None
     wheel: str | None = None  # the file name: its tags say which builds it is for
+    built: bool = False  # the wheel was built from source for this build by ftscale
+    extensions: list[str] = Field(default_factory=list)  # a built one's extension modules, by dotted name
 
 
 class AuditModule(ModuleCheck):
@@ -337,6 +354,10 @@ class AuditReport(Model):
     builds: list[AuditBuild]
     passed: bool
     problems: list[str]
+    # Whether what has no wheel was built from source (False: --no-build, and every audit written
+    # before building existed), and each build's time limit.
+    build_from_source: bool = False
+    build_timeout_s: float | None = None
 
 
 class Expect(Model):

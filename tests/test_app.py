@@ -114,8 +114,8 @@ def test_cells_where_the_gil_came_back_are_flagged_with_the_module(tmp_path: Pat
 @requires_314t
 def test_an_answer_that_is_not_what_the_mix_expects_fails_the_cell(tmp_path: Path) -> None:
     mix = tmp_path / "mix.json"
-    body = (EXAMPLE / "order.json").resolve()
-    score = {"name": "score", "method": "POST", "path": "/score", "body_file": str(body)}
+    (tmp_path / "order.json").write_bytes((EXAMPLE / "order.json").read_bytes())  # inside the mix's folder
+    score = {"name": "score", "method": "POST", "path": "/score", "body_file": "order.json"}
     mix.write_text(json.dumps({"requests": [{**score, "headers": {"X-API-Key": "wrong-key"}}]}))
     args = ["--requests", str(mix), "--run-id", "bad", "--no-report", "--designs", "single"]
     proc = _app(tmp_path / "r", *EXAMPLE_APP, *args, *SMOKE)
@@ -173,12 +173,20 @@ def test_an_app_that_cannot_be_served_is_one_line(tmp_path: Path, spec: str, mes
 @pytest.mark.slow
 @pytest.mark.skipif(not projects.provision.linked("3.14"), reason="3.14 is not provisioned")
 def test_a_requirement_without_a_wheel_for_a_build_is_one_line(tmp_path: Path, gil_project: Path) -> None:
-    """The extension's only wheel is for 3.14t: on 3.14, pip finds no distribution for it."""
+    """The extension's only wheel is for 3.14t: on 3.14, pip finds no distribution for it, and no
+    source to build it from (exit status 1: the machine cannot make it), or, with --no-build, no
+    wheel (exit status 2)."""
     args = ["gilapp:app", "--app-dir", str(gil_project), "--request", "GET /answer", *SMOKE]
     proc = _app(tmp_path, *[("3.14" if a == "3.14t" else a) for a in args])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and lines[-1] == (
+        "ftscale app: error: gilfixture does not build from source on 3.14: no distribution of gilfixture "
+        "to build from"
+    ), proc.stderr
+    proc = _app(tmp_path, *[("3.14" if a == "3.14t" else a) for a in args], "--no-build")
     assert _one_line(proc) == (
-        "ftscale app: error: requirement gilfixture has no wheel for 3.14 (ftscale installs binary wheels "
-        "only; 'ftscale audit' shows which builds have one)"
+        "ftscale app: error: requirement gilfixture has no wheel for 3.14 (--no-build: ftscale installs "
+        "binary wheels only; 'ftscale audit' shows which builds have one)"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -102,6 +102,28 @@ def test_a_request_that_cannot_be_sent_is_refused(tmp_path: Path, request_: dict
         mixes.resolve(RequestMix.model_validate({"requests": [request_]}), tmp_path)
 
 
+@pytest.mark.parametrize("escape", ["../secret.txt", "ABSOLUTE", "link.txt", "sub/../../secret.txt"])
+def test_a_body_file_must_stay_inside_the_mix_files_folder(tmp_path: Path, escape: str) -> None:
+    """A mix file from elsewhere must not read a file outside its folder and copy it into a run,
+    by a relative path, an absolute one or a link; ``--allow-outside-files`` lets it."""
+    folder = tmp_path / "mix"
+    (folder / "sub").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    (folder / "link.txt").symlink_to(secret)
+    name = str(secret) if escape == "ABSOLUTE" else escape
+    mix = RequestMix.model_validate({"requests": [{"path": "/a", "body_file": name}]})
+    with pytest.raises(
+        UsageError, match=r"request 1 \(GET /a\): body_file .* is outside the mix file's folder"
+    ):
+        mixes.resolve(mix, folder)
+    sent = mixes.resolve(mix, folder, confined=False)
+    assert mixes.Prepared.of(sent.requests[0]).body == b"not yours"
+    (folder / "inside.txt").write_text("fine")
+    inside = RequestMix.model_validate({"requests": [{"path": "/a", "body_file": "sub/../inside.txt"}]})
+    assert mixes.Prepared.of(mixes.resolve(inside, folder).requests[0]).body == b"fine"
+
+
 def test_a_body_file_named_json_must_be_json(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text("not json")
     with pytest.raises(UsageError, match=r"b\.json: not valid JSON"):

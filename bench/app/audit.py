@@ -6,18 +6,28 @@ installed environment as it is instead):
 
 1. **Wheels.** The build's own pip resolves the requirements from binary wheels only
    (``pip install --dry-run --report``), all together and, where that fails, one by one: each
-   resolves to a wheel (its file name carries its tags), or the distribution without one is
-   named, with whether a source distribution exists that pip would build (ftscale never does).
+   resolves to a wheel (its file name carries its tags). A distribution without one is built
+   from source the way pip would build it (:mod:`ftscale.bench.env.fromsource`: ``pip wheel
+   --no-deps``, time-limited), and the requirement resolves with the wheel built, or is one line
+   saying what its build lacked; with ``--no-build``, it is named, with whether a source
+   distribution exists that pip would build. A requirement naming a project by path or URL
+   (``-e .``) is built the same way, a local one from a copy.
 2. **Imports.** What resolves is installed into the project's environment of that build (the
-   one ``ftscale app`` serves from), and every top-level module of every distribution it
-   installed is imported alone in a fresh process (:mod:`ftscale.bench.app.checks`): does
-   the GIL stay off? If not, CPython's RuntimeWarning names the module that turned it on.
-   With ``--app``, the app itself is imported the same way.
+   one ``ftscale app`` serves from; a throw-away one when not everything resolves), and every
+   top-level module of every distribution it installed, and every extension module of each
+   distribution built from source, is imported alone in a fresh process
+   (:mod:`ftscale.bench.app.checks`): does the GIL stay off? If not, CPython's RuntimeWarning
+   names the module that turned it on, or, failing that, its verbose mode names each extension
+   module loaded without the free-threading slot. With ``--app``, the app itself is imported
+   the same way.
 3. **Measure** (``--measure``, free-threaded builds): one short closed-loop load of the app as
    the imports leave the GIL, and one with ``PYTHON_GIL=0``, on fresh servers: what the GIL
    that came back costs. One load each, not a benchmark (``ftscale app`` is).
 
-The audit fails (exit status 1) when, on a free-threaded build, a requirement lacks a wheel, a
+On a free-threaded build, each requirement falls in one of four classes: it ships a wheel for
+the build; it builds from source and keeps the GIL off; it builds and one of its extension
+modules turns the GIL on; it does not build here. The audit fails (exit status 1) when, on a
+free-threaded build, a requirement does not build (or, with ``--no-build``, lacks a wheel), a
 module or the app turns the GIL back on, or the app does not import, unless ``--allow`` names
 the requirement, distribution or module. The GIL twins are shown for contrast and never fail
 it. A module that does not import alone is listed, not failed: some need their package's
@@ -44,8 +54,8 @@ from ftscale.bench import engine, results
 from ftscale.bench.app import checks
 from ftscale.bench.app.audit_options import AUDIT_BUILDS
 from ftscale.bench.app.run import request_mix
+from ftscale.bench.env import fromsource, provision, wheelhouse
 from ftscale.bench.env import project as projects
-from ftscale.bench.env import provision, wheelhouse
 from ftscale.bench.env import venv as envs
 from ftscale.bench.options import choose
 from ftscale.errors import UsageError
@@ -83,6 +93,8 @@ class AuditPlan:
     duration_s: float
     threads: int | None
     json_path: str | None
+    build_from_source: bool = True
+    build_timeout_s: float = fromsource.BUILD_TIMEOUT_S
 
 
 def plan_audit(args: argparse.Namespace) -> AuditPlan:
@@ -112,6 +124,7 @@ def plan_audit(args: argparse.Namespace) -> AuditPlan:
         project = projects.find(args.requirements, args.pyproject, app_dir)
         if project.source == "none" and args.app is None:
             raise UsageError("nothing to audit: give -r requirements.txt, --pyproject, --app or --python")
+        projects.check_references(project, building=not args.no_build)
         builds = choose(args.builds, AUDIT_BUILDS, provision.BUILDS, "build")
     mix = None
     if args.measure:
@@ -122,6 +135,8 @@ def plan_audit(args: argparse.Namespace) -> AuditPlan:
             raise UsageError("--duration must be positive")
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be 1 or more")
+    if args.build_timeout <= 0:
+        raise UsageError("--build-timeout must be positive")
     return AuditPlan(
         builds=builds,
         project=project,
@@ -134,6 +149,8 @@ def plan_audit(args: argparse.Namespace) -> AuditPlan:
         duration_s=args.duration,
         threads=args.threads,
         json_path=args.json,
+        build_from_source=not args.no_build and python is None,
+        build_timeout_s=args.build_timeout,
     )
 
 
@@ -191,30 +208,95 @@ def _failed(requirement: str, stderr: str, python: Path, build: str) -> AuditReq
     return AuditRequirement(requirement=requirement, name=name, status="error", detail=last[-300:])
 
 
-def _resolved(requirement: str, items: list[dict[str, Any]]) -> AuditRequirement:
-    name = projects.requirement_name(requirement)
+def _resolved(
+    requirement: str,
+    items: list[dict[str, Any]],
+    built: frozenset[str] = frozenset(),
+    spec: str | None = None,
+) -> AuditRequirement:
+    """The row of a requirement that resolves to ``items`` (its own resolution, or every
+    requirement's); ``built``: the file names of wheels built from source; ``spec``: what was
+    resolved in its place (the pin of a project built from its path or URL)."""
+    name = projects.requirement_name(spec or requirement)
     item = next((i for i in items if canonical(i["metadata"]["name"]) == name), None)
     if item is None and ("/" in requirement or requirement.endswith(".whl")):
         item = next((i for i in items if i.get("requested")), None)  # a path or URL: what it named
     if item is None:
         detail = "not installed on this build (its environment marker excludes it)"
         return AuditRequirement(requirement=requirement, name=name, status="wheel", detail=detail)
+    from_source = sorted(canonical(i["metadata"]["name"]) for i in items if _wheel_name(i) in built)
     return AuditRequirement(
         requirement=requirement,
         name=canonical(item["metadata"]["name"]),
-        status="wheel",
+        status="built" if from_source else "wheel",
         version=item["metadata"]["version"],
         wheel=_wheel_name(item),
+        built=from_source,
     )
 
 
-def _distributions(items: list[dict[str, Any]]) -> dict[str, AuditDistribution]:
+def _distributions(
+    items: list[dict[str, Any]], built: frozenset[str] = frozenset()
+) -> dict[str, AuditDistribution]:
     return {
         canonical(i["metadata"]["name"]): AuditDistribution(
-            name=canonical(i["metadata"]["name"]), version=i["metadata"]["version"], wheel=_wheel_name(i)
+            name=canonical(i["metadata"]["name"]),
+            version=i["metadata"]["version"],
+            wheel=_wheel_name(i),
+            built=_wheel_name(i) in built,
         )
         for i in items
     }
+
+
+def _unbuilt(requirement: str, failure: fromsource.BuildFailed) -> AuditRequirement:
+    name = projects.requirement_name(requirement)
+    missing = canonical(failure.name) if "/" not in failure.name and " " not in failure.name else None
+    return AuditRequirement(
+        requirement=requirement, name=name, status="unbuilt", missing=missing, detail=failure.piece
+    )
+
+
+def _building_rows(
+    made: fromsource.Builder, lines: list[str], options: Sequence[str]
+) -> tuple[list[AuditRequirement], list[AuditDistribution]]:
+    """:func:`audit_requirements` where what has no wheel is built: each reference built first
+    (a local project from a copy), then the requirements resolved together, and where that fails
+    one by one, building what pip finds no wheel for."""
+    rows: dict[str, AuditRequirement] = {}
+    pins: dict[str, str] = {}  # a reference's line -> the pin of the wheel built from it
+    for line in lines:
+        if (ref := projects.reference(line)) is not None:
+            try:
+                wheel = made.project(ref.target, ref.line)
+                pins[line] = f"{wheel.name}{ref.extras}=={wheel.version}"
+            except fromsource.BuildFailed as exc:
+                rows[line] = _unbuilt(line, exc)
+    todo = [line for line in lines if line not in rows]
+    specs = [pins.get(line, line) for line in todo]
+    dists: dict[str, AuditDistribution] = {}
+    try:
+        items, _ = made.resolve([*options, *specs]) if specs else ([], "")
+    except fromsource.BuildFailed:
+        items = None
+    together = items is not None
+    built_any = together and any(_wheel_name(i) in made.names() for i in items or [])
+    for line, spec in zip(todo, specs, strict=True):
+        if together and not built_any:
+            own: list[dict[str, Any]] | None = items  # nothing built: no need to tell whose it is
+        else:  # alone: which distributions built from source each requirement brings
+            try:
+                own, stderr = made.resolve([*options, spec])
+            except fromsource.BuildFailed as exc:
+                rows[line] = _unbuilt(line, exc)
+                continue
+            if own is None:
+                rows[line] = _failed(line, stderr, made.python, made.build)
+                continue
+        built = frozenset(made.names())
+        rows[line] = _resolved(line, own or [], built, spec if line in pins else None)
+        dists.update(_distributions(own or [], built))
+    return [rows[line] for line in lines], sorted(dists.values(), key=lambda d: d.name)
 
 
 def audit_requirements(
@@ -222,9 +304,13 @@ def audit_requirements(
     lines: list[str],
     build: str,
     options: Sequence[str] = (),
+    made: fromsource.Builder | None = None,
 ) -> tuple[list[AuditRequirement], list[AuditDistribution]]:
     """Each requirement's status on ``build``, and every distribution the resolvable ones bring
-    (``options``: where the requirements files say distributions come from)."""
+    (``options``: where the requirements files say distributions come from; ``made``: what builds
+    the distributions without a wheel, None for wheels only)."""
+    if made is not None:
+        return _building_rows(made, lines, options)
     items, _ = _resolve(python, [*options, *lines], build) if lines else ([], "")
     if items is not None:
         found = _distributions(items)
@@ -244,10 +330,15 @@ def audit_requirements(
 # --- imports --------------------------------------------------------------------------------------
 
 
-def audit_modules(python: Path, distributions: list[str]) -> list[AuditModule]:
-    """Every top-level module of ``distributions``, each imported alone in a fresh process."""
+def audit_modules(
+    python: Path, distributions: list[str], extensions: Mapping[str, list[str]] | None = None
+) -> list[AuditModule]:
+    """Every top-level module of ``distributions``, and every module of ``extensions`` (distribution
+    -> extension modules), each imported alone in a fresh process."""
     owners = checks.top_level_modules(python, distributions)
-    pairs = sorted((module, dist) for dist, modules in owners.items() for module in modules)
+    for dist, modules in (extensions or {}).items():
+        owners[dist] = sorted({*owners.get(dist, []), *modules})
+    pairs = sorted({(module, dist) for dist, modules in owners.items() for module in modules})
     workers = max(1, min(4, os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         found = list(pool.map(lambda pair: checks.module_check(python, pair[0]), pairs))
@@ -333,30 +424,71 @@ def _culprit_names(culprit: str | None) -> set[str]:
 
 
 def _requirement_problem(r: AuditRequirement) -> str | None:
-    if r.status in ("wheel", "installed"):
+    if r.status in ("wheel", "built", "installed"):
         return None
     if r.status in ("no-wheel", "sdist-only"):
         source = "; pip would build it from source" if r.status == "sdist-only" else ""
         whose = f" (needs {r.missing})" if r.missing and r.missing != r.name else ""
         return f"{r.requirement}{whose}: {r.missing or r.name} has no wheel for this build{source}"
+    if r.status == "unbuilt":
+        whose = f"{r.missing} " if r.missing and r.missing != r.name else ""
+        return f"{r.requirement}: {whose}does not build from source: {r.detail}"
     return f"{r.requirement}: {r.detail}"
 
 
-def judge(build: AuditBuild, allow: frozenset[str], app: str | None) -> AuditBuild:
-    """What fails the audit on ``build`` (a free-threaded one), and what ``allow`` excuses.
+def _turned_on_by(dist: AuditDistribution, modules: Sequence[AuditModule]) -> str | None:
+    """The extension module of ``dist`` (built from source) that turned the GIL on when imported
+    alone or with its package, as CPython named it (the warning, or the verbose mode's list)."""
+    own = set(dist.extensions)
+    for m in modules:
+        if m.distribution == dist.name and m.ok and m.gil_enabled:
+            named = [n for n in [m.gil_reenabled_by or "", *m.gil_modules] if n in own]
+            if named:
+                return named[0]
+    return None
+
+
+def outcome(r: AuditRequirement, build: AuditBuild) -> AuditRequirement:
+    """The requirement's class on a free-threaded build where the audit built from source."""
+    if r.status == "wheel":
+        return r.model_copy(update={"outcome": "wheel"})
+    if r.status == "unbuilt":
+        return r.model_copy(update={"outcome": "does-not-build"})
+    if r.status != "built":
+        return r
+    dists = {d.name: d for d in build.distributions}
+    for name in r.built:
+        if name in dists and (culprit := _turned_on_by(dists[name], build.modules)):
+            return r.model_copy(update={"outcome": "built-gil-on", "gil_reenabled_by": culprit})
+    return r.model_copy(update={"outcome": "built-gil-off"})
+
+
+def judge(build: AuditBuild, allow: frozenset[str], app: str | None, classes: bool = False) -> AuditBuild:
+    """What fails the audit on ``build`` (a free-threaded one), and what ``allow`` excuses;
+    ``classes``: each requirement's class (:func:`outcome`) too.
 
     Each finding carries the names ``--allow`` may give for it: the requirement, the
-    distribution without a wheel, the module, its distribution, the module CPython named.
+    distribution without a wheel (or that did not build), the module, its distribution, the
+    module CPython named.
     """
     if not build.free_threaded:
         return build
+    if classes:
+        build = build.model_copy(update={"requirements": [outcome(r, build) for r in build.requirements]})
     found: list[tuple[str, set[str]]] = []
     for r in build.requirements:
         problem = _requirement_problem(r)
         if problem is not None:
             found.append((problem, {r.name, canonical(r.missing or r.name)}))
+    built = {d.name for d in build.distributions if d.built}
+    blamed: set[tuple[str | None, str | None]] = set()
     for m in build.modules:
         if m.ok and m.gil_enabled:
+            # A built distribution's extension modules are each imported too: one problem per
+            # module that turned the GIL on, not one per module of the package that imports it.
+            if m.distribution in built and (m.distribution, m.gil_reenabled_by) in blamed:
+                continue
+            blamed.add((m.distribution, m.gil_reenabled_by))
             names = {canonical(m.module), canonical(m.distribution or m.module)}
             text = f"importing {m.module} turns the GIL back on (enabled by {m.gil_reenabled_by})"
             found.append((text, names | _culprit_names(m.gil_reenabled_by)))
@@ -371,6 +503,19 @@ def judge(build: AuditBuild, allow: frozenset[str], app: str | None) -> AuditBui
     return build.model_copy(update={"problems": problems, "allowed": allowed})
 
 
+def _installable(rows: Sequence[AuditRequirement]) -> list[str]:
+    """What to install of the rows that resolve: each requirement, or the pin of what was built
+    from its path or URL."""
+    out = []
+    for r in rows:
+        if r.status not in ("wheel", "built"):
+            continue
+        out.append(
+            f"{r.name}=={r.version}" if projects.reference(r.requirement) and r.version else r.requirement
+        )
+    return out
+
+
 def audit_build(build: str, plan: AuditPlan, log: Callable[[str], None]) -> AuditBuild:
     """Everything the audit finds on one provisioned build."""
     assert plan.project is not None
@@ -378,37 +523,55 @@ def audit_build(build: str, plan: AuditPlan, log: Callable[[str], None]) -> Audi
     assert interpreter is not None
     facts = checks.facts(interpreter)
     free_threaded = bool(facts["py_gil_disabled"])
-    log(f"{build}: resolving the requirements from wheels")
-    complete = True
-    try:
-        python = projects.ensure(build, plan.project, log)
-    except (UsageError, envs.EnvError):  # something does not install from wheels: audit what does
-        complete = False
-        python = projects.env_dir(build, plan.project) / "bin" / "python"
-    record = AuditBuild(
-        build=build, version=facts["version"], free_threaded=free_threaded, python=str(python)
+    made = (
+        projects.builder(build, plan.project, plan.build_timeout_s, log) if plan.build_from_source else None
     )
-    if not python.exists():
-        return record.model_copy(update={"error": "the environment could not be created"})
-    lines, options = projects.requirement_lines(plan.project), projects.pip_options(plan.project)
-    rows, dists = audit_requirements(python, lines, build, options)
-    if not complete:
-        good = [r.requirement for r in rows if r.status == "wheel"]
-        args = ["install", "-q", "--only-binary=:all:", *options, *projects.serving_core(), *good]
-        proc = _pip(python, args, build)
-        if proc.returncode != 0:
-            error = (
-                f"the requirements that resolve alone do not install together: {proc.stderr.strip()[-300:]}"
-            )
-            return record.model_copy(update={"requirements": rows, "error": error})
-    log(f"{build}: importing {len(dists)} distributions' modules one by one")
-    modules = audit_modules(python, [d.name for d in dists])
-    record = record.model_copy(update={"requirements": rows, "distributions": dists, "modules": modules})
-    if plan.app is not None:
-        record = record.model_copy(update={"app": checks.app_check(python, plan.app, plan.app_dir)})
-    if plan.measure and free_threaded and complete and record.app is not None and record.app.ok:
-        record = record.model_copy(update={"measure": measure(build, python, plan, log)})
-    return judge(record, plan.allow, plan.app)
+    how = "from wheels, building from source what has none" if made else "from wheels"
+    log(f"{build}: resolving the requirements {how}")
+    # What does not all install is audited in a throw-away environment: the project's own is
+    # never left half made.
+    with tempfile.TemporaryDirectory(prefix="ftscale-audit-env-") as scratch:
+        python: Path | None
+        try:
+            python = projects.ensure(build, plan.project, log, made)
+        except (UsageError, envs.EnvError, fromsource.BuildFailed):
+            python = None
+        lines, options = projects.requirement_lines(plan.project), projects.pip_options(plan.project)
+        rows, dists = audit_requirements(interpreter, lines, build, options, made)
+        if made is not None and any(d.built for d in dists):
+            names = [d.name for d in dists if d.built]
+            log(f"{build}: built from source: {', '.join(names)}")
+        complete = python is not None
+        if python is None:
+            args = [*options, *projects.serving_core(), *_installable(rows)]
+            try:
+                python = envs.make_env(
+                    build, Path(scratch) / build, args, log=log, find_links=made.folder if made else None
+                )
+            except envs.CommandFailed as exc:
+                why = envs.pip_reason(exc.stderr)
+                error = f"the requirements that resolve alone do not install together: {why}"
+                record = AuditBuild(
+                    build=build,
+                    version=facts["version"],
+                    free_threaded=free_threaded,
+                    python=str(interpreter),
+                )
+                return record.model_copy(update={"requirements": rows, "error": error})
+        record = AuditBuild(
+            build=build, version=facts["version"], free_threaded=free_threaded, python=str(python)
+        )
+        built = [d.name for d in dists if d.built]
+        extensions = checks.extension_modules(python, built) if built else {}
+        dists = [d.model_copy(update={"extensions": extensions.get(d.name, [])}) for d in dists]
+        log(f"{build}: importing {len(dists)} distributions' modules one by one")
+        modules = audit_modules(python, [d.name for d in dists], extensions)
+        record = record.model_copy(update={"requirements": rows, "distributions": dists, "modules": modules})
+        if plan.app is not None:
+            record = record.model_copy(update={"app": checks.app_check(python, plan.app, plan.app_dir)})
+        if plan.measure and free_threaded and complete and record.app is not None and record.app.ok:
+            record = record.model_copy(update={"measure": measure(build, python, plan, log)})
+    return judge(record, plan.allow, plan.app, classes=made is not None)
 
 
 def audit_environment(plan: AuditPlan, log: Callable[[str], None]) -> AuditBuild:
@@ -458,6 +621,8 @@ def audit(plan: AuditPlan, log: Callable[[str], None] = print) -> AuditReport:
         builds=builds,
         passed=not problems,
         problems=problems,
+        build_from_source=plan.build_from_source,
+        build_timeout_s=plan.build_timeout_s if plan.build_from_source else None,
     )
 
 
@@ -475,6 +640,14 @@ def wheel_kind(wheel: str | None) -> str:
 def _requirement_cell(r: AuditRequirement) -> str:
     if r.status == "wheel":
         return f"{r.version} ({wheel_kind(r.wheel)})" if r.version else str(r.detail)
+    if r.status == "built":
+        own = r.name in r.built
+        kind = f"built from source, {wheel_kind(r.wheel)}" if own else wheel_kind(r.wheel)
+        others = [b for b in r.built if b != r.name]
+        return f"{r.version} ({kind})" + (f"; built from source: {', '.join(others)}" if others else "")
+    if r.status == "unbuilt":
+        who = f"{r.missing}: " if r.missing and r.missing != r.name else ""
+        return f"DOES NOT BUILD  {who}{r.detail or ''}"
     if r.status == "installed":
         return f"{r.version} (installed)"
     if r.status in ("no-wheel", "sdist-only"):
@@ -497,8 +670,47 @@ def _owners(b: AuditBuild) -> dict[str, str]:
     out = {}
     for m in b.modules:
         d = dists.get(m.distribution or "")
-        out[m.module] = f"{d.name} {d.version} ({wheel_kind(d.wheel)})" if d else str(m.distribution)
+        built = "built, " if d and d.built else ""
+        out[m.module] = f"{d.name} {d.version} ({built}{wheel_kind(d.wheel)})" if d else str(m.distribution)
     return out
+
+
+# The four classes, in the order the table lists them, with what each says of a requirement.
+CLASSES = (
+    ("wheel", "ships a wheel for this build"),
+    ("built-gil-off", "builds from source, the GIL stays off"),
+    ("built-gil-on", "builds from source, turns the GIL on"),
+    ("does-not-build", "does not build here"),
+)
+
+
+def _class_item(r: AuditRequirement) -> str:
+    if r.outcome == "built-gil-off":
+        kinds = "pure Python" if wheel_kind(r.wheel) == "pure Python" else "an extension"
+        return f"{r.requirement} ({kinds if r.name in r.built else 'built: ' + ', '.join(r.built)})"
+    if r.outcome == "built-gil-on":
+        return f"{r.requirement}: the GIL turned on by {r.gil_reenabled_by}"
+    if r.outcome == "does-not-build":
+        who = f"{r.missing}: " if r.missing and r.missing != r.name else ""
+        return f"{r.requirement}: {who}{r.detail}"
+    return r.requirement
+
+
+def class_lines(b: AuditBuild) -> list[str]:
+    """The build's requirements by class (where the audit built from source, on a free-threaded build):
+    the first two as lists, the two that fail one requirement a line, each with its reason."""
+    if not any(r.outcome for r in b.requirements):
+        return []
+    lines = ["  requirements by class:"]
+    for key, words in CLASSES:
+        items = [_class_item(r) for r in b.requirements if r.outcome == key]
+        if not items:
+            lines.append(f"    {words}: none")
+        elif key in ("wheel", "built-gil-off"):
+            lines.append(f"    {words} ({len(items)}): {', '.join(items)}")
+        else:
+            lines += [f"    {words} ({len(items)}):", *(f"      {item}" for item in items)]
+    return lines
 
 
 def _app_line(check: AppCheck, free_threaded: bool) -> str:
@@ -508,6 +720,9 @@ def _app_line(check: AppCheck, free_threaded: bool) -> str:
 def render(report: AuditReport) -> str:
     """The audit as a table per build and a verdict, for a terminal (or a text file)."""
     lines = [f"ftscale audit of {report.source}" + (f", app {report.app}" if report.app else "")]
+    if report.build_from_source:
+        limit = f"{report.build_timeout_s:g} s" if report.build_timeout_s else "no limit"
+        lines.append(f"(what has no wheel is built from source, the way pip would, at most {limit} each)")
     for b in report.builds:
         kind = "free-threaded" if b.free_threaded else "GIL build, for contrast"
         lines += ["", f"{b.build} (CPython {b.version}, {kind})"]
@@ -523,6 +738,7 @@ def render(report: AuditReport) -> str:
             for m in b.modules:
                 gil = _gil_cell(b.free_threaded, m.ok, m.error, m.gil_enabled, m.gil_reenabled_by)
                 lines.append(f"  {m.module:{width}}  {owner[m.module]:{dwidth}}  {gil}")
+        lines += class_lines(b)
         if b.app is not None:
             lines.append(f"  app {b.app.app}: {_app_line(b.app, b.free_threaded)}")
         if b.measure is not None:
@@ -534,6 +750,11 @@ def render(report: AuditReport) -> str:
     allowed = sum(len(b.allowed) for b in report.builds)
     if report.passed and allowed:
         lines.append(f"PASS with {allowed} allowed exception(s) (--allow), listed above")
+    elif report.passed and any(r.status == "built" for b in report.builds for r in b.requirements):
+        lines.append(
+            "PASS: every requirement has a wheel or builds from source, and the GIL stays off on every "
+            "free-threaded build"
+        )
     elif report.passed:
         lines.append("PASS: every requirement has a wheel and the GIL stays off on every free-threaded build")
     else:

@@ -12,10 +12,12 @@ from ftscale.bench.options import Parser
 AUDIT_BUILDS = ("3.13t", "3.14t", "3.13", "3.14")
 DESCRIPTION = (
     "Which of your requirements stop your app from running free-threaded: per build (3.13t, 3.14t and "
-    "their GIL twins for contrast), whether each requirement resolves to a wheel (or would build from "
-    "source), and, for each top-level module, imported in a fresh process, whether the GIL stays off "
-    "and which import re-enabled it. Exit status 1 when a module re-enables the GIL or a requirement "
-    "lacks a wheel on a free-threaded build (except those given with --allow), 2 for bad input."
+    "their GIL twins for contrast), whether each requirement ships a wheel, builds from source (built "
+    "the way pip would, time-limited) and keeps the GIL off, builds and turns the GIL on (the extension "
+    "module named), or does not build; each top-level module, and each extension module built, "
+    "imported alone in a fresh process. Exit status 1 when on a free-threaded build a module re-enables "
+    "the GIL or a requirement does not build (with --no-build: lacks a wheel), except those given with "
+    "--allow; 2 for bad input."
 )
 
 

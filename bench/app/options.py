@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ftscale.bench.env import fromsource
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.http.options import TOPOLOGIES, Design, Preset, add_sweep_arguments, parse_designs
 from ftscale.bench.options import Parser, add_run_arguments
@@ -111,6 +112,20 @@ def add_project_arguments(p: argparse.ArgumentParser, app_required: bool) -> Non
         help="take the requirements from this pyproject.toml's [project] dependencies "
         "(default, when no -r is given and no requirements.txt: APP_DIR/pyproject.toml if it has some)",
     )
+    p.add_argument(
+        "--no-build",
+        action="store_true",
+        help="binary wheels only: a requirement without a wheel for a build is not built from source "
+        "(for CI jobs that must not compile); a requirement naming a project by path or URL is refused",
+    )
+    p.add_argument(
+        "--build-timeout",
+        type=float,
+        default=fromsource.BUILD_TIMEOUT_S,
+        metavar="SECONDS",
+        help="the time limit of each source build of a requirement without a wheel "
+        f"(default: {fromsource.BUILD_TIMEOUT_S:g})",
+    )
 
 
 def add_request_arguments(p: argparse.ArgumentParser) -> None:
@@ -127,6 +142,12 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="'METHOD PATH [@FILE|JSON]'",
         help="one request, e.g. 'POST /score @body.json' (repeatable, equal weights; instead of --requests)",
+    )
+    p.add_argument(
+        "--allow-outside-files",
+        action="store_true",
+        help="let the mix file's body_file entries name files outside the mix file's folder "
+        "(refused by default: a mix file must not copy arbitrary files into a run)",
     )
 
 

@@ -6,9 +6,10 @@ server per repetition pinned to its CPUs, closed and open load, the generator's 
 statistics, flags, resume, budget and report. What differs:
 
 - **Environments.** Each build gets one with the project's requirements and ftscale's serving
-  core, from binary wheels only (:mod:`ftscale.bench.env.project`); the project folder goes
-  first on the app's import path. A requirement without a wheel for a build is one line naming
-  both, before anything is written.
+  core, from binary wheels, what has none built from source for the build (time-limited; with
+  ``--no-build``, wheels only) (:mod:`ftscale.bench.env.project`); the project folder goes first
+  on the app's import path. A requirement that does not build (or, with ``--no-build``, has no
+  wheel) is one line naming it, before anything is written; what was built is in the run's notes.
 - **The app** is imported once per build in a fresh process before the run
   (:mod:`ftscale.bench.app.checks`): a module that does not import or an attribute that is not
   an ASGI app is one line, exit status 2. Where the import turns the GIL back on, the module
@@ -31,8 +32,8 @@ from pathlib import Path
 from ftscale.bench import engine, results
 from ftscale.bench.app import checks
 from ftscale.bench.app.options import PRESETS, build_app_parser
+from ftscale.bench.env import fromsource, provision
 from ftscale.bench.env import project as projects
-from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import mix as mixes
 from ftscale.bench.http import run as http
@@ -47,24 +48,40 @@ MIX_FILE = "requests.json"
 
 
 def request_mix(args: argparse.Namespace) -> LoadMix:
-    """The resolved mix of ``--requests FILE`` or ``--request`` (bodies relative to its file or here)."""
+    """The resolved mix of ``--requests FILE`` or ``--request`` (bodies relative to its file or here).
+
+    A mix file's bodies stay inside its folder unless ``--allow-outside-files``; a ``--request
+    @FILE`` names its file on the command line itself, and is taken as named.
+    """
     if args.requests and args.request:
         raise UsageError("give the requests as --requests FILE or as --request, not both")
     if args.requests:
-        return mixes.resolve(mixes.load_mix_file(args.requests), args.requests.parent)
+        mix = mixes.load_mix_file(args.requests)
+        return mixes.resolve(mix, args.requests.parent, confined=not args.allow_outside_files)
     if args.request:
         from ftscale.schema import RequestMix
 
-        return mixes.resolve(RequestMix(requests=[mixes.parse_request(r) for r in args.request]), Path.cwd())
+        one = RequestMix(requests=[mixes.parse_request(r) for r in args.request])
+        return mixes.resolve(one, Path.cwd(), confined=False)
     raise UsageError("no requests: give a request mix (--requests FILE) or --request 'METHOD PATH [@FILE]'")
 
 
 class AppServing:
     """A user's app for the HTTP bench: its environments, checks and what the run records of it."""
 
-    def __init__(self, spec: str, app_dir: Path, project: projects.Project, mix: LoadMix) -> None:
+    def __init__(
+        self,
+        spec: str,
+        app_dir: Path,
+        project: projects.Project,
+        mix: LoadMix,
+        build_timeout_s: float | None = fromsource.BUILD_TIMEOUT_S,
+    ) -> None:
+        """``build_timeout_s``: the limit of each source build (None: wheels only, ``--no-build``)."""
         self.spec, self.app_dir, self.project, self.mix = spec, app_dir, project, mix
+        self.build_timeout_s = build_timeout_s
         self.checks: dict[str, AppCheck] = {}
+        self.built: dict[str, list[fromsource.Built]] = {}  # per build: the wheels built from source
 
     def prepare(
         self, builds: list[str], log: Callable[[str], None]
@@ -74,7 +91,12 @@ class AppServing:
         records: dict[str, Build] = {}
         pythons: dict[str, Path] = {}
         for build in builds:
-            python = projects.ensure(build, self.project, log)
+            made = None
+            if self.build_timeout_s is not None:
+                made = projects.builder(build, self.project, self.build_timeout_s, log)
+            python = projects.ensure(build, self.project, log, made)
+            if made is not None and made.built():
+                self.built[build] = made.built()
             check = checks.app_check(python, self.spec, self.app_dir)
             if not check.ok:
                 raise UsageError(f"{check.error} (in {build}'s environment)")
@@ -112,6 +134,9 @@ class AppServing:
             "Mode threadpool: the app decides where its work runs (FastAPI 'def' endpoints in Starlette's "
             "thread pool, sized to the pool size on every event loop; 'async def' on the loop).",
         ]
+        for build, wheels in sorted(self.built.items()):
+            listed = ", ".join(f"{w.name} {w.version} ({w.kind})" for w in wheels)
+            out.append(f"{build}: built from source for its environment (no wheel for the build): {listed}.")
         for build, check in sorted(self.checks.items()):
             if check.py_gil_disabled and check.gil_enabled:
                 out.append(
@@ -151,11 +176,14 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> http.Job:
     if not app_dir.is_dir():
         raise UsageError(f"--app-dir {args.app_dir}: not a directory")
     project = projects.find(args.requirements, args.pyproject, app_dir)
+    projects.check_references(project, building=not args.no_build)
+    if args.build_timeout <= 0:
+        raise UsageError("--build-timeout must be positive")
     mix = request_mix(args)
     preset = PRESETS[args.preset]
     builds = choose(args.builds, preset.builds, provision.BUILDS, "build")
     designs = args.designs or (preset.free_threaded_designs, preset.gil_designs)
-    serving = AppServing(args.app, app_dir, project, mix)
+    serving = AppServing(args.app, app_dir, project, mix, None if args.no_build else args.build_timeout)
     return http.sweep_job(
         args,
         argv,

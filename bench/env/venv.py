@@ -218,6 +218,7 @@ def make_env(
     digest: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
     optional: list[str] | None = None,
+    find_links: Path | None = None,
 ) -> Path:
     """Make (or reuse) an environment of ``build`` at ``directory`` with ``pip_args`` installed
     (requirements, ``-r FILE``), from wheels only; return its python.
@@ -226,6 +227,8 @@ def make_env(
     as the contents of a requirements file) and the code stage stay the same. ``optional``
     requirements are installed after, each on its own and best-effort; those that failed are
     written to the environment's :data:`UNAVAILABLE_FILE` (None: no optional ones, no file).
+    ``find_links``: a folder of wheels ftscale built for this build (:mod:`ftscale.bench.env.fromsource`)
+    that pip may take; not part of the stamp (``digest`` names its wheels).
     """
     interpreter = provision.linked(build)
     if interpreter is None:
@@ -241,7 +244,8 @@ def make_env(
     log(f"creating environment for {build} in {directory}")
     _run([str(interpreter), "-m", "venv", "--clear", str(directory)], build)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
-    _run([*pip, *source, *pip_args], build)
+    built = ["--find-links", str(find_links)] if find_links is not None else []
+    _run([*pip, *source, *built, *pip_args], build)
     if optional is not None:
         missing = install_optional([*pip, *source], optional, build)
         for name, why in missing.items():

@@ -2,8 +2,10 @@
 
 A mix file (JSON, or TOML by its suffix) holds ``requests``, each a
 :class:`~ftscale.schema.MixRequest`: method, path, headers, a JSON body (``json``) or a body
-file (``body_file``, relative to the mix file), a ``weight`` and what a good answer looks like
-(``expect``: a status, and optionally a JSON field and its value). ``--request 'POST /score
+file (``body_file``, relative to the mix file and inside its folder unless the user allows files
+outside it: a mix file from elsewhere must not read and copy arbitrary files into a run), a
+``weight`` and what a good answer looks like (``expect``: a status, and optionally a JSON field
+and its value). ``--request 'POST /score
 @body.json'`` is a one-request mix. :func:`resolve` turns a mix into a
 :class:`~ftscale.schema.LoadMix`: bytes ready to send, validated once, before anything runs.
 
@@ -87,7 +89,18 @@ def parse_request(text: str) -> MixRequest:
     return MixRequest(method=method, path=path, json=value)
 
 
-def _resolve_one(index: int, request: MixRequest, base: Path) -> LoadRequest:
+def _body_path(where: str, name: str, base: Path, confined: bool) -> Path:
+    """``name`` relative to ``base``; with ``confined``, it must stay inside ``base`` (links followed)."""
+    path = base / name
+    if confined and not path.resolve().is_relative_to(base.resolve()):
+        raise UsageError(
+            f"{where}: body_file {name} is outside the mix file's folder {base} "
+            "(--allow-outside-files to send it anyway)"
+        )
+    return path
+
+
+def _resolve_one(index: int, request: MixRequest, base: Path, confined: bool) -> LoadRequest:
     label = request.name or f"{request.method} {request.path}"
     where = f"request {index + 1} ({label})"
     if not METHOD.fullmatch(request.method):
@@ -105,7 +118,7 @@ def _resolve_one(index: int, request: MixRequest, base: Path) -> LoadRequest:
         body = json.dumps(request.json_body, separators=(",", ":")).encode()
         json_type = True
     elif request.body_file is not None:
-        path = base / request.body_file
+        path = _body_path(where, request.body_file, base, confined)
         try:
             body = path.read_bytes()
         except OSError as exc:
@@ -136,9 +149,11 @@ def _resolve_one(index: int, request: MixRequest, base: Path) -> LoadRequest:
     )
 
 
-def resolve(mix: RequestMix, base: Path, seed: int = 0) -> LoadMix:
-    """Every request of ``mix`` checked and made ready to send (bodies read relative to ``base``)."""
-    return LoadMix(requests=[_resolve_one(i, r, base) for i, r in enumerate(mix.requests)], seed=seed)
+def resolve(mix: RequestMix, base: Path, seed: int = 0, confined: bool = True) -> LoadMix:
+    """Every request of ``mix`` checked and made ready to send (bodies read relative to ``base``, and,
+    ``confined``, only from inside it)."""
+    requests = [_resolve_one(i, r, base, confined) for i, r in enumerate(mix.requests)]
+    return LoadMix(requests=requests, seed=seed)
 
 
 def describe(mix: LoadMix) -> str:

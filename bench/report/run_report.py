@@ -35,6 +35,23 @@ def app_run(meta: RunMeta) -> bool:
     return meta.config.get("command") == "app"
 
 
+def gil_on_blocks(meta: RunMeta) -> list[Block]:
+    """An app run whose free-threaded build served with the GIL on: said first, naming the module."""
+    if not app_run(meta):
+        return []
+    on = sorted((name, b) for name, b in meta.builds.items() if b.py_gil_disabled and b.gil_enabled)
+    return [
+        Paragraph(
+            f"Not the experiment asked for: {name} ran with the GIL on. Importing the app turned it back "
+            f"on: {b.gil_reenabled_by or 'a module CPython did not name'} (an extension module that does "
+            f"not declare free-threading support: no Py_mod_gil slot). Every {name} cell measures a "
+            "free-threaded build running with the GIL, and is flagged GIL-on. Rebuild or replace that "
+            "extension; PYTHON_GIL=0 forces the GIL off, at your own risk."
+        )
+        for name, b in on
+    ]
+
+
 def kind_name(meta: RunMeta) -> str:
     return "App (ftscale app, an HTTP run)" if app_run(meta) else KIND_NAMES[meta.kind]
 
@@ -880,6 +897,7 @@ def build(model: RunModel) -> Document:
     found = verdicts(model)
     blocks: list[Block] = [
         Heading(1, title),
+        *gil_on_blocks(model.meta),
         *headline.first_screen(model, found),  # --preset headline: the answer before anything else
         Paragraph(_summary(model)),
         Paragraph(words.setup_sentence(model)),
