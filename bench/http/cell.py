@@ -111,8 +111,12 @@ class Plan:
 
     @property
     def server_args(self) -> tuple[str, ...]:
-        """Server options the cell needs beyond its design: room for every stream it may open."""
-        return ("--queue-limit", str(STREAM_ADMISSION_FACTOR * self.connections)) if self.stream else ()
+        """Server options the cell needs beyond its design: room for every stream it may open (in
+        the admission places, and among the streams, which by default get half of them)."""
+        if not self.stream:
+            return ()
+        room = str(STREAM_ADMISSION_FACTOR * self.connections)
+        return ("--queue-limit", room, "--max-streams", room)
 
     @property
     def load(self) -> str:
