@@ -15,9 +15,12 @@ by the signal instead of exiting 0. Computes already running are waited for; a t
 be interrupted.
 
 Every topology serves through :class:`ServiceServer`: uvicorn's ``Server`` with the guarded
-h11 protocol (httptools on uvloop for ``--server uvicorn-fast``: request deadline, connection
-limit, drain) and, where no listener of its own, fed connections that another thread or process
-accepted (:meth:`ServiceServer.connect`).
+h11 protocol (httptools on uvloop for ``--server uvicorn-fast``: request deadlines, head size,
+connection limit, write timeout, drain) and the app behind ftscale's ASGI guard (framing and
+header count: :mod:`server.guard`), and, where no listener of its own, fed connections that
+another thread or process accepted (:meth:`ServiceServer.connect`). Its listeners back off when
+accept() runs out of descriptors, and its loop reports that once a second
+(:mod:`server.accepting`).
 """
 
 from __future__ import annotations
