@@ -224,6 +224,9 @@ class MemoryTrend(Model):
     last_half_slope_pct_per_min: float
     limit_pct_per_min: float
     steady_rise: bool
+    # The mean RSS of each minute after the warm-up, in MB: a leak climbs minute by minute, an
+    # allocator's sawtooth (large calls, sockets coming and going) moves within a minute.
+    minute_means_mb: list[float] | None = None
 
 
 class SoakResult(Model):

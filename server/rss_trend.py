@@ -8,6 +8,11 @@ above :data:`LIMIT_PCT_PER_MIN` in both is a *steady rise*, the finding a soak f
 
 Percentages are of the mean RSS after the warm-up; MB are 10**6 bytes. Statistics only: no
 formatting, no sampling (:mod:`server.soak` samples).
+
+    python -m ftscale.server.rss_trend results/soak/FILE.json ...
+
+recomputes the ``memory`` field of soak result files from their own samples (after a change to
+what the trend reports; the samples, the soak's verdict and every other figure stay as they are).
 """
 
 from __future__ import annotations
@@ -34,6 +39,16 @@ def slope_per_s(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
 
 
+def minute_means_mb(points: Sequence[tuple[float, float]], start_s: float) -> list[float]:
+    """The mean of ``points`` (seconds, bytes) in each minute from ``start_s``, in MB; a minute with
+    fewer than half the samples of the fullest (the last, cut short) is left out."""
+    minutes: dict[int, list[float]] = {}
+    for t, rss in points:
+        minutes.setdefault(int((t - start_s) // 60), []).append(rss)
+    fullest = max((len(v) for v in minutes.values()), default=0)
+    return [round(sum(v) / len(v) / MB, 1) for _, v in sorted(minutes.items()) if 2 * len(v) >= fullest]
+
+
 def trend(
     samples: Sequence[tuple[float, int]], warmup_s: float, limit_pct_per_min: float = LIMIT_PCT_PER_MIN
 ) -> MemoryTrend | None:
@@ -47,6 +62,7 @@ def trend(
     late = slope_per_s(last_half) * 60
     whole_pct, late_pct = whole / mean * 100, late / mean * 100
     return MemoryTrend(
+        minute_means_mb=minute_means_mb(after, warmup_s),
         warmup_s=warmup_s,
         samples=len(after),
         mean_rss_bytes=round(mean, 1),
@@ -57,3 +73,31 @@ def trend(
         limit_pct_per_min=limit_pct_per_min,
         steady_rise=whole_pct > limit_pct_per_min and late_pct > limit_pct_per_min,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from ftscale.schema import SoakResult
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ftscale.server.rss_trend", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="soak result files (results/soak/*.json)")
+    args = parser.parse_args(argv)
+    for path in args.files:
+        result = SoakResult.model_validate_json(path.read_text())
+        if result.rss_samples is None or result.memory is None:
+            print(f"{path}: no samples or no trend: left as it is")
+            continue
+        memory = trend(result.rss_samples, result.memory.warmup_s, result.memory.limit_pct_per_min)
+        updated = result.model_copy(update={"memory": memory})
+        path.write_text(json.dumps(updated.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        print(f"{path}: {memory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -447,3 +447,12 @@ def test_the_warm_up_is_left_out_and_a_flat_service_passes() -> None:
 def test_too_few_samples_give_no_trend() -> None:
     assert rss_trend.trend(series(lambda t: MB100, seconds=30), warmup_s=0) is None
     assert rss_trend.trend(series(lambda t: MB100, seconds=45), warmup_s=0) is not None
+
+
+def test_minute_means_follow_the_minutes_after_the_warm_up_and_drop_a_cut_short_last_one() -> None:
+    points = [(float(t), float(MB100 + (t // 60) * rss_trend.MB)) for t in range(120, 400, 5)]
+    # Minutes from 120 s: 120-179 s at 102 MB, 180-239 at 103 ... 360-399 (8 of 12 samples) at 106.
+    assert rss_trend.minute_means_mb(points, 120) == [102.0, 103.0, 104.0, 105.0, 106.0]
+    assert rss_trend.minute_means_mb(points[:-3], 120) == [102.0, 103.0, 104.0, 105.0]  # 5 of 12: dropped
+    memory = rss_trend.trend([(t, int(r)) for t, r in points], warmup_s=120)
+    assert memory is not None and memory.minute_means_mb == [102.0, 103.0, 104.0, 105.0, 106.0]
