@@ -7,11 +7,11 @@ granian's worker processes (its GIL wheel) learn of the stop from their main pro
 flag in shared memory (:func:`watch_shared`).
 
 A stop is bounded: requests in flight get :data:`GRACEFUL_S`, then the rest of the stop (pools,
-lifespans) :data:`STOP_MARGIN_S`. uvicorn and hypercorn enforce the first part themselves, and
-ftscale's own supervisors kill workers that outlive both; where the server enforces neither
-(granian waits for connections with no time limit, and its worker threads cannot be killed),
+lifespans) :data:`STOP_MARGIN_S`. uvicorn and hypercorn enforce the first part themselves
+(granian does not: it waits for connections with no time limit), none of them the second, and
+ftscale's own supervisors kill workers that outlive both. In every serving process,
 :func:`watchdog` ends the process at the bound with one log line, and exit status 0: the stop
-was asked for, and only connections that had the whole grace period to finish are cut.
+was asked for, and only what had the whole grace period to finish is cut.
 """
 
 from __future__ import annotations

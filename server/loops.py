@@ -147,6 +147,7 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
 
     def on_signal(signum: int) -> None:
         grace.begin_stop()  # streams end at their next chunk
+        grace.watchdog(what="the event loops")
         for server in servers if stopping.is_set() else ():
             server.request_exit(force=True)  # a second signal: stop waiting for connections
         stopping.set()

@@ -149,6 +149,7 @@ class ServiceServer(uvicorn.Server):
     def request_exit(self, force: bool = False) -> None:
         """Begin a graceful stop (from any thread); ``force`` stops waiting for connections."""
         grace.begin_stop()  # streams end at their next chunk
+        grace.watchdog(what="the uvicorn server")  # uvicorn bounds the wait for requests, not the rest
         self.should_exit = True
         if force:
             self.force_exit = True
