@@ -3,7 +3,7 @@
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
     nox -s tests            the test suite, on this interpreter and on 3.14t
     nox -s schema           schemathesis against the live service (minutes), on both
-    nox -s soak             a 60 s soak of the service; its figures go to results/soak/
+    nox -s soak             a soak of the service on 3.14t (60 s a design); figures to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
     nox -s app -- M:A ...   your own ASGI app through the same sweep (ftscale app)
     nox -s audit -- -r F    your requirements on free-threaded builds (ftscale audit)
@@ -111,9 +111,9 @@ def schema(session: nox.Session) -> None:
     )
 
 
-@nox.session(default=False)
+@nox.session(python="3.14t", requires=["interpreters-3.14t"], default=False)
 def soak(session: nox.Session) -> None:
-    """60 s of good, bad and idle clients against the service; figures to results/soak/."""
+    """Good, bad and idle clients against 3.14t's designs (60 s each); figures to results/soak/."""
     install(session, "server")
     session.run("python", "-m", "ftscale.server.soak", *session.posargs)
 

@@ -125,6 +125,14 @@ class ServerSettings(Model):
     server: str | None = None  # None: written before the server was a choice (uvicorn-h11)
     runtime_threads: int | None = None
     start_method: str | None = None  # None: written before it was a choice (spawn)
+    # The rest of the one set of limits (server.limits), absent before the service had them.
+    max_head_bytes: int | None = None
+    max_headers: int | None = None
+    body_timeout_s: float | None = None
+    write_timeout_s: float | None = None
+    stream_timeout_s: float | None = None
+    max_streams: int | None = None
+    info_detail: str | None = None  # ftscale.vocab.InfoDetail: what /info leaves out
 
 
 class ServiceCounters(Model):
@@ -141,6 +149,24 @@ class ServiceCounters(Model):
     connections_refused: int  # 503: at the connection limit with no idle connection to close
     connections_aborted: int  # closed at once, far over the connection limit
     requests_timed_out: int  # request not received within the header timeout (408, or closed if silent)
+    # Counted since the service had them (absent in older files).
+    bodies_timed_out: int | None = None  # 408: a request body not received within --body-timeout
+    heads_refused: int | None = None  # 431: a head over --max-head-bytes or --max-headers
+    framing_refused: int | None = None  # 400: Content-Length with Transfer-Encoding, no Host or two
+    json_refused: int | None = None  # 422: a body too deeply nested, with a lone surrogate, or not JSON
+    internal_errors: int | None = None  # 500 (logged on one line each)
+    writes_timed_out: int | None = None  # connections dropped: the client took no bytes for --write-timeout
+    streams_refused: int | None = None  # 503: --max-streams streams already open
+    streams_timed_out: int | None = None  # streams ended at --stream-timeout
+    streams_stopped: int | None = None  # streams ended because the service was stopping
+    accept_errors: int | None = None  # accept() failures (out of descriptors), logged once a second
+
+
+class LimitInForce(Model):
+    """One of the limits every server is held to, as this service enforces it (server.limits)."""
+
+    value: float
+    by: str  # who enforces it: the server's own setting ("granian"), or "ftscale" (its wrapper)
 
 
 class Info(Model):
@@ -156,9 +182,9 @@ class Info(Model):
     queue_limit: int
     anyio_default_thread_limit: int
     anyio_limiter_note: str
-    pid: int
+    pid: int | None  # None: left out (--info minimal)
     worker_pid: int | None = None
-    parent_pid: int
+    parent_pid: int | None  # None: left out (--info minimal)
     loop_index: int | None = None
     thread_count: int
     cpu_affinity: list[int]
@@ -189,6 +215,29 @@ class Info(Model):
     unit_kind: str | None = None  # "loop" (one), "thread" (loops in threads) or "process"
     balance: str | None = None  # how connections are spread over the units
     tcp_nodelay_checked: str | None = None  # "every connection" or "this connection"
+    # Each limit in force and who enforces it (absent before the service reported them), and
+    # what this document leaves out: "full" (nothing) or "minimal" (ftscale.vocab.InfoDetail).
+    limits: dict[str, LimitInForce] | None = None
+    detail: str | None = None
+
+
+class MemoryTrend(Model):
+    """How a soak's RSS moved after its warm-up (``ftscale.server.rss_trend``): a least-squares
+    slope over every sample after ``warmup_s``, and over the last half of those alone. A steady
+    rise is both above ``limit_pct_per_min`` (of the mean RSS after the warm-up)."""
+
+    warmup_s: float
+    samples: int
+    mean_rss_bytes: float
+    slope_mb_per_min: float  # MB = 10**6 bytes
+    slope_pct_per_min: float
+    last_half_slope_mb_per_min: float
+    last_half_slope_pct_per_min: float
+    limit_pct_per_min: float
+    steady_rise: bool
+    # The mean RSS of each minute after the warm-up, in MB: a leak climbs minute by minute, an
+    # allocator's sawtooth (large calls, sockets coming and going) moves within a minute.
+    minute_means_mb: list[float] | None = None
 
 
 class SoakResult(Model):
@@ -223,6 +272,11 @@ class SoakResult(Model):
     leftover_processes: int
     info_after: Info | None = None
     passed: bool
+    # Added with the memory trend (absent in older files): the design soaked, RSS of the process
+    # tree sampled through the soak as [seconds since its start, bytes], and its trend.
+    design: str | None = None
+    rss_samples: list[tuple[float, int]] | None = None
+    memory: MemoryTrend | None = None
 
 
 # --- a user's app (ftscale app, ftscale audit) -------------------------------------------------

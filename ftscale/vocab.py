@@ -199,6 +199,20 @@ CLASS_HELP: dict[WorkloadClass, str] = {
 APP_PREFIX = "/__ftscale"
 
 
+class InfoDetail(enum.StrEnum):
+    """How much ``/info`` says (``ftscale serve --info``)."""
+
+    FULL = "full"  # everything, as the benches read it
+    MINIMAL = "minimal"  # for a shared host: no interpreter path, configure arguments, app folder or pids
+
+
+INFO_DETAIL_HELP: dict[InfoDetail, str] = {
+    InfoDetail.FULL: "everything (the benches read it)",
+    InfoDetail.MINIMAL: "for a shared host: without the interpreter's path and configure arguments, the "
+    "app's folder and every pid",
+}
+
+
 class Bucket(enum.StrEnum):
     """Where a profiled cell's CPU time went (``ftscale.bench.profile.buckets`` sorts samples into these)."""
 

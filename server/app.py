@@ -7,10 +7,13 @@ loop and so measures its lag; ``GET /info`` says what is running. A request's CP
 the mode's dispatcher (:mod:`server.executors`) through a bounded queue: a full queue is a 503
 with ``Retry-After``, an unknown workload a 404 listing the known ones, a bad size a 422 naming
 the bound, a body over the limit a 413, JSON that is not strict JSON (``NaN``, ``Infinity``,
-numbers out of a double's range) a 422 like any other malformed body. Every error the app
-answers has a JSON body, and the OpenAPI document lists every status the service sends
-(including the 408 and 503 that :mod:`server.protocol` sends for slow and surplus
-connections); requests that are not valid HTTP are refused by uvicorn in its plain text.
+numbers out of a double's range, nesting deeper than :data:`server.jsonguard.MAX_DEPTH`, a lone
+surrogate) a 422 like any other malformed body, logged on one line. An error the app did not
+expect is a 500 whose body never carries the exception's text, logged on one line without a
+traceback (:class:`ContainErrors`). Every error the app answers has a JSON body, and the OpenAPI
+document lists every status the service sends (including the 408 and 503 that
+:mod:`server.protocol` sends for slow and surplus connections); requests that are not valid HTTP
+are refused by uvicorn in its plain text.
 
 ``/health`` is 503 while a ``process`` pool is being replaced after a child died. Each serving
 unit counts the work requests it computed (:mod:`server.counters`); ``/info`` reports every
@@ -30,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import math
 import os
 import re
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -50,7 +55,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ftscale import workloads
 from ftscale.schema import Info
-from ftscale.server import info
+from ftscale.server import info, jsonguard
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import EVENTS, UnitCounts
 from ftscale.server.executors import (
@@ -64,10 +69,13 @@ from ftscale.server.executors import (
     make_dispatcher,
 )
 from ftscale.server.protocol import RETRY_AFTER_S
+from ftscale.vocab import InfoDetail
 from ftscale.workloads import Workload
 
 # What a response to a client that has gone carries (nobody reads it: uvicorn drops it).
 CLIENT_GONE_STATUS = 499
+
+logger = logging.getLogger("ftscale.server")
 
 _blas_lock = threading.Lock()
 _blas_pinned: list[bool] = []
@@ -103,14 +111,20 @@ def _finite_float(text: str) -> float:
 
 
 def strict_json_loads(body: bytes) -> Any:
-    """``json.loads`` that refuses ``NaN``, ``Infinity`` and numbers beyond a double's range.
+    """``json.loads`` that refuses ``NaN``, ``Infinity``, numbers beyond a double's range, arrays
+    and objects nested deeper than :data:`~server.jsonguard.MAX_DEPTH` and strings holding a lone
+    surrogate (:mod:`server.jsonguard`).
 
-    Python's json accepts them, but they are not JSON and nothing can render them back, so
-    FastAPI's own 422 for them would fail to serialise (a 500). Raised as a JSONDecodeError,
-    which FastAPI turns into its ordinary ``json_invalid`` 422.
+    Python's json accepts all but the nesting (a RecursionError), but they are not JSON, or not
+    text, and nothing can render them back, so FastAPI's own 422 for them would fail to
+    serialise (a 500). Raised as a JSONDecodeError, which FastAPI turns into its ordinary
+    ``json_invalid`` 422.
     """
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        jsonguard.check_depth(body)
+        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        jsonguard.check_text(value)
+        return value
     except json.JSONDecodeError:
         raise
     except ValueError as exc:
@@ -182,7 +196,7 @@ class WorkResult(BaseModel):
     wait_ms: float
     io_wait_ms: float
     mode: str
-    pid: int
+    pid: int | None  # null with --info minimal
 
 
 class HealthBody(BaseModel):
@@ -190,9 +204,24 @@ class HealthBody(BaseModel):
 
 
 _RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
-# Statuses any route may answer: sent by server.protocol for the connection, not by the route.
+# Statuses any route may answer: sent by server.protocol and server.guard for the connection or
+# the request's framing, not by the route.
 CONNECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    408: {"model": ErrorBody, "description": "The request did not arrive within --header-timeout"},
+    400: {
+        "model": ErrorBody,
+        "description": "Content-Length with Transfer-Encoding, or no Host field or two; "
+        "the connection closes",
+    },
+    408: {
+        "model": ErrorBody,
+        "description": "The request's head did not arrive within --header-timeout, or its body within "
+        "--body-timeout",
+    },
+    431: {
+        "model": ErrorBody,
+        "description": "The request's head is larger than --max-head-bytes or has more than --max-headers "
+        "fields; the connection closes",
+    },
     503: {
         "model": BusyBody,
         "description": "Too many connections (--max-connections), the pool and its queue are full, "
@@ -246,6 +275,62 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def one_line(text: str, most: int = 200) -> str:
+    """``text`` fit for one log line: no line breaks, at most ``most`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= most else flat[: most - 1] + "…"
+
+
+def where(exc: BaseException) -> str:
+    """The file and line an exception was raised at (its innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown place"
+    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"
+
+
+class ContainErrors:
+    """ASGI middleware: an exception the app did not handle is a 500 with a fixed JSON body and one
+    log line (its type, message and place), never a traceback, and never its text in the answer.
+
+    Outside the app's other middleware and inside Starlette's ServerErrorMiddleware, which would
+    log the traceback and re-raise it to the server, which would log it again. An ``OSError``
+    after the response has started is a client that left or was dropped mid-response: nothing
+    to answer, nothing to log.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started and isinstance(exc, OSError):
+                return
+            EVENTS.add("internal_errors")
+            logger.error(
+                "500 %s %s: %s: %s at %s",
+                scope.get("method"),
+                scope.get("path"),
+                type(exc).__name__,
+                one_line(str(exc)),
+                where(exc),
+            )
+            if not started:
+                await JSONResponse({"detail": "internal error"}, status_code=500)(scope, receive, send)
+
+
 class Service:
     """One app's pool, its admission control and the request path through them."""
 
@@ -287,7 +372,7 @@ class Service:
             "wait_ms": max(0.0, computed.started - arrival) * 1000,
             "io_wait_ms": io_wait_ms,
             "mode": str(self.config.mode),
-            "pid": os.getpid(),
+            "pid": None if self.config.info_detail is InfoDetail.MINIMAL else os.getpid(),
         }
 
 
@@ -391,6 +476,7 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(ContainErrors)  # added last: outside every other middleware of the app
 
     def busy(detail: str) -> JSONResponse:
         return JSONResponse(
@@ -411,12 +497,15 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler, minus a 500 when an input it echoes is not valid JSON.
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+        # FastAPI's own handler, minus a 500 when an input it echoes is not valid JSON; a body
+        # that is not JSON (hostile or not) is logged on one line.
+        errors = exc.errors()
+        unparsed = [e for e in errors if e.get("type") == "json_invalid"]
+        if unparsed:
+            EVENTS.add("json_refused")
+            reason = (unparsed[0].get("ctx") or {}).get("error", "not JSON")
+            logger.warning("refused %s %s: 422 %s", request.method, request.url.path, one_line(str(reason)))
+        return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
     @app.get("/health", responses={200: {"model": HealthBody}, **CONNECTION_RESPONSES})
     async def health() -> Any:

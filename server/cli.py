@@ -24,13 +24,18 @@ from ftscale.server.config import (
     ANYIO_LIMITER_NOTE,
     APP_MODE_NOTE,
     APP_SERVER_NOTE,
+    DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD_BYTES,
+    DEFAULT_MAX_HEADERS,
     DEFAULT_PORT,
     DEFAULT_QUEUE_FACTOR,
+    DEFAULT_STREAM_TIMEOUT_S,
+    DEFAULT_WRITE_TIMEOUT_S,
     MODE_HELP,
     RESERVED_FDS,
     SERVER_HELP,
@@ -44,7 +49,7 @@ from ftscale.server.config import (
     Topology,
     WorkerBalance,
 )
-from ftscale.vocab import APP_PREFIX
+from ftscale.vocab import APP_PREFIX, INFO_DETAIL_HELP, InfoDetail
 
 if TYPE_CHECKING:
     from ftscale.server.units import Serve
@@ -78,7 +83,8 @@ def _choices(
     | dict[Topology, str]
     | dict[WorkerBalance, str]
     | dict[HttpServer, str]
-    | dict[StartMethod, str],
+    | dict[StartMethod, str]
+    | dict[InfoDetail, str],
 ) -> str:
     return "; ".join(f"{name}: {text}" for name, text in helps.items())
 
@@ -151,8 +157,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--header-timeout",
         type=_seconds,
         default=DEFAULT_HEADER_TIMEOUT_S,
-        help="seconds a request (head and body) may take to arrive, from its first byte or the "
-        "connection's opening; later gets 408 (a connection that sent nothing is just closed)",
+        help="seconds a request head may take to arrive, from its first byte or the connection's "
+        "opening; later gets 408 (a connection that sent nothing is just closed)",
     )
     parser.add_argument(
         "--keepalive-timeout",
@@ -216,6 +222,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--app-dir", default=None, help="with --app: folder put first on the import path (default: none)"
     )
+    parser.add_argument(
+        "--max-head-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_HEAD_BYTES,
+        help="largest request head (request line and header fields); larger gets 431 and the connection "
+        "closes",
+    )
+    parser.add_argument(
+        "--max-headers",
+        type=_positive,
+        default=DEFAULT_MAX_HEADERS,
+        help="most header fields in a request; more gets 431 (granian cannot accept more than 100)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a request body may take to arrive after its head; later gets 408",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=_seconds,
+        default=DEFAULT_WRITE_TIMEOUT_S,
+        help="seconds a response may wait for its client to take any of its bytes; then the client is "
+        "dropped (a stream's places are freed)",
+    )
+    parser.add_argument(
+        "--stream-timeout",
+        type=_seconds,
+        default=DEFAULT_STREAM_TIMEOUT_S,
+        help="longest life of a stream (/stream/...): then it ends with an error event",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=_positive,
+        default=None,
+        help="streams one pool serves at once; more get 503 (default: half of pool size + queue limit, "
+        "so that streams never take every place from /work)",
+    )
+    parser.add_argument(
+        "--info",
+        dest="info_detail",
+        type=InfoDetail,
+        choices=list(InfoDetail),
+        default=InfoDetail.FULL,
+        help=_choices(INFO_DETAIL_HELP),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -239,6 +292,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         server=args.server,
         runtime_threads=args.runtime_threads,
         start_method=args.start_method,
+        max_head_bytes=args.max_head_bytes,
+        max_headers=args.max_headers,
+        body_timeout_s=args.body_timeout,
+        write_timeout_s=args.write_timeout,
+        stream_timeout_s=args.stream_timeout,
+        max_streams=args.max_streams,
+        info_detail=args.info_detail,
     )
 
 
@@ -298,6 +358,7 @@ def app_problem(config: ServerConfig) -> str | None:
 def cannot_serve(config: ServerConfig) -> str | None:
     """Why ``config`` cannot be served by this interpreter (None: it can)."""
     from ftscale import engines
+    from ftscale.server.limits import limits_problem
 
     free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     reason = engines.topology_reason(config.server, config.topology, free_threaded)
@@ -309,7 +370,7 @@ def cannot_serve(config: ServerConfig) -> str | None:
                 f"--server {config.server} needs {module.split('.')[0]}, which is not installed for this "
                 "interpreter (pip install 'ftscale[servers]'; it may have no wheel for this build)"
             )
-    return None
+    return limits_problem(config)
 
 
 def cmd_serve(config: ServerConfig) -> int:

@@ -18,6 +18,7 @@ from ftscale.vocab import (
     TOPOLOGY_HELP,
     WORKER_BALANCE_HELP,
     HttpServer,
+    InfoDetail,
     Mode,
     StartMethod,
     Topology,
@@ -66,15 +67,27 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
-# Slow and idle clients. A request (head and body) must arrive within HEADER_TIMEOUT_S of its
-# first byte, or of the connection's opening for its first request; an idle keep-alive
-# connection is closed after KEEPALIVE_TIMEOUT_S (uvicorn's own default).
+# Slow and idle clients. A request head must arrive within HEADER_TIMEOUT_S of its first byte,
+# or of the connection's opening for its first request (its body then has BODY_TIMEOUT_S, below);
+# an idle keep-alive connection is closed after KEEPALIVE_TIMEOUT_S (uvicorn's own default).
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEPALIVE_TIMEOUT_S = 5.0
 # Open connections per process: at most this many, and at most a share of the file
 # descriptors the process may open (the rest are for pools, pipes and logs).
 DEFAULT_MAX_CONNECTIONS = 1000
 RESERVED_FDS = 64
+
+# The rest of the one set of limits every server is held to (server.limits says who enforces
+# each, per server). A request head is at most DEFAULT_MAX_HEAD_BYTES (h11's own default) with
+# at most DEFAULT_MAX_HEADERS fields (hyper's, under granian, which cannot raise it); its body must
+# arrive within DEFAULT_BODY_TIMEOUT_S of its head; a response whose client takes none of its
+# bytes for DEFAULT_WRITE_TIMEOUT_S is dropped; a stream lives at most DEFAULT_STREAM_TIMEOUT_S
+# (the longest stream within the CPU budget takes about 25 s).
+DEFAULT_MAX_HEAD_BYTES = 16 * 1024
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_BODY_TIMEOUT_S = 10.0
+DEFAULT_WRITE_TIMEOUT_S = 5.0
+DEFAULT_STREAM_TIMEOUT_S = 60.0
 
 
 def fd_limit() -> int | None:
@@ -124,6 +137,12 @@ class ServerConfig:
     ``server`` is the HTTP server that runs the app (:mod:`ftscale.engines` says which serves
     which topology); ``runtime_threads`` is granian's Rust I/O threads per worker (no Python
     runs on them), ignored by the others.
+
+    The one set of limits every server is held to (:mod:`server.limits`): ``max_head_bytes``,
+    ``max_headers``, ``header_timeout_s``, ``body_timeout_s``, ``keepalive_timeout_s``,
+    ``max_connections`` and ``write_timeout_s``; and the streams': ``stream_timeout_s`` (a
+    stream's longest life) and ``max_streams`` (per pool; ``None`` means half its admission
+    places, :attr:`effective_max_streams`). ``info_detail`` says what ``/info`` leaves out.
     """
 
     mode: Mode = Mode.THREADPOOL
@@ -145,6 +164,13 @@ class ServerConfig:
     server: HttpServer = DEFAULT_SERVER
     runtime_threads: int = 1
     start_method: StartMethod = StartMethod.SPAWN
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S
+    stream_timeout_s: float = DEFAULT_STREAM_TIMEOUT_S
+    max_streams: int | None = None
+    info_detail: InfoDetail = InfoDetail.FULL
 
     def __post_init__(self) -> None:
         # Accept plain strings (from JSON or tests) but store the enums.
@@ -173,6 +199,15 @@ class ServerConfig:
             raise ValueError(f"{APP_SERVER_NOTE}; got --server {self.server}")
         if self.app is None and self.app_dir is not None:
             raise ValueError("app_dir is only for an app (--app MODULE:ATTR)")
+        object.__setattr__(self, "info_detail", InfoDetail(self.info_detail))
+        for name in ("body_timeout_s", "write_timeout_s", "stream_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_head_bytes", "max_headers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_streams is not None and self.max_streams < 1:
+            raise ValueError(f"max_streams must be at least 1, got {self.max_streams}")
 
     @property
     def effective_pool_size(self) -> int:
@@ -200,6 +235,14 @@ class ServerConfig:
         """Processes (workers) or event loops (loops) that serve HTTP; 1 for single."""
         return 1 if self.topology is Topology.SINGLE else self.threads
 
+    @property
+    def effective_max_streams(self) -> int:
+        """Streams one pool may serve at once: by default half its admission places (at least
+        one), so that streams never take every place from plain work."""
+        if self.max_streams is not None:
+            return self.max_streams
+        return max(1, (self.effective_pool_size + self.effective_queue_limit) // 2)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the resolved pool size and queue limit."""
         data = asdict(self)
@@ -211,4 +254,6 @@ class ServerConfig:
         data["worker_balance"] = str(self.worker_balance)
         data["server"] = str(self.server)
         data["start_method"] = str(self.start_method)
+        data["max_streams"] = self.effective_max_streams
+        data["info_detail"] = str(self.info_detail)
         return data

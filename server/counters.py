@@ -51,6 +51,16 @@ class Events:
     connections_refused: int = 0
     connections_aborted: int = 0
     requests_timed_out: int = 0
+    bodies_timed_out: int = 0
+    heads_refused: int = 0
+    framing_refused: int = 0
+    json_refused: int = 0
+    internal_errors: int = 0
+    writes_timed_out: int = 0
+    streams_refused: int = 0
+    streams_timed_out: int = 0
+    streams_stopped: int = 0
+    accept_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, count: int = 1) -> None:

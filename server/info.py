@@ -5,6 +5,12 @@ the GIL state, thread count and CPU affinity are read on every call, because an 
 pool start can change them. A worker in the ``workers`` topology reports itself and its parent,
 and every worker's count of work requests (they share the counters).
 
+``--info minimal`` (:class:`~ftscale.vocab.InfoDetail`) leaves out, for a shared host, what
+says where and how things run on it: the interpreter's path and configure arguments (reported
+empty), the app's folder and every pid (reported null). The rest stays, because the benches
+need it: the build and GIL state, package versions, settings and limits, counters, threads,
+CPU affinity, the server and its TCP_NODELAY.
+
 Which server serves, on which event loop, with what kind of serving unit and balancing, is
 reported too. TCP_NODELAY: uvicorn's protocol (ours) sees every connection's socket and counts
 those without it; granian and hypercorn never show theirs to the app, so there ``/info`` reads
@@ -25,9 +31,11 @@ from typing import Any
 
 from ftscale import buildfacts, engines
 from ftscale.schema import BuildFacts, Info, ServerSettings
+from ftscale.server import limits
 from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
 from ftscale.server.counters import EVENTS, UnitCounts
-from ftscale.vocab import HttpServer
+from ftscale.server.sockets import connection_socket
+from ftscale.vocab import HttpServer, InfoDetail
 
 PACKAGES = (
     "fastapi",
@@ -73,35 +81,18 @@ def affinity() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def _address(value: Sequence[Any] | None) -> tuple[str, int] | None:
-    # granian gives ports as strings, uvicorn and hypercorn as integers.
-    if not value or len(value) < 2:
-        return None
-    try:
-        return str(value[0]), int(value[1])
-    except (TypeError, ValueError):
-        return None
-
-
 def connection_nodelay(client: Sequence[Any] | None, server: Sequence[Any] | None) -> bool | None:
     """Whether this process's TCP socket from ``server`` to ``client`` (a request's ASGI scope
     addresses) has TCP_NODELAY; None where no such socket is found. Scans this process's
     sockets: for a check now and then, not for every request."""
-    import psutil
-
-    remote, local = _address(client), _address(server)
-    if remote is None or local is None:
+    sock = connection_socket(client, server)
+    if sock is None:
         return None
-    for conn in psutil.Process().net_connections(kind="tcp"):
-        if conn.fd < 0 or not conn.raddr or not conn.laddr:
-            continue
-        if (conn.laddr[0], conn.laddr[1]) == local and (conn.raddr[0], conn.raddr[1]) == remote:
-            try:
-                with socket.socket(fileno=os.dup(conn.fd)) as sock:  # our duplicate: closing it is safe
-                    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-            except OSError:  # closed meanwhile
-                return None
-    return None
+    with sock:  # our duplicate: closing it is safe
+        try:
+            return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except OSError:  # closed meanwhile
+            return None
 
 
 def _loop_impl() -> str | None:
@@ -131,8 +122,13 @@ def describe(
     """
     interpreter, versions = _static_facts()
     counters = EVENTS.snapshot()
-    pid = os.getpid()
+    minimal = config.info_detail is InfoDetail.MINIMAL
+    pid: int | None = None if minimal else os.getpid()
     workers = config.topology is Topology.WORKERS
+    settings = config.as_dict()
+    if minimal:  # what a shared host should not show: paths, build options, processes
+        interpreter = {**interpreter, "executable": "", "config_args": ""}
+        settings["app_dir"] = None
     if counters.connections:
         nodelay: bool | None = counters.connections_without_nodelay == 0
         checked: str | None = EVERY_CONNECTION
@@ -142,7 +138,7 @@ def describe(
     return Info(
         interpreter=BuildFacts.model_validate(interpreter),
         gil_enabled=buildfacts.gil_enabled(),
-        config=ServerSettings.model_validate(config.as_dict()),
+        config=ServerSettings.model_validate(settings),
         mode=str(config.mode),
         topology=str(config.topology),
         threads=config.threads,
@@ -152,7 +148,7 @@ def describe(
         anyio_limiter_note=ANYIO_LIMITER_NOTE,
         pid=pid,
         worker_pid=pid if workers else None,
-        parent_pid=os.getppid(),
+        parent_pid=None if minimal else os.getppid(),
         loop_index=loop_index,
         thread_count=threading.active_count(),
         cpu_affinity=affinity(),
@@ -171,4 +167,6 @@ def describe(
         loop_impl=_loop_impl(),
         unit_kind=engines.unit_kind(config.topology),
         balance=engines.balance(config.server, config.topology, str(config.worker_balance)),
+        limits=limits.in_force(config),
+        detail=str(config.info_detail),
     )

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 
+from ftscale.server import accepting, grace
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
@@ -65,7 +66,7 @@ class LoopServer(ServiceServer):
         self, config: uvicorn.Config, index: int, limits: ServerConfig, listener: socket.socket | None = None
     ) -> None:
         per_loop = -(-limits.effective_max_connections // limits.threads)  # the process's limit, shared out
-        super().__init__(config, per_loop, limits.header_timeout_s)
+        super().__init__(config, per_loop, limits.header_timeout_s, limits=limits)
         self.index = index
         self.listener = listener
         self.ready = threading.Event()  # set when started, or when the thread ends
@@ -133,7 +134,7 @@ async def _accept(listener: socket.socket, servers: list[LoopServer], turn: Iter
         try:
             conn, _ = await loop.sock_accept(listener)
         except OSError as exc:  # e.g. out of file descriptors: back off, as asyncio's servers do
-            logger.error("accept failed: %s", exc)
+            accepting.report(exc)
             await asyncio.sleep(ACCEPT_BACKOFF_S)
             continue
         _least_loaded(servers, next(turn) % len(servers)).adopt(conn)
@@ -145,6 +146,8 @@ async def _supervise(servers: list[LoopServer], acceptor: socket.socket | None) 
     stopping = asyncio.Event()
 
     def on_signal(signum: int) -> None:
+        grace.begin_stop()  # streams end at their next chunk
+        grace.watchdog(what="the event loops")
         for server in servers if stopping.is_set() else ():
             server.request_exit(force=True)  # a second signal: stop waiting for connections
         stopping.set()

@@ -19,16 +19,24 @@ cap on one worker's open connections) = ``--max-connections``; its header read t
 ``--header-timeout``; the event loop is uvloop where installed (what granian's own ``auto``
 picks), else asyncio; worker processes are spawned on every build.
 
+Limits (:mod:`server.limits`): the head's size is granian's ``max_buffer_size``
+(``--max-head-bytes``); its header read timeout bounds both a head and an idle keep-alive
+connection, so it is the shorter of ``--header-timeout`` and ``--keepalive-timeout``; the header
+count, framing rules, body deadline and write timeout are ftscale's ASGI guard in front of each
+worker's app (:mod:`server.guard`).
+
 Differences from uvicorn, all granian's: it binds its own sockets, one per worker, with
 TCP_NODELAY (accepted sockets inherit it; ``/info`` checks the connection it is asked on); a
 socket ftscale made cannot be given to it. Over the connection limit it holds new connections
-back instead of answering 503. It has no idle keep-alive timeout (``--keepalive-timeout`` does
-not apply). A worker that fails to start makes it exit 1 (not 3: granian does not tell a failed
-start from a crash). On SIGTERM it waits for requests in flight without a time limit.
+back instead of answering 503. A worker that fails to start makes it exit 1 (not 3: granian
+does not tell a failed start from a crash). On SIGTERM it waits for requests in flight without a
+time limit: ftscale tells the apps (streams end at their next chunk) and bounds the stop
+(:func:`bound_the_stop`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import logging
@@ -38,10 +46,13 @@ import signal
 import socket
 from typing import Any
 
-from ftscale.server import lifeline
+from ftscale.server import grace, lifeline
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig, Topology
-from ftscale.server.topology import BACKLOG
+from ftscale.server.counters import UnitCounts
+from ftscale.server.guard import guarded
+from ftscale.server.limits import granian_idle_timeout_s
+from ftscale.server.topology import BACKLOG, GRACEFUL_S
 from ftscale.server.units import AppFactory, SharedSlots, UnitApp
 
 logger = logging.getLogger("ftscale.server")
@@ -62,23 +73,69 @@ def unit_labels(config: ServerConfig, threads: bool) -> list[str]:
     return [f"{'loop' if threads else 'worker'} {i}" for i in range(config.threads)]
 
 
+class GuardedFactory:
+    """``factory``'s app behind ftscale's ASGI guard (:mod:`server.guard`)."""
+
+    def __init__(self, factory: AppFactory) -> None:
+        self.factory = factory
+
+    def __call__(
+        self,
+        config: ServerConfig,
+        *,
+        loop_index: int | None = None,
+        units: UnitCounts | None = None,
+        unit: int = 0,
+    ) -> Any:
+        return guarded(self.factory(config, loop_index=loop_index, units=units, unit=unit), config)
+
+
 def load_app(
-    config: ServerConfig, factory: AppFactory, slots: SharedSlots, loops: bool, parent_pid: int
+    config: ServerConfig,
+    factory: AppFactory,
+    slots: SharedSlots,
+    loops: bool,
+    parent_pid: int,
+    stop_flag: grace.SharedFlag | None = None,
 ) -> UnitApp:
     """granian's target loader: module level, so that it reaches spawned worker processes pickled.
 
     ``loops``: the units are loops in threads of this process (their slot is their loop index).
+    ``stop_flag`` is set by granian's main process when it is asked to stop.
     """
     if os.getpid() != parent_pid:  # in a worker process: go when granian's main process goes
         lifeline.die_with_parent(signal.SIGTERM, parent_pid)
-    return UnitApp(config, factory, slots, loops)
+    if stop_flag is not None:
+        grace.watch_shared(stop_flag)
+    return UnitApp(config, GuardedFactory(factory), slots, loops)
+
+
+def bound_the_stop(server: Any, stop_flag: grace.SharedFlag, threads: bool) -> None:
+    """On granian's stop signal, tell the apps (streams end) and bound the stop: granian waits for
+    connections with no time limit. Worker processes are killed by granian itself at the bound
+    (``workers_kill_timeout``); worker threads cannot be, so the process ends itself there."""
+    interrupt = server.signal_handler_interrupt
+
+    def on_interrupt(*args: Any, **kwargs: Any) -> None:
+        grace.begin_stop()
+        stop_flag.value = 1
+        if threads:
+            grace.watchdog(what="granian")
+        interrupt(*args, **kwargs)
+
+    server.signal_handler_interrupt = on_interrupt  # granian installs its handlers from this attribute
 
 
 def ensure_port_free(host: str, port: int) -> None:
     """Raise OSError if ``port`` is taken: granian's SO_REUSEPORT sockets would join a leftover
-    server's listeners on it instead of failing."""
+    server's listeners on it instead of failing.
+
+    With SO_REUSEADDR, as every listener ftscale binds: a port whose last server has just stopped
+    (its connections in TIME_WAIT) is free for the next, and one another socket listens on is not.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
 
 
@@ -114,11 +171,15 @@ def settings(config: ServerConfig) -> dict[str, Any]:
         "websockets": False,
         "backlog": BACKLOG,
         "backpressure": config.effective_max_connections,
-        "http1_settings": HTTP1Settings(header_read_timeout=int(config.header_timeout_s * MS_PER_S)),
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=int(granian_idle_timeout_s(config) * MS_PER_S),
+            max_buffer_size=config.max_head_bytes,
+        ),
         "log_level": LogLevels(config.log_level),
         "log_access": config.log_level == "debug",
         "respawn_failed_workers": False,
-        "workers_kill_timeout": None,  # a worker thread cannot be killed: never try
+        # Worker processes are killed at the stop's bound; a worker thread cannot be: never try.
+        "workers_kill_timeout": None if threaded() else GRACEFUL_S + grace.STOP_MARGIN_S,
     }
 
 
@@ -135,10 +196,12 @@ def run_granian(config: ServerConfig, factory: AppFactory = create_app) -> int:
     # their socket from granian's spec and import the service afresh.
     multiprocessing.set_start_method("spawn", force=True)
     slots = SharedSlots(unit_labels(config, threads))
+    stop_flag = multiprocessing.get_context("spawn").RawValue(ctypes.c_int, 0)
     server = Server("ftscale.server.app:create_app", **settings(config))  # the name is only logged
+    bound_the_stop(server, stop_flag, threads)
     # One loop per thread is a loop index; a single worker or worker processes have none.
     loops = threads and config.topology is not Topology.SINGLE
-    loader = functools.partial(load_app, config, factory, slots, loops, os.getpid())
+    loader = functools.partial(load_app, config, factory, slots, loops, os.getpid(), stop_flag)
     kind = "threads" if threads else "processes"
     logger.info(
         "serving on http://%s:%d (granian, %d worker %s)", config.host, config.port, server.workers, kind

@@ -15,10 +15,12 @@ keep-alive connections close after ``--keepalive-timeout``; a busy keep-alive co
 never closed after a number of requests (hypercorn's default closes it after 1000, which neither
 uvicorn nor granian does); requests in flight get up to the same grace period on SIGTERM.
 
-Differences, hypercorn's: no request deadline (its ``read_timeout`` would also cut a client
-waiting for a long computation, so ``--header-timeout`` does not apply) and no connection limit
-(``--max-connections`` does not apply). Admission to the pool (503 when full) is the app's, the
-same on every server.
+The head's size is hypercorn's own (``h11_max_incomplete_size`` = ``--max-head-bytes``); what
+hypercorn lacks, ftscale adds: the head deadline, the connection cap and the write timeout on
+each connection (:mod:`server.hypercorn_limits`), the header count, framing rules and body
+deadline in front of the app (:mod:`server.guard`), a stop bounded by the grace period and its
+margin (:mod:`server.grace`: the worker ends itself, and the supervisor kills a worker that
+does not). Admission to the pool (503 when full) is the app's, the same on every server.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any, cast
 
 from uvicorn.config import STARTUP_FAILURE
 
-from ftscale.server import lifeline
+from ftscale.server import accepting, grace, hypercorn_limits, lifeline
 from ftscale.server.app import create_app
 from ftscale.server.config import ServerConfig, Topology
+from ftscale.server.guard import guarded
 from ftscale.server.topology import BACKLOG, GRACEFUL_S, HANDLED_SIGNALS, bind_listener, on_signals
 from ftscale.server.units import AppFactory, SharedSlots
 
@@ -54,6 +58,7 @@ def hypercorn_config(config: ServerConfig) -> Any:
     hc.graceful_timeout = GRACEFUL_S
     hc.keep_alive_timeout = config.keepalive_timeout_s
     hc.keep_alive_max_requests = NEVER_CLOSE_AFTER
+    hc.h11_max_incomplete_size = config.max_head_bytes
     hc.accesslog = "-" if config.log_level == "debug" else None
     hc.errorlog = "-"
     hc.loglevel = config.log_level.upper()
@@ -68,11 +73,19 @@ async def _serve(config: ServerConfig, app: Any, listener: socket.socket) -> Non
     hc = hypercorn_config(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    accepting.quiet_accept_errors(loop)
+    hypercorn_limits.install(config)
+
+    def on_stop() -> None:
+        grace.begin_stop()  # streams end at their next chunk
+        grace.watchdog(what="the hypercorn worker")  # hypercorn's own wait ends, but its close may not
+        stop.set()
+
     for signum in HANDLED_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_stop)
     listener.setblocking(False)
     await worker_serve(
-        wrap_app(app, hc.wsgi_max_body_size, "asgi"),
+        wrap_app(cast(Any, guarded(app, config)), hc.wsgi_max_body_size, "asgi"),
         hc,
         sockets=Sockets([], [listener], []),
         shutdown_trigger=stop.wait,
@@ -127,6 +140,13 @@ def run_workers(config: ServerConfig, listener: socket.socket, factory: AppFacto
             if proc.pid is not None and proc.exitcode is None:
                 os.kill(proc.pid, signal.SIGTERM)
 
+    def bound_stop() -> None:
+        """Kill what is left of a worker past the stop's bound (the grace and its margin)."""
+        for proc in procs:
+            if proc.exitcode is None:
+                logger.error("hypercorn worker %s did not stop in time; killing it", proc.name)
+                proc.kill()
+
     status = 0
     with on_signals(stop):
         with lifeline.sigint_blocked():  # workers ignore SIGINT before they unblock it
@@ -134,8 +154,18 @@ def run_workers(config: ServerConfig, listener: socket.socket, factory: AppFacto
                 proc.start()
         listener.close()  # the workers hold it
         pending = {proc.sentinel: proc for proc in procs}
+        deadline: float | None = None
+        killed = False
         while pending:
-            for sentinel in multiprocessing.connection.wait(list(pending)):
+            if stopping and deadline is None:
+                deadline = time.monotonic() + GRACEFUL_S + grace.STOP_MARGIN_S
+            wait = None if deadline is None or killed else max(0.0, deadline - time.monotonic())
+            ready = multiprocessing.connection.wait(list(pending), timeout=wait)
+            if not ready and wait is not None:
+                bound_stop()
+                killed = True  # now wait for them to go
+                continue
+            for sentinel in ready:
                 proc = pending.pop(cast(int, sentinel))
                 proc.join()
                 if not stopping:  # a worker ended by itself: stop the service
@@ -145,8 +175,10 @@ def run_workers(config: ServerConfig, listener: socket.socket, factory: AppFacto
     # A worker asked to stop exits 0 once drained; one that the stop signal itself ended (it
     # arrived before the worker's loop took the signal over, or after the loop had handed it back)
     # was not serving a request either: that is a stop, not a failure.
+    # So is one killed at the stop's bound (bound_stop): it had the whole grace period.
+    ended_by_stop = {-signal.SIGTERM, -signal.SIGKILL} if killed else {-signal.SIGTERM}
     failed = [
-        proc for proc in procs if proc.exitcode != 0 and not (stopping and proc.exitcode == -signal.SIGTERM)
+        proc for proc in procs if proc.exitcode != 0 and not (stopping and proc.exitcode in ended_by_stop)
     ]
     for proc in failed:
         logger.error("hypercorn worker %s exited with %s", proc.name, proc.exitcode)

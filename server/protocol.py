@@ -6,12 +6,20 @@ and ``limit_concurrency`` counts idle sockets but answers only complete requests
 text. :class:`GuardedH11Protocol` (and its httptools twin, :func:`guarded_httptools`, for
 ``--server uvicorn-fast``) adds, per connection:
 
-* a **request deadline** (``--header-timeout``): a request's head and body must arrive within
-  it, counted from the connection's opening (first request) or from the request's first byte
-  (later ones). A late request gets a JSON 408 and the connection closes; a connection that
-  never sent a byte is closed without one (browsers open connections ahead of need, and a 408
-  crossing a request on the wire would read as its answer). Idle keep-alive connections are
-  uvicorn's to close (``--keepalive-timeout``).
+* a **request deadline**: a request's head must arrive within ``--header-timeout``, counted
+  from the connection's opening (first request) or from the request's first byte (later ones),
+  and its body within ``--body-timeout`` of the head's end. A late request gets a JSON 408 and
+  the connection closes; a connection that never sent a byte is closed without one (browsers
+  open connections ahead of need, and a 408 crossing a request on the wire would read as its
+  answer). Idle keep-alive connections are uvicorn's to close (``--keepalive-timeout``).
+* a **head size limit** (``--max-head-bytes``): h11 bounds the head it buffers itself (uvicorn's
+  ``h11_max_incomplete_event_size``), httptools does not (it buffers a header field until it
+  ends, however long), so the httptools protocol counts the bytes of a head still arriving and
+  cuts it at the limit. Either way the answer is a JSON 431 and the connection closes.
+* a **write timeout** (``--write-timeout``): once a response's bytes wait in the transport (the
+  kernel's buffer is full), the client must take some of them within the timeout, again and
+  again, or the connection is dropped; so must a connection closing with bytes unsent. The
+  request's cycle then reads a disconnect: a stream ends and gives its places back.
 * a **connection limit** (``--max-connections``, per uvicorn Server): a connection over it
   first makes room by closing the connection idle longest (nothing in progress, nothing
   buffered or unread, for :data:`EVICT_IDLE_S` at least); if every connection is busy, it
@@ -24,8 +32,9 @@ text. :class:`GuardedH11Protocol` (and its httptools twin, :func:`guarded_httpto
   answered with ``connection: close``; so do connections made after the stop began.
 
 It also counts connections and records whether each had TCP_NODELAY (:mod:`server.counters`).
-Checked against uvicorn 0.54, h11 0.16 and httptools 0.9: it relies on ``handle_events``,
-``cycle``, ``conn.trailing_data``, the httptools parser callbacks, ``on_response_complete`` and
+Checked against uvicorn 0.55, h11 0.16 and httptools 0.9: it relies on ``handle_events``,
+``cycle``, ``conn.trailing_data``, ``send_400_response``, the httptools parser callbacks,
+``data_received``, ``on_response_complete``, ``pause_writing``/``resume_writing`` and
 ``shutdown`` as they are there.
 """
 
@@ -44,6 +53,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ftscale.server.config import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_HEAD_BYTES, DEFAULT_WRITE_TIMEOUT_S
 from ftscale.server.counters import EVENTS
 
 if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
@@ -54,6 +64,8 @@ DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet ma
 EVICT_IDLE_S = 0.25  # a connection idle this long may be closed to make room at the limit
 
 logger = logging.getLogger("ftscale.server")
+
+_FRAMING = (b"content-length", b"transfer-encoding")  # a request with either has a body
 
 
 def _nothing() -> None:
@@ -68,15 +80,30 @@ class ConnectionGuard:
         max_connections: int,
         header_timeout_s: float,
         is_stopping: Callable[[], bool],
+        *,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+        max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
     ) -> None:
         self.limit = max_connections
         self.hard_limit = max_connections + max(8, max_connections // 8)
         self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self.max_head_bytes = max_head_bytes
         self.is_stopping = is_stopping
         # Called for every connection that closes (the workers' acceptor counts them).
         self.on_lost: Callable[[], None] = _nothing
         self.timeout_response = raw_json_response(
             408, "Request Timeout", {"detail": f"request not received within {header_timeout_s:g} s"}
+        )
+        self.body_timeout_response = raw_json_response(
+            408, "Request Timeout", {"detail": f"request body not received within {body_timeout_s:g} s"}
+        )
+        self.head_too_large_response = raw_json_response(
+            431,
+            "Request Header Fields Too Large",
+            {"detail": f"request head larger than {max_head_bytes} bytes"},
         )
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,15 +127,16 @@ class ConnectionGuard:
         return type("Guarded", (base,), {"guard": self})
 
 
-def raw_json_response(status: int, reason: str, payload: dict[str, Any]) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection, as bytes.
+def raw_json_response(status: int, reason: str, payload: dict[str, Any], extra: str = "") -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, as bytes (``extra``: more header
+    lines, each ending in CRLF).
 
     Written past h11 on purpose: h11 will not send a response before it has received a request.
     """
     body = json.dumps(payload).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -147,9 +175,12 @@ class _Guarded:
     guard: ClassVar[ConnectionGuard]
     on_made: Callable[[], None] = staticmethod(_nothing)  # set per instance for handed-over connections
     _deadline: asyncio.TimerHandle | None = None
+    _body_phase = False  # the deadline armed is the body's (its head is in)
     _draining = False
     _served = False
     _idle_since = 0.0
+    _write_timer: asyncio.TimerHandle | None = None
+    _write_mark = 0  # bytes waiting to be written when the write watch was (re)armed
     # What the uvicorn protocol provides (declared for the type checker).
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
@@ -193,6 +224,7 @@ class _Guarded:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unwatch_writes()
         try:
             super().connection_lost(exc)  # type: ignore[misc]
         finally:
@@ -202,16 +234,60 @@ class _Guarded:
         self._served = True
         self._idle_since = self.loop.time()
         super().on_response_complete()  # type: ignore[misc]
+        self._watch_closing()
 
     def shutdown(self) -> None:
         """uvicorn's graceful stop, except that a request on its way is still answered."""
         on_its_way = self._receiving() or not self._served
         if self._in_flight() or not on_its_way or self.transport.is_closing():
             super().shutdown()  # type: ignore[misc]
+            self._watch_closing()
             return
         self._draining = True
         self._disarm()
         self._arm(DRAIN_WAIT_S)
+
+    # -- the write timeout ---------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full (the kernel's is too): the client must take bytes in time."""
+        super().pause_writing()  # type: ignore[misc]
+        self._watch_writes()
+
+    def resume_writing(self) -> None:
+        self._unwatch_writes()
+        super().resume_writing()  # type: ignore[misc]
+
+    def _watch_closing(self) -> None:
+        """A connection closing with bytes still unsent waits for its client too: watch it."""
+        if self.transport.is_closing() and self.transport.get_write_buffer_size():
+            self._watch_writes()
+
+    def _watch_writes(self) -> None:
+        if self._write_timer is None:
+            self._write_mark = self.transport.get_write_buffer_size()
+            self._write_timer = self.loop.call_later(self.guard.write_timeout_s, self._check_writes)
+
+    def _unwatch_writes(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _check_writes(self) -> None:
+        """The client took none of the waiting bytes since the last check: drop it (its cycle
+        reads a disconnect, so a stream ends and gives its places back); else watch on."""
+        self._write_timer = None
+        waiting = self.transport.get_write_buffer_size()
+        if not waiting:
+            return
+        if waiting < self._write_mark:
+            self._watch_writes()
+            return
+        EVENTS.add("writes_timed_out")
+        logger.warning(
+            "dropped a client that took no bytes for %g s (%d waiting)", self.guard.write_timeout_s, waiting
+        )
+        self.transport.abort()
 
     # -- the request deadline ------------------------------------------------------------------
 
@@ -234,12 +310,33 @@ class _Guarded:
             if not self._draining:
                 EVENTS.add("requests_timed_out")
             return
-        EVENTS.add("requests_timed_out")
-        self.transport.write(self.guard.timeout_response)
+        if self._body_phase:
+            EVENTS.add("bodies_timed_out")
+            self.transport.write(self.guard.body_timeout_response)
+        else:
+            EVENTS.add("requests_timed_out")
+            self.transport.write(self.guard.timeout_response)
         if in_flight:  # a body still trickling: the app's receive() reports a disconnect
             self.cycle.disconnected = True
             self.cycle.message_event.set()
         self.transport.close()
+        self._watch_closing()
+
+    def _arm_body(self) -> None:
+        """The head is in and its body is not: the deadline is the body's from now."""
+        if not self._body_phase:
+            self._body_phase = True
+            self._disarm()
+            self._arm(self.guard.body_timeout_s)
+
+    def _refuse_head(self) -> None:
+        """A head over ``--max-head-bytes``: 431, and the connection closes."""
+        EVENTS.add("heads_refused")
+        logger.warning("refused a request head larger than %d bytes: 431", self.guard.max_head_bytes)
+        self._disarm()
+        self.transport.write(self.guard.head_too_large_response)
+        self.transport.close()
+        self._watch_closing()
 
     # -- the connection limit ------------------------------------------------------------------
 
@@ -277,14 +374,23 @@ class GuardedH11Protocol(_Guarded, H11Protocol):
             self.cycle.keep_alive = False
         state = self.conn.their_state
         if state is h11.IDLE:
+            self._body_phase = False
             if self.conn.trailing_data[0]:
                 self._arm(
                     self.guard.header_timeout_s
                 )  # part of a head: the deadline runs from its first byte
         elif state is h11.SEND_BODY:
-            self._arm(self.guard.header_timeout_s)  # head read, body still coming: the same deadline
+            self._arm_body()  # head read, body still coming: the body's deadline, from now
         else:  # DONE, MUST_CLOSE, CLOSED, ERROR: the whole request is in
+            self._body_phase = False
             self._disarm()
+
+    def send_400_response(self, msg: str) -> None:
+        # h11 refuses a head longer than its buffer (--max-head-bytes) as any bad request: 431 here.
+        if len(self.conn.trailing_data[0]) > self.guard.max_head_bytes:
+            self._refuse_head()
+            return
+        super().send_400_response(msg)
 
 
 def guarded_httptools() -> type[Any]:
@@ -299,22 +405,48 @@ def guarded_httptools() -> type[Any]:
 
     class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
         _partial = False  # between a request's first byte and its end
+        _in_head = False  # between a request's first byte and the end of its head
+        _head_bytes = 0  # bytes fed to the parser while this head was incomplete
+        _refused = False
 
         def _receiving(self) -> bool:
             return self._partial
 
+        def data_received(self, data: bytes) -> None:
+            # httptools buffers a header field until it ends, however long: the head is counted
+            # here, chunk by chunk as the transport reads it, and cut at the limit.
+            if self._refused:
+                return
+            was_in_head, was_idle = self._in_head, not self._partial
+            super().data_received(data)
+            if not self._in_head or self._refused:
+                return
+            if was_in_head:
+                self._head_bytes += len(data)
+            else:  # began in this chunk: after an earlier request's end (not counted) or at its start
+                self._head_bytes = len(data) if was_idle else 0
+            if self._head_bytes > self.guard.max_head_bytes and not self.transport.is_closing():
+                self._refused = True
+                self._refuse_head()
+
         def on_message_begin(self) -> None:
-            self._partial = True
+            self._partial = self._in_head = True
+            self._head_bytes = 0
+            self._body_phase = False
             super().on_message_begin()
             self._arm(self.guard.header_timeout_s)  # armed already for a connection's first request
 
         def on_headers_complete(self) -> None:
+            self._in_head = False
             super().on_headers_complete()
             if self._draining and self._in_flight():
                 self.cycle.keep_alive = False
+            if any(name in _FRAMING for name, _ in self.headers):  # a body follows
+                self._arm_body()
 
         def on_message_complete(self) -> None:
             self._partial = False
+            self._body_phase = False
             self._disarm()
             super().on_message_complete()
 

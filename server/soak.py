@@ -1,18 +1,28 @@
 """A bounded soak of the service: mixed good and bad requests plus idle sockets, on loopback.
 
-    python -m ftscale.server.soak [--duration 60] [--idle 300] [-- SERVE ARGS]   (nox -s soak)
+    python -m ftscale.server.soak [--duration 600] [--design threadpool/single ...] [-- SERVE ARGS]
+    nox -s soak -- --duration 600                                  (on 3.14t)
 
-Starts ``ftscale serve`` (by default ``--topology workers --mode process --threads 2``, the
-design with the most moving parts) on a free 127.0.0.1 port and, for ``--duration`` seconds,
-keeps ``--idle`` sockets open that never send a byte (reopening those the server closes), while
-``--clients`` threads send, in turn: good work requests, ``/health``, ``/info``, a NaN body,
-an unknown workload, a size out of range, an oversized body, malformed HTTP, a request whose
-client leaves at once, a head sent a byte at a time, and now and then one call at a workload's
-largest size. Then it closes the idle sockets, times ``/health``, reads the process tree's RSS,
-stops the service with SIGTERM, and checks that nothing is left. The figures go to
-``results/soak/<time>-soak.json`` (:class:`ftscale.schema.SoakResult`); the exit status is 0
-when the soak passed: no unexpected status, ``/health`` under 50 ms, RSS within 20 % of its
-start (after a warm-up), exit status 0 and no leftover process.
+For each design (``--design MODE/TOPOLOGY``, repeatable; by default ``threadpool/single`` and
+``inline/loops``, the free-threaded build's designs, each with ``--threads 2``; or one run with
+the ``ftscale serve`` arguments given after ``--``) it starts ``ftscale serve`` on a free
+127.0.0.1 port and, for ``--duration`` seconds, keeps ``--idle`` sockets open that never send a
+byte (reopening those the server closes), while ``--clients`` threads send, in turn: good work
+requests, ``/health``, ``/info``, a short stream read to its end, a NaN body, JSON nested a
+thousand deep, a lone surrogate, an unknown workload, a size out of range, an oversized body, a
+head over the size limit, a request framed by both Content-Length and Transfer-Encoding,
+malformed HTTP, a request whose client leaves at once, a head sent a byte at a time, and now and
+then one call at a workload's largest size. It samples the process tree's RSS every
+``--sample-every`` seconds throughout. Then it closes the idle sockets, times ``/health``,
+stops the service with SIGTERM, and checks that nothing is left.
+
+The figures go to ``results/soak/<time>-soak-<mode>-<topology>.json``
+(:class:`ftscale.schema.SoakResult`), with the RSS samples and their trend after ``--warmup``
+seconds (:mod:`server.rss_trend`: MB and % per minute, over the rest of the soak and over its
+last half). The exit status is 0 when every soak passed: no unexpected status, ``/health``
+under 50 ms, RSS at the end within 20 % of its value at the end of the warm-up, no steady rise
+(above 1 % a minute in both the whole and the last half after the warm-up), exit status 0 and
+no leftover process.
 
 It sends nothing but to 127.0.0.1, and stops by itself. A client of the service: it reads
 ``/info`` and the process table, nothing inside the service.
@@ -42,8 +52,12 @@ from pathlib import Path
 import psutil
 
 from ftscale.schema import Info, SoakResult
+from ftscale.server import rss_trend
 
-DEFAULT_SERVE = ["--topology", "workers", "--mode", "process", "--threads", "2"]
+DEFAULT_DESIGNS = ["threadpool/single", "inline/loops"]
+DEFAULT_THREADS = 2
+DEFAULT_SAMPLE_EVERY_S = 5.0
+MAX_WARMUP_S = 120.0  # or a fifth of the soak, if shorter
 HEALTH_LIMIT_MS = 50.0
 RSS_LIMIT_PCT = 20.0
 START_TIMEOUT_S = 60
@@ -66,7 +80,13 @@ EXPECTED: dict[str, list[int]] = {
     "malformed": [400],
     "slow_head": [408],
     "gone": [],  # the client leaves: nothing to read
+    "stream": [200, 503],
+    "deep_json": [422],
+    "surrogate": [422],
+    "big_head": [431],
+    "framing": [400],
 }
+SMUGGLED = b"GET /info HTTP/1.1\r\nhost: soak\r\n\r\n"
 
 
 def _post(path: str, body: bytes, extra: str = "") -> bytes:
@@ -121,6 +141,17 @@ class Soak:
             lambda: self.keep_alive(conn, "info", "GET", "/info", b""),
             lambda: self.raw("oversized", _post("/work/nbody", b'{"size": 1' + b" " * 70_000 + b"}")),
             lambda: self.raw("malformed", b"GARBAGE / HTTP/9\r\n\r\n"),
+            lambda: self.keep_alive(conn, "stream", "POST", "/stream/stream_tokens", b'{"size": 8}'),
+            lambda: self.keep_alive(conn, "deep_json", "POST", "/work/nbody", b"[" * 965 + b"]" * 965),
+            lambda: self.keep_alive(conn, "surrogate", "POST", "/work/nbody", b'{"size": "\\ud800"}'),
+            lambda: self.raw(
+                "big_head", b"GET /health HTTP/1.1\r\nhost: soak\r\nx-long: " + b"a" * 20_000 + b"\r\n\r\n"
+            ),
+            lambda: self.raw(
+                "framing",
+                b"POST /work/nbody HTTP/1.1\r\nhost: soak\r\ncontent-length: 5\r\n"
+                b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+            ),
             self.gone,
             lambda: self.keep_alive(conn, "work", "POST", "/work/regex_parse", b'{"size": 3000}'),
         ]
@@ -263,11 +294,58 @@ def service_process(serve_args: Sequence[str], port: int) -> Iterator[subprocess
         log.close()
 
 
-def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -> SoakResult:
+class Sampler:
+    """The process tree's RSS every ``every_s`` seconds, as [seconds since the start, bytes],
+    from the service's start to the end of the load."""
+
+    def __init__(self, pid: int, every_s: float) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-rss")
+        self._began = time.monotonic()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((round(time.monotonic() - self._began, 2), _rss(self.pid)))
+            if self._stop.wait(self.every_s):
+                return
+
+    def __enter__(self) -> Sampler:
+        self._began = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def default_warmup_s(duration_s: float) -> float:
+    return min(MAX_WARMUP_S, duration_s / 5)
+
+
+def run(
+    duration_s: float,
+    clients: int,
+    idle: int,
+    serve_args: Sequence[str],
+    *,
+    warmup_s: float | None = None,
+    sample_every_s: float = DEFAULT_SAMPLE_EVERY_S,
+    design: str | None = None,
+) -> SoakResult:
+    """One soak of ``ftscale serve SERVE_ARGS``; ``warmup_s`` (from the service's start) is left
+    out of the memory trend (default: :func:`default_warmup_s`)."""
+    warmup_s = default_warmup_s(duration_s) if warmup_s is None else warmup_s
     port = free_port()
     started = datetime.datetime.now(datetime.UTC)
     load_before = list(os.getloadavg())
-    with service_process(serve_args, port) as proc:
+    with service_process(serve_args, port) as proc, Sampler(proc.pid, sample_every_s) as sampler:
         large_size = Info.model_validate_json(_get(port, "/info")[1]).max_sizes[LARGE]  # type: ignore[index]
         warm = Soak(port, clients, idle, time.monotonic() + 3, large_size)  # first calls import and allocate
         threads = [threading.Thread(target=warm.client, args=(i,)) for i in range(clients)]
@@ -287,6 +365,7 @@ def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -
             thread.start()
         for thread in threads:
             thread.join()
+        sampler.stop()  # the trend is of the load: not of the quiet after it, nor of the stop
         stop_idle.set()
         idler.join()
         time.sleep(2)  # the closed sockets reach the server
@@ -314,12 +393,17 @@ def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -
         for status, n in counts.items()
         if kind != "gone" and (not status.isdigit() or int(status) not in EXPECTED[kind])
     )
+    # RSS at the end of the warm-up, where the soak's memory is judged from (the first calls import
+    # and allocate; pools, caches and the allocator's arenas fill for a minute or two).
+    rss_start = next((rss for t, rss in sampler.samples if t >= warmup_s), rss_start)
     change = (rss_end - rss_start) / rss_start * 100
     health = {"p50": statistics.median(health_ms), "max": max(health_ms)}
+    memory = rss_trend.trend(sampler.samples, warmup_s)
     passed = (
         unexpected == 0
         and health["max"] < HEALTH_LIMIT_MS
         and abs(change) <= RSS_LIMIT_PCT
+        and not (memory is not None and memory.steady_rise)
         and exit_status == 0
         and not alive
     )
@@ -348,6 +432,34 @@ def run(duration_s: float, clients: int, idle: int, serve_args: Sequence[str]) -
         leftover_processes=len(alive),
         info_after=info_after,
         passed=passed,
+        design=design,
+        rss_samples=sampler.samples,
+        memory=memory,
+    )
+
+
+def design_args(design: str, threads: int) -> list[str]:
+    """``ftscale serve`` arguments for ``MODE/TOPOLOGY`` at ``threads``."""
+    mode, sep, topology = design.partition("/")
+    if not sep or not mode or not topology:
+        raise SystemExit(f"error: --design {design}: want MODE/TOPOLOGY, e.g. threadpool/single")
+    return ["--mode", mode, "--topology", topology, "--threads", str(threads)]
+
+
+def summary(result: SoakResult, path: Path) -> str:
+    memory = result.memory
+    trend = (
+        "too short for a memory trend"
+        if memory is None
+        else f"RSS after {memory.warmup_s:g} s: {memory.slope_mb_per_min:+.2f} MB/min "
+        f"({memory.slope_pct_per_min:+.2f} %/min; last half {memory.last_half_slope_pct_per_min:+.2f} %/min)"
+        + (", a steady rise" if memory.steady_rise else "")
+    )
+    return (
+        f"{'passed' if result.passed else 'FAILED'} {result.design or ' '.join(result.command[2:])}: "
+        f"{result.requests} requests, {result.unexpected} unexpected; "
+        f"/health p50 {result.health_after_ms['p50']:.1f} ms, max {result.health_after_ms['max']:.1f} ms; "
+        f"{trend}; exit {result.exit_status}; {result.leftover_processes} left over -> {path}"
     )
 
 
@@ -355,27 +467,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ftscale.server.soak", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed traffic")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed traffic, per design")
     parser.add_argument("--clients", type=int, default=4, help="client threads sending requests")
     parser.add_argument("--idle", type=int, default=300, help="idle sockets held open meanwhile")
-    parser.add_argument("--out", type=Path, default=Path("results/soak"), help="folder for the JSON file")
     parser.add_argument(
-        "serve", nargs="*", help=f"ftscale serve arguments (default: {' '.join(DEFAULT_SERVE)})"
+        "--design",
+        action="append",
+        default=None,
+        metavar="MODE/TOPOLOGY",
+        help=f"a design to soak, repeatable (default: {', '.join(DEFAULT_DESIGNS)})",
     )
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="each design's --threads")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds left out of the memory trend "
+        f"(default: a fifth of --duration, at most {MAX_WARMUP_S:g})",
+    )
+    parser.add_argument(
+        "--sample-every", type=float, default=DEFAULT_SAMPLE_EVERY_S, help="seconds between RSS samples"
+    )
+    parser.add_argument("--out", type=Path, default=Path("results/soak"), help="folder for the JSON files")
+    parser.add_argument("serve", nargs="*", help="ftscale serve arguments for one run instead of the designs")
     args = parser.parse_args(argv)
-    result = run(args.duration, args.clients, args.idle, args.serve or DEFAULT_SERVE)
+    runs: list[tuple[str | None, list[str]]]
+    if args.serve:
+        runs = [(None, list(args.serve))]
+    else:
+        runs = [(d, design_args(d, args.threads)) for d in args.design or DEFAULT_DESIGNS]
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = result.started.replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = args.out / f"{stamp}-soak.json"
-    path.write_text(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
-    print(
-        f"{'passed' if result.passed else 'FAILED'}: {result.requests} requests, "
-        f"{result.unexpected} unexpected; "
-        f"/health p50 {result.health_after_ms['p50']:.1f} ms, max {result.health_after_ms['max']:.1f} ms; "
-        f"RSS {result.rss_change_pct:+.1f} %; exit {result.exit_status}; "
-        f"{result.leftover_processes} left over -> {path}"
-    )
-    return 0 if result.passed else 1
+    passed = True
+    for design, serve_args in runs:
+        result = run(
+            args.duration,
+            args.clients,
+            args.idle,
+            serve_args,
+            warmup_s=args.warmup,
+            sample_every_s=args.sample_every,
+            design=design,
+        )
+        stamp = result.started.replace(":", "").replace("-", "").replace("+0000", "Z")
+        name = "soak" if design is None else "soak-" + design.replace("/", "-")
+        path = args.out / f"{stamp}-{name}.json"
+        path.write_text(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        print(summary(result, path), flush=True)
+        passed = passed and result.passed
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

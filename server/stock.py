@@ -14,9 +14,10 @@ measured beside it so that a verdict against the GIL build is a verdict against 
   the ``uvicorn-worker`` package, one shared socket. ``--server uvicorn-fast`` gives the workers
   httptools on uvloop, as ``uvicorn[standard]`` installs do; ``uvicorn-h11`` h11 on asyncio.
 
-Both run uvicorn's own server and protocol in their workers, untouched (so ftscale's request
-deadline, connection limit and TCP_NODELAY check do not apply: ``/info`` reports TCP_NODELAY as
-not checked). What ftscale adds is the app each worker builds on first use (its own pool) and
+Both run uvicorn's own server and protocol in their workers, untouched: of ftscale's limits
+(:mod:`server.limits`) only those of the ASGI guard in front of the app (header count, framing)
+and uvicorn's own (keep-alive, h11's head size) hold there, and ``/info`` says which are held by
+none. What ftscale adds is the app each worker builds on first use (its own pool) and
 a shared slot per worker for its work-request count (:class:`~ftscale.server.units.SharedSlots`),
 so ``/info`` shows how the kernel spread the requests.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig
+from ftscale.server.guard import guarded
 from ftscale.server.topology import GRACEFUL_S, UVICORN_STACKS, uvicorn_config
 from ftscale.server.units import AppFactory, SharedSlots, UnitApp
 
@@ -63,9 +65,12 @@ def run_gunicorn(config: ServerConfig, factory: AppFactory = make_app) -> int:
     from uvicorn_worker import UvicornWorker
 
     slots = SharedSlots(unit_labels(config.threads), start_method="fork")  # gunicorn forks its workers
-    app = UnitApp(config, factory, slots, threads=False)
+    app = guarded(UnitApp(config, factory, slots, threads=False), config)  # the header count, the framing
     loop, http = UVICORN_STACKS[config.server]
-    worker = type("UvicornWorker", (UvicornWorker,), {"CONFIG_KWARGS": {"loop": loop, "http": http}})
+    kwargs: dict[str, Any] = {"loop": loop, "http": http}
+    if http == "h11":
+        kwargs["h11_max_incomplete_event_size"] = config.max_head_bytes
+    worker = type("UvicornWorker", (UvicornWorker,), {"CONFIG_KWARGS": kwargs})
 
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

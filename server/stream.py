@@ -14,10 +14,18 @@ then computes the chunk where the mode says, the same way ``/work`` computes a w
 
 Admission: a stream is one request in flight from its admission to its last byte (or its
 client's going), in the same :class:`~ftscale.server.executors.Admission` as ``/work``; a full
-service answers 503 with ``Retry-After`` before the stream starts. With the default queue limit
-(4 x pool) that bounds concurrent streams at 5 x pool, far fewer than a pool can serve when
-each stream mostly waits: serve streams with a ``--queue-limit`` sized for them (the HTTP bench
-passes its connection count).
+service answers 503 with ``Retry-After`` before the stream starts. Streams also take one of
+``--max-streams`` places (by default half the admission places), so that streams, however long
+or stalled, never take every place from plain work: one more gets 503 too. With the default
+queue limit (4 x pool) that bounds concurrent streams at half of 5 x pool, far fewer than a
+pool can serve when each stream mostly waits: serve streams with a ``--queue-limit`` and ``--max-streams``
+sized for them (the HTTP bench passes its connection count).
+
+A stream lives at most ``--stream-timeout`` seconds, and ends at its next chunk once the service
+is stopping (:mod:`server.grace`): either way its last event is ``event: error`` with a JSON
+``detail`` saying why, and the response ends properly. A client that takes none of the stream's
+bytes for ``--write-timeout`` seconds is dropped by the server's guard (:mod:`server.limits`
+says which layer on which server), which ends the stream and frees its places.
 
 A client that goes stops its stream: Starlette's ``StreamingResponse`` watches the connection
 and cancels the stream, and a chunk that has not started is dropped (one that has started runs
@@ -29,6 +37,9 @@ the first delay plus the first chunk's queueing and compute.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -36,6 +47,7 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ftscale.server import grace
 from ftscale.server.app import (
     CONNECTION_RESPONSES,
     ErrorBody,
@@ -45,8 +57,44 @@ from ftscale.server.app import (
     not_one_of,
     sized_endpoint,
 )
-from ftscale.server.executors import ClientGone, ClientWatch, Computed, PoolState, PoolUnavailable
+from ftscale.server.counters import EVENTS
+from ftscale.server.executors import (
+    ClientGone,
+    ClientWatch,
+    Computed,
+    Overloaded,
+    PoolState,
+    PoolUnavailable,
+)
+from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.workloads import Workload
+
+
+class StreamsFull(Overloaded):
+    """``--max-streams`` streams are open already."""
+
+
+class StreamPlaces:
+    """At most ``limit`` streams at once in one app (thread-safe, as :class:`Admission` is)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._open >= self.limit:
+                raise StreamsFull(f"server busy: {self._open} streams open, the limit (--max-streams)")
+            self._open += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._open -= 1
 
 
 class EventStream(StreamingResponse):
@@ -142,14 +190,31 @@ async def chunk(service: Service, workload: Workload, size: int, index: int, wat
         raise
 
 
-async def events(service: Service, workload: Workload, size: int) -> AsyncIterator[bytes]:
-    """The stream's body: the upstream's delay, then one computed chunk, ``size`` times."""
+def last_event(detail: str) -> bytes:
+    """The event that ends a stream cut short (by its time limit, or by the stop)."""
+    return b"event: error\ndata: " + json.dumps({"detail": detail}).encode() + b"\n\n"
+
+
+async def events(
+    service: Service, workload: Workload, size: int, timeout_s: float | None = None
+) -> AsyncIterator[bytes]:
+    """The stream's body: the upstream's delay, then one computed chunk, ``size`` times; cut
+    short, with :func:`last_event`, after ``timeout_s`` or once the service is stopping."""
     spec = workload.stream
     assert spec is not None
     watch = StreamWatch()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         for index in range(spec.chunks(size)):
             await asyncio.sleep(spec.delay_s)
+            if grace.stopping():
+                EVENTS.add("streams_stopped")
+                yield last_event("the service is stopping")
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                EVENTS.add("streams_timed_out")
+                yield last_event(f"stream longer than {timeout_s:g} s (--stream-timeout)")
+                return
             yield await chunk(service, workload, size, index, watch)
     except ClientGone:
         return
@@ -158,13 +223,27 @@ async def events(service: Service, workload: Workload, size: int) -> AsyncIterat
     service.units.add(service.unit)  # a stream this unit computed to its end
 
 
-def _stream_endpoint(service: Service, workload: Workload) -> Callable[..., Awaitable[Any]]:
+def _stream_endpoint(
+    service: Service, workload: Workload, places: StreamPlaces
+) -> Callable[..., Awaitable[Any]]:
+    timeout_s = service.config.stream_timeout_s
+
     async def endpoint(request: Request, body: Any = None) -> Any:
         size = workload.default_size if body is None else body.size
         if service.dispatcher.state is not PoolState.UP:  # 503 now, not a stream cut short
             raise PoolUnavailable(f"the process pool is {service.dispatcher.state}: a compute process died")
-        service.admission.enter()  # Overloaded: the app's handler answers 503
-        return _AdmittedStream(events(service, workload, size), service.admission.leave)
+        places.enter()  # StreamsFull: answered 503 below
+        try:
+            service.admission.enter()  # Overloaded: the app's handler answers 503
+        except BaseException:
+            places.leave()
+            raise
+
+        def release() -> None:
+            service.admission.leave()
+            places.leave()
+
+        return _AdmittedStream(events(service, workload, size, timeout_s), release)
 
     return sized_endpoint(endpoint, service, workload, "stream")
 
@@ -172,11 +251,23 @@ def _stream_endpoint(service: Service, workload: Workload) -> Callable[..., Awai
 def add_routes(app: FastAPI, service: Service, table: Mapping[str, Workload]) -> None:
     """``POST /stream/{name}`` for every streamed workload in ``table``, and a 404 for other names."""
     streamed = {name: w for name, w in table.items() if w.stream is not None}
+    places = StreamPlaces(service.config.effective_max_streams)
+    app.state.stream_places = places
+
+    async def streams_full(request: Request, exc: Exception) -> JSONResponse:
+        EVENTS.add("streams_refused")
+        return JSONResponse(
+            {"detail": str(exc), "retry_after_s": RETRY_AFTER_S},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(StreamsFull, streams_full)
     for workload in streamed.values():
         assert workload.stream is not None
         app.router.add_api_route(
             f"/stream/{workload.name}",
-            _stream_endpoint(service, workload),
+            _stream_endpoint(service, workload, places),
             methods=["POST"],
             summary=f"{workload.description} (streamed: one event per chunk, "
             f"{workload.stream.delay_s * 1000:g} ms upstream delay before each)",

@@ -15,9 +15,12 @@ by the signal instead of exiting 0. Computes already running are waited for; a t
 be interrupted.
 
 Every topology serves through :class:`ServiceServer`: uvicorn's ``Server`` with the guarded
-h11 protocol (httptools on uvloop for ``--server uvicorn-fast``: request deadline, connection
-limit, drain) and, where no listener of its own, fed connections that another thread or process
-accepted (:meth:`ServiceServer.connect`).
+h11 protocol (httptools on uvloop for ``--server uvicorn-fast``: request deadlines, head size,
+connection limit, write timeout, drain) and the app behind ftscale's ASGI guard (framing and
+header count: :mod:`server.guard`), and, where no listener of its own, fed connections that
+another thread or process accepted (:meth:`ServiceServer.connect`). Its listeners back off when
+accept() runs out of descriptors, and its loop reports that once a second
+(:mod:`server.accepting`).
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from ftscale.server import accepting, grace
 from ftscale.server.apps import make_app
 from ftscale.server.config import HttpServer, ServerConfig
+from ftscale.server.guard import guarded
 from ftscale.server.protocol import ConnectionGuard
 from ftscale.server.units import AppFactory
 
-GRACEFUL_S = 10
+GRACEFUL_S = grace.GRACEFUL_S
 BACKLOG = 2048
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 HANDOVER_WAIT_S = 1.0  # at shutdown, how long to wait for handed-over connections to register
@@ -49,9 +54,10 @@ logger = logging.getLogger("ftscale.server")
 
 
 def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket whose accepted connections get TCP_NODELAY from asyncio."""
+    """A listening TCP socket whose accepted connections get TCP_NODELAY from asyncio, and whose
+    accept() backs off once it runs out of descriptors (:class:`server.accepting.Listener`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = accepting.Listener(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Linux copies it to accepted sockets: TCP_NODELAY holds however a connection's socket
@@ -92,8 +98,10 @@ def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.
         "timeout_keep_alive": config.keepalive_timeout_s,
         "backlog": BACKLOG,
     }
+    if config.server is HttpServer.UVICORN_H11:  # httptools has no such setting: server.protocol counts
+        settings["h11_max_incomplete_event_size"] = config.max_head_bytes
     settings.update(overrides)
-    return uvicorn.Config(app, **settings)
+    return uvicorn.Config(guarded(app, config), **settings)
 
 
 class ServiceServer(uvicorn.Server):
@@ -106,9 +114,23 @@ class ServiceServer(uvicorn.Server):
     their requests are answered too.
     """
 
-    def __init__(self, config: uvicorn.Config, max_connections: int, header_timeout_s: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        max_connections: int,
+        header_timeout_s: float,
+        limits: ServerConfig | None = None,
+    ) -> None:
         super().__init__(config)
-        self.guard = ConnectionGuard(max_connections, header_timeout_s, lambda: self.should_exit)
+        limits = limits or ServerConfig(header_timeout_s=header_timeout_s)
+        self.guard = ConnectionGuard(
+            max_connections,
+            header_timeout_s,
+            lambda: self.should_exit,
+            body_timeout_s=limits.body_timeout_s,
+            write_timeout_s=limits.write_timeout_s,
+            max_head_bytes=limits.max_head_bytes,
+        )
         if not isinstance(config.http, str):
             raise TypeError(f"uvicorn.Config.http must name a protocol (h11, httptools), got {config.http!r}")
         self.protocol_class = self.guard.protocol_class(config.http)
@@ -126,6 +148,8 @@ class ServiceServer(uvicorn.Server):
 
     def request_exit(self, force: bool = False) -> None:
         """Begin a graceful stop (from any thread); ``force`` stops waiting for connections."""
+        grace.begin_stop()  # streams end at their next chunk
+        grace.watchdog(what="the uvicorn server")  # uvicorn bounds the wait for requests, not the rest
         self.should_exit = True
         if force:
             self.force_exit = True
@@ -137,6 +161,7 @@ class ServiceServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        accepting.quiet_accept_errors(self.loop)
         if sockets:
             await super().startup(sockets=sockets)
             return
@@ -242,7 +267,10 @@ def run_single(config: ServerConfig, factory: AppFactory = make_app) -> int:
     """One process, one event loop, one pool of ``pool_size``; ``factory`` builds the app."""
     listener = bind_listener(config.host, config.port)
     server = ServiceServer(
-        uvicorn_config(factory(config), config), config.effective_max_connections, config.header_timeout_s
+        uvicorn_config(factory(config), config),
+        config.effective_max_connections,
+        config.header_timeout_s,
+        limits=config,
     )
     logger.info("serving on http://%s:%d (single)", config.host, config.port)
     with on_signals(server.request_exit):

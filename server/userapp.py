@@ -13,7 +13,9 @@ under the reserved prefix :data:`~ftscale.vocab.APP_PREFIX`, where it answers ft
 module that re-enabled it). It counts the requests the app answered per serving unit, sizes
 anyio's thread limiter (FastAPI's ``def`` endpoints) to the pool size on every loop, and runs
 the app's lifespan, answering for an app that has none. It adds no middleware to the app and
-changes none of its routes; the app's own limits, errors and logging stay as they are.
+changes none of its routes; the app's own limits, errors and logging stay as they are. Routes
+of the app under the prefix are never reached: serving warns of them once, at start
+(:func:`warn_reserved`).
 
 Limits: in the ``loops`` topology the loops share one app object (one import per process,
 as threads share modules), so its lifespan runs once per loop on that object. An app that
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import sys
 import threading
@@ -47,6 +50,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 HEALTH_PATH = f"{APP_PREFIX}/health"
 INFO_PATH = f"{APP_PREFIX}/info"
+
+logger = logging.getLogger("ftscale.server")
 
 
 class AppLoadError(Exception):
@@ -250,9 +255,48 @@ class AppWrapper:
                 return
 
 
+def reserved_routes(app: Any) -> list[str]:
+    """The paths of ``app``'s routes under :data:`~ftscale.vocab.APP_PREFIX` (ftscale answers that
+    prefix itself, so they are never reached). Found for apps that list their routes (FastAPI,
+    Starlette: ``app.routes``; a mount counts by its own path); a bare ASGI callable shows none."""
+    routes = getattr(app, "routes", None)
+    if routes is None:
+        routes = getattr(getattr(app, "router", None), "routes", None)
+    found = []
+    for route in routes or ():
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and (path == APP_PREFIX or path.startswith(APP_PREFIX + "/")):
+            found.append(path)
+    return found
+
+
+_warned: set[str] = set()
+
+
+def warn_reserved(loaded: LoadedApp) -> None:
+    """Warn once per process (on stderr, through logging) of the app's routes ftscale hides."""
+    if loaded.spec in _warned:
+        return
+    _warned.add(loaded.spec)
+    hidden = reserved_routes(loaded.app)
+    if hidden:
+        logger.warning(
+            "app %s has %d route(s) under %s, which ftscale answers itself; they will never be reached: %s",
+            loaded.spec,
+            len(hidden),
+            APP_PREFIX,
+            ", ".join(sorted(hidden)[:5]) + (" ..." if len(hidden) > 5 else ""),
+        )
+
+
 def wrap_app(config: Any, *, loop_index: int | None = None, units: Any = None, unit: int = 0) -> AppWrapper:
-    """The user's app named by ``config.app`` (imported once per process), wrapped for one unit."""
+    """The user's app named by ``config.app`` (imported once per process), wrapped for one unit.
+
+    The first unit (slot 0: the only one, loop 0, or worker 0) warns of routes under the prefix.
+    """
     loaded = load_app(config.app, config.app_dir)
+    if unit == 0:
+        warn_reserved(loaded)
     return AppWrapper(loaded, config, loop_index=loop_index, units=units, unit=unit)
 
 

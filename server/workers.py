@@ -46,7 +46,7 @@ from typing import cast
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from ftscale.server import lifeline
+from ftscale.server import accepting, grace, lifeline
 from ftscale.server.apps import make_app
 from ftscale.server.config import ServerConfig, WorkerBalance
 from ftscale.server.counters import UnitCounts
@@ -62,7 +62,7 @@ from ftscale.server.units import AppFactory
 logger = logging.getLogger("ftscale.server")
 
 STARTUP_TIMEOUT_S = 60
-STOP_TIMEOUT_S = GRACEFUL_S + 5  # then the supervisor kills what is left
+STOP_TIMEOUT_S = GRACEFUL_S + grace.STOP_MARGIN_S  # then the supervisor kills what is left
 ACCEPT_BATCH = 64  # connections accepted per wake-up before the loop serves anything else
 ACCEPT_BACKOFF_S = 1.0
 
@@ -88,7 +88,7 @@ class WorkerServer(ServiceServer):
     SO_REUSEPORT listener), and so do the orders to stop."""
 
     def __init__(self, config: uvicorn.Config, service: ServerConfig, chan: socket.socket) -> None:
-        super().__init__(config, service.effective_max_connections, service.header_timeout_s)
+        super().__init__(config, service.effective_max_connections, service.header_timeout_s, limits=service)
         self.chan = chan
         self.guard.on_lost = self._report_closed
 
@@ -307,7 +307,7 @@ class Supervisor:
             except BlockingIOError:
                 return
             except OSError as exc:  # e.g. out of descriptors: back off, as asyncio's servers do
-                logger.error("accept failed: %s", exc)
+                accepting.report(exc)
                 self._pause_accepting()
                 asyncio.get_running_loop().call_later(ACCEPT_BACKOFF_S, self._resume_accepting)
                 return

@@ -69,9 +69,11 @@ def start(
     preexec_fn: Callable[[], None] | None = None,
     new_session: bool = False,
     health: str = "/health",
+    port: int | None = None,
 ) -> Served:
-    """Start ``python -m ftscale.server ARGS`` and wait until ``health`` (its /health) answers."""
-    port = free_port()
+    """Start ``python -m ftscale.server ARGS`` (on ``port``, or a free one) and wait until ``health``
+    (its /health) answers."""
+    port = port or free_port()
     stderr = cleanup.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by cleanup)
     cmd = [sys.executable, "-m", "ftscale.server", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(

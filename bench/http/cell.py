@@ -119,12 +119,13 @@ class Plan:
     @property
     def server_args(self) -> tuple[str, ...]:
         """Server options the cell needs beyond its design: admission room for every request its
-        load can have in flight (and every stream it may open), so the bench measures what the
-        design serves, never 503s of its own making. A user's app has no admission of ftscale's."""
+        load can have in flight (and every stream it may open, among the streams too, which by
+        default get half of the places), so the bench measures what the design serves, never 503s
+        of its own making. A user's app has no admission of ftscale's."""
         if self.app is not None:
             return ()
-        room = self.load_connections * (STREAM_ADMISSION_FACTOR if self.stream else 1)
-        return ("--queue-limit", str(room))
+        room = str(self.load_connections * (STREAM_ADMISSION_FACTOR if self.stream else 1))
+        return ("--queue-limit", room, *(("--max-streams", room) if self.stream else ()))
 
     @property
     def load(self) -> str:
