@@ -211,6 +211,8 @@ MUTANT_TESTS = (
     "tests/test_stats_properties.py",
     "tests/test_model_properties.py",
     "tests/test_findings.py",
+    "tests/test_verdict_rules.py",
+    "tests/test_cell_rules.py",
     "tests/test_mistakes.py",
     "tests/test_core_contracts.py",
     "tests/test_sweep.py",

@@ -466,3 +466,19 @@ def test_memory_is_the_contenders_over_the_references_by_distinct_pages_first() 
     pss = [measured("3.14t", pss_bytes=30), measured("3.14", pss_bytes=60)]
     (v,) = verdicts(model(pss))  # type: ignore[arg-type]
     assert v.comparisons[0].memory_ratio == pytest.approx(0.5)
+
+
+def test_a_micro_cells_independent_samples_are_one_per_pyperf_process() -> None:
+    """pyperf's values from one worker process are not independent: each process counts once, by
+    the median of its values, so three processes give a 3-sample interval, not a 9-sample one."""
+    from ftscale.bench.report.model import independent_samples
+    from ftscale.schema import MicroRepetition
+
+    values = [100.0, 101.0, 102.0, 200.0, 201.0, 202.0, 300.0, 301.0, 302.0]
+    reps = [
+        MicroRepetition(process=i // 3, loops=1, seconds_per_round=1.0, calls_per_round=1) for i in range(9)
+    ]
+    micro = synthetic.micro_cell(1, values).model_copy(update={"repetitions": reps})
+    assert independent_samples(micro) == [101.0, 201.0, 301.0]
+    (series,) = build_model(synthetic.run([micro])).series
+    assert series.points[0].n_samples == 3
