@@ -1,7 +1,7 @@
 """ftscale's sessions: thin callers of the ``ftscale`` command.
 
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
-    nox -s tests            the test suite, on this interpreter and on 3.14t
+    nox -s tests            the test suite, in parallel, on this interpreter and on 3.14t
     nox -s schema           schemathesis against the live service (minutes), on both
     nox -s soak             a 60 s soak of the service; its figures go to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
@@ -83,16 +83,37 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
     nox.session(name=f"interpreters-{_build}", python=False, default=False)(_one)
 
 
+# What each test session selects (markers: pyproject.toml; applied in tests/conftest.py). The host
+# interpreter's session runs every test; the 3.14t session what depends on the interpreter running
+# it: the service, the servers, workloads, workers, the GIL, and every test marked freethreaded.
+TESTS_ON_HOST = "not schemathesis"
+TESTS_ON_FREE_THREADED = "not schemathesis and (freethreaded or not (host or sweep))"
+NO_TESTS_SELECTED = 5  # pytest's exit status when a selection is empty
+
+
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite (on this interpreter and on the free-threaded 3.14t)."""
+    """Run the test suite (on this interpreter, and what depends on it on the free-threaded 3.14t).
+
+    In parallel (pytest-xdist, one test module per worker), then the tests marked serial alone, each
+    part with its 15 slowest tests. Arguments replace all that: ``-- tests/test_x.py -x`` runs
+    those, as pytest is told (add ``-n auto`` for workers).
+    """
     install(
         session,
         "bench,report,server,servers,worker" if session.python == HOST else "bench,server,servers,worker",
         "test",
     )
     session.run("python", "-m", "ftscale.buildfacts", "--import-check")
-    session.run("python", "-m", "pytest", *session.posargs)
+    if session.posargs:
+        session.run("python", "-m", "pytest", *session.posargs)
+        return
+    scope = TESTS_ON_HOST if session.python == HOST else TESTS_ON_FREE_THREADED
+    ok = [0, NO_TESTS_SELECTED]
+    parallel = ("-n", "auto", "--dist", "loadfile", "-m", f"({scope}) and not serial")
+    session.run("python", "-m", "pytest", *parallel, "--durations=15", success_codes=ok)
+    serial = ("-p", "no:xdist", "-m", f"({scope}) and serial")
+    session.run("python", "-m", "pytest", *serial, "--durations=15", success_codes=ok)
 
 
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"], default=False)
