@@ -48,9 +48,9 @@ POSITION = pytest.mark.parametrize("odd", [0, 1, 2], ids=["first", "middle", "la
 
 
 def reps_with(odd: int, **fields: Any) -> list[HttpRepetition]:
-    """Three repetitions, the ``odd``-th with ``fields`` and the others balanced and clean."""
-    even = {"units": {"pid 1": 50, "pid 2": 50}}
-    return [synthetic.http_repetition(100.0, **(fields if i == odd else even)) for i in range(3)]
+    """Three repetitions, balanced, clean and with a quiet generator, the ``odd``-th changed by ``fields``."""
+    even = {"units": {"pid 1": 50, "pid 2": 50}, "generator_busy_max_pct": 10.0}
+    return [synthetic.http_repetition(100.0, **({**even, **fields} if i == odd else even)) for i in range(3)]
 
 
 @POSITION
@@ -67,14 +67,15 @@ def test_one_repetition_with_errors_flags_the_cell(odd: int) -> None:
 
 @POSITION
 def test_the_busiest_repetitions_generator_decides_saturation(odd: int) -> None:
-    reps = reps_with(odd, generator_busy_max_pct=sweep.SATURATION_BUSY_PCT)
+    reps = reps_with(odd, generator_busy_max_pct=90.0)  # the others at 10 %: the median would pass
     assert sweep.flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
 
 
 @POSITION
 def test_the_lowest_ceiling_of_the_repetitions_decides_saturation(odd: int) -> None:
     # the median, 100 req/s, is 80 % of the lowest ceiling only: one repetition's ceiling counts
-    reps = [synthetic.http_repetition(100.0, ceiling_rps=125.0 if i == odd else 1000.0) for i in range(3)]
+    reps = reps_with(odd, ceiling_rps=125.0)
+    reps = [r if i == odd else r.model_copy(update={"ceiling_rps": 1000.0}) for i, r in enumerate(reps)]
     assert sweep.flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
 
 
