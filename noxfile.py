@@ -1,7 +1,7 @@
 """ftscale's sessions: thin callers of the ``ftscale`` command.
 
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
-    nox -s tests            the test suite, on this interpreter and on 3.14t
+    nox -s tests            the test suite, in parallel, on this interpreter and on 3.14t
     nox -s schema           schemathesis against the live service (minutes), on both
     nox -s soak             a soak of the service on 3.14t (60 s a design); figures to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -82,9 +83,22 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
     nox.session(name=f"interpreters-{_build}", python=False, default=False)(_one)
 
 
+# What each test session selects (markers: pyproject.toml; applied in tests/conftest.py). The host
+# interpreter's session runs every test; the 3.14t session what depends on the interpreter running
+# it: the service, the servers, workloads, workers, the GIL, and every test marked freethreaded.
+TESTS_ON_HOST = "not schemathesis"
+TESTS_ON_FREE_THREADED = "not schemathesis and (freethreaded or not (host or sweep))"
+NO_TESTS_SELECTED = 5  # pytest's exit status when a selection is empty
+
+
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite (on this interpreter and on the free-threaded 3.14t)."""
+    """Run the test suite (on this interpreter, and what depends on it on the free-threaded 3.14t).
+
+    In parallel (pytest-xdist, one test module per worker), then the tests marked serial alone, each
+    part with its 15 slowest tests. Arguments replace all that: ``-- tests/test_x.py -x`` runs
+    those, as pytest is told (add ``-n auto`` for workers).
+    """
     install(
         session,
         "bench,report,server,servers,worker,numpy"
@@ -93,7 +107,15 @@ def tests(session: nox.Session) -> None:
         "test",
     )
     session.run("python", "-m", "ftscale.buildfacts", "--import-check")
-    session.run("python", "-m", "pytest", *session.posargs)
+    if session.posargs:
+        session.run("python", "-m", "pytest", *session.posargs)
+        return
+    scope = TESTS_ON_HOST if session.python == HOST else TESTS_ON_FREE_THREADED
+    ok = [0, NO_TESTS_SELECTED]
+    parallel = ("-n", "auto", "--dist", "loadfile", "-m", f"({scope}) and not serial")
+    session.run("python", "-m", "pytest", *parallel, "--durations=15", success_codes=ok)
+    serial = ("-p", "no:xdist", "-m", f"({scope}) and serial")
+    session.run("python", "-m", "pytest", *serial, "--durations=15", success_codes=ok)
 
 
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"], default=False)
@@ -212,6 +234,8 @@ MUTANT_TESTS = (
     "tests/test_stats_properties.py",
     "tests/test_model_properties.py",
     "tests/test_findings.py",
+    "tests/test_verdict_rules.py",
+    "tests/test_cell_rules.py",
     "tests/test_mistakes.py",
     "tests/test_core_contracts.py",
     "tests/test_sweep.py",
@@ -249,11 +273,11 @@ def _mutant_patterns() -> list[str]:
     return patterns
 
 
-def _stage_for_mutmut(stage: Path) -> None:
-    """A copy of the project laid out as installed (``ftscale/bench`` ...), where mutmut runs.
+def _stage_installed_layout(stage: Path) -> None:
+    """A copy of the project laid out as installed (``ftscale/bench`` ...), with its tests.
 
-    mutmut names a mutant after its file's path and expects the tests to import it under that
-    name; the checkout's ``bench/`` is imported as ``ftscale.bench``, so the copy puts it there.
+    Tests run from the copy's root import ``ftscale`` from it (the current directory comes first on
+    ``sys.path``), not the editable install: so a mutant planted in the copy is what they test.
     """
     root = Path(__file__).parent
     shutil.rmtree(stage, ignore_errors=True)
@@ -264,6 +288,15 @@ def _stage_for_mutmut(stage: Path) -> None:
     for name in ("tests", "results"):  # test_schema reads the committed runs
         shutil.copytree(root / name, stage / name, ignore=skip)
     shutil.copy2(root / "pyproject.toml", stage / "pyproject.toml")
+
+
+def _stage_for_mutmut(stage: Path) -> None:
+    """The installed layout (:func:`_stage_installed_layout`) with mutmut's settings.
+
+    mutmut names a mutant after its file's path and expects the tests to import it under that
+    name; the checkout's ``bench/`` is imported as ``ftscale.bench``, so the copy puts it there.
+    """
+    _stage_installed_layout(stage)
 
     def listed(values: Iterable[str]) -> str:
         return "".join(f"\n    {v}" for v in values)
@@ -330,15 +363,22 @@ def _function_of(name: str) -> str:
 
 @nox.session(default=False, python=HOST)
 def mutants(session: nox.Session) -> None:
-    """Mutation testing (mutmut) of the numeric and decision core; writes tests/mutants/survivors.md.
+    """Mutation testing of the decision core: hand-written mutants, then mutmut's (survivors.md).
 
-    ``-- --report`` rewrites survivors.md from the last run (after editing equivalent.toml).
+    ``-- --hand [NAME ...]`` runs the hand-written mutants of tests/mutants/hand/ only (or those
+    named); ``-- --report`` rewrites survivors.md from the last mutmut run (after editing
+    equivalent.toml). Other arguments go to ``mutmut run``.
     """
     install(session, "bench,report,server,worker", "test", "mutants")
+    if "--hand" in session.posargs:
+        _hand_mutants(session, [a for a in session.posargs if a != "--hand"])
+        return
+    report_only = "--report" in session.posargs  # after editing equivalent.toml: no new run
+    if not report_only:
+        _hand_mutants(session, [])
     stage = Path(session.create_tmp()).resolve() / "mutmut"
     patterns = _mutant_patterns()
     jobs = str(os.cpu_count() or 1)
-    report_only = "--report" in session.posargs  # after editing equivalent.toml: no new run
     if not report_only:
         _stage_for_mutmut(stage)
     with session.chdir(stage):
@@ -400,3 +440,111 @@ def _mutants_report(
             lines += [why[name] or "", ""] if why[name] else []
             lines += ["```diff", diffs[name].strip(), "```", ""]
     return "\n".join(lines).rstrip() + "\n", score, unexplained
+
+
+# --- hand-written mutants ---------------------------------------------------------------------------
+# mutmut's operators are syntactic (a flipped constant, a changed string); the mistakes that mislead
+# a reader are semantic: a rule applied to the other side, the state before the load for the state
+# after it, any for all, a guard dropped. Each file of tests/mutants/hand/ plants one such mistake
+# (``file``: the module as the checkout has it; ``old``: text that occurs exactly once in it; ``new``:
+# its replacement) and names the ``tests`` that must fail with it (pytest node ids). A mutant that
+# none of them fails survives, and fails the session.
+HAND_MUTANTS_DIR = MUTANTS_DIR / "hand"
+PYTEST_EXIT_TESTS_FAILED = 1
+
+
+def _hand_mutant_specs(names: list[str]) -> list[tuple[str, dict[str, object]]]:
+    """(name, spec) of every hand-written mutant, or of those ``names`` (file stems) picks."""
+    found = {path.stem: tomllib.loads(path.read_text()) for path in sorted(HAND_MUTANTS_DIR.glob("*.toml"))}
+    unknown = sorted(set(names) - set(found))
+    if unknown:
+        raise ValueError(f"no such hand-written mutant: {', '.join(unknown)}; known: {', '.join(found)}")
+    return [(name, spec) for name, spec in found.items() if not names or name in names]
+
+
+def _pytest_in(session: nox.Session, stage: Path, tests: Iterable[str]) -> tuple[int, str]:
+    """Run ``tests`` with the venv's pytest in ``stage``: its exit status and the end of its output.
+
+    No bytecode is written: a mutant of the same size as the original, planted within the same
+    second, would otherwise be run from the other one's cached bytecode.
+    """
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}  # the stage must come first
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    command = [
+        str(Path(str(session.bin)) / "python"), "-m", "pytest", "-x", "-q", "--no-header",
+        "-p", "no:cacheprovider", "-p", "no:xdist", "--hypothesis-profile=mutants", *tests,
+    ]  # fmt: skip
+    proc = subprocess.run(command, cwd=stage, env=env, capture_output=True, text=True, check=False)
+    return proc.returncode, (proc.stdout + proc.stderr)[-3000:]
+
+
+def _hand_mutant_run(session: nox.Session, stage: Path, name: str, spec: dict[str, object]) -> str:
+    """Plant one mutant in ``stage``, run its tests, put the original back: killed, survived, or
+    why the mutant could not be judged."""
+    target = stage / _installed_path(str(spec["file"]))
+    original = target.read_text()
+    old, new = str(spec["old"]), str(spec["new"])
+    if original.count(old) != 1:
+        return f"broken: its old text occurs {original.count(old)} times in {spec['file']}"
+    target.write_text(original.replace(old, new))
+    try:
+        status, output = _pytest_in(session, stage, spec["tests"])  # type: ignore[arg-type]
+    finally:
+        target.write_text(original)
+    if status == PYTEST_EXIT_TESTS_FAILED:
+        return "killed"
+    if status == 0:
+        return "survived"
+    return f"broken: pytest exit status {status} (no such test, or the mutant does not import)\n{output}"
+
+
+def _hand_mutants(session: nox.Session, names: list[str]) -> None:
+    """Plant each hand-written mutant in a copy of the tree and run the tests it names; fail the
+    session if any survives, or if a mutant no longer applies (its ``old`` text is gone).
+
+    One copy per CPU, each judging one mutant at a time.
+    """
+    import concurrent.futures
+
+    specs = _hand_mutant_specs(names)
+    stages = [Path(session.create_tmp()).resolve() / f"hand-mutants-{i}" for i in range(os.cpu_count() or 1)]
+    probe = "import ftscale.bench, pathlib; print(pathlib.Path(ftscale.bench.__file__).resolve())"
+    for stage in stages:
+        _stage_installed_layout(stage)
+        with session.chdir(stage):
+            where = str(session.run("python", "-c", probe, silent=True, env={"PYTHONSAFEPATH": ""}) or "")
+        if not where.strip().startswith(str(stage)):
+            session.error(f"the staged tree is not what the tests import ({where}): mutants test nothing")
+    tests = sorted({t for _, spec in specs for t in spec["tests"]})  # type: ignore[attr-defined]
+    status, output = _pytest_in(session, stages[0], tests)
+    if status != 0:
+        session.error(f"the named tests fail without any mutant; fix them first:\n{output}")
+    free: list[Path] = list(stages)
+    lock = threading.Lock()
+
+    def judge(item: tuple[str, dict[str, object]]) -> tuple[str, str]:
+        with lock:
+            stage = free.pop()
+        try:
+            return item[0], _hand_mutant_run(session, stage, *item)
+        finally:
+            with lock:
+                free.append(stage)
+
+    verdicts: dict[str, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(len(stages)) as pool:
+        for name, verdict in pool.map(judge, specs):
+            verdicts[name] = verdict
+            mistake = "" if verdict == "killed" else f": {dict(specs)[name]['mistake']}"
+            session.log(f"{verdict.split(chr(10))[0]:<10} {name}{mistake}")
+    killed = sum(v == "killed" for v in verdicts.values())
+    session.log(f"hand-written mutants: {killed} of {len(specs)} killed")
+    if killed < len(specs):
+        session.error("; ".join(f"{n} {v}" for n, v in verdicts.items() if v != "killed"))
+
+
+def _installed_path(path: str) -> str:
+    """``bench/http/cell.py`` -> ``ftscale/bench/http/cell.py`` (where the staged tree has it)."""
+    return path if path.startswith("ftscale/") else f"ftscale/{path}"

@@ -1,9 +1,18 @@
-"""Shared fixtures: the free-threading marker, and the Hypothesis profiles.
+"""Shared fixtures: the free-threading marker, the Hypothesis profiles, and how ``nox -s tests``
+splits the suite.
 
 Hypothesis profiles (``pytest --hypothesis-profile NAME``): ``default`` has no deadline (a shared
 2-core machine times noisily) and keeps no example database in the work tree; ``mutants`` draws
 the same 25 examples on every run, so a mutant is killed or not independently of luck (and fast);
 ``thorough`` draws 20 times more examples, to look for counter-examples by hand.
+
+How the suite is split (markers declared in pyproject.toml; ``host`` applied in
+:func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist,
+``--dist loadfile``: each test module on one worker, so a module's fixtures are built once), then
+the ``serial`` ones alone. The host interpreter's session runs every test; the 3.14t session
+leaves out what does not depend on the interpreter running it (``host``: the orchestrator's logic,
+the reports, result files, builds and bundles; ``sweep``: long end-to-end runs of a bench), which
+the host session has run already.
 """
 
 from __future__ import annotations
@@ -11,12 +20,19 @@ from __future__ import annotations
 import os
 import sysconfig
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+T = TypeVar("T")
 
-requires_free_threading = pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded (t) build")
+
+def requires_free_threading(test: T) -> T:
+    """Skip ``test`` on a GIL build; marked ``freethreaded``, so the 3.14t session always runs it."""
+    skip = pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded (t) build")
+    return pytest.mark.freethreaded(skip(test))  # type: ignore[no-any-return]
+
 
 try:
     from hypothesis import settings
@@ -29,12 +45,34 @@ else:
     settings.load_profile("default")
 
 
+# Modules whose tests do not depend on the interpreter that runs them: the orchestrator's logic,
+# the reports, result files, builds, bundles and packaging. Marked ``host``: the 3.14t session
+# leaves them to the host interpreter's session (a test of them marked ``freethreaded`` stays).
+HOST_ONLY = frozenset(
+    {
+        "test_app", "test_audit", "test_bundle", "test_cell_rules", "test_core_contracts", "test_engine",
+        "test_findings", "test_http_bench", "test_intervals", "test_loadgen_stream", "test_machine",
+        "test_mistakes", "test_mix", "test_model_properties", "test_packaging", "test_profile",
+        "test_profile_buckets", "test_profile_hooks", "test_profile_report", "test_provision",
+        "test_report_browser", "test_report_charts", "test_report_fixtures", "test_report_render",
+        "test_report_stats", "test_report_streams", "test_schema", "test_stats_properties",
+        "test_stream_bench", "test_sweep", "test_verdict_rules",
+    }
+)  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With ``FTSCALE_EXAMPLES_FIRST`` set (``nox -s mutants``), example tests run before property tests.
+    """Mark ``host`` tests; with ``FTSCALE_EXAMPLES_FIRST`` set (``nox -s mutants``), run example
+    tests before property tests.
 
     A mutant usually fails an example first, and mutmut stops at the first failure; property tests
     draw many examples and cost the most, so they run only for the mutants the examples miss.
     """
+    for item in items:
+        module = item.nodeid.split("::")[0].rpartition("/")[2].removesuffix(".py")
+        if module in HOST_ONLY and item.get_closest_marker("freethreaded") is None:
+            item.add_marker(pytest.mark.host)
     if os.environ.get("FTSCALE_EXAMPLES_FIRST"):
         items.sort(key=lambda item: bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False)))
 

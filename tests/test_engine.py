@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +205,63 @@ def test_the_budget_through_the_micro_command(
     assert "done: 2 cells measured, 0 failed" in capsys.readouterr().out
     run = results.load_run(tmp_path / "b")
     assert len(run.ok_cells()) == 4 and [s["cells_measured"] for s in run.meta.slots] == [2, 2]
+
+
+# --- resume: a step is done only when every one of its cells is ------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeGroup:
+    """A step of several cells (an HTTP group: every design of one workload at one thread count)."""
+
+    threads: int
+
+    @property
+    def cell_keys(self) -> tuple[str, ...]:
+        return tuple(results.cell_id(b, "nbody", self.threads, scaling="strong") for b in ("3.14", "3.14t"))
+
+
+def group_cells(
+    group: FakeGroup, failing: Collection[str], skipped: Collection[str] = ()
+) -> list[schema.MicroCell]:
+    cells = []
+    for key in group.cell_keys:
+        status = "failed" if key in failing else "skipped" if key in skipped else "ok"
+        cells.append(schema.MicroCell(
+            run_id="r", cell_id=key, build=key.split("__")[0], workload="nbody", workload_class="pure-python",
+            size=10, threads=group.threads, scaling="strong", status=status, unit="calls/s",
+            samples=[100.0] if status == "ok" else [], error="boom" if status == "failed" else None,
+            skip_reason="cannot run here" if status == "skipped" else None,
+            started=results.now(), finished=results.now(),
+        ))  # fmt: skip
+    return cells
+
+
+def test_resume_measures_again_a_group_in_which_one_cell_failed(tmp_path: Path) -> None:
+    rundir, groups = new_run(tmp_path), [FakeGroup(1), FakeGroup(2)]
+    broken = groups[0].cell_keys[1]
+    first = engine.sweep(rundir, groups, lambda g: group_cells(g, {broken}), str, 1.0, tty=False)
+    assert (first.measured, first.failed) == (4, 1)
+    assert engine.finish(rundir, first, "slot-1", "ftscale bench --resume r", no_report=True) == 1
+    again: list[FakeGroup] = []
+
+    def measure(group: FakeGroup) -> list[schema.MicroCell]:
+        again.append(group)
+        return group_cells(group, set())
+
+    second = engine.sweep(rundir, groups, measure, str, 1.0, tty=False)
+    assert again == [groups[0]] and (second.measured, second.failed) == (2, 0)
+    assert rundir.done() == {k for g in groups for k in g.cell_keys}
+
+
+def test_resume_leaves_a_group_whose_cells_were_measured_or_skipped(tmp_path: Path) -> None:
+    rundir, group = new_run(tmp_path), FakeGroup(1)
+    engine.sweep(rundir, [group], lambda g: group_cells(g, set(), {g.cell_keys[0]}), str, 1.0, tty=False)
+    again: list[FakeGroup] = []
+
+    def measure(g: FakeGroup) -> list[schema.MicroCell]:
+        again.append(g)
+        return []
+
+    engine.sweep(rundir, [group], measure, str, 1.0, tty=False)
+    assert again == []

@@ -196,6 +196,7 @@ def trivial() -> object:
     server.stop(timeout_s=5)
 
 
+@pytest.mark.serial  # a wall-clock bound
 @pytest.mark.parametrize("seconds", [0.5, 1.5])
 def test_a_load_runs_as_long_as_stated(trivial: int, seconds: float) -> None:
     from ftscale.bench.http.loadgen import LoadSpec, run_python, run_wrk, wrk_path

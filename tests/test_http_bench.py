@@ -273,6 +273,7 @@ def _starved_run(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # pins busy loops to the CPUs
 @pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs: one for the server, one for the client"
 )
@@ -295,6 +296,7 @@ def test_a_starved_generator_is_flagged(tmp_path: Path, clients: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # the generator must not be starved by the rest of the suite either
 def test_an_unstarved_generator_is_not_flagged(tmp_path: Path) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     # the server (about 10 ms a request) sets the pace: the generator mostly waits for answers

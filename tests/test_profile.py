@@ -300,3 +300,74 @@ def test_perf_not_permitted_is_one_line_with_how_to_enable_it(
     assert isinstance(found, perf.Unavailable)
     assert found.reason.startswith("perf not permitted (perf_event_paranoid=")
     assert "sysctl kernel.perf_event_paranoid=1" in found.reason and "\n" not in found.reason
+
+
+# --- the bucket rules, each on a stack built for it ------------------------------------------------
+
+PY_DSO, LIBC, KERNEL, MAP = (
+    "/x/bin/python3.14t",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "[kernel.kallsyms]",
+    "/tmp/perf-1.map",
+)
+KERNEL_WAIT = (("futex_wait", KERNEL), ("do_syscall_64", KERNEL), ("entry_SYSCALL_64_after_hwframe", KERNEL))
+USER_WAIT = (("__futex_abstimed_wait_common", LIBC), ("sem_clockwait", LIBC))
+ACQUIRE = (("PyThread_acquire_lock_timed", PY_DSO), ("lock_PyThread_acquire_lock", PY_DSO))
+
+
+def stack(*frames: tuple[str, str]) -> stacks.Sample:
+    """A sample of the given frames, leaf first."""
+    return stacks.Sample(
+        "t", 1, 2, 0.0, 1_000_000, "cpu-clock:pppH", tuple(stacks.Frame(s, d) for s, d in frames)
+    )
+
+
+@pytest.mark.parametrize("leaf", ["kernel", "libc"])
+@pytest.mark.parametrize(
+    "handler",
+    ["/app/signals.py", "/venv/lib/python3.14t/site-packages/uvicorn/server.py"],
+    ids=["app", "uvicorn"],
+)
+@pytest.mark.parametrize("gil", [False, True])
+def test_a_sample_inside_a_lock_wait_is_the_wait_whatever_python_frame_ran_it(
+    leaf: str, handler: str, gil: bool
+) -> None:
+    """A signal handler (here one of the app's, or uvicorn's) blocked on a lock: the sample is the
+    wait, not the kernel it sleeps in, nor the handler's Python frame or the HTTP stack it is in."""
+    wait = (*KERNEL_WAIT, *USER_WAIT) if leaf == "kernel" else USER_WAIT
+    sample = stack(
+        *wait, *ACQUIRE, ("_PyEval_EvalFrameDefault", PY_DSO), (f"py::handle_exit:{handler}", MAP),
+        ("_PyEval_EvalFrameDefault", PY_DSO), ("py::serve:/app/main.py", MAP),
+    )  # fmt: skip
+    assert buckets.classify(sample, gil=gil) is Bucket.LOCK_WAIT
+    assert (
+        buckets.call_site(sample, Bucket.LOCK_WAIT)
+        == "lock-wait: sem_clockwait <- PyThread_acquire_lock_timed"
+    )
+
+
+def test_frames_above_the_eval_loop_are_ignored() -> None:
+    """A C extension that waited on a lock and called back into Python: the callback's own work is
+    Python, whether the chain stops at the eval loop or at the callback's Python frame."""
+    above = (
+        ("callback_trampoline", "/app/ext.so"),
+        ("_PyMutex_LockSlow", PY_DSO),
+        ("_PyParkingLot_Park", PY_DSO),
+    )
+    at_eval = stack(
+        ("PyObject_GetAttr", PY_DSO), ("_PyEval_EvalFrameDefault", PY_DSO), ("PyObject_Call", PY_DSO), *above
+    )
+    at_frame = stack(
+        ("PyObject_GetAttr", PY_DSO), ("py::callback:/app/x.py", MAP), ("PyObject_Call", PY_DSO), *above
+    )
+    for sample in (at_eval, at_frame):
+        assert buckets.c_chain(sample) == ["PyObject_GetAttr"]
+        assert buckets.classify(sample, gil=False) is Bucket.PYTHON
+    # the GIL taken above the eval loop is not this sample's either
+    gil_above = stack(
+        ("PyObject_GetAttr", PY_DSO), ("_PyEval_EvalFrameDefault", PY_DSO), ("take_gil", PY_DSO)
+    )
+    assert buckets.classify(gil_above, gil=True) is Bucket.PYTHON
+    # ... while below it, it is
+    gil_below = stack(("take_gil", PY_DSO), ("_PyEval_EvalFrameDefault", PY_DSO))
+    assert buckets.classify(gil_below, gil=True) is Bucket.GIL

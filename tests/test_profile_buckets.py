@@ -22,6 +22,9 @@ from ftscale.bench.env import provision
 from ftscale.bench.profile import growth, perf, session
 from ftscale.vocab import Bucket
 
+# Recorded alone: a free-threaded case preempted by other processes is skipped, not judged.
+pytestmark = pytest.mark.serial
+
 CASES = Path(__file__).parent / "profile_cases.py"
 SECONDS = 0.6  # per recording: about 600 samples per busy thread at 999 Hz
 PREEMPTED = 0.15  # share of a 2-thread run's capacity spent preempted that voids a free-threaded run

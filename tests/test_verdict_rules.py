@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -282,3 +282,222 @@ def test_a_repetition_disturbed_again_after_its_redo_flags_the_cell_but_does_not
     assert str(Flag.DISTURBED) in flags_for(p, reps, None)
     info = flag_info(str(Flag.DISTURBED))
     assert info is not None and not info.disqualifies
+
+
+# --- each rule on both sides, and at its edges ------------------------------------------------------
+# A rule applied to the wrong side, or given one side's state for the other's, leaves the tests above
+# green when they look at one side only; these are parametrized over both.
+
+BOTH_SIDES = pytest.mark.parametrize("flagged", ["3.14t", "3.14"], ids=["free-threaded-side", "gil-side"])
+
+
+def twin(build: str) -> str:
+    return "3.14" if build == "3.14t" else "3.14t"
+
+
+def near(x: float) -> list[float]:
+    return [x, x + 1.0, x + 2.0]
+
+
+@BOTH_SIDES
+def test_a_side_whose_every_point_is_flagged_qualifies_the_verdict_by_its_own_flag(flagged: str) -> None:
+    """Every point of one side flagged, the other side clean -> the comparison stands in that side's
+    best flagged point and is qualified by *its* flag, not by the other side's."""
+    clean = twin(flagged)
+    cells = [
+        cell(flagged, 1, near(100.0), flags=[str(Flag.ERRORS)]),
+        cell(flagged, 2, near(110.0), flags=[str(Flag.ERRORS)]),
+        cell(clean, 1, near(90.0)),
+        cell(clean, 2, near(200.0), flags=[str(Flag.NAGLE)]),  # faster, flagged: shown, never chosen
+    ]
+    (v,) = verdicts(model(cells))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    ft_side = flagged == "3.14t"
+    stand_in, chosen = (pair.contender, pair.reference) if ft_side else (pair.reference, pair.contender)
+    assert stand_in is not None and stand_in.build == flagged and stand_in.point.threads == 2
+    assert chosen is not None and chosen.build == clean and chosen.point.threads == 1
+    assert pair.qualified == (str(Flag.ERRORS),)
+    faster = pair.reference_flagged if ft_side else pair.contender_flagged
+    assert faster is not None and faster.point.threads == 2 and faster.build == clean
+    assert "Qualified" in words.comparison_sentence(pair, memory=False)
+    # and with both sides clean, nothing qualifies it
+    (v,) = verdicts(model([cell(flagged, 1, near(100.0)), cell(clean, 1, near(90.0))]))  # type: ignore[arg-type]
+    assert v.comparisons[0].qualified == ()
+
+
+@BOTH_SIDES
+def test_a_flagged_confirmation_round_qualifies_the_verdict_on_either_side(flagged: str) -> None:
+    drift = [1.0, 0.7, 1.2, 0.9, 1.1, 0.8, 1.3, 1.0, 0.95, 1.05]
+    rounds = {
+        b: cell(
+            b, 1, [x * d for d in drift], stage="confirm", flags=[str(Flag.ERRORS)] if b == flagged else []
+        )
+        for b, x in (("3.14t", 120.0), ("3.14", 100.0))
+    }
+    explore = [cell("3.14t", 1, near(120.0)), cell("3.14", 1, near(100.0))]
+    (v,) = verdicts(model([*explore, *rounds.values()]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.confirmed and pair.qualified == (str(Flag.ERRORS),)
+
+
+@BOTH_SIDES
+def test_one_side_limited_by_the_generator_is_judged_not_generator_bound(flagged: str) -> None:
+    saturated = [str(Flag.GENERATOR_SATURATED)]
+    cells = [cell(flagged, 1, near(150.0), flags=saturated), cell(twin(flagged), 1, near(100.0))]
+    (v,) = verdicts(model(cells))  # type: ignore[arg-type]
+    assert v.comparisons[0].outcome in ("free-threaded", "gil")
+    assert v.comparisons[0].qualified == (str(Flag.GENERATOR_SATURATED),)
+    # the bench confirms it (it stops only when every finalist was limited)
+    plans = {
+        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4) for c in cells
+    }
+    chosen, why = confirm.finalists(cells, plans, [("3.14t", "3.14")], 2)
+    assert why is None and len(chosen) == 2
+
+
+@pytest.mark.parametrize("flag", [Flag.SHARED_CPUS, Flag.HIGH_CV])
+def test_a_flag_that_does_not_disqualify_leaves_the_point_eligible_and_unqualified(flag: Flag) -> None:
+    noted = cell("3.14t", 2, near(150.0), flags=[str(flag)])
+    plain = cell("3.14t", 1, near(100.0))
+    chosen = confirm.candidate([noted, plain], server_cpus=2)
+    assert chosen is not None and chosen[0].cell_id == noted.cell_id and chosen[1].rule == confirm.RULE
+    (v,) = verdicts(model([noted, plain, cell("3.14", 1, near(90.0))]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.contender is not None and pair.contender.point.threads == 2
+    assert pair.qualified == () and v.best_flagged is None
+
+
+def test_without_an_eligible_point_the_stand_in_is_the_flagged_point_never_an_oversubscribed_one() -> None:
+    """An oversubscribed point does not disqualify by its flag, so standing it in would let it win
+    unqualified; the flagged point that fits stands in, qualified by its flag."""
+    flagged = cell("3.14t", 2, near(100.0), flags=[str(Flag.ERRORS)])
+    over = cell("3.14t", 4, near(300.0), flags=[str(Flag.OVERSUBSCRIBED)])
+    (v,) = verdicts(model([flagged, over, cell("3.14", 1, near(90.0))]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.contender is not None and pair.contender.point.threads == 2
+    assert pair.qualified == (str(Flag.ERRORS),)
+    chosen = confirm.candidate([flagged, over], server_cpus=2)
+    assert chosen is not None and chosen[0].cell_id == flagged.cell_id
+    assert chosen[1].rule == confirm.FALLBACK_RULE and chosen[1].ineligible == 2
+
+
+def _contender_threads(cells: Sequence[HttpCell]) -> int:
+    (v,) = verdicts(model([*cells, cell("3.14", 1, near(50.0))]))  # type: ignore[arg-type]
+    contender = v.comparisons[0].contender
+    assert contender is not None
+    return contender.point.threads
+
+
+def _candidate_threads(cells: Sequence[HttpCell]) -> int:
+    chosen = confirm.candidate(cells, server_cpus=2)
+    assert chosen is not None
+    return chosen[0].threads
+
+
+CHOOSERS = pytest.mark.parametrize(
+    "threads_chosen", [_candidate_threads, _contender_threads], ids=["bench", "report"]
+)
+
+
+@CHOOSERS
+def test_candidates_tied_on_the_lower_bound_go_to_the_higher_median(
+    threads_chosen: Callable[..., int],
+) -> None:
+    steady = cell("3.14t", 1, [100.0, 101.0, 102.0])
+    higher = cell("3.14t", 2, [100.0, 105.0, 110.0])  # the same lower bound, a higher median
+    assert threads_chosen([steady, higher]) == 2
+
+
+@CHOOSERS
+def test_candidates_tied_on_bound_and_median_go_to_fewer_threads(threads_chosen: Callable[..., int]) -> None:
+    assert threads_chosen([cell("3.14t", 2, near(100.0)), cell("3.14t", 1, near(100.0))]) == 1
+
+
+@CHOOSERS
+def test_a_point_at_exactly_the_server_cpus_is_eligible(threads_chosen: Callable[..., int]) -> None:
+    two = cell("3.14t", 2, near(200.0))
+    assert threads_chosen([cell("3.14t", 1, near(100.0)), two]) == 2
+
+
+def test_only_closed_loop_exploration_points_that_were_measured_are_candidates() -> None:
+    base = cell("3.14t", 1, near(100.0))
+    faster = cell("3.14t", 2, near(300.0))
+    variants = {
+        "open loop": faster.model_copy(update={"load": "open", "cell_id": "open"}),
+        "confirmation": faster.model_copy(update={"stage": "confirm", "cell_id": "confirm"}),
+        "failed": faster.model_copy(update={"status": "failed", "cell_id": "failed"}),
+    }
+    for name, other in variants.items():
+        chosen = confirm.candidate([base, other], server_cpus=2)
+        assert chosen is not None and chosen[0].cell_id == base.cell_id, name
+    # the report's verdict reads the closed loop only, too
+    assert _contender_threads([base, variants["open loop"]]) == 1
+
+
+@pytest.mark.parametrize(("rounds", "confirmed"), [(1, False), (2, True)])
+def test_a_pair_is_confirmed_from_two_shared_rounds(rounds: int, confirmed: bool) -> None:
+    explore = [cell("3.14t", 1, near(120.0)), cell("3.14", 1, near(100.0))]
+    confirms = [
+        cell("3.14t", 1, [120.0, 118.0][:rounds], stage="confirm"),
+        cell("3.14", 1, [100.0, 99.0][:rounds], stage="confirm"),
+    ]
+    (v,) = verdicts(model([*explore, *confirms]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.confirmed is confirmed and pair.stage == ("confirmed" if confirmed else "explored")
+
+
+def test_each_builds_row_shows_the_confirmed_ratio_and_the_reference_exactly_one() -> None:
+    drift = [1.0, 0.7, 1.2, 0.9, 1.1, 0.8, 1.3, 1.0, 0.95, 1.05]
+    explore = [cell("3.14t", 1, near(200.0)), cell("3.14", 1, near(100.0))]
+    ft_rounds = cell("3.14t", 1, [80.0 * d for d in drift], stage="confirm")
+    gil_rounds = cell("3.14", 1, [100.0 * d for d in drift], stage="confirm")
+    (v,) = verdicts(model([*explore, ft_rounds, gil_rounds]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.outcome == "gil" and pair.rounds_needed is None  # decided: no rounds to suggest
+    rows = {b.build: b for b in v.builds}
+    assert rows["3.14t"].choice.point.cell.cell_id == ft_rounds.cell_id
+    assert rows["3.14t"].relative == pair.ratio
+    assert rows["3.14"].choice.point.cell.cell_id == gil_rounds.cell_id
+    assert (rows["3.14"].relative.value, rows["3.14"].relative.low) == (1.0, 1.0)
+    # the exploration rows keep the exploration candidates
+    explored = {b.build: b.choice.point.cell.stage for b in v.explored_builds}
+    assert explored == {"3.14": "explore", "3.14t": "explore"}
+
+
+@pytest.mark.parametrize("margin", [0.0, 1.0, -0.1])
+def test_a_margin_outside_zero_to_one_falls_back_to_the_default(margin: float) -> None:
+    cells = [cell("3.14t", 1, [100.0, 104.0, 108.0]), cell("3.14", 1, [100.0, 100.5, 101.0])]
+    (v,) = verdicts(model(cells, margin=margin))  # type: ignore[arg-type]
+    assert v.comparisons[0].margin == intervals.DEFAULT_MARGIN
+
+
+def test_memory_is_the_contenders_over_the_references_by_distinct_pages_first() -> None:
+    def measured(build: str, **memory: int) -> HttpCell:
+        reps = [synthetic.http_repetition(x, **memory) for x in near(100.0)]
+        return synthetic.http_cell(1, reps, build=build)
+
+    pages = [
+        measured("3.14t", unique_bytes=200, pss_bytes=10),
+        measured("3.14", unique_bytes=100, pss_bytes=40),
+    ]
+    (v,) = verdicts(model(pages))  # type: ignore[arg-type]
+    assert v.comparisons[0].memory_ratio == pytest.approx(2.0)  # pages, not PSS (0.25)
+    pss = [measured("3.14t", pss_bytes=30), measured("3.14", pss_bytes=60)]
+    (v,) = verdicts(model(pss))  # type: ignore[arg-type]
+    assert v.comparisons[0].memory_ratio == pytest.approx(0.5)
+
+
+def test_a_micro_cells_independent_samples_are_one_per_pyperf_process() -> None:
+    """pyperf's values from one worker process are not independent: each process counts once, by
+    the median of its values, so three processes give a 3-sample interval, not a 9-sample one."""
+    from ftscale.bench.report.model import independent_samples
+    from ftscale.schema import MicroRepetition
+
+    values = [100.0, 101.0, 102.0, 200.0, 201.0, 202.0, 300.0, 301.0, 302.0]
+    reps = [
+        MicroRepetition(process=i // 3, loops=1, seconds_per_round=1.0, calls_per_round=1) for i in range(9)
+    ]
+    micro = synthetic.micro_cell(1, values).model_copy(update={"repetitions": reps})
+    assert independent_samples(micro) == [101.0, 201.0, 301.0]
+    (series,) = build_model(synthetic.run([micro])).series
+    assert series.points[0].n_samples == 3
