@@ -598,6 +598,7 @@ class HttpRepetition(Model):
     unique_bytes: int | None = None  # distinct pages of the server's tree (ftscale.bench.http.memory)
     interference: Interference | None = None
     round: int | None = None  # confirmation rounds: the round (0, 1 …) this repetition belongs to
+    gil_came_back: bool = False  # a free-threaded build's server had the GIL on after this load (format 4)
 
 
 class MicroRepetition(Model):

@@ -56,7 +56,8 @@ HOST_ONLY = frozenset(
         "test_profile_buckets", "test_profile_hooks", "test_profile_report", "test_provision",
         "test_report_browser", "test_report_charts", "test_report_fixtures", "test_report_render",
         "test_report_stats", "test_report_streams", "test_schema", "test_stats_properties",
-        "test_stream_bench", "test_sweep", "test_verdict_rules",
+        "test_stream_bench", "test_sweep", "test_verdict_rules", "test_capacity", "test_headline",
+        "test_ceiling_share", "test_audit_build",
     }
 )  # fmt: skip
 

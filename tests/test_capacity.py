@@ -457,3 +457,19 @@ def test_an_open_loops_throughput_spread_is_not_server_noise(load: str, flagged:
     model = model_module.build_model(synthetic.run([cell]))
     (point,) = [p for s in model.series for p in s.points]
     assert (str(Flag.HIGH_CV) in point.flags) is flagged
+
+
+def test_open_loop_latency_counts_from_the_due_time_not_the_send() -> None:
+    """One connection, requests due every 25 ms, a server that takes 50 ms each: each request is
+    sent only when the previous answer is in, so from its send it waits 50 ms, but it was due ever
+    earlier: latency from the due time grows with the backlog (no coordinated omission)."""
+    with SlowServer(0.05) as server:
+        spec = LoadSpec(
+            "127.0.0.1", server.port, "/x", method="GET", connections=1, duration_s=1.0, rate=40.0,
+            arrivals="uniform",
+        )  # fmt: skip
+        result = loadgen.run_python(spec)
+    p50, p99 = result.latency_ms["p50"], result.latency_ms["p99"]
+    assert p50 is not None and p99 is not None
+    assert p50 > 200.0 and p99 > 600.0  # from the send it would be 50 ms, every one
+    assert result.send_lag_p99_ms is not None

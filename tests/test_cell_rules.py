@@ -267,3 +267,25 @@ def test_confirmation_rounds_measure_every_finalist_once_per_round_and_number_th
     for cell in cells:
         assert cell.status == "ok" and cell.stage == "confirm" and cell.selection == why
         assert [r.round for r in cell.repetitions] == [0, 1, 2, 3]
+
+
+class GilInFirstServerOnly(FakeServer):
+    """A free-threaded server whose GIL comes back during the load on the first server started only."""
+
+    started = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        GilInFirstServerOnly.started += 1
+        self.first = GilInFirstServerOnly.started == 1
+
+    def info(self) -> Info:
+        return real_info(py_gil_disabled=True, gil_enabled=self.first and self.usage_calls >= 2)
+
+
+def test_a_gil_that_came_back_in_any_repetition_flags_the_cell_and_its_gil_state() -> None:
+    GilInFirstServerOnly.started = 0
+    (cell,) = _measure(FakeLauncher(lambda p: GilInFirstServerOnly()), FakeGenerator())
+    assert [r.gil_came_back for r in cell.repetitions] == [True, False, False]
+    assert cell.info_after is not None and cell.info_after.gil_enabled is False  # the last server's
+    assert str(Flag.GIL_ENABLED) in cell.flags and cell.gil_enabled is True

@@ -501,3 +501,11 @@ def test_a_micro_cells_independent_samples_are_one_per_pyperf_process() -> None:
     assert independent_samples(micro) == [101.0, 201.0, 301.0]
     (series,) = build_model(synthetic.run([micro])).series
     assert series.points[0].n_samples == 3
+
+
+def test_a_build_with_only_oversubscribed_points_has_no_candidate_in_the_report_either() -> None:
+    over = [cell("3.14t", 4, [300.0, 301.0, 302.0], flags=[str(Flag.OVERSUBSCRIBED)])]
+    (v,) = verdicts(model([*over, cell("3.14", 1, [90.0, 91.0, 92.0])]))  # type: ignore[arg-type]
+    (pair,) = v.comparisons
+    assert pair.contender is None and pair.contender_flagged is None and pair.ratio is None
+    assert "cannot be compared" in words.comparison_sentence(pair, memory=False)

@@ -284,6 +284,14 @@ def gil_came_back(info: Info | None) -> bool:
     return info is not None and info.interpreter.py_gil_disabled and info.gil_enabled
 
 
+def gil_after(out: Outcome) -> bool | None:
+    """The GIL as the cell's servers left it: on after any repetition's load, else as /info last said."""
+    if any(r.gil_came_back for r in out.reps):
+        return True
+    info = out.info_after or out.info_before
+    return info.gil_enabled if info is not None else None
+
+
 def flags_for(
     plan: Plan, reps: Sequence[HttpRepetition], info: Info | None, target_ms: float | None = None
 ) -> list[str]:
@@ -292,7 +300,7 @@ def flags_for(
     flags: list[Flag] = gencheck.generator_flags(reps, target_ms)
     if any(r.errors for r in reps):
         flags.append(Flag.ERRORS)
-    if gil_came_back(info):
+    if gil_came_back(info) or any(r.gil_came_back for r in reps):
         flags.append(Flag.GIL_ENABLED)
     if any(unbalanced(r.units, plan.units) for r in reps):
         flags.append(Flag.UNBALANCED)
@@ -509,7 +517,8 @@ class Session:
         units = unit_deltas(before_info, after_info, self.plan.units)
         unique = memory.unique_bytes(server.pids()) if server.pids() else None
         window = Window(before, after, seconds, disturbance, unique)
-        return _repetition(load, health, window, ceiling, units, rate)
+        rep = _repetition(load, health, window, ceiling, units, rate)
+        return rep.model_copy(update={"gil_came_back": gil_came_back(after_info)})
 
 
 def _rounded(x: float | None) -> float | None:
@@ -590,7 +599,7 @@ def _cell(out: Outcome, run_id: str) -> HttpCell:
         flags=capacity.with_search_flags(
             flags_for(plan, out.reps, nodelay, out.slo.target_p99_ms if out.slo else None), out.slo
         ),
-        gil_enabled=out.info_before.gil_enabled if out.info_before else None,
+        gil_enabled=gil_after(out),
     )
 
 

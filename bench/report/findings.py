@@ -118,7 +118,9 @@ def best_clean(series: Sequence[Series]) -> tuple[Choice | None, Choice | None]:
         return None, None
     clean = [c for c in points if c.clean]
     best = max(clean, key=rank) if clean else None
-    fitting = [c for c in points if not c.oversubscribed] or points
+    fitting = [c for c in points if not c.oversubscribed]
+    if not fitting:  # only oversubscribed points: nothing that could carry a comparison
+        return None, None
     overall = max(fitting, key=rank)
     faster_flagged = overall if not overall.clean and (best is None or rank(overall) > rank(best)) else None
     return best, faster_flagged
