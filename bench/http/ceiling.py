@@ -38,8 +38,8 @@ from ftscale.vocab import Flag
 PASS_PYPERF = PyperfSettings(processes=1, values=3, warmups=1, min_time=0.05, in_process=True)
 # One cell's duration before any was measured: the worker's start (an interpreter importing the
 # workloads and pyperf), pyperf's calibration, a warm-up and three values (the 2-core development
-# machine, default sizes of about 10 ms a call).
-CELL_S = 1.2
+# machine, default sizes of about 10 ms a call: the quick preset's 6 cells took 5 s).
+CELL_S = 0.85
 STAGE = "ceiling"
 
 

@@ -81,7 +81,7 @@ PRESETS: dict[str, Preset] = {
             "quick",
             "3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
             "designs against the GIL build's scale-out designs (stock deployments included), then 10 "
-            "confirmation rounds of each build's candidate; about 5 minutes on 2 cores",
+            "confirmation rounds of each build's candidate; about 4 minutes on 2 cores",
             ("3.14", "3.14t"),
             ("nbody", "sha256_hash", "rag_gateway"),
             THREAD_DESIGNS,

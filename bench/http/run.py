@@ -63,13 +63,15 @@ from ftscale.vocab import DEFAULT_SERVER, Arrival, Flag, HttpServer, Topology, W
 # What one repetition costs besides its warm-up and load, before any was measured: the server's
 # start (until /health answers) and stop, /info before and after, the usage and memory readings,
 # the generator's and the probe's own start. Per way of starting servers (--server-start),
-# measured on the 2-core development machine: forked from a zygote, see the quick runs the README
-# cites; spawned, 72 repetitions in 510 s with 2.5 s of each warm-up and load
-# (results/20261126T012948Z-http-vm).
-REPETITION_OVERHEAD_S = {"fork": 0.9, "spawn": 4.5}
+# measured on the 2-core development machine: forked from a zygote, the quick preset's 54
+# exploration repetitions took 124 s and its 60 confirmation repetitions 112 s, each 1.5 s of
+# warm-up and load (start and stop alone: 0.26 s, median of 114); spawned, 72 repetitions in
+# 510 s with 2.5 s of each warm-up and load (results/20261126T012948Z-http-vm).
+REPETITION_OVERHEAD_S = {"fork": 0.36, "spawn": 4.5}
 # What a stock deployment adds to that (it starts and stops its workers its own way: uvicorn
-# --workers spawns fresh interpreters, gunicorn's arbiter forks and reaps), measured the same way.
-TOPOLOGY_OVERHEAD_S = {"gunicorn": 0.6, "uvicorn-workers": 3.2}
+# --workers spawns fresh interpreters, gunicorn's arbiter forks and reaps), measured the same way:
+# start and stop took 2.81 s (uvicorn --workers) and 0.42 s (gunicorn) against ftscale's 0.26 s.
+TOPOLOGY_OVERHEAD_S = {"gunicorn": 0.16, "uvicorn-workers": 2.55}
 # What --dry-run assumes a design's closed-loop median to be when it estimates a capacity search,
 # which cannot be known before the design is measured: about what the quick workloads reach on one
 # thread of the development machine (nbody 80 req/s, results/20261126T012948Z-http-vm). A faster
@@ -572,9 +574,9 @@ def _loads(job: Job, groups: Sequence[Group | ConfirmGroup | CeilingGroup]) -> l
 # Fixed costs of a run besides its cells, before any was measured (the 2-core development machine,
 # environments already made): a zygote per build, one calibration load per load kind and
 # connection count, and the report (charts for three workloads).
-ZYGOTE_S = 1.5
-CALIBRATION_LOAD_S = 1.6
-REPORT_S = 15.0
+ZYGOTE_S = 1.0
+CALIBRATION_LOAD_S = 1.3
+REPORT_S = 5.0
 
 
 def ceiling_groups(job: Job) -> list[CeilingGroup]:
