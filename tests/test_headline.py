@@ -63,7 +63,8 @@ def test_the_headline_estimate_for_a_16_cpu_host_adds_up_part_by_part(tmp_path: 
     assert parts["in-process"] == pytest.approx(workloads_ * builds * 7 * ceiling.CELL_S)
     stock = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in http.PRESETS["headline"].gil_designs)
     assert parts["sweep"] == pytest.approx(workloads_ * 4 * (designs * 2 * per_rep(job) + 2 * stock))
-    assert parts["confirmation"] == pytest.approx(workloads_ * 10 * 2 * per_rep(job))
+    gil = http.PRESETS["headline"].gil_designs
+    assert parts["confirmation"] == pytest.approx(workloads_ * 10 * (2 * per_rep(job) + stock / len(gil)))
     loads = 2  # nbody at 2 x 12 connections, rag_gateway at 4 x 12
     assert parts["start"] == pytest.approx(builds * http.ZYGOTE_S + loads * http.CALIBRATION_LOAD_S)
     assert parts["report"] == http.REPORT_S

@@ -320,7 +320,9 @@ def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
     extra = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for t in ("gunicorn", "uvicorn-workers"))
     sweep = 3 * (6 * 3 * per_rep + 3 * extra)
     assert f"sweep {sweep:,.0f} s" in out
-    assert f"confirmation {3 * 10 * 2 * per_rep:,.0f} s" in out
+    # a candidate could be any of its build's designs: the GIL side's stock start and stop on average
+    expected_extra = extra / 4
+    assert f"confirmation {3 * 10 * (2 * per_rep + expected_extra):,.0f} s" in out
     assert list(tmp_path.iterdir()) == []
 
 

@@ -524,10 +524,14 @@ def repetition_seconds(job: Job) -> float:
     return overhead + job.settings.warmup_s + load_seconds(job.settings.duration_s)
 
 
+def twinned(builds: Sequence[str]) -> list[str]:
+    """The builds of ``builds`` whose twin is in the run too (``3.14t`` and ``3.14``): each sends a
+    candidate to every workload's confirmation rounds (by name, before any build is described)."""
+    return [b for b in builds if (b.endswith("t") and b[:-1] in builds) or f"{b}t" in builds]
+
+
 def paired_builds(builds: Sequence[str]) -> int:
-    """How many of ``builds`` have their twin in the run (``3.14t`` and ``3.14``): the finalists
-    each workload's confirmation rounds measure, by name, before any build is described."""
-    return sum(1 for b in builds if (b.endswith("t") and b[:-1] in builds) or f"{b}t" in builds)
+    return len(twinned(builds))
 
 
 def search_seconds(job: Job, shares: Sequence[float] = capacity.UPWARD) -> float:
@@ -542,13 +546,25 @@ def search_seconds(job: Job, shares: Sequence[float] = capacity.UPWARD) -> float
     )  # fmt: skip
 
 
+def confirmation_seconds(job: Job) -> float:
+    """The estimate of one workload's confirmation rounds. Which design each build sends is not
+    known before its exploration: a stock deployment's own start and stop is counted as the
+    average over the designs of that kind of build (any of them may be its candidate)."""
+    per_rep = repetition_seconds(job)
+    extra = 0.0
+    for build in twinned(job.matrix.builds):
+        designs = job.matrix.designs(build.endswith("t"))
+        extra += sum(TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in designs) / max(1, len(designs))
+    return job.settings.rounds * (paired_builds(job.matrix.builds) * per_rep + extra)
+
+
 def group_seconds(job: Job, group: Group | ConfirmGroup | CeilingGroup) -> float:
     """The bench's estimate of one group's duration before any has been measured."""
     if isinstance(group, CeilingGroup):
         return len(group.plans) * ceiling.CELL_S
     per_rep = repetition_seconds(job)
     if isinstance(group, ConfirmGroup):
-        return job.settings.rounds * paired_builds(job.matrix.builds) * per_rep
+        return confirmation_seconds(job)
     plans = [p for p in group.plans if p.skip_reason is None]
     measured = [p for p in plans if p.load == "closed" or p.offered_share]
     reps = job.settings.repetitions * len(measured)
@@ -588,7 +604,7 @@ def estimate_seconds(job: Job) -> dict[str, float]:
     """The run's duration by part, from the bench's own estimates (environments already made)."""
     explore = job.matrix.groups({b: b.endswith("t") for b in job.matrix.builds})
     confirmation = len(job.matrix.workloads) if job.settings.rounds >= 2 else 0
-    per_confirmation = job.settings.rounds * paired_builds(job.matrix.builds) * repetition_seconds(job)
+    per_confirmation = confirmation_seconds(job)
     return {
         "in-process": sum(group_seconds(job, g) for g in ceiling_groups(job)),
         "sweep": sum(group_seconds(job, g) for g in explore),
