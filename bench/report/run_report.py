@@ -147,6 +147,9 @@ def answer_section(model: RunModel, found: Sequence[Verdict]) -> list[Block]:
     limits = profiles.verdict_sentences(model)  # --profile: what limits scaling, per workload
     for v, line in zip(found, words.verdict_sentences(model, found), strict=True):
         blocks.append(Paragraph(f"{line} {limits[v.workload]}" if v.workload in limits else line))
+    shared = words.common_caveats_sentence(model, found)
+    if shared:
+        blocks.append(Paragraph(shared))
     if any(v.builds for v in found):
         chart = charts.answer(found, unit_of(model.series))
         blocks.append(

@@ -104,10 +104,20 @@ def comparison_sentence(c: Comparison, memory: bool) -> str:
             (c.contender, c.reference) if c.outcome == "free-threaded" else (c.reference, c.contender)
         )
         factor = ratio.value if c.outcome == "free-threaded" else 1 / ratio.value
-        head = (
-            f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
-            f"({rate(loser)}; {ft} ÷ {gil} {interval}{evidence(c)})"
-        )
+        if c.stage == "confirmed":
+            lo, hi = intervals.equivalence_bounds(c.margin)
+            small = ratio.has_interval and lo <= ratio.low and ratio.high <= hi
+            head = (
+                f"{where(winner)} wins: {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} round for round "
+                f"({ft} ÷ {gil} {interval}{evidence(c)}; medians over the rounds {rate(c.contender)} ({ft}) "
+                f"and {rate(c.reference)} ({gil}))"
+                + (f", a difference within the {margin} margin" if small else "")
+            )
+        else:
+            head = (
+                f"{where(winner)} wins: {rate(winner)}, {fmt.fixed(factor)}{fmt.TIMES} {where(loser)} "
+                f"({rate(loser)}; {ft} ÷ {gil} {interval}{evidence(c)})"
+            )
     head += stream_clause(c)
     if memory and math.isfinite(c.memory_ratio):
         mine, theirs = c.contender.point, c.reference.point
@@ -255,10 +265,24 @@ def verdict_sentences(model: RunModel, found: Sequence[Verdict]) -> list[str]:
             )
         servers = servers_sentence(v)
         body += f" {servers}" if servers else ""
-        notes = caveats(model, v)
+        shared = set(common_caveats(model, found))
+        notes = [n for n in caveats(model, v) if n not in shared]
         tail = f" Caveats: {'; '.join(notes)}." if notes else ""
         lines.append(head + body + tail)
     return lines
+
+
+def common_caveats(model: RunModel, found: Sequence[Verdict]) -> list[str]:
+    """The caveats every workload's verdict shares, said once (with more than one workload)."""
+    if len(found) < 2:
+        return []
+    each = [caveats(model, v) for v in found]
+    return [note for note in each[0] if all(note in others for others in each[1:])]
+
+
+def common_caveats_sentence(model: RunModel, found: Sequence[Verdict]) -> str:
+    shared = common_caveats(model, found)
+    return f"For every workload: {'; '.join(shared)}." if shared else ""
 
 
 def capacity_where(series: Series, point: Point) -> str:
