@@ -141,6 +141,45 @@ ARRIVAL_HELP: dict[Arrival, str] = {
 }
 
 
+class Generator(enum.StrEnum):
+    """Which load generator offers the HTTP bench's load (``--generator``; its runner:
+    ``ftscale.bench.http.loadgen.RUNNERS``)."""
+
+    WRK = "wrk"  # wrk (C, epoll): closed loop only; the default where it is installed
+    PYTHON = "python"  # the built-in asyncio client: closed and open loop, streams, one process a CPU
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a load generator can do, for everything that asks instead of comparing names."""
+
+    loads: frozenset[LoadKind]  # the load kinds it offers (an open loop needs due times per request)
+    streams: bool  # reads server-sent event streams chunk by chunk (time to first byte, gaps)
+    executable: str | None  # the program it needs on PATH (None: runs in ftscale's own interpreter)
+    measures: str  # what its latencies count from, in the report's words
+
+
+GENERATORS: dict[Generator, GeneratorInfo] = {
+    Generator.WRK: GeneratorInfo(
+        loads=frozenset({LoadKind.CLOSED}),
+        streams=False,
+        executable="wrk",
+        measures="wrk's own latency histogram: from each request's send to its answer",
+    ),
+    Generator.PYTHON: GeneratorInfo(
+        loads=frozenset({LoadKind.CLOSED, LoadKind.OPEN}),
+        streams=True,
+        executable=None,
+        measures="from each request's send (closed loop) or its due time (open loop) to its answer",
+    ),
+}
+
+GENERATOR_HELP: dict[Generator, str] = {
+    Generator.WRK: "wrk, closed loop (needs wrk on PATH: apt-get install wrk)",
+    Generator.PYTHON: "the built-in asyncio client, one process per client CPU (closed and open loop, streams)",
+}
+
+
 class RunKind(enum.StrEnum):
     MICRO = "micro"
     HTTP = "http"
