@@ -152,6 +152,16 @@ def test_interference_counts_what_others_ran_on_our_cpus() -> None:
     assert interference.measure(None, after, [0, 1], 2.0, 1.0) is None
 
 
+def test_a_cpu_shared_by_server_and_generator_is_counted_once() -> None:
+    before = interference.CpuTicks({0: 0, 1: 0}, {0: 0, 1: 0})
+    hz = interference.TICKS_PER_S
+    # 1 s: both CPUs fully busy with the server and the generator that share them (--allow-shared-cpus)
+    after = interference.CpuTicks({0: hz, 1: hz}, {0: 0, 1: 0})
+    shared = interference.measure(before, after, [0, 1, 0, 1], 1.0, accounted_cpu_s=2.0)
+    assert shared is not None and shared.cpus == [0, 1]
+    assert shared.foreign_cpu_pct == 0.0 and not shared.disturbed
+
+
 @pytest.mark.parametrize("topology", ["gunicorn", "uvicorn-workers"])
 def test_the_stock_deployments_serve_and_count_each_worker(parent: zygote.Zygote, topology: str) -> None:
     server = serve(parent, "--mode", "inline", "--topology", topology, "--threads", "2")

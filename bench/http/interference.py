@@ -66,7 +66,8 @@ def measure(
     server's, the generator's and the probe's CPU time)."""
     if before is None or after is None or window_s <= 0 or not cpus:
         return None
-    mine = [c for c in cpus if c in before.busy and c in after.busy]
+    # a CPU shared by the server and the generator (--allow-shared-cpus) is one CPU: count it once
+    mine = sorted({c for c in cpus if c in before.busy and c in after.busy})
     if not mine:
         return None
     busy_s = sum(after.busy[c] - before.busy[c] for c in mine) / TICKS_PER_S
@@ -75,7 +76,7 @@ def measure(
     steal_pct = 100 * steal_s / (window_s * len(mine))
     return Interference(
         window_s=round(window_s, 4),
-        cpus=sorted(mine),
+        cpus=mine,
         busy_cpu_pct=round(100 * busy_s / window_s, 1),
         accounted_cpu_pct=round(100 * accounted_cpu_s / window_s, 1),
         foreign_cpu_pct=round(foreign_pct, 1),
