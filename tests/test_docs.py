@@ -95,6 +95,16 @@ def test_the_readme_links_every_docs_page() -> None:
     assert [p.name for p in pages if p.resolve() not in linked] == []
 
 
+def test_ci_runs_the_readme_test_command() -> None:
+    """The quick start's two commands: the quick run and the tests, the latter as CI runs it."""
+    fenced = re.findall(r"^```sh\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
+    assert fenced, "README.md has no sh block"
+    commands = fenced[0].splitlines()
+    setup = "python3 -m venv .venv && .venv/bin/python -m pip install -q nox && "
+    assert commands == [f"{setup}.venv/bin/nox -s bench", f"{setup}.venv/bin/nox -s tests"]
+    assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
 def test_the_readme_keeps_the_generated_results_section() -> None:
     """``ftscale report --readme`` replaces what lies between its markers (else it appends)."""
     render = pytest.importorskip("ftscale.bench.report.render")  # the report extra: host session
