@@ -36,10 +36,11 @@ from ftscale.bench.http import mix as mixes
 from ftscale.bench.http.cell import Plan
 from ftscale.bench.http.gencheck import ceiling_key, request_shape
 from ftscale.bench.http.loadgen import PERCENTILES, LoadSpec, percentiles_ms, probe_health, run_wrk
-from ftscale.bench.http.procs import ServerError, ServerProcess, free_port, http_json, read_info
+from ftscale.bench.http.procs import ServerError, ServerProcess, http_json, read_info
 from ftscale.bench.http.zygote import Zygote, forkable
 from ftscale.errors import UsageError
 from ftscale.schema import Expect, HealthProbe, Info, LoadResult, parse
+from ftscale.server.sockets import free_port
 from ftscale.vocab import Arrival
 
 RUN_ENV = "FTSCALE_RUN_ID"  # set in every server's environment: which run started it
