@@ -91,9 +91,20 @@ class Launcher:
         zygote = self.zygotes.get(plan.build)
         if zygote is not None and forkable(env):
             args += ["--start-method", "fork"]
-            return ServerProcess(args, "127.0.0.1", port, cpus, cwd, env, prefix=self.prefix, zygote=zygote)
+            return ServerProcess(
+                cmd=args,
+                host="127.0.0.1",
+                port=port,
+                cpus=cpus,
+                cwd=cwd,
+                env=env,
+                prefix=self.prefix,
+                zygote=zygote,
+            )
         cmd = [str(self.pythons[plan.build]), "-m", "ftscale.server", *args]
-        return ServerProcess(cmd, "127.0.0.1", port, cpus, cwd, env, prefix=self.prefix)
+        return ServerProcess(
+            cmd=cmd, host="127.0.0.1", port=port, cpus=cpus, cwd=cwd, env=env, prefix=self.prefix
+        )
 
 
 class RemoteServer:
@@ -242,7 +253,7 @@ def calibrate_ceilings(
         "--processes",
         str(len(server_cpus)),
     ]
-    server = ServerProcess(cmd, "127.0.0.1", port, server_cpus, Path.cwd())
+    server = ServerProcess(cmd=cmd, host="127.0.0.1", port=port, cpus=server_cpus, cwd=Path.cwd())
     ceilings: dict[str, float] = {}
     try:
         deadline = time.monotonic() + 30
