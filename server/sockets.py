@@ -8,6 +8,7 @@ descriptor then fails its next write, and the server closes it). Closing the dup
 the server's descriptor alone.
 
 It scans this process's sockets (``psutil``): for a check now and then, never per request.
+:func:`free_port` finds a loopback port no one listens on, for a server about to start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ import os
 import socket
 from collections.abc import Sequence
 from typing import Any
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (another process may take it before the caller binds it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _address(value: Sequence[Any] | None) -> tuple[str, int] | None:

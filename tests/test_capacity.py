@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from ftscale.bench import histogram
-from ftscale.bench.http import arrivals, capacity, gencheck, loadgen, real
+from ftscale.bench.http import arrivals, capacity, gencheck, loadgen
 from ftscale.bench.http import cell as sweep
-from ftscale.bench.http.loadgen import LoadSpec
+from ftscale.bench.http.loadgen import LoadSpec, processes
 from ftscale.schema import HttpRepetition, LoadResult, SloSearch, SloStep
 from ftscale.vocab import FLAGS, Flag
 from tests import synthetic
@@ -189,15 +189,14 @@ def test_arrivals_are_reproducible_from_their_seed_and_differ_between_seeds() ->
 
 def test_each_generator_process_draws_its_own_schedule_from_the_loads_seed() -> None:
     spec = LoadSpec("h", 1, "/w", connections=8, rate=100.0, seed=42)
-    parts = real.process_specs(spec, 2)
+    parts = processes.process_specs(spec, 2)
     assert [p.rate for p in parts] == [50.0, 50.0] and [p.connections for p in parts] == [4, 4]
     assert [p.seed for p in parts] == [arrivals.derive_seed(42, "process", i) for i in range(2)]
     assert parts[0].seed != parts[1].seed and {p.phase for p in parts} == {0.0}
-    even = real.process_specs(LoadSpec("h", 1, "/w", connections=8, rate=100.0, arrivals="uniform"), 2)
+    even = processes.process_specs(LoadSpec("h", 1, "/w", connections=8, rate=100.0, arrivals="uniform"), 2)
     assert [p.phase for p in even] == [0.0, 0.5]  # interleaved, not sending together
-    assert "--seed" in real._loadgen("python", parts[1]) and str(parts[1].seed) in real._loadgen(
-        "python", parts[1]
-    )
+    assert "--seed" in processes.worker_command(parts[1])
+    assert str(parts[1].seed) in processes.worker_command(parts[1])
 
 
 def test_each_load_of_a_cell_gets_its_own_recorded_seed() -> None:
@@ -433,7 +432,7 @@ def test_a_missing_busy_reading_is_unknown_never_ok() -> None:
                    generator_busy_max_pct=busy)
         for busy in (10.0, None)
     ]  # fmt: skip
-    assert real.merge(parts, None).generator_busy_max_pct is None
+    assert processes.merge(parts, None).generator_busy_max_pct is None
     assert FLAGS[Flag.GENERATOR_UNCHECKED].short == "gen-busy?"
 
 

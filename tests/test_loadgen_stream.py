@@ -16,7 +16,8 @@ from ftscale import workloads
 from ftscale.bench import histogram
 from ftscale.bench.http import loadgen
 from ftscale.bench.http.loadgen import LoadSpec, StreamClock
-from ftscale.bench.http.real import SubprocessGenerator, merge
+from ftscale.bench.http.loadgen.processes import merge
+from ftscale.bench.http.real import SubprocessGenerator
 from ftscale.schema import LoadResult
 
 DELAY_S = workloads.get("stream_tokens").stream.delay_s  # type: ignore[union-attr]
@@ -146,3 +147,15 @@ def test_wrk_counts_the_events_of_a_real_stream(served: Served) -> None:
         LoadSpec("127.0.0.1", served.port, "/work/nbody", body=b'{"size": 1}', duration_s=1.0)
     )
     assert plain.chunks is None  # not a stream: nothing counted
+
+
+@pytest.mark.slow
+def test_the_built_in_generator_spread_over_processes_times_a_real_stream(served: Served) -> None:
+    """Through the generator's runner: one ``python -m ftscale.bench.http.loadgen python`` process per
+    client CPU, their results merged."""
+    generator = SubprocessGenerator("python", [0, 0])
+    result, health = generator.load(_spec(served), probe_health=False)
+    assert health is None and result.generator == "python" and result.generator_cpus == 2
+    assert result.errors == {} and result.requests >= 4
+    assert result.chunks == SIZE * result.requests
+    assert result.ttfb_histogram is not None and histogram.count(result.ttfb_histogram) == result.requests

@@ -234,10 +234,8 @@ SECRET = bytes(range(256)) + b'"\\\n end'
 def counting_server(tmp_path: Path) -> Iterator[int]:
     (tmp_path / "counting.py").write_text(COUNTING_APP)
     with contextlib.ExitStack() as cleanup:
-        served = serving.start(
-            cleanup, "--app", "counting:app", "--app-dir", str(tmp_path), "--threads", "1",
-            health=f"{APP_PREFIX}/health",
-        )  # fmt: skip
+        app = ["--app", "counting:app", "--app-dir", str(tmp_path), "--threads", "1"]
+        served = serving.start(cleanup, *app, health=f"{APP_PREFIX}/health")
         yield served.port
         serving.stop_cleanly(served)
 

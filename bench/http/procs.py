@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ import psutil
 
 from ftscale.bench import engine
 from ftscale.schema import Info, parse
+from ftscale.server.sockets import free_port as free_port  # where tests and older callers look for it
 
 if TYPE_CHECKING:
     from ftscale.bench.http.zygote import Zygote
@@ -40,12 +40,6 @@ class ServerError(Exception):
     def __init__(self, message: str, stderr_tail: str = "") -> None:
         super().__init__(message)
         self.stderr_tail = stderr_tail
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def http_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
