@@ -176,7 +176,8 @@ GENERATORS: dict[Generator, GeneratorInfo] = {
 
 GENERATOR_HELP: dict[Generator, str] = {
     Generator.WRK: "wrk, closed loop (needs wrk on PATH: apt-get install wrk)",
-    Generator.PYTHON: "the built-in asyncio client, one process per client CPU (closed and open loop, streams)",
+    Generator.PYTHON: "the built-in asyncio client, one process per client CPU (closed and open loop, "
+    "streams)",
 }
 
 
