@@ -42,7 +42,7 @@ from typing import Generic, Protocol, TypeVar
 from ftscale.bench import results
 from ftscale.bench.options import strip_run_options
 from ftscale.errors import SetupError, UsageError
-from ftscale.schema import ResultError
+from ftscale.schema import ResultError, Slot
 
 # --- signals ----------------------------------------------------------------------------------
 
@@ -342,14 +342,14 @@ def finish(
     2): the same budget would never progress. The slot is recorded either way.
     """
     meta = rundir.read_meta()
-    slot = {
-        "started": slot_started,
-        "finished": results.now(),
-        "host": results.collect_host().hostname,
-        "cells_measured": outcome.measured,
-        "cells_failed": outcome.failed,
-        "complete": outcome.complete,
-    }
+    slot = Slot(
+        started=slot_started,
+        finished=results.now(),
+        host=results.collect_host().hostname,
+        cells_measured=outcome.measured,
+        cells_failed=outcome.failed,
+        complete=outcome.complete,
+    )
     changes: dict[str, object] = {"slots": [*meta.slots, slot]}
     if outcome.complete:
         changes["finished"] = results.now()
