@@ -41,7 +41,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ftscale.bench import results
 from ftscale.bench.options import strip_run_options
-from ftscale.errors import SetupError, UsageError
+from ftscale.errors import UsageError, guard
 from ftscale.schema import ResultError, Slot
 
 # --- signals ----------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def render_report(run_dir: Path) -> None:
 
 
 def main_guard(prog: str, body: Callable[[], int]) -> int:
-    """Run a command with the engine's signal handling and exit statuses.
+    """Run a command with the engine's signal handling, and exit statuses by :func:`ftscale.errors.guard`.
 
     Every child process (servers, workers, generators, their pools) gets PYTHONSAFEPATH=1: run
     from a checkout, ``python -m ftscale...`` would otherwise import the checkout's ``ftscale/``
@@ -420,13 +420,7 @@ def main_guard(prog: str, body: Callable[[], int]) -> int:
     os.environ["PYTHONSAFEPATH"] = "1"
     INTERRUPTS.install()
     try:
-        return body()
-    except UsageError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except SetupError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return guard(prog, body)
     except KeyboardInterrupt:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
             signal.signal(signum, signal.SIG_IGN)
@@ -436,7 +430,3 @@ def main_guard(prog: str, body: Callable[[], int]) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ftscale import __version__
-from ftscale.errors import SetupError, UsageError
+from ftscale.errors import guard
 
 
 @dataclass(frozen=True)
@@ -177,15 +177,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     command: Command = args._command
-    try:
-        return dispatch(command, args, argv[argv.index(command.name) + 1 :])
-    except UsageError as exc:
-        print(f"ftscale {command.name}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except SetupError as exc:
-        print(f"ftscale {command.name}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    rest = argv[argv.index(command.name) + 1 :]
+    return guard(f"ftscale {command.name}", lambda: dispatch(command, args, rest))
