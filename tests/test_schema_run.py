@@ -13,7 +13,11 @@ from ftscale.bench import results
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = sorted(
-    [*REPO.glob("results/*/run.json"), *REPO.glob("tests/data/**/run.json"), *REPO.glob("examples/**/run.json")]
+    [
+        *REPO.glob("results/*/run.json"),
+        *REPO.glob("tests/data/**/run.json"),
+        *REPO.glob("examples/**/run.json"),
+    ]
 )
 
 
