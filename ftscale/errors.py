@@ -24,8 +24,13 @@ EXIT_USAGE = 2
 
 
 def one_line(exc: BaseException) -> str:
-    """The exception's message on one line: its lines joined with "; ", runs of spaces made one."""
-    return "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    """The exception's message on one line, runs of spaces made one: a line that ends in punctuation
+    is followed by a space, any other by "; "."""
+    text = ""
+    for line in str(exc).splitlines():
+        if part := " ".join(line.split()):
+            text += (" " if text[-1:] in tuple(".,:;!?") else "; ") + part if text else part
+    return text
 
 
 def guard(prog: str, body: Callable[[], int]) -> int:

@@ -59,6 +59,7 @@ HOST_ONLY = frozenset(
         "test_cell_rules",
         "test_core_contracts",
         "test_engine",
+        "test_errors",
         "test_findings",
         "test_headline",
         "test_house",
