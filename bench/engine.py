@@ -283,8 +283,15 @@ def sweep(
         for index, plan in enumerate(todo):
             left_s = None if budget_s is None else budget_s - (clock() - started)
             if left_s is not None and progress.expected_cell_s() > left_s:
-                left = tuple(todo[index:])
-                return Outcome(len(plans), measured, failed, left, every, progress.expected_cell_s(), left_s)
+                return Outcome(
+                    planned=len(plans),
+                    measured=measured,
+                    failed=failed,
+                    left=tuple(todo[index:]),
+                    cell_keys=every,
+                    next_cell_s=progress.expected_cell_s(),
+                    budget_left_s=left_s,
+                )
             text = f"[{index + 1}/{len(todo)}] {label(plan)}"
             progress.begin(text)
             t0 = clock()
@@ -301,7 +308,7 @@ def sweep(
                     failed += 1
                     progress.say(f"{where}: FAILED {cell.error}")
             progress.end(clock() - t0, index + 1)
-    return Outcome(len(plans), measured, failed, (), every)
+    return Outcome(planned=len(plans), measured=measured, failed=failed, left=(), cell_keys=every)
 
 
 def earlier_cell_seconds(rundir: results.RunDir) -> list[float]:
