@@ -41,8 +41,8 @@ from typing import Generic, Protocol, TypeVar
 
 from ftscale.bench import results
 from ftscale.bench.options import strip_run_options
-from ftscale.errors import SetupError, UsageError
-from ftscale.schema import ResultError
+from ftscale.errors import UsageError, guard
+from ftscale.schema import ResultError, Slot
 
 # --- signals ----------------------------------------------------------------------------------
 
@@ -283,8 +283,15 @@ def sweep(
         for index, plan in enumerate(todo):
             left_s = None if budget_s is None else budget_s - (clock() - started)
             if left_s is not None and progress.expected_cell_s() > left_s:
-                left = tuple(todo[index:])
-                return Outcome(len(plans), measured, failed, left, every, progress.expected_cell_s(), left_s)
+                return Outcome(
+                    planned=len(plans),
+                    measured=measured,
+                    failed=failed,
+                    left=tuple(todo[index:]),
+                    cell_keys=every,
+                    next_cell_s=progress.expected_cell_s(),
+                    budget_left_s=left_s,
+                )
             text = f"[{index + 1}/{len(todo)}] {label(plan)}"
             progress.begin(text)
             t0 = clock()
@@ -301,7 +308,7 @@ def sweep(
                     failed += 1
                     progress.say(f"{where}: FAILED {cell.error}")
             progress.end(clock() - t0, index + 1)
-    return Outcome(len(plans), measured, failed, (), every)
+    return Outcome(planned=len(plans), measured=measured, failed=failed, left=(), cell_keys=every)
 
 
 def earlier_cell_seconds(rundir: results.RunDir) -> list[float]:
@@ -342,14 +349,14 @@ def finish(
     2): the same budget would never progress. The slot is recorded either way.
     """
     meta = rundir.read_meta()
-    slot = {
-        "started": slot_started,
-        "finished": results.now(),
-        "host": results.collect_host().hostname,
-        "cells_measured": outcome.measured,
-        "cells_failed": outcome.failed,
-        "complete": outcome.complete,
-    }
+    slot = Slot(
+        started=slot_started,
+        finished=results.now(),
+        host=results.collect_host().hostname,
+        cells_measured=outcome.measured,
+        cells_failed=outcome.failed,
+        complete=outcome.complete,
+    )
     changes: dict[str, object] = {"slots": [*meta.slots, slot]}
     if outcome.complete:
         changes["finished"] = results.now()
@@ -411,7 +418,7 @@ def render_report(run_dir: Path) -> None:
 
 
 def main_guard(prog: str, body: Callable[[], int]) -> int:
-    """Run a command with the engine's signal handling and exit statuses.
+    """Run a command with the engine's signal handling, and exit statuses by :func:`ftscale.errors.guard`.
 
     Every child process (servers, workers, generators, their pools) gets PYTHONSAFEPATH=1: run
     from a checkout, ``python -m ftscale...`` would otherwise import the checkout's ``ftscale/``
@@ -420,13 +427,7 @@ def main_guard(prog: str, body: Callable[[], int]) -> int:
     os.environ["PYTHONSAFEPATH"] = "1"
     INTERRUPTS.install()
     try:
-        return body()
-    except UsageError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except SetupError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return guard(prog, body)
     except KeyboardInterrupt:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
             signal.signal(signum, signal.SIG_IGN)
@@ -436,7 +437,3 @@ def main_guard(prog: str, body: Callable[[], int]) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

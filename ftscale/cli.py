@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ftscale import __version__
-from ftscale.errors import SetupError, UsageError
+from ftscale.errors import guard
 
 
 @dataclass(frozen=True)
@@ -44,79 +44,79 @@ class Command:
 
 COMMANDS = (
     Command(
-        "build",
-        "find or build CPython 3.13, 3.13t, 3.14, 3.14t",
-        "ftscale.bench.env.provision",
-        "add_arguments",
-        "ftscale.bench.env.provision:run",
-        "",
+        name="build",
+        summary="find or build CPython 3.13, 3.13t, 3.14, 3.14t",
+        options="ftscale.bench.env.provision",
+        add="add_arguments",
+        target="ftscale.bench.env.provision:run",
+        extra="",
     ),
     Command(
-        "micro",
-        "in-process scaling of every workload at 1..N threads, with pyperf",
-        "ftscale.bench.micro.options",
-        "add_arguments",
-        "ftscale.bench.micro.run:command",
-        "bench",
+        name="micro",
+        summary="in-process scaling of every workload at 1..N threads, with pyperf",
+        options="ftscale.bench.micro.options",
+        add="add_arguments",
+        target="ftscale.bench.micro.run:command",
+        extra="bench",
         with_argv=True,
     ),
     Command(
-        "bench",
-        "HTTP scaling sweep of the service (quick by default, --full for everything)",
-        "ftscale.bench.http.options",
-        "add_arguments",
-        "ftscale.bench.http.run:command",
-        "bench",
+        name="bench",
+        summary="HTTP scaling sweep of the service (quick by default, --full for everything)",
+        options="ftscale.bench.http.options",
+        add="add_arguments",
+        target="ftscale.bench.http.run:command",
+        extra="bench",
         with_argv=True,
     ),
     Command(
-        "app",
-        "benchmark your own ASGI app on GIL and free-threaded builds, as bench does the service",
-        "ftscale.bench.app.options",
-        "add_app_arguments",
-        "ftscale.bench.app.run:command",
-        "bench",
+        name="app",
+        summary="benchmark your own ASGI app on GIL and free-threaded builds, as bench does the service",
+        options="ftscale.bench.app.options",
+        add="add_app_arguments",
+        target="ftscale.bench.app.run:command",
+        extra="bench",
         with_argv=True,
     ),
     Command(
-        "audit",
-        "which of your requirements lack free-threaded wheels or turn the GIL back on",
-        "ftscale.bench.app.audit_options",
-        "add_audit_arguments",
-        "ftscale.bench.app.audit:command",
-        "bench",
+        name="audit",
+        summary="which of your requirements lack free-threaded wheels or turn the GIL back on",
+        options="ftscale.bench.app.audit_options",
+        add="add_audit_arguments",
+        target="ftscale.bench.app.audit:command",
+        extra="bench",
     ),
     Command(
-        "report",
-        "render reports of run directories from their result files",
-        "ftscale.bench.report.cli",
-        "add_render_arguments",
-        "ftscale.bench.report.cli:run_render",
-        "report",
+        name="report",
+        summary="render reports of run directories from their result files",
+        options="ftscale.bench.report.cli",
+        add="add_render_arguments",
+        target="ftscale.bench.report.cli:run_render",
+        extra="report",
     ),
     Command(
-        "compare",
-        "compare runs (hosts, commits, builds) cell by cell",
-        "ftscale.bench.report.cli",
-        "add_compare_arguments",
-        "ftscale.bench.report.cli:run_compare",
-        "report",
+        name="compare",
+        summary="compare runs (hosts, commits, builds) cell by cell",
+        options="ftscale.bench.report.cli",
+        add="add_compare_arguments",
+        target="ftscale.bench.report.cli:run_compare",
+        extra="report",
     ),
     Command(
-        "serve",
-        "run the service under test",
-        "ftscale.server.cli",
-        "add_arguments",
-        "ftscale.server.cli:run",
-        "server",
+        name="serve",
+        summary="run the service under test",
+        options="ftscale.server.cli",
+        add="add_arguments",
+        target="ftscale.server.cli:run",
+        extra="server",
     ),
     Command(
-        "bundle",
-        "write ftscale for an offline benchmark host, in parts of at most 60 MiB",
-        "ftscale.bench.env.bundle",
-        "add_arguments",
-        "ftscale.bench.env.bundle:run",
-        "bench",
+        name="bundle",
+        summary="write ftscale for an offline benchmark host, in parts of at most 60 MiB",
+        options="ftscale.bench.env.bundle",
+        add="add_arguments",
+        target="ftscale.bench.env.bundle:run",
+        extra="bench",
     ),
 )
 
@@ -177,15 +177,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     command: Command = args._command
-    try:
-        return dispatch(command, args, argv[argv.index(command.name) + 1 :])
-    except UsageError as exc:
-        print(f"ftscale {command.name}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except SetupError as exc:
-        print(f"ftscale {command.name}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    rest = argv[argv.index(command.name) + 1 :]
+    return guard(f"ftscale {command.name}", lambda: dispatch(command, args, rest))

@@ -129,7 +129,7 @@ def test_budgeted_slots_resume_into_one_run(tmp_path: Path, capsys: pytest.Captu
     assert "budget reached: 3 of 8 cells done; resume with: ftscale micro --resume r" in out
     meta = rundir.read_meta()
     assert meta.finished is None
-    assert [(s["started"], s["cells_measured"], s["complete"]) for s in meta.slots] == [("slot-1", 3, False)]
+    assert [(s.started, s.cells_measured, s.complete) for s in meta.slots] == [("slot-1", 3, False)]
 
     # The next slot measures only the rest, with the first slot's cell times from the start.
     bench.measured.clear()
@@ -142,7 +142,7 @@ def test_budgeted_slots_resume_into_one_run(tmp_path: Path, capsys: pytest.Captu
     assert results.find_runs(tmp_path) == [rundir.path]
     run = results.load_run(rundir.path)
     assert [c.cell_id for c in run.ok_cells()] == sorted(p.key for p in PLANS)
-    assert [s["cells_measured"] for s in run.meta.slots] == [3, 5] and run.meta.finished is not None
+    assert [s.cells_measured for s in run.meta.slots] == [3, 5] and run.meta.finished is not None
 
 
 def test_a_resumed_slot_expects_the_cell_times_of_earlier_slots(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_the_budget_through_the_micro_command(
     assert micro.main(resume) == 0
     assert "done: 2 cells measured, 0 failed" in capsys.readouterr().out
     run = results.load_run(tmp_path / "b")
-    assert len(run.ok_cells()) == 4 and [s["cells_measured"] for s in run.meta.slots] == [2, 2]
+    assert len(run.ok_cells()) == 4 and [s.cells_measured for s in run.meta.slots] == [2, 2]
 
 
 # --- resume: a step is done only when every one of its cells is ------------------------------------

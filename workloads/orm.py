@@ -125,9 +125,15 @@ def _rows(rng: random.Random) -> Iterator[tuple[str, list[Row]]]:
         name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
         created = _EPOCH + timedelta(seconds=rng.randrange(365 * 86_400))
         customers.append(
-            (cid, name, f"{name.lower()}.{cid}@example.com", rng.choice(_COUNTRIES), rng.choice(_TIERS),
-             created.isoformat())
-        )  # fmt: skip
+            (
+                cid,
+                name,
+                f"{name.lower()}.{cid}@example.com",
+                rng.choice(_COUNTRIES),
+                rng.choice(_TIERS),
+                created.isoformat(),
+            )
+        )
     yield "customers", customers
     prices = [rng.randint(99, 49_999) for _ in range(PRODUCTS)]
     yield (

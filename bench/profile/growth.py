@@ -95,7 +95,7 @@ def limiting(breakdowns: Sequence[Breakdown], threshold: float = MIN_GROWTH) -> 
     bucket = max(change, key=lambda b: (change[b], -rank(b)))
     if change[bucket] < threshold:
         return None
-    return Limit(bucket, low, high, change[bucket], change)
+    return Limit(bucket=bucket, low=low, high=high, growth=change[bucket], growths=change)
 
 
 OFF_CPU = (str(Bucket.IDLE), str(Bucket.CPU_WAIT))

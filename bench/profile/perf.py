@@ -48,11 +48,9 @@ class Perf:
     flags: tuple[str, ...] = field(default=())  # caveats every profile of this run carries
 
     def record_options(self, output: Path) -> list[str]:
-        return [
-            self.executable, "record", "-e", EVENT, "-F", str(FREQUENCY_HZ),
-            "--call-graph", self.call_graph, "--switch-events", "-z", "-N", "-k", "mono", "-q",
-            "-o", str(output),
-        ]  # fmt: skip
+        sampling = ["-e", EVENT, "-F", str(FREQUENCY_HZ), "--call-graph", self.call_graph, "--switch-events"]
+        quiet = ["-z", "-N", "-k", "mono", "-q"]
+        return [self.executable, "record", *sampling, *quiet, "-o", str(output)]
 
     def launch_command(self, output: Path, argv: Sequence[str]) -> list[str]:
         """Record ``argv`` and everything it starts, until it exits."""

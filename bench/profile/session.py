@@ -105,9 +105,13 @@ class Profiler:
             cmd = self.perf.launch_command(data, argv)
             try:
                 proc = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout_s,
+                    check=False,
                     env={**os.environ, **self.env()},
-                )  # fmt: skip
+                )
             except subprocess.TimeoutExpired:
                 return failed(f"the profiled run did not finish in {timeout_s:.0f} s", cmd)
             if proc.returncode != 0 or not data.is_file():
@@ -117,10 +121,17 @@ class Profiler:
                 said = last_line(proc.stderr) if proc.stderr.strip() else last_line(proc.stdout)
                 return failed(f"perf record exited with {proc.returncode}: {said}", cmd)
             return self._fold(
-                cell_id, cmd, data, None, gil=gil, capacity_cpus=capacity_cpus,
-                work=work(proc.stdout) if callable(work) else work, work_unit=work_unit, threads=threads,
+                cell_id,
+                cmd,
+                data,
+                None,
+                gil=gil,
+                capacity_cpus=capacity_cpus,
+                work=work(proc.stdout) if callable(work) else work,
+                work_unit=work_unit,
+                threads=threads,
                 python_threads=python_threads,
-            )  # fmt: skip
+            )
 
     def attach(
         self,
@@ -163,9 +174,16 @@ class Profiler:
                     f"perf record exited with {proc.returncode}: {last_line(errors.read_text())}", cmd
                 )
             return self._fold(
-                cell_id, cmd, data, (start, end), gil=gil, capacity_cpus=capacity_cpus,
-                work=work, work_unit=work_unit, threads=lambda s: True,
-            )  # fmt: skip
+                cell_id,
+                cmd,
+                data,
+                (start, end),
+                gil=gil,
+                capacity_cpus=capacity_cpus,
+                work=work,
+                work_unit=work_unit,
+                threads=lambda s: True,
+            )
 
     def _fold(
         self,

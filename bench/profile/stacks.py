@@ -139,7 +139,13 @@ def parse(lines: Iterable[str]) -> Iterator[Sample]:
                 event = SWITCH_IN if switch["dir"] == "IN" else out
                 pid = int(switch["pid"])
                 yield Sample(
-                    switch["comm"].strip(), pid, int(switch["tid"]), float(switch["time"]), 0, event, ()
+                    comm=switch["comm"].strip(),
+                    pid=pid,
+                    tid=int(switch["tid"]),
+                    time=float(switch["time"]),
+                    period=0,
+                    event=event,
+                    frames=(),
                 )
     done = sample()
     if done is not None:
