@@ -32,7 +32,7 @@ KIND_NAMES = {"micro": "Micro (in-process)", "http": "HTTP"}
 
 def app_run(meta: RunMeta) -> bool:
     """A run of a user's app (``ftscale app``): an HTTP run whose workload is the app."""
-    return meta.config.get("command") == "app"
+    return meta.config.command == "app"
 
 
 def gil_on_blocks(meta: RunMeta) -> list[Block]:
@@ -874,7 +874,7 @@ def metadata_blocks(meta: RunMeta, level: int = 2) -> list[Block]:
         ("Uncommitted changes", fmt.yes_no(meta.git.dirty)),
     )
     blocks += [Heading(level + 1, "Run"), Table(("Field", "Value"), run_rows, "ll")]
-    blocks += [Heading(level + 1, "Config"), Code(json.dumps(meta.config, indent=1, sort_keys=True))]
+    blocks += [Heading(level + 1, "Config"), Code(json.dumps(meta.config.model_dump(mode="json"), indent=1, sort_keys=True))]
     return blocks
 
 
