@@ -48,12 +48,13 @@ from typing import Any
 
 from ftscale.server import grace, lifeline
 from ftscale.server.app import create_app
-from ftscale.server.config import ServerConfig, Topology
+from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
 from ftscale.server.guard import guarded
 from ftscale.server.limits import granian_idle_timeout_s
 from ftscale.server.topology import BACKLOG, GRACEFUL_S
 from ftscale.server.units import AppFactory, SharedSlots, UnitApp
+from ftscale.vocab import TOPOLOGIES
 
 logger = logging.getLogger("ftscale.server")
 
@@ -68,8 +69,8 @@ def threaded() -> bool:
 
 
 def unit_labels(config: ServerConfig, threads: bool) -> list[str]:
-    if config.topology is Topology.SINGLE:
-        return [str(Topology.SINGLE)]
+    if TOPOLOGIES[config.topology].units == "one":
+        return [str(config.topology)]
     return [f"{'loop' if threads else 'worker'} {i}" for i in range(config.threads)]
 
 
@@ -163,7 +164,7 @@ def settings(config: ServerConfig) -> dict[str, Any]:
         "address": config.host,
         "port": config.port,
         "interface": Interfaces.ASGI,
-        "workers": 1 if config.topology is Topology.SINGLE else config.threads,
+        "workers": 1 if TOPOLOGIES[config.topology].units == "one" else config.threads,
         "runtime_threads": config.runtime_threads,
         "blocking_threads": 1,
         "loop": loop,
@@ -200,7 +201,7 @@ def run_granian(config: ServerConfig, factory: AppFactory = create_app) -> int:
     server = Server("ftscale.server.app:create_app", **settings(config))  # the name is only logged
     bound_the_stop(server, stop_flag, threads)
     # One loop per thread is a loop index; a single worker or worker processes have none.
-    loops = threads and config.topology is not Topology.SINGLE
+    loops = threads and TOPOLOGIES[config.topology].units != "one"
     loader = functools.partial(load_app, config, factory, slots, loops, os.getpid(), stop_flag)
     kind = "threads" if threads else "processes"
     logger.info(
