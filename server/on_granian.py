@@ -52,6 +52,7 @@ from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
 from ftscale.server.guard import guarded
 from ftscale.server.limits import granian_idle_timeout_s
+from ftscale.server.sockets import free_port
 from ftscale.server.topology import BACKLOG, GRACEFUL_S
 from ftscale.server.units import AppFactory, SharedSlots, UnitApp
 from ftscale.vocab import TOPOLOGIES
@@ -140,14 +141,6 @@ def ensure_port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def free_port(host: str) -> int:
-    """A port free now, for ``--port 0`` (granian does not tell which port it got)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def settings(config: ServerConfig) -> dict[str, Any]:
     """granian's Server arguments for ``config`` (everything but the target)."""
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -190,7 +183,7 @@ def run_granian(config: ServerConfig, factory: AppFactory = create_app) -> int:
     from granian.server import Server
 
     threads = threaded()
-    if config.port == 0:
+    if config.port == 0:  # granian does not tell which port it got: pick one free now
         config = dataclasses.replace(config, port=free_port(config.host))
     ensure_port_free(config.host, config.port)
     # The same start method on every build (3.13 would fork, 3.14 spawns): spawned workers rebuild

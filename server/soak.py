@@ -53,6 +53,7 @@ import psutil
 
 from ftscale.schema import Info, SoakResult
 from ftscale.server import rss_trend
+from ftscale.server.sockets import free_port
 
 DEFAULT_DESIGNS = ["threadpool/single", "inline/loops"]
 DEFAULT_THREADS = 2
@@ -261,12 +262,6 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def service_process(serve_args: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     """``ftscale serve ARGS`` on ``HOST:port``, healthy, until the block ends (then killed if still up)."""
@@ -342,7 +337,7 @@ def run(
     """One soak of ``ftscale serve SERVE_ARGS``; ``warmup_s`` (from the service's start) is left
     out of the memory trend (default: :func:`default_warmup_s`)."""
     warmup_s = default_warmup_s(duration_s) if warmup_s is None else warmup_s
-    port = free_port()
+    port = free_port(HOST)
     started = datetime.datetime.now(datetime.UTC)
     load_before = list(os.getloadavg())
     with service_process(serve_args, port) as proc, Sampler(proc.pid, sample_every_s) as sampler:

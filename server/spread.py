@@ -22,7 +22,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ftscale.server.soak import free_port, service_process
+from ftscale.server.soak import service_process
+from ftscale.server.sockets import free_port
 from ftscale.vocab import Topology, WorkerBalance
 
 START_TIMEOUT_S = 60
