@@ -60,7 +60,6 @@ from ftscale.server.executors import (
     make_dispatcher,
 )
 from ftscale.server.middleware import BodyLimit, ContainErrors, one_line
-from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.server.responses import (
     CONNECTION_RESPONSES,
     WORK_RESPONSES,
@@ -69,6 +68,7 @@ from ftscale.server.responses import (
     not_one_of,
 )
 from ftscale.server.service import Service
+from ftscale.server.wire import RETRY_AFTER_S
 from ftscale.workloads import Workload
 
 # What a response to a client that has gone carries (nobody reads it: uvicorn drops it).

@@ -58,9 +58,9 @@ from ftscale.server.executors import (
     PoolState,
     PoolUnavailable,
 )
-from ftscale.server.protocol import RETRY_AFTER_S
 from ftscale.server.responses import CONNECTION_RESPONSES, ErrorBody, UnknownWorkloadBody, not_one_of
 from ftscale.server.service import Service
+from ftscale.server.wire import RETRY_AFTER_S
 from ftscale.workloads import Workload
 
 
