@@ -82,7 +82,9 @@ def run(
     load_before = list(os.getloadavg())
     with service_process(serve_args, port) as proc, Sampler(proc.pid, sample_every_s) as sampler:
         large_size = Info.model_validate_json(http_get(port, "/info")[1]).max_sizes[LARGE]  # type: ignore[index]
-        warm = Soak(port, clients, idle, time.monotonic() + 3, large_size)  # first calls import and allocate
+        warm = Soak(
+            port=port, clients=clients, idle=idle, deadline=time.monotonic() + 3, large_size=large_size
+        )  # first calls import and allocate
         threads = [threading.Thread(target=warm.client, args=(i,)) for i in range(clients)]
         for thread in threads:
             thread.start()
@@ -91,7 +93,13 @@ def run(
         processes_start = len(process_tree(proc.pid))
         rss_start = tree_rss(proc.pid)
 
-        soak = Soak(port, clients, idle, time.monotonic() + duration_s, large_size)
+        soak = Soak(
+            port=port,
+            clients=clients,
+            idle=idle,
+            deadline=time.monotonic() + duration_s,
+            large_size=large_size,
+        )
         stop_idle = threading.Event()
         idler = threading.Thread(target=soak.idle_sockets, args=(stop_idle,))
         idler.start()
@@ -199,9 +207,7 @@ def summary(result: SoakResult, path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.soak", description=(__doc__ or "").split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed traffic, per design")
     parser.add_argument("--clients", type=int, default=4, help="client threads sending requests")
     parser.add_argument("--idle", type=int, default=300, help="idle sockets held open meanwhile")
