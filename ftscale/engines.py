@@ -61,24 +61,16 @@ SERVER_MODULES: dict[HttpServer, tuple[str, ...]] = {
 
 def topology_reason(server: HttpServer, topology: Topology, free_threaded: bool) -> str | None:
     """Why ``server`` cannot serve ``topology`` on this kind of build (None: it can)."""
-    if server is HttpServer.GRANIAN:
-        if topology is Topology.WORKERS and free_threaded:
-            return (
-                "granian's free-threaded wheel runs its workers as threads, never as processes "
-                "(measured as granian loops)"
-            )
-        if topology is Topology.LOOPS and not free_threaded:
-            return (
-                "granian's GIL wheel runs its workers as processes, never as threads "
-                "(measured as granian workers)"
-            )
-        if topology is Topology.LOOPS_REUSEPORT:
-            return "granian's loops are already one SO_REUSEPORT socket per loop (measured as granian loops)"
-    if server is HttpServer.HYPERCORN and topology in (Topology.LOOPS, Topology.LOOPS_REUSEPORT):
-        return "hypercorn has no event loops in threads (its workers are processes)"
-    runs = TOPOLOGIES[topology].servers
+    info = TOPOLOGIES[topology]
+    build = "free-threaded" if free_threaded else "gil"
+    for refusal in info.refusals:
+        if refusal.server == server and refusal.builds in ("any", build):
+            return refusal.why
+    runs = info.servers
     if runs is not None and str(server) not in runs:
-        return f"{topology} is a stock uvicorn deployment: it runs uvicorn ({', '.join(runs)}) only"
+        if info.stock:
+            return f"{topology} is a stock uvicorn deployment: it runs uvicorn ({', '.join(runs)}) only"
+        return f"{topology} runs on {', '.join(runs)} only"
     return None
 
 
@@ -104,14 +96,15 @@ def unit_kind(topology: Topology) -> str:
 
 def balance(server: HttpServer, topology: Topology, worker_balance: str = "acceptor") -> str | None:
     """How connections are spread over the serving units (None: there is one)."""
-    if topology is Topology.SINGLE:
+    info = TOPOLOGIES[topology]
+    if info.units == "one":
         return None
-    if topology in (Topology.UVICORN_WORKERS, Topology.GUNICORN):
+    if info.balance == "shared":
         return "kernel: one listening socket shared by every worker"
-    if server is HttpServer.GRANIAN or topology is Topology.LOOPS_REUSEPORT:
+    if server is HttpServer.GRANIAN or info.balance == "reuseport":
         return "kernel: one SO_REUSEPORT socket per unit"
     if server is HttpServer.HYPERCORN:
         return "kernel: one listening socket shared by every unit"
-    if topology is Topology.WORKERS and worker_balance == "reuseport":
+    if info.balance_choice and worker_balance == "reuseport":
         return "kernel: one SO_REUSEPORT socket per unit"
     return "ftscale's acceptor: each connection to the unit with the fewest open"

@@ -12,6 +12,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# The topologies have a module of their own (ftscale.topologies); they are part of this vocabulary
+# all the same, and read from here.
+from ftscale.topologies import TOPOLOGIES as TOPOLOGIES
+from ftscale.topologies import TOPOLOGY_HELP as TOPOLOGY_HELP
+from ftscale.topologies import UVICORN_SERVERS as UVICORN_SERVERS
+from ftscale.topologies import Refusal as Refusal
+from ftscale.topologies import Topology as Topology
+from ftscale.topologies import TopologyInfo as TopologyInfo
+
 
 class Mode(enum.StrEnum):
     """Where a request's CPU work runs."""
@@ -20,40 +29,6 @@ class Mode(enum.StrEnum):
     THREADPOOL = "threadpool"  # Starlette/anyio's per-loop pool, as FastAPI 'def' endpoints use
     EXECUTOR = "executor"  # a dedicated ThreadPoolExecutor via loop.run_in_executor
     PROCESS = "process"  # a ProcessPoolExecutor: the classic way around the GIL
-
-
-class Topology(enum.StrEnum):
-    """How the service serves HTTP."""
-
-    SINGLE = "single"  # one process, one event loop
-    WORKERS = "workers"  # N worker processes, connections balanced between them
-    LOOPS = "loops"  # N event loops in N threads of one process, fed by one acceptor
-    LOOPS_REUSEPORT = "loops-reuseport"  # N loops, each with its own SO_REUSEPORT listener
-    # Stock deployments, as people run the GIL build today (ftscale's own code only wraps them):
-    UVICORN_WORKERS = "uvicorn-workers"  # uvicorn --workers N: spawned workers on one shared socket
-    GUNICORN = "gunicorn"  # gunicorn --preload -k uvicorn_worker.UvicornWorker: forked workers, one socket
-
-
-@dataclass(frozen=True)
-class TopologyInfo:
-    """What a topology is, for everything that asks instead of comparing names."""
-
-    units: str  # "one": one serving unit; "threads": --threads units (processes or loops)
-    unit_kind: str  # "loop", "thread" (event loops in threads) or "process"
-    one_process: bool  # serves from one process (no worker processes)
-    stock: bool  # a stock deployment (uvicorn --workers, gunicorn), not ftscale's own topology
-    servers: tuple[str, ...] | None = None  # the HTTP servers that run it (None: every one that can)
-
-
-UVICORN_SERVERS = ("uvicorn-h11", "uvicorn-fast")
-TOPOLOGIES: dict[Topology, TopologyInfo] = {
-    Topology.SINGLE: TopologyInfo("one", "loop", True, False),
-    Topology.WORKERS: TopologyInfo("threads", "process", False, False),
-    Topology.LOOPS: TopologyInfo("threads", "thread", True, False),
-    Topology.LOOPS_REUSEPORT: TopologyInfo("threads", "thread", True, False),
-    Topology.UVICORN_WORKERS: TopologyInfo("threads", "process", False, True, UVICORN_SERVERS),
-    Topology.GUNICORN: TopologyInfo("threads", "process", False, True, UVICORN_SERVERS),
-}
 
 
 class WorkerBalance(enum.StrEnum):
@@ -193,16 +168,6 @@ MODE_HELP: dict[Mode, str] = {
     Mode.PROCESS: "compute in a ProcessPoolExecutor (spawned children; arguments and results pickled)",
 }
 
-TOPOLOGY_HELP: dict[Topology, str] = {
-    Topology.SINGLE: "one process, one event loop; pool size = --threads",
-    Topology.WORKERS: "--threads worker processes, connections handed to the least busy",
-    Topology.LOOPS: "--threads event loops in threads of one process, one acceptor balancing connections",
-    Topology.LOOPS_REUSEPORT: "--threads event loops, each on its own SO_REUSEPORT socket (kernel balancing)",
-    Topology.UVICORN_WORKERS: "stock uvicorn --workers: --threads spawned worker processes accepting on one "
-    "shared socket (kernel balancing), supervised by uvicorn",
-    Topology.GUNICORN: "stock gunicorn --preload with uvicorn workers: --threads worker processes forked "
-    "from the master, accepting on one shared socket",
-}
 
 CLASS_NAMES: dict[WorkloadClass, str] = {
     WorkloadClass.PURE_PYTHON: "Pure Python",

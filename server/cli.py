@@ -11,6 +11,7 @@ failure.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import logging
@@ -49,7 +50,7 @@ from ftscale.server.config import (
     Topology,
     WorkerBalance,
 )
-from ftscale.vocab import APP_PREFIX, INFO_DETAIL_HELP, InfoDetail
+from ftscale.vocab import APP_PREFIX, INFO_DETAIL_HELP, TOPOLOGIES, InfoDetail
 
 if TYPE_CHECKING:
     from ftscale.server.units import Serve
@@ -302,6 +303,21 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+# Servers that run every topology they can through one runner of their own; uvicorn runs each
+# topology through the runner its descriptor names (``TOPOLOGIES[topology].runner``).
+SERVER_RUNNERS: dict[HttpServer, str] = {
+    HttpServer.GRANIAN: "ftscale.server.on_granian:run_granian",
+    HttpServer.HYPERCORN: "ftscale.server.on_hypercorn:run_hypercorn",
+}
+
+
+def resolve(name: str) -> Serve:
+    """The function a ``module:function`` runner name stands for, its module imported now."""
+    module, _, function = name.partition(":")
+    serve: Serve = getattr(importlib.import_module(module), function)
+    return serve
+
+
 def runner(topology_name: Topology, server: HttpServer = HttpServer.UVICORN_H11) -> Serve:
     """The function that serves ``topology_name`` on ``server``; it takes the config and,
     optionally, the app factory (``ftscale.server.app.create_app`` by default).
@@ -309,24 +325,7 @@ def runner(topology_name: Topology, server: HttpServer = HttpServer.UVICORN_H11)
     Imported here, not at the top: process-mode children (spawned) re-import this module as
     their main module, and need none of the HTTP stack.
     """
-    if server is HttpServer.GRANIAN:
-        from ftscale.server.on_granian import run_granian
-
-        return run_granian
-    if server is HttpServer.HYPERCORN:
-        from ftscale.server.on_hypercorn import run_hypercorn
-
-        return run_hypercorn
-    from ftscale.server import loops, stock, topology, workers
-
-    return {
-        Topology.SINGLE: topology.run_single,
-        Topology.WORKERS: workers.run_workers,
-        Topology.LOOPS: loops.run_loops,
-        Topology.LOOPS_REUSEPORT: loops.run_loops_reuseport,
-        Topology.UVICORN_WORKERS: stock.run_uvicorn_workers,
-        Topology.GUNICORN: stock.run_gunicorn,
-    }[topology_name]
+    return resolve(SERVER_RUNNERS.get(server) or TOPOLOGIES[topology_name].runner)
 
 
 def app_problem(config: ServerConfig) -> str | None:
@@ -337,7 +336,7 @@ def app_problem(config: ServerConfig) -> str | None:
     """
     if config.app is None:
         return None
-    if config.topology is Topology.WORKERS:
+    if TOPOLOGIES[config.topology].own_workers:
         cmd = [sys.executable, "-m", "ftscale.server.userapp", config.app]
         cmd += ["--app-dir", config.app_dir] if config.app_dir else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -15,6 +15,7 @@ from ftscale.vocab import (
     MODE_HELP,
     SERVER_HELP,
     START_METHOD_HELP,
+    TOPOLOGIES,
     TOPOLOGY_HELP,
     WORKER_BALANCE_HELP,
     HttpServer,
@@ -214,7 +215,7 @@ class ServerConfig:
         """Workers in one pool: per process (single, workers) or per loop (loops)."""
         if self.pool_size is not None:
             return self.pool_size
-        return self.threads if self.topology is Topology.SINGLE else 1
+        return self.threads if TOPOLOGIES[self.topology].pool == "threads" else 1
 
     @property
     def effective_queue_limit(self) -> int:
@@ -233,7 +234,7 @@ class ServerConfig:
     @property
     def serving_units(self) -> int:
         """Processes (workers) or event loops (loops) that serve HTTP; 1 for single."""
-        return 1 if self.topology is Topology.SINGLE else self.threads
+        return 1 if TOPOLOGIES[self.topology].units == "one" else self.threads
 
     @property
     def effective_max_streams(self) -> int:

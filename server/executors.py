@@ -34,29 +34,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
 import logging
 import os
 import signal
 import threading
-import time
-import zlib
-from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive
 
 from ftscale import workloads
 from ftscale.server import lifeline
+from ftscale.server.compute import (
+    ClientGone,
+    ClientWatch,
+    Computed,
+    Dispatcher,
+    Overloaded,
+    PoolState,
+    PoolUnavailable,
+    timed_compute,
+    unless_gone,
+)
 from ftscale.server.config import Mode
 from ftscale.server.counters import EVENTS
 from ftscale.workloads import Workload
-
-T = TypeVar("T")
 
 # spawn by default: pool children start as fresh interpreters that are children of the serving
 # process itself, so shutting the pool down joins them all and nothing outlives the service (a
@@ -66,34 +68,6 @@ T = TypeVar("T")
 PROCESS_START_METHOD = "spawn"
 
 logger = logging.getLogger("ftscale.server")
-
-
-@dataclass(frozen=True)
-class Computed:
-    """A compute's checksum and when (monotonic seconds) it started and ended, where it ran.
-
-    For one chunk of a stream, ``data`` is the chunk and ``checksum`` its CRC-32.
-    """
-
-    checksum: int
-    started: float
-    ended: float
-    data: bytes = b""
-
-    @property
-    def compute_s(self) -> float:
-        return self.ended - self.started
-
-
-def timed_compute(workload: Workload, size: int, chunk: int | None = None) -> Computed:
-    """Run one compute (or chunk ``chunk`` of the workload's stream) in the calling thread, timed."""
-    started = time.monotonic()
-    if chunk is None:
-        return Computed(workload.compute(size), started, time.monotonic())
-    if workload.stream is None:
-        raise ValueError(f"workload {workload.name!r} does not stream")
-    data = workload.stream.chunk(size, chunk)
-    return Computed(zlib.crc32(data), started, time.monotonic(), data)
 
 
 def compute_by_name(name: str, size: int, chunk: int | None = None) -> Computed:
@@ -113,24 +87,6 @@ def _child_init(parent_pid: int, forked: bool = False) -> None:
 
 def _ready() -> int:
     return 0
-
-
-class Overloaded(Exception):
-    """The pool and its queue are full; the message says how full."""
-
-
-class PoolUnavailable(Exception):
-    """The process pool is being replaced (a child died); retry after a moment."""
-
-
-class ClientGone(Exception):
-    """The client disconnected before its compute started; the compute was dropped."""
-
-
-class PoolState(enum.StrEnum):
-    UP = "up"
-    REBUILDING = "rebuilding"  # a child died; a new pool is starting
-    DOWN = "down"  # the last rebuild failed; the next request tries again
 
 
 class Admission:
@@ -163,73 +119,6 @@ class Admission:
     def leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
-
-
-class ClientWatch:
-    """Whether one request's client has gone; ``gone`` completes when it goes.
-
-    ``receive`` is the request's ASGI receive, after its body was read: it then waits until
-    the client disconnects (or the response is complete).
-    """
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.gone: asyncio.Future[None] = asyncio.ensure_future(self._until_disconnected())
-
-    async def _until_disconnected(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-
-    async def left(self) -> bool:
-        """Whether the server has already seen the client go (without waiting)."""
-        if self.gone.done():
-            return True
-        with anyio.CancelScope() as scope:  # as Starlette's Request.is_disconnected does
-            scope.cancel()
-            return bool((await self._receive())["type"] == "http.disconnect")
-        return False
-
-    def close(self) -> None:
-        self.gone.cancel()
-
-
-async def unless_gone(work: asyncio.Future[T], try_cancel: Callable[[], bool], client: ClientWatch) -> T:
-    """``work``'s result; if the client goes first, drop the work when it has not started.
-
-    ``try_cancel`` cancels the work if it has not started and says whether it did. Work that
-    has started is waited for (its thread or process stays busy, so its place stays taken) and
-    its result thrown away. Either way a gone client gets :class:`ClientGone`.
-    """
-    racing: set[asyncio.Future[Any]] = {work, client.gone}
-    done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-    if work in done:
-        return work.result()
-    if try_cancel():
-        work.cancel()
-        EVENTS.add("dropped_client_gone")
-        raise ClientGone
-    try:
-        await asyncio.shield(work)
-    finally:
-        EVENTS.add("finished_client_gone")
-    raise ClientGone
-
-
-class Dispatcher(Protocol):
-    """Runs one compute in this mode. ``start`` and ``stop`` run on the serving event loop."""
-
-    mode: Mode
-
-    @property
-    def state(self) -> PoolState: ...
-
-    async def start(self) -> None: ...
-
-    async def run(
-        self, workload: Workload, size: int, client: ClientWatch, chunk: int | None = None
-    ) -> Computed: ...
-
-    async def stop(self) -> None: ...
 
 
 class InlineDispatcher:
@@ -470,3 +359,20 @@ def make_dispatcher(mode: Mode, pool_size: int, start_method: str = PROCESS_STAR
     if mode is Mode.EXECUTOR:
         return ExecutorDispatcher(pool_size)
     return ProcessDispatcher(pool_size, start_method)
+
+
+# The app, the stream routes and tests import these from here, as before the compute's own
+# vocabulary moved to server.compute.
+__all__ = [
+    "Admission",
+    "ClientGone",
+    "ClientWatch",
+    "Computed",
+    "Dispatcher",
+    "Overloaded",
+    "PoolState",
+    "PoolUnavailable",
+    "make_dispatcher",
+    "timed_compute",
+    "unless_gone",
+]

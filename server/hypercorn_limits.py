@@ -38,7 +38,7 @@ from hypercorn.events import Closed, Event, RawData
 
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import EVENTS
-from ftscale.server.protocol import EVICT_IDLE_S, RETRY_AFTER_S, raw_json_response, unread_bytes
+from ftscale.server.wire import EVICT_IDLE_S, RETRY_AFTER_S, raw_json_response, unread_bytes
 
 logger = logging.getLogger("ftscale.server")
 

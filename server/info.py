@@ -32,10 +32,10 @@ from typing import Any
 from ftscale import buildfacts, engines
 from ftscale.schema import BuildFacts, Info, ServerSettings
 from ftscale.server import limits
-from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig, Topology
+from ftscale.server.config import ANYIO_DEFAULT_THREAD_LIMIT, ANYIO_LIMITER_NOTE, ServerConfig
 from ftscale.server.counters import EVENTS, UnitCounts
 from ftscale.server.sockets import connection_socket
-from ftscale.vocab import HttpServer, InfoDetail
+from ftscale.vocab import TOPOLOGIES, HttpServer, InfoDetail
 
 PACKAGES = (
     "fastapi",
@@ -124,7 +124,7 @@ def describe(
     counters = EVENTS.snapshot()
     minimal = config.info_detail is InfoDetail.MINIMAL
     pid: int | None = None if minimal else os.getpid()
-    workers = config.topology is Topology.WORKERS
+    workers = TOPOLOGIES[config.topology].own_workers
     settings = config.as_dict()
     if minimal:  # what a shared host should not show: paths, build options, processes
         interpreter = {**interpreter, "executable": "", "config_args": ""}

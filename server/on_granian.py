@@ -48,12 +48,14 @@ from typing import Any
 
 from ftscale.server import grace, lifeline
 from ftscale.server.app import create_app
-from ftscale.server.config import ServerConfig, Topology
+from ftscale.server.config import ServerConfig
 from ftscale.server.counters import UnitCounts
 from ftscale.server.guard import guarded
 from ftscale.server.limits import granian_idle_timeout_s
+from ftscale.server.sockets import free_port
 from ftscale.server.topology import BACKLOG, GRACEFUL_S
 from ftscale.server.units import AppFactory, SharedSlots, UnitApp
+from ftscale.vocab import TOPOLOGIES
 
 logger = logging.getLogger("ftscale.server")
 
@@ -68,8 +70,8 @@ def threaded() -> bool:
 
 
 def unit_labels(config: ServerConfig, threads: bool) -> list[str]:
-    if config.topology is Topology.SINGLE:
-        return [str(Topology.SINGLE)]
+    if TOPOLOGIES[config.topology].units == "one":
+        return [str(config.topology)]
     return [f"{'loop' if threads else 'worker'} {i}" for i in range(config.threads)]
 
 
@@ -139,14 +141,6 @@ def ensure_port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def free_port(host: str) -> int:
-    """A port free now, for ``--port 0`` (granian does not tell which port it got)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def settings(config: ServerConfig) -> dict[str, Any]:
     """granian's Server arguments for ``config`` (everything but the target)."""
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -163,7 +157,7 @@ def settings(config: ServerConfig) -> dict[str, Any]:
         "address": config.host,
         "port": config.port,
         "interface": Interfaces.ASGI,
-        "workers": 1 if config.topology is Topology.SINGLE else config.threads,
+        "workers": 1 if TOPOLOGIES[config.topology].units == "one" else config.threads,
         "runtime_threads": config.runtime_threads,
         "blocking_threads": 1,
         "loop": loop,
@@ -189,7 +183,7 @@ def run_granian(config: ServerConfig, factory: AppFactory = create_app) -> int:
     from granian.server import Server
 
     threads = threaded()
-    if config.port == 0:
+    if config.port == 0:  # granian does not tell which port it got: pick one free now
         config = dataclasses.replace(config, port=free_port(config.host))
     ensure_port_free(config.host, config.port)
     # The same start method on every build (3.13 would fork, 3.14 spawns): spawned workers rebuild
@@ -200,7 +194,7 @@ def run_granian(config: ServerConfig, factory: AppFactory = create_app) -> int:
     server = Server("ftscale.server.app:create_app", **settings(config))  # the name is only logged
     bound_the_stop(server, stop_flag, threads)
     # One loop per thread is a loop index; a single worker or worker processes have none.
-    loops = threads and config.topology is not Topology.SINGLE
+    loops = threads and TOPOLOGIES[config.topology].units != "one"
     loader = functools.partial(load_app, config, factory, slots, loops, os.getpid(), stop_flag)
     kind = "threads" if threads else "processes"
     logger.info(

@@ -40,10 +40,11 @@ from uvicorn.config import STARTUP_FAILURE
 
 from ftscale.server import accepting, grace, hypercorn_limits, lifeline
 from ftscale.server.app import create_app
-from ftscale.server.config import ServerConfig, Topology
+from ftscale.server.config import ServerConfig
 from ftscale.server.guard import guarded
 from ftscale.server.topology import BACKLOG, GRACEFUL_S, HANDLED_SIGNALS, bind_listener, on_signals
 from ftscale.server.units import AppFactory, SharedSlots
+from ftscale.vocab import TOPOLOGIES
 
 logger = logging.getLogger("ftscale.server")
 
@@ -191,7 +192,7 @@ def run_hypercorn(config: ServerConfig, factory: AppFactory = create_app) -> int
     """Serve ``config`` on hypercorn until SIGTERM/SIGINT; the exit status."""
     listener = bind_listener(config.host, config.port)
     logger.info("serving on http://%s:%d (hypercorn, %s)", config.host, config.port, config.topology)
-    if config.topology is Topology.WORKERS:
+    if not TOPOLOGIES[config.topology].one_process:
         return run_workers(config, listener, factory)
     try:
         return serve_one(config, factory(config), listener)

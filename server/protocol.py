@@ -41,12 +41,8 @@ Checked against uvicorn 0.55, h11 0.16 and httptools 0.9: it relies on ``handle_
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import socket
-import struct
-import termios
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -55,13 +51,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ftscale.server.config import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_HEAD_BYTES, DEFAULT_WRITE_TIMEOUT_S
 from ftscale.server.counters import EVENTS
+from ftscale.server.wire import EVICT_IDLE_S, RETRY_AFTER_S, nodelay, raw_json_response, unread_bytes
 
 if TYPE_CHECKING:  # a user's app (--app) may be served without Starlette installed
     from starlette.types import Receive, Scope, Send
 
-RETRY_AFTER_S = 1
 DRAIN_WAIT_S = 1.0  # how long a connection that has not sent its request yet may take, once stopping
-EVICT_IDLE_S = 0.25  # a connection idle this long may be closed to make room at the limit
 
 logger = logging.getLogger("ftscale.server")
 
@@ -125,44 +120,6 @@ class ConnectionGuard:
         builds protocols from a class)."""
         base = GuardedH11Protocol if http == "h11" else guarded_httptools()
         return type("Guarded", (base,), {"guard": self})
-
-
-def raw_json_response(status: int, reason: str, payload: dict[str, Any], extra: str = "") -> bytes:
-    """A complete HTTP/1.1 response that closes the connection, as bytes (``extra``: more header
-    lines, each ending in CRLF).
-
-    Written past h11 on purpose: h11 will not send a response before it has received a request.
-    """
-    body = json.dumps(payload).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-def unread_bytes(transport: asyncio.BaseTransport) -> int:
-    """Bytes that have arrived on the transport's socket and not been read yet (0 if unknown).
-
-    A connection taken up after the loop was busy has its request waiting in the kernel
-    before the protocol has read a byte of it: it is not idle.
-    """
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return 0
-    try:
-        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4)
-    except OSError:
-        return 0
-    return int(struct.unpack("i", raw)[0])
-
-
-def nodelay(transport: asyncio.BaseTransport) -> bool | None:
-    """Whether the transport's TCP socket has TCP_NODELAY (None if it is not a TCP socket)."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
 class _Guarded:

@@ -7,7 +7,7 @@ last half of them alone: a rise that has levelled off by the last half is warm-u
 above :data:`LIMIT_PCT_PER_MIN` in both is a *steady rise*, the finding a soak fails on.
 
 Percentages are of the mean RSS after the warm-up; MB are 10**6 bytes. Statistics only: no
-formatting, no sampling (:mod:`server.soak` samples).
+formatting, no sampling (:mod:`tools.soak` samples).
 
     python -m ftscale.server.rss_trend results/soak/FILE.json ...
 

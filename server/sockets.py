@@ -1,4 +1,5 @@
-"""This process's socket for one connection, found by its addresses, for servers that never show it.
+"""Sockets by address: a port free now (:func:`free_port`), and this process's socket for one
+connection, found by its addresses, for servers that never show it.
 
 granian and hypercorn hand the app a request's addresses (its ASGI scope's ``client`` and
 ``server``), not its socket. :func:`connection_socket` finds the socket this process holds for
@@ -20,10 +21,11 @@ from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free on ``host`` now (another process may take it before the caller binds it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on ``host`` free now (for a server about to bind it: another may take it meanwhile)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def _address(value: Sequence[Any] | None) -> tuple[str, int] | None:

@@ -48,15 +48,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ftscale.server import grace
-from ftscale.server.app import (
-    CONNECTION_RESPONSES,
-    ErrorBody,
-    Service,
-    StrictJSONRoute,
-    UnknownWorkloadBody,
-    not_one_of,
-    sized_endpoint,
-)
+from ftscale.server.bodies import StrictJSONRoute, sized_endpoint
 from ftscale.server.counters import EVENTS
 from ftscale.server.executors import (
     ClientGone,
@@ -66,7 +58,9 @@ from ftscale.server.executors import (
     PoolState,
     PoolUnavailable,
 )
-from ftscale.server.protocol import RETRY_AFTER_S
+from ftscale.server.responses import CONNECTION_RESPONSES, ErrorBody, UnknownWorkloadBody, not_one_of
+from ftscale.server.service import Service
+from ftscale.server.wire import RETRY_AFTER_S
 from ftscale.workloads import Workload
 
 

@@ -145,7 +145,15 @@ def load_app(spec: str, app_dir: str | None = None) -> LoadedApp:
             culprit = _gil_on_before() if gil_before else "an import that issued no warning"
         stdlib = sys.stdlib_module_names
         loaded = sorted({m.split(".")[0] for m in set(sys.modules) - modules_before} - stdlib - {"ftscale"})
-        found = LoadedApp(spec, app, kind, gil_now, culprit if gil_now else None, message, tuple(loaded))
+        found = LoadedApp(
+            spec=spec,
+            app=app,
+            kind=kind,
+            gil_enabled=gil_now,
+            gil_reenabled_by=culprit if gil_now else None,
+            gil_warning=message,
+            modules=tuple(loaded),
+        )
         _loaded[key] = found
         return found
 

@@ -42,18 +42,17 @@ import time
 from typing import Any
 
 from ftscale.server import lifeline
+from ftscale.vocab import TOPOLOGIES
 
 # What ``ftscale serve`` imports on its way to serving, on any server and topology (those not
-# installed for this build are skipped).
+# installed for this build are skipped); every topology's runner module among them.
+_RUNNER_MODULES = tuple(dict.fromkeys(info.runner.partition(":")[0] for info in TOPOLOGIES.values()))
 PRELOAD = (
     "ftscale.server.cli",
     "ftscale.server.config",
     "ftscale.server.app",
     "ftscale.server.stream",
-    "ftscale.server.topology",
-    "ftscale.server.workers",
-    "ftscale.server.loops",
-    "ftscale.server.stock",
+    *_RUNNER_MODULES,
     "ftscale.server.userapp",
     "ftscale.workloads",
     "uvicorn.protocols.http.h11_impl",

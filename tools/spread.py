@@ -1,6 +1,6 @@
 """Where keep-alive connections land: the measurement behind WORKERS.md and LOOPS.md.
 
-    python -m ftscale.server.spread --topology workers --threads 4 --connections 8 --trials 100
+    python -m tools.spread --topology workers --threads 4 --connections 8 --trials 100
 
 Starts ``ftscale serve`` with the given topology (and ``--worker-balance``) on a free loopback
 port, then, per trial, opens C keep-alive connections, asks ``/info`` on each which serving
@@ -22,8 +22,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ftscale.server.soak import free_port, service_process
-from ftscale.vocab import Topology, WorkerBalance
+from ftscale.server.sockets import free_port
+from ftscale.vocab import TOPOLOGIES, Topology, WorkerBalance
+from tools.service import service_process
 
 START_TIMEOUT_S = 60
 PAUSE_S = 0.05
@@ -61,9 +62,10 @@ def trial(port: int, connections: int) -> list[int]:
     return sorted(Counter(units).values(), reverse=True)
 
 
-def measure(topology: str, balance: str, threads: int, connections: int, trials: int) -> dict[str, Any]:
+def measure(topology: Topology, balance: str, threads: int, connections: int, trials: int) -> dict[str, Any]:
     args = ["--topology", topology, "--threads", str(threads), "--mode", "executor"]
-    if topology == Topology.WORKERS and balance != WorkerBalance.ACCEPTOR:  # the default
+    choice = TOPOLOGIES[topology].balance_choice  # the topology takes --worker-balance
+    if choice and balance != WorkerBalance.ACCEPTOR:  # the default
         args += ["--worker-balance", balance]
     splits: Counter[str] = Counter()
     idle = 0
@@ -75,8 +77,8 @@ def measure(topology: str, balance: str, threads: int, connections: int, trials:
             idle += 0 in counts
             time.sleep(PAUSE_S)
     return {
-        "topology": topology,
-        "worker_balance": balance if topology == Topology.WORKERS else None,
+        "topology": str(topology),
+        "worker_balance": balance if choice else None,
         "units": threads,
         "connections": connections,
         "trials": trials,
@@ -86,9 +88,7 @@ def measure(topology: str, balance: str, threads: int, connections: int, trials:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ftscale.server.spread", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tools.spread", description=__doc__.split("\n")[0])
     parser.add_argument("--topology", type=Topology, choices=list(Topology), default=Topology.WORKERS)
     parser.add_argument(
         "--worker-balance", type=WorkerBalance, choices=list(WorkerBalance), default=WorkerBalance.ACCEPTOR
