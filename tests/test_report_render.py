@@ -20,8 +20,9 @@ pytest.importorskip("scipy")
 pytest.importorskip("matplotlib")
 
 from ftscale.bench.report import charts, fmt, run_report, words
-from ftscale.bench.report.findings import ft_overheads, verdicts
+from ftscale.bench.report.findings import verdicts
 from ftscale.bench.report.model import build_model
+from ftscale.bench.report.overhead import ft_overheads
 from ftscale.bench.results import RunDir, load_run
 from ftscale.cli import main as ftscale_main
 from ftscale.vocab import Flag
