@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from ftscale.bench.http import capacity as rules
 from ftscale.bench.report import ceiling_report, charts, fmt, headline, labels, profiles, words
 from ftscale.bench.report.document import Block, Bullets, Code, Document, Figure, Heading, Paragraph, Table
-from ftscale.bench.report.findings import BuildBest, Choice, Overhead, Verdict, ft_overheads, verdicts
+from ftscale.bench.report.findings import BuildBest, Choice, Verdict, verdicts
 from ftscale.bench.report.model import Capacity, Finalist, RunModel, Series, server_of
+from ftscale.bench.report.overhead import Overhead, ft_overheads
 from ftscale.bench.report.stats import AmdahlFit, UslFit
 from ftscale.schema import RunMeta
-from ftscale.vocab import TOPOLOGIES, TOPOLOGY_HELP, Topology
+from ftscale.vocab import GENERATORS, TOPOLOGIES, TOPOLOGY_HELP, Generator, Topology
 
 CI = "[CI]"
 OWN = "ftscale's own"
@@ -726,11 +727,14 @@ def streaming_section(model: RunModel) -> list[Block]:
         Paragraph(STREAMS_TEXT),
     ]
     generators = {g for s in streamed for p in s.points if p.stream for g in p.stream.generators}
-    if "wrk" in generators:
+    known = [Generator(g) for g in generators if g in GENERATORS]
+    blind = sorted(g for g in known if not GENERATORS[g].streams)  # counted chunks, timed nothing
+    if blind:
         blocks.append(
             Paragraph(
-                "Some loads were applied by wrk, which sees whole responses only: it counted their chunks "
-                f"but could not time the first byte or the gaps ({fmt.DASH} where nothing was timed)."
+                f"Some loads were applied by {' and '.join(blind)}, which sees whole responses only: it "
+                "counted their chunks but could not time the first byte or the gaps "
+                f"({fmt.DASH} where nothing was timed)."
             )
         )
     for workload, _wclass, size in model.workloads():
