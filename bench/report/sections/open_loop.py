@@ -77,10 +77,10 @@ def _capacity_rows(series: Sequence[Series]) -> list[tuple[str, ...]]:
 def _capacity_curves(series: Sequence[Series]) -> list[charts.CapacityCurve]:
     return [
         charts.CapacityCurve(
-            f"{labels.series_label(s.key, with_build=False)} @{p.threads}",
-            s.key.build,
-            p.capacity,
-            f"{s.key.build}: {words.capacity_words(p.capacity)}",
+            panel=f"{labels.series_label(s.key, with_build=False)} @{p.threads}",
+            build=s.key.build,
+            capacity=p.capacity,
+            note=f"{s.key.build}: {words.capacity_words(p.capacity)}",
         )
         for s in series
         for p in s.points
