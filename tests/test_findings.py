@@ -6,8 +6,9 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from ftscale.bench.report.findings import ft_overheads, gil_twin, verdicts
+from ftscale.bench.report.findings import verdicts
 from ftscale.bench.report.model import build_model
+from ftscale.bench.report.overhead import ft_overheads, gil_twin
 from ftscale.schema import MicroCell
 from tests import synthetic
 

@@ -89,14 +89,17 @@ def test_a_run_without_profiles_has_no_profile_section(tmp_path: Path) -> None:
         ("threadpool", "single", True),
         ("inline", "loops", True),
         ("inline", "workers", False),
+        ("inline", "gunicorn", False),
+        ("inline", "uvicorn-workers", False),
         ("process", "single", False),
+        (None, None, True),  # a micro run: the threads of one worker process
     ],
 )
 def test_the_gil_is_named_only_where_the_threads_share_one(
-    tmp_path: Path, mode: str, topology: str, gil_named: bool
+    tmp_path: Path, mode: str | None, topology: str | None, gil_named: bool
 ) -> None:
-    """Worker processes and process-pool children each have their own GIL: their idle time is not
-    a wait for each other's."""
+    """Worker processes (ftscale's own or a stock deployment's) and process-pool children each have
+    their own GIL: their idle time is not a wait for each other's."""
     model = build_model(results.load_run(_run_with_profiles(tmp_path)))
     as_design = tuple(
         dataclasses.replace(s, key=dataclasses.replace(s.key, mode=mode, topology=topology))

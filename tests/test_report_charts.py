@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure
 
 from ftscale.bench.report import charts
+from ftscale.bench.report.charts import canvas
 from ftscale.bench.report.model import Series, build_model
 from ftscale.bench.results import load_run
 
@@ -26,7 +27,7 @@ def _figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
         drawn.append(fig)
         return charts.Chart(b"", legend_entries)
 
-    monkeypatch.setattr(charts, "_render", keep)
+    monkeypatch.setattr(canvas, "render", keep)
     return drawn
 
 

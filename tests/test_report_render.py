@@ -19,9 +19,11 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("matplotlib")
 
-from ftscale.bench.report import charts, fmt, run_report, words
-from ftscale.bench.report.findings import ft_overheads, verdicts
+from ftscale.bench.report import charts, fmt, words
+from ftscale.bench.report.findings import verdicts
 from ftscale.bench.report.model import build_model
+from ftscale.bench.report.overhead import ft_overheads
+from ftscale.bench.report.sections import open_loop
 from ftscale.bench.results import RunDir, load_run
 from ftscale.cli import main as ftscale_main
 from ftscale.vocab import Flag
@@ -285,11 +287,11 @@ def test_censored_capacities_are_at_least_in_tables_words_and_charts() -> None:
     found = {s.key.build: p.capacity for s in searched for p in s.points if p.capacity is not None}
     assert found["3.14"] is not None and found["3.14"].censored and found["3.14"].low == 6800
     assert found["3.14t"] is not None and not found["3.14t"].censored
-    chart = charts.capacity(run_report._capacity_curves(searched), "loop")
+    chart = charts.capacity(open_loop._capacity_curves(searched), "loop")
     assert chart is not None and sorted(chart.notes) == ["3.14: ≥ 6800 req/s", "3.14t: [5580, 5850) req/s"]
     sentence = words.capacity_sentence(searched)
     assert "≥ 6800 req/s" in sentence and "[5580, 5850) req/s" in sentence
-    assert [r[3] for r in run_report._capacity_rows(searched)] == ["≥ 6800", "[5580, 5850)"]
+    assert [r[3] for r in open_loop._capacity_rows(searched)] == ["≥ 6800", "[5580, 5850)"]
 
 
 def test_a_capacity_reads_as_an_interval_at_least_or_below() -> None:

@@ -59,7 +59,7 @@ def _share(model: RunModel, key: SeriesKey, point: Point) -> Share | None:
     ceiling = ceiling_at(model, key, point.threads)
     if ceiling is None:
         return None
-    return Share(key, point, ceiling, share_of(point, ceiling, key.unit, key.size))
+    return Share(key=key, point=point, ceiling=ceiling, share=share_of(point, ceiling, key.unit, key.size))
 
 
 def shares(model: RunModel, series: Sequence[Series] | None = None) -> tuple[Share, ...]:

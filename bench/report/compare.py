@@ -77,10 +77,16 @@ def compare_runs(base: RunModel, other: RunModel) -> RunComparison:
         series, point = ours[key]
         other_point = theirs[key][1]
         ratio = stats.ratio_of_medians(other_point.samples, point.samples)
-        matches.append(CellMatch(series.key, point, other_point, ratio))
+        matches.append(CellMatch(key=series.key, base=point, other=other_point, ratio=ratio))
     matches.sort(key=lambda m: (m.key.sort_key(), m.threads))
     common = len(matches)
-    return RunComparison(base, other, tuple(matches), len(ours) - common, len(theirs) - common)
+    return RunComparison(
+        base=base,
+        other=other,
+        matches=tuple(matches),
+        only_base=len(ours) - common,
+        only_other=len(theirs) - common,
+    )
 
 
 def regressions(comparison: RunComparison, threshold: float) -> tuple[CellMatch, ...]:
@@ -146,10 +152,20 @@ def ceilings(micro: RunModel, http: RunModel) -> CeilingComparison:
         share = stats.ratio_of_medians(best.point.samples, inproc.point.samples)
         if best.series.key.unit == CHUNKS_PER_S:  # a call in process computes a whole stream's chunks
             share = share.scaled(1 / size)
-        rows.append(Ceiling(workload, wclass, size, build, inproc, best, share))
+        rows.append(
+            Ceiling(
+                workload=workload,
+                workload_class=wclass,
+                size=size,
+                build=build,
+                micro=inproc,
+                http=best,
+                share=share,
+            )
+        )
     a, b = micro.meta.host, http.meta.host
     same_host = (a.hostname, a.cpu_model) == (b.hostname, b.cpu_model)
-    return CeilingComparison(micro, http, same_host, tuple(rows))
+    return CeilingComparison(micro=micro, http=http, same_host=same_host, rows=tuple(rows))
 
 
 @dataclass(frozen=True)

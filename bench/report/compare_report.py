@@ -17,7 +17,8 @@ from ftscale.bench.report.compare import (
 )
 from ftscale.bench.report.document import Block, Document, Figure, Heading, Paragraph, Table
 from ftscale.bench.report.model import RunModel
-from ftscale.bench.report.run_report import CI, choice_label, metadata_blocks, slug
+from ftscale.bench.report.sections.common import CI, choice_label, slug
+from ftscale.bench.report.sections.metadata import metadata_blocks
 
 
 def letter(index: int) -> str:

@@ -29,9 +29,9 @@ should it be served?* by fixed rules, in two stages:
   are kept beside the verdict, each relative to the same reference (exploration medians: these
   are descriptive, only the twins' comparison is confirmed).
 
-Also here: the *single-thread overhead* of each free-threaded build against its GIL twin (same
-major.minor version), at 1 thread with the same workload, size, design and scaling. Nothing here
-formats text; :mod:`.words` writes the sentences.
+The *single-thread overhead* of each free-threaded build against its GIL twin, and which build
+is whose twin, are :mod:`.overhead`'s. Nothing here formats text; :mod:`.words` writes the
+sentences.
 """
 
 from __future__ import annotations
@@ -45,17 +45,9 @@ from typing import Literal
 
 from ftscale.bench import intervals
 from ftscale.bench.report import stats
-from ftscale.bench.report.model import (
-    Confirmation,
-    Finalist,
-    Point,
-    RunModel,
-    Series,
-    SeriesKey,
-    class_rank,
-)
+from ftscale.bench.report.model import Confirmation, Finalist, Point, RunModel, Series, class_rank
+from ftscale.bench.report.overhead import gil_twin
 from ftscale.bench.report.stats import Estimate
-from ftscale.schema import RunMeta
 from ftscale.vocab import Flag, flag_info
 
 
@@ -281,15 +273,15 @@ def compare_twins(
     if outcome == "inconclusive" and paired is not None:
         needed = intervals.rounds_needed(paired, margin)
     return Comparison(
-        free_threaded,
-        gil,
-        contender,
-        reference,
-        contender_flagged,
-        reference_flagged,
-        ratio,
-        outcome,
-        _memory_ratio(contender, reference),
+        free_threaded_build=free_threaded,
+        gil_build=gil,
+        contender=contender,
+        reference=reference,
+        contender_flagged=contender_flagged,
+        reference_flagged=reference_flagged,
+        ratio=ratio,
+        outcome=outcome,
+        memory_ratio=_memory_ratio(contender, reference),
         qualified=tuple(dict.fromkeys(qualified)),
         confirmed=pair is not None,
         stage="confirmed" if pair is not None else ("explored" if http else "measured"),
@@ -341,24 +333,24 @@ def verdicts(model: RunModel) -> tuple[Verdict, ...]:
             design = dataclasses.replace(s.key, server=None).design
             if design not in designs.setdefault(s.key.build, []):
                 designs[s.key.build].append(design)
-        threads = tuple(sorted({p.threads for s in series for p in s.points}))
+        gil_series = [s for s in series if model.free_threaded(s.key.build) is False]
         result.append(
             Verdict(
-                wclass,
-                workload,
-                size,
-                scaling,
-                best,
-                best_flagged,
-                tuple(pairs),
-                {b: tuple(d) for b, d in designs.items()},
-                threads,
-                reference,
-                _confirmed_builds(per_build, pairs),
-                tuple(servers),
-                _best_of([s for s in series if s.key.one_process], reference),
-                _best_of([s for s in series if model.free_threaded(s.key.build) is False], reference),
-                tuple(per_build),
+                workload_class=wclass,
+                workload=workload,
+                size=size,
+                scaling=scaling,
+                best=best,
+                best_flagged=best_flagged,
+                comparisons=tuple(pairs),
+                designs={b: tuple(d) for b, d in designs.items()},
+                thread_counts=tuple(sorted({p.threads for s in series for p in s.points})),
+                reference=reference,
+                builds=_confirmed_builds(per_build, pairs),
+                servers=tuple(servers),
+                one_process=_best_of([s for s in series if s.key.one_process], reference),
+                gil_best=_best_of(gil_series, reference),
+                explored_builds=tuple(per_build),
             )
         )
     return tuple(result)
@@ -396,56 +388,3 @@ def _version_key(build: str) -> tuple[int, ...]:
     """``3.14t`` -> (3, 14, 1): newer versions later, a free-threaded build after its twin."""
     numbers = [int(n) for n in re.findall(r"\d+", build)[:2]]
     return (*numbers, 1 if build.endswith("t") else 0)
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """A free-threaded build against its GIL twin at 1 thread."""
-
-    key: SeriesKey  # the free-threaded series
-    gil_build: str
-    free_threaded: Point
-    gil: Point
-    ratio: Estimate  # free-threaded / GIL throughput
-    time_overhead: Estimate  # extra time per call on the free-threaded build: GIL/FT - 1
-
-
-def _minor(version: str) -> str | None:
-    match = re.match(r"(\d+)\.(\d+)", version)
-    return f"{match[1]}.{match[2]}" if match else None
-
-
-def gil_twin(meta: RunMeta, build: str) -> str | None:
-    """The GIL build of the same major.minor as free-threaded ``build``, if the run has one."""
-    record = meta.builds.get(build)
-    if record is None or not record.py_gil_disabled or _minor(record.version) is None:
-        return None
-    twins = sorted(
-        name
-        for name, other in meta.builds.items()
-        if not other.py_gil_disabled and _minor(other.version) == _minor(record.version)
-    )
-    return twins[0] if twins else None
-
-
-def _one_thread(series: Series) -> Point | None:
-    return next((p for p in series.points if p.threads == 1), None)
-
-
-def ft_overheads(model: RunModel) -> tuple[Overhead, ...]:
-    by_key = {s.key: s for s in model.series}
-    result = []
-    for s in model.series:
-        if s.key.load != "closed":
-            continue
-        twin = gil_twin(model.meta, s.key.build)
-        if twin is None:
-            continue
-        other = by_key.get(dataclasses.replace(s.key, build=twin))
-        ft_point = _one_thread(s)
-        gil_point = _one_thread(other) if other is not None else None
-        if ft_point is None or gil_point is None:
-            continue
-        ratio = stats.ratio_of_medians(ft_point.samples, gil_point.samples)
-        result.append(Overhead(s.key, twin, ft_point, gil_point, ratio, stats.slowdown(ratio)))
-    return tuple(result)

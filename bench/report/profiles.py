@@ -27,7 +27,7 @@ from ftscale.bench.profile.growth import (
 from ftscale.bench.report import charts, fmt, labels
 from ftscale.bench.report.document import Block, Bullets, Figure, Heading, Links, Paragraph, Table
 from ftscale.bench.report.model import RunModel, Series
-from ftscale.vocab import BUCKET_HELP, Bucket
+from ftscale.vocab import BUCKET_HELP, Bucket, Mode
 
 TITLE = "What limits scaling: CPU profiles"
 DETAILED = frozenset({Bucket.PYTHON, Bucket.HTTP})  # named by function; the others by call site
@@ -93,9 +93,11 @@ def limit_text(series: Series, found: Sequence[Breakdown]) -> str:
 def shares_one_gil(series: Series) -> bool:
     """Whether a design's working threads run in one process (so, on a GIL build, under one GIL).
 
-    ``workers`` are processes and a ``process`` pool computes in child processes: each has its own
-    GIL, so their threads never wait for each other's."""
-    return series.key.topology != "workers" and series.key.mode != "process"
+    Worker processes (a topology that is not :attr:`~ftscale.vocab.TopologyInfo.one_process`) and a
+    ``process`` pool compute in processes of their own: each has its own GIL, so their threads never
+    wait for each other's. A micro series (no topology) runs its threads in one worker process."""
+    key = series.key
+    return key.one_process if key.topology is not None else key.mode != Mode.PROCESS
 
 
 def _off_cpu_why(limit: Limit, series: Series) -> str:
