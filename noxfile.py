@@ -133,7 +133,7 @@ def schema(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """Good, bad and idle clients against 3.14t's designs (60 s each); figures to results/soak/."""
     install(session, "server")
-    session.run("python", "-m", "ftscale.server.soak", *session.posargs)
+    session.run("python", "-m", "tools.soak", *session.posargs)
 
 
 @nox.session(default=False)

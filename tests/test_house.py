@@ -104,3 +104,19 @@ def _tracked_top_level() -> set[str]:
 def test_the_top_level_is_the_design_cards() -> None:
     extra = _tracked_top_level() - TOP_LEVEL
     assert not extra, f"tracked at the top level beyond the design card's folders: {sorted(extra)}"
+
+
+def test_every_hand_written_mutant_still_plants_its_mistake() -> None:
+    """A mutant whose text no longer occurs exactly once in its module plants nothing: it would be
+    reported as not judged by ``nox -s mutants`` only when someone runs it, so it is checked here."""
+    import tomllib
+
+    stale = []
+    for path in sorted((REPO / "tests" / "mutants" / "hand").glob("*.toml")):
+        spec = tomllib.loads(path.read_text())
+        target = REPO / str(spec["file"])
+        count = target.read_text().count(str(spec["old"]).strip("\n")) if target.is_file() else 0
+        files = {str(t).split("::")[0] for t in spec["tests"]}
+        if count != 1 or not all((REPO / f).is_file() for f in files):
+            stale.append(f"{path.name}: {spec['file']} holds its text {count} times; tests {sorted(files)}")
+    assert not stale, "\n".join(stale)

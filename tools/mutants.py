@@ -28,6 +28,7 @@ MUTATED: dict[str, str] = {
     "bench/report/stats.py": "*",
     "bench/report/model.py": "*",
     "bench/report/findings.py": "*",
+    "bench/report/overhead.py": "*",
     "bench/http/cell.py": "flags_for gil_came_back unbalanced unit_deltas interleaved",
     "bench/results.py": "cell_id write_atomic write_json_atomic load_run",
     "ftscale/schema/files.py": "upgrade read_json load_model load_cell parse",
