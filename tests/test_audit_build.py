@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ftscale.bench import results
-from ftscale.bench.app import audit
+from ftscale.bench.app import audit_render, audit_verdict
 from ftscale.bench.env import fromsource, provision
 from ftscale.bench.env import project as projects
 from ftscale.schema import AuditBuild, AuditDistribution, AuditModule, AuditReport, AuditRequirement
@@ -413,7 +413,7 @@ def _built_build(culprit_owner: str) -> AuditBuild:
 def test_a_built_requirement_turns_the_gil_on_only_by_its_own_extension(owner: str, outcome: str) -> None:
     """The GIL came back during the import of a built package: it is the package's class only when the
     module that did it is one of its own extension modules (else the other module is named on its own)."""
-    judged = audit.judge(_built_build(owner), frozenset(), None, classes=True)
+    judged = audit_verdict.judge(_built_build(owner), frozenset(), None, classes=True)
     row = _rows(judged)["ext"]
     assert row.outcome == outcome
     assert row.gil_reenabled_by == ("ext._speedups" if owner == "ext" else None)
@@ -421,16 +421,16 @@ def test_a_built_requirement_turns_the_gil_on_only_by_its_own_extension(owner: s
 
 def test_what_does_not_build_fails_a_free_threaded_build_only_and_allow_excuses_it() -> None:
     build = _built_build("ext")
-    judged = audit.judge(build, frozenset(), None, classes=True)
+    judged = audit_verdict.judge(build, frozenset(), None, classes=True)
     assert "3.14t: bad: does not build from source: needs a C compiler" in judged.problems
     assert {r.name: r.outcome for r in judged.requirements} == {
         "ext": "built-gil-on", "fastapi": "wheel", "bad": "does-not-build"
     }  # fmt: skip
-    assert audit.judge(build, frozenset({"bad", "ext"}), None, classes=True).problems == []
+    assert audit_verdict.judge(build, frozenset({"bad", "ext"}), None, classes=True).problems == []
     twin = build.model_copy(update={"build": "3.14", "free_threaded": False})
-    assert audit.judge(twin, frozenset(), None, classes=True).problems == []
+    assert audit_verdict.judge(twin, frozenset(), None, classes=True).problems == []
     # without building (--no-build), no classes: the old table
-    assert all(r.outcome is None for r in audit.judge(build, frozenset(), None).requirements)
+    assert all(r.outcome is None for r in audit_verdict.judge(build, frozenset(), None).requirements)
 
 
 def test_a_built_package_is_one_problem_per_module_that_turned_the_gil_on() -> None:
@@ -444,15 +444,15 @@ def test_a_built_package_is_one_problem_per_module_that_turned_the_gil_on() -> N
         for name in ("ext", "ext._other", "ext._speedups")
     ]
     build = _built_build("ext").model_copy(update={"modules": modules})
-    gil = [p for p in audit.judge(build, frozenset(), None, classes=True).problems if "GIL" in p]
+    gil = [p for p in audit_verdict.judge(build, frozenset(), None, classes=True).problems if "GIL" in p]
     assert gil == ["3.14t: importing ext turns the GIL back on (enabled by ext._speedups)"]
     wheel = build.model_copy(update={"distributions": [AuditDistribution(name="ext", version="1")]})
-    assert len([p for p in audit.judge(wheel, frozenset(), None).problems if "GIL" in p]) == 3
+    assert len([p for p in audit_verdict.judge(wheel, frozenset(), None).problems if "GIL" in p]) == 3
 
 
 def test_the_table_lists_the_four_classes() -> None:
-    judged = audit.judge(_built_build("ext"), frozenset(), None, classes=True)
-    lines = audit.class_lines(judged)
+    judged = audit_verdict.judge(_built_build("ext"), frozenset(), None, classes=True)
+    lines = audit_render.class_lines(judged)
     assert lines == [
         "  requirements by class:",
         "    ships a wheel for this build (1): fastapi",
@@ -462,7 +462,7 @@ def test_the_table_lists_the_four_classes() -> None:
         "    does not build here (1):",
         "      bad: needs a C compiler",
     ]
-    assert audit.class_lines(audit.judge(_built_build("ext"), frozenset(), None)) == []
+    assert audit_render.class_lines(audit_verdict.judge(_built_build("ext"), frozenset(), None)) == []
 
 
 # --- references parsed ------------------------------------------------------------------------------------
