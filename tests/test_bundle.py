@@ -18,7 +18,16 @@ import pytest
 
 from ftscale import schema
 from ftscale.bench import results
-from ftscale.bench.env import bundle, hostsetup, provision, sharedlibs, strip, wheelhouse
+from ftscale.bench.env import (
+    bundle,
+    bundle_contents,
+    bundle_parts,
+    hostsetup,
+    provision,
+    sharedlibs,
+    strip,
+    wheelhouse,
+)
 from ftscale.bench.env import venv as envs
 from tests.conftest import FREE_THREADED
 
@@ -63,9 +72,9 @@ def test_a_stripped_copy_keeps_what_a_host_runs(relative: str, kept: bool) -> No
     assert strip.keep(Path(relative), "python3.14t", "python3.14t") is kept
 
 
-def cached(build: str) -> bundle.Source:
+def cached(build: str) -> bundle_contents.Source:
     try:
-        return bundle.find_source(build)
+        return bundle_contents.find_source(build)
     except Exception as exc:
         pytest.skip(f"build {build} is not provisioned here ({exc}); run: ftscale build {build}")
 
@@ -158,13 +167,13 @@ def test_the_libraries_shipped_leave_out_glibc_and_say_where_they_come_from() ->
 
 def test_a_part_over_the_limit_is_caught() -> None:
     parts = [
-        bundle.Part("common", "c", True, "", size=3 << 20),
-        bundle.Part("3.14", "p", True, "", size=61 << 20),
+        bundle_parts.Part("common", "c", True, "", size=3 << 20),
+        bundle_parts.Part("3.14", "p", True, "", size=61 << 20),
     ]
-    assert [p.name for p in bundle.oversize(parts, 60 << 20)] == ["3.14"]
+    assert [p.name for p in bundle_parts.oversize(parts, 60 << 20)] == ["3.14"]
 
 
-def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle.Part]:
+def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle_parts.Part]:
     """Two tiny parts; the "orchestrator" only says that it was asked to set the tree up."""
     common, build = folder / "stage" / "common", folder / "stage" / "3.14"
     (common / "bin").mkdir(parents=True)
@@ -175,15 +184,24 @@ def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle.Part]:
     python.chmod(0o755)
     parts = []
     for name, stage in (("common", common), ("3.14", build)):
-        size, digest = bundle.write_part(stage, folder / bundle.part_file(name))
-        parts.append(bundle.Part(name, bundle.part_file(name), True, f"the {name} part", size, digest))
+        size, digest = bundle_parts.write_part(stage, folder / bundle_parts.part_file(name))
+        parts.append(
+            bundle_parts.Part(
+                name=name,
+                file=bundle_parts.part_file(name),
+                required=True,
+                contents=f"the {name} part",
+                size=size,
+                sha256=digest,
+            )
+        )
     manifest = {
         "id": "test",
         "glibc": glibc,
         "orchestrator": "3.14",
         "builds": {"3.14": {"executable": "py/bin/python"}},
     }
-    (folder / "unpack.sh").write_text(bundle.unpack_script(manifest, parts))
+    (folder / "unpack.sh").write_text(bundle_parts.unpack_script(manifest, parts))
     return parts
 
 
@@ -302,7 +320,7 @@ def host(parts_folder: tuple[Path, str], tmp_path_factory: pytest.TempPathFactor
     env = {"PATH": str(tools), "HOME": str(root), "PIP_NO_INDEX": "1"}
     proc = offline(["sh", "unpack.sh"], env, landing, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return {"tree": landing / bundle.TREE, "env": env, "unpack": proc.stdout, "root": root}
+    return {"tree": landing / bundle_parts.TREE, "env": env, "unpack": proc.stdout, "root": root}
 
 
 @pytest.mark.slow
@@ -312,11 +330,11 @@ def test_the_headline_bundle_is_one_part_within_the_limit_and_says_its_size(
 ) -> None:
     out, printed = parts_folder
     files = sorted(p.name for p in out.glob("*.tar.xz"))
-    assert files == [bundle.part_file(bundle.ONE_PART)]
+    assert files == [bundle_parts.part_file(bundle_parts.ONE_PART)]
     size = (out / files[0]).stat().st_size
     assert size <= bundle.PART_LIMIT_MIB << 20
     assert re.search(rf"{re.escape(files[0])} +{size / (1 << 20):.1f} MiB", printed), printed
-    assert f"sh unpack.sh && {bundle.TREE}/bin/ftscale bench --preset headline" in printed
+    assert f"sh unpack.sh && {bundle_parts.TREE}/bin/ftscale bench --preset headline" in printed
     sums = (out / "SHA256SUMS").read_text().split()
     assert sums[1::2] == files
     assert "left out (not needed by what this bundle runs): " in printed and "numpy" in printed
