@@ -335,8 +335,9 @@ def build_references(project: Project, made: fromsource.Builder) -> dict[str, st
     return pins
 
 
-def _make(build: str, project: Project, args: list[str], log: Callable[[str], None],
-          made: fromsource.Builder | None) -> Path:  # fmt: skip
+def _make(
+    build: str, project: Project, args: list[str], log: Callable[[str], None], made: fromsource.Builder | None
+) -> Path:
     directory = env_dir(build, project)
     digest = (*project.contents(), *(made.stamp() if made else ()))
     try:
