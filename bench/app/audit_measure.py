@@ -54,7 +54,11 @@ def measure(build: str, python: Path, plan: AuditPlan, log: Callable[[str], None
             app=AppRequests(str(mix_file)),
         )
         launcher = Launcher(
-            {build: python}, server, "audit", ("--app", plan.app, "--app-dir", str(plan.app_dir)), APP_PREFIX
+            pythons={build: python},
+            cpus=server,
+            run_id="audit",
+            extra=("--app", plan.app, "--app-dir", str(plan.app_dir)),
+            prefix=APP_PREFIX,
         )
         settings = Settings(duration_s=plan.duration_s, warmup_s=1.0, repetitions=1)
         loads: dict[str, AuditLoad] = {}

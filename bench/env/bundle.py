@@ -323,7 +323,7 @@ def build_bundle(
         if parts_mode == "one" or (parts_mode == "auto" and len(builds) <= 2):
             write_manifest(one=True)
             summary = "; ".join(what[n] for n in ("common", *builds))
-            one = Part(ONE_PART, part_file(ONE_PART), True, summary)
+            one = Part(name=ONE_PART, file=part_file(ONE_PART), required=True, contents=summary)
             parts = compress([one], {ONE_PART: [stage[n] for n in ("common", *builds)]}, output, log)
             if parts_mode == "auto" and oversize(parts, limit_bytes):
                 log(f"one part is {parts[0].size / MIB:.1f} MiB, over the limit: one part per build instead")
@@ -331,7 +331,10 @@ def build_bundle(
                 parts = []
         if not parts:
             write_manifest(one=False)
-            split = [Part(n, part_file(n), n in ("common", lead), what[n]) for n in ("common", *builds)]
+            split = [
+                Part(name=n, file=part_file(n), required=n in ("common", lead), contents=what[n])
+                for n in ("common", *builds)
+            ]
             parts = compress(split, {n: [stage[n]] for n in ("common", *builds)}, output, log)
     too_big = oversize(parts, limit_bytes)
     if too_big:

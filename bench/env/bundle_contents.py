@@ -103,7 +103,7 @@ def contents_of(args: argparse.Namespace) -> Contents:
     except workloads.UnknownWorkload as exc:
         raise UsageError(str(exc)) from None
     numpy = any("numpy" in w.needs for w in chosen)
-    return Contents(tuple(builds), servers, numpy, args.preset)
+    return Contents(builds=tuple(builds), servers=servers, numpy=numpy, preset=args.preset)
 
 
 def host_command(contents: Contents) -> str:

@@ -132,13 +132,14 @@ def provenance(soname: str, path: Path) -> Library:
     """``path`` with its Debian package, version and whether its bytes are the package's."""
     package = _owner(path)
     if package is None:
-        return Library(soname, path)
+        return Library(soname=soname, path=path)
     proc = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False
     )
     recorded = _dpkg_md5(package, path)
     actual = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
-    return Library(soname, path, package, proc.stdout.strip() or None, recorded == actual)
+    version = proc.stdout.strip() or None
+    return Library(soname=soname, path=path, package=package, version=version, verified=recorded == actual)
 
 
 def glibc_needed(elfs: Iterable[Path]) -> tuple[int, int]:
