@@ -43,10 +43,10 @@ def test_an_extension_without_free_threading_support_fails_the_audit_and_is_name
 ) -> None:
     report_file = tmp_path / "audit.json"
     proc = _audit(
-        "-r", str(gil_project / "requirements.txt"), "--builds", "3.14t", "--app", "gilapp:app",
-        "--app-dir", str(gil_project), "--measure", "--request", "GET /answer", "--duration", "1",
-        "--json", str(report_file),
-    )  # fmt: skip
+        *["-r", str(gil_project / "requirements.txt"), "--builds", "3.14t"],
+        *["--app", "gilapp:app", "--app-dir", str(gil_project)],
+        *["--measure", "--request", "GET /answer", "--duration", "1", "--json", str(report_file)],
+    )
     assert proc.returncode == 1, proc.stderr
     assert "importing gilfixture turns the GIL back on (enabled by gilfixture)" in proc.stdout
     assert "importing the app gilapp:app turns the GIL back on (enabled by gilfixture)" in proc.stdout
@@ -76,9 +76,9 @@ def test_an_extension_without_free_threading_support_fails_the_audit_and_is_name
 def test_the_examples_real_requirements_pass(tmp_path: Path) -> None:
     report_file = tmp_path / "audit.json"
     proc = _audit(
-        "-r", str(EXAMPLE / "requirements.txt"), "--builds", "3.14t", "--app", "app:app",
-        "--app-dir", str(EXAMPLE), "--json", str(report_file),
-    )  # fmt: skip
+        *["-r", str(EXAMPLE / "requirements.txt"), "--builds", "3.14t"],
+        *["--app", "app:app", "--app-dir", str(EXAMPLE), "--json", str(report_file)],
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS: every requirement has a wheel and the GIL stays off" in proc.stdout
     (build,) = AuditReport.model_validate_json(report_file.read_text()).builds
@@ -194,9 +194,14 @@ def test_the_measure_line_does_not_read_noise_as_a_cost() -> None:
         )
 
     both_off = AuditMeasure(
-        threads=1, duration_s=3, generator="wrk", design="threadpool/single",
-        default=load(False, 100.0), gil_off=load(False, 110.0), ratio=1.1,
-    )  # fmt: skip
+        threads=1,
+        duration_s=3,
+        generator="wrk",
+        design="threadpool/single",
+        default=load(False, 100.0),
+        gil_off=load(False, 110.0),
+        ratio=1.1,
+    )
     line = audit_render._measure_line(both_off)
     assert "1.10x (the GIL was off in both" in line and "run-to-run variation" in line
     came_back = both_off.model_copy(update={"default": load(True, 50.0), "ratio": 2.2})

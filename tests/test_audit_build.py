@@ -395,18 +395,36 @@ def _built_build(culprit_owner: str) -> AuditBuild:
     module of ``culprit_owner``."""
     culprit = "ext._speedups" if culprit_owner == "ext" else "yaml._yaml"
     return AuditBuild(
-        build="3.14t", version="3.14.7", free_threaded=True, python="p",
+        build="3.14t",
+        version="3.14.7",
+        free_threaded=True,
+        python="p",
         requirements=[
-            AuditRequirement(requirement="ext", name="ext", status="built", version="1", built=["ext"],
-                             wheel="ext-1-cp314-cp314t-linux_x86_64.whl"),
+            AuditRequirement(
+                requirement="ext",
+                name="ext",
+                status="built",
+                version="1",
+                built=["ext"],
+                wheel="ext-1-cp314-cp314t-linux_x86_64.whl",
+            ),
             AuditRequirement(requirement="fastapi", name="fastapi", status="wheel", version="1"),
-            AuditRequirement(requirement="bad", name="bad", status="unbuilt", missing="bad",
-                             detail="needs a C compiler"),
+            AuditRequirement(
+                requirement="bad", name="bad", status="unbuilt", missing="bad", detail="needs a C compiler"
+            ),
         ],
         distributions=[AuditDistribution(name="ext", version="1", built=True, extensions=["ext._speedups"])],
-        modules=[AuditModule(module="ext", distribution="ext", ok=True, gil_enabled=True,
-                             gil_reenabled_by=culprit, gil_modules=[culprit])],
-    )  # fmt: skip
+        modules=[
+            AuditModule(
+                module="ext",
+                distribution="ext",
+                ok=True,
+                gil_enabled=True,
+                gil_reenabled_by=culprit,
+                gil_modules=[culprit],
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize(("owner", "outcome"), [("ext", "built-gil-on"), ("yaml", "built-gil-off")])
@@ -424,8 +442,10 @@ def test_what_does_not_build_fails_a_free_threaded_build_only_and_allow_excuses_
     judged = audit_verdict.judge(build, frozenset(), None, classes=True)
     assert "3.14t: bad: does not build from source: needs a C compiler" in judged.problems
     assert {r.name: r.outcome for r in judged.requirements} == {
-        "ext": "built-gil-on", "fastapi": "wheel", "bad": "does-not-build"
-    }  # fmt: skip
+        "ext": "built-gil-on",
+        "fastapi": "wheel",
+        "bad": "does-not-build",
+    }
     assert audit_verdict.judge(build, frozenset({"bad", "ext"}), None, classes=True).problems == []
     twin = build.model_copy(update={"build": "3.14", "free_threaded": False})
     assert audit_verdict.judge(twin, frozenset(), None, classes=True).problems == []
@@ -546,11 +566,11 @@ def test_the_app_builds_a_source_only_requirement_and_names_the_module_that_turn
     _project(folder, links, "ftscale_noslot")
     (folder / "noslotapp.py").write_text(NOSLOT_APP)
     proc = _run(
-        "app", "noslotapp:app", "--app-dir", str(folder), "--request", "GET /answer", "--results-dir",
-        str(tmp_path / "r"), "--run-id", "n", "--no-report", "--builds", "3.14t", "--designs", "single",
-        "--threads", "1", "--repetitions", "1", "--duration", "0.5", "--warmup", "0", "--generator", "python",
-        "--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS,
-    )  # fmt: skip
+        *["app", "noslotapp:app", "--app-dir", str(folder), "--request", "GET /answer"],
+        *["--results-dir", str(tmp_path / "r"), "--run-id", "n", "--no-report"],
+        *"--builds 3.14t --designs single --threads 1 --repetitions 1 --duration 0.5 --warmup 0".split(),
+        *["--generator", "python", "--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS],
+    )
     assert proc.returncode == 0, proc.stderr
     run = results.load_run(tmp_path / "r" / "n")
     record = run.meta.builds["3.14t"]
@@ -570,20 +590,32 @@ def test_the_app_report_opens_with_the_module_that_turned_the_gil_on() -> None:
 
     facts = {"version": "3.14.7", "executable": "p", "config_args": ""}
     builds = {
-        "3.14t": {**facts, "build": "3.14t", "py_gil_disabled": True, "gil_enabled": True,
-                  "gil_reenabled_by": "ext._speedups"},
+        "3.14t": {
+            **facts,
+            "build": "3.14t",
+            "py_gil_disabled": True,
+            "gil_enabled": True,
+            "gil_reenabled_by": "ext._speedups",
+        },
         "3.14": {**facts, "build": "3.14", "py_gil_disabled": False, "gil_enabled": True},
-    }  # fmt: skip
+    }
     meta = RunMeta.model_validate(
-        {"run_id": "a", "kind": "http", "created": "c", "host": results.collect_host().model_dump(),
-         "git": Git(commit=None, dirty=None).model_dump(), "config": {"command": "app"}, "builds": builds}
-    )  # fmt: skip
+        {
+            "run_id": "a",
+            "kind": "http",
+            "created": "c",
+            "host": results.collect_host().model_dump(),
+            "git": Git(commit=None, dirty=None).model_dump(),
+            "config": {"command": "app"},
+            "builds": builds,
+        }
+    )
     (block,) = run_report.gil_on_blocks(meta)
     assert "3.14t ran with the GIL on" in block.text and "ext._speedups" in block.text
     assert run_report.gil_on_blocks(meta.model_copy(update={"config": {"command": "bench"}})) == []
     off = {**builds, "3.14t": {**builds["3.14t"], "gil_enabled": False, "gil_reenabled_by": None}}
-    assert run_report.gil_on_blocks(meta.model_copy(update={"builds": RunMeta.model_validate(
-        {**meta.model_dump(), "builds": off}).builds})) == []  # fmt: skip
+    gil_off = RunMeta.model_validate({**meta.model_dump(), "builds": off}).builds
+    assert run_report.gil_on_blocks(meta.model_copy(update={"builds": gil_off})) == []
 
 
 def test_a_mix_file_reaching_outside_its_folder_is_one_line(tmp_path: Path) -> None:

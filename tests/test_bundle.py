@@ -142,8 +142,12 @@ def test_environments_install_from_the_wheelhouse_only_when_one_is_set(
     for install in installs:  # the optional servers come from the wheelhouse too
         where = install.index("--no-index")
         assert install[where : where + 5] == [
-            "--no-index", "--find-links", str(house), "--constraint", str(house / "constraints-3.14t.txt"),
-        ]  # fmt: skip
+            "--no-index",
+            "--find-links",
+            str(house),
+            "--constraint",
+            str(house / "constraints-3.14t.txt"),
+        ]
 
 
 def test_glibc_needed_is_the_newest_symbol_version_asked_for(tmp_path: Path) -> None:
@@ -249,8 +253,12 @@ def test_unpack_refuses_a_host_with_an_older_glibc(tmp_path: Path) -> None:
 def test_the_host_environment_knows_only_the_bundle() -> None:
     tree = Path("/srv/ftscale-bundle")
     manifest = {"git": {"commit": "abc123", "dirty": False}}
-    base = {"PATH": "/usr/bin:/bin", "PIP_INDEX_URL": "https://example.invalid/simple", "PYTHONPATH": "/x",
-            "HOME": "/home/u"}  # fmt: skip
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "PIP_INDEX_URL": "https://example.invalid/simple",
+        "PYTHONPATH": "/x",
+        "HOME": "/home/u",
+    }
     env = hostsetup.host_environment(tree, manifest, base)
     assert env["PATH"] == "/srv/ftscale-bundle/bin:/usr/bin:/bin" and env["HOME"] == "/home/u"
     assert "PIP_INDEX_URL" not in env and "PYTHONPATH" not in env
@@ -303,8 +311,9 @@ def parts_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     argv = ["bundle", "--for", "headline", "--output", str(out)]
     if shutil.which("wrk") is None:
         argv.append("--no-wrk")
-    proc = subprocess.run([sys.executable, "-m", "ftscale", *argv], capture_output=True, text=True,
-                          check=False, timeout=1800)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftscale", *argv], capture_output=True, text=True, check=False, timeout=1800
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out, proc.stdout
 
@@ -367,12 +376,16 @@ def test_the_headline_preset_runs_from_the_bundle_offline(host: dict[str, Any]) 
     elsewhere = host["root"] / "elsewhere"  # any working directory will do
     elsewhere.mkdir()
     launcher = str(tree / "bin" / "ftscale")
-    headline = [launcher, "bench", "--preset", "headline", "--duration", "1", "--warmup", "0",
-                "--repetitions", "1", "--rounds", "2", "--size", "nbody=10", "--size", "rag_gateway=5",
-                "--run-id", "headline-smoke"]  # fmt: skip
-    micro = [launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
-             "--scaling", "strong", "--smoke", "--processes", "1", "--values", "2", "--warmups", "0",
-             "--min-time", "0.002", "--run-id", "micro-smoke"]  # fmt: skip
+    headline = [
+        launcher,
+        *"bench --preset headline --duration 1 --warmup 0 --repetitions 1 --rounds 2".split(),
+        *"--size nbody=10 --size rag_gateway=5 --run-id headline-smoke".split(),
+    ]
+    micro = [
+        *[launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1"],
+        *"--scaling strong --smoke --processes 1 --values 2 --warmups 0 --min-time 0.002".split(),
+        *["--run-id", "micro-smoke"],
+    ]
     for argv in (headline, micro):
         proc = offline(argv, host["env"], elsewhere, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
