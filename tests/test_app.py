@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "orders"
 CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
 SMOKE = [
-    "--builds", "3.14t", "--threads", "1", "--repetitions", "1", "--duration", "0.5", "--warmup", "0",
-    "--generator", "python", "--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS,
-]  # fmt: skip
+    *"--builds 3.14t --threads 1 --repetitions 1 --duration 0.5 --warmup 0 --generator python".split(),
+    *["--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS],
+]
 EXAMPLE_APP = ["app:app", "--app-dir", str(EXAMPLE)]
 REPORTS = all(importlib.util.find_spec(m) for m in ("matplotlib", "scipy"))
 
@@ -58,9 +58,11 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
 @requires_314t
 def test_the_example_app_gives_a_run_directory_and_a_report(tmp_path: Path) -> None:
     proc = _app(
-        tmp_path, *EXAMPLE_APP, "--requests", str(EXAMPLE / "requests.toml"), "--designs", "single,loops",
-        "--run-id", "ex", *SMOKE,
-    )  # fmt: skip
+        tmp_path,
+        *EXAMPLE_APP,
+        *["--requests", str(EXAMPLE / "requests.toml"), "--designs", "single,loops", "--run-id", "ex"],
+        *SMOKE,
+    )
     assert proc.returncode == 0, proc.stderr
     run = results.load_run(tmp_path / "ex")
     assert run.meta.kind == "http" and run.meta.config["command"] == "app"
@@ -193,14 +195,22 @@ def test_a_requirement_without_a_wheel_for_a_build_is_one_line(tmp_path: Path, g
 
 def test_a_bench_cannot_resume_an_app_run(tmp_path: Path) -> None:
     meta = RunMeta(
-        run_id="a", kind="http", created=results.now(), host=results.collect_host(),
-        git=Git(commit=None, dirty=None), config={"command": "app", "argv": ["app:app"]},
-    )  # fmt: skip
+        run_id="a",
+        kind="http",
+        created=results.now(),
+        host=results.collect_host(),
+        git=Git(commit=None, dirty=None),
+        config={"command": "app", "argv": ["app:app"]},
+    )
     results.RunDir(tmp_path / "a").write_meta(meta)
     proc = subprocess.run(
         [sys.executable, "-m", "ftscale", "bench", "--results-dir", str(tmp_path), "--resume", "a"],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "it is an 'ftscale app' run; resume it with: ftscale app --resume a" in _one_line(proc)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ftscale.bench.app import audit
+from ftscale.bench.app import audit_render, audit_verdict, audit_wheels
 from ftscale.schema import (
     AppCheck,
     AuditBuild,
@@ -43,10 +43,10 @@ def test_an_extension_without_free_threading_support_fails_the_audit_and_is_name
 ) -> None:
     report_file = tmp_path / "audit.json"
     proc = _audit(
-        "-r", str(gil_project / "requirements.txt"), "--builds", "3.14t", "--app", "gilapp:app",
-        "--app-dir", str(gil_project), "--measure", "--request", "GET /answer", "--duration", "1",
-        "--json", str(report_file),
-    )  # fmt: skip
+        *["-r", str(gil_project / "requirements.txt"), "--builds", "3.14t"],
+        *["--app", "gilapp:app", "--app-dir", str(gil_project)],
+        *["--measure", "--request", "GET /answer", "--duration", "1", "--json", str(report_file)],
+    )
     assert proc.returncode == 1, proc.stderr
     assert "importing gilfixture turns the GIL back on (enabled by gilfixture)" in proc.stdout
     assert "importing the app gilapp:app turns the GIL back on (enabled by gilfixture)" in proc.stdout
@@ -76,9 +76,9 @@ def test_an_extension_without_free_threading_support_fails_the_audit_and_is_name
 def test_the_examples_real_requirements_pass(tmp_path: Path) -> None:
     report_file = tmp_path / "audit.json"
     proc = _audit(
-        "-r", str(EXAMPLE / "requirements.txt"), "--builds", "3.14t", "--app", "app:app",
-        "--app-dir", str(EXAMPLE), "--json", str(report_file),
-    )  # fmt: skip
+        *["-r", str(EXAMPLE / "requirements.txt"), "--builds", "3.14t"],
+        *["--app", "app:app", "--app-dir", str(EXAMPLE), "--json", str(report_file)],
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS: every requirement has a wheel and the GIL stays off" in proc.stdout
     (build,) = AuditReport.model_validate_json(report_file.read_text()).builds
@@ -131,16 +131,18 @@ def test_the_verdict_counts_free_threaded_builds_and_honours_allow() -> None:
             AuditModule(module="needs_config", ok=False, error="ImportError: set X", gil_enabled=False),
         ],
     )
-    judged = audit.judge(build, frozenset(), None)
+    judged = audit_verdict.judge(build, frozenset(), None)
     assert judged.problems == [
         "3.14t: orjson>=3: orjson has no wheel for this build; pip would build it from source",
         "3.14t: svc (needs cffi): cffi has no wheel for this build",
         "3.14t: importing yaml turns the GIL back on (enabled by yaml._yaml)",
     ]
     # --allow takes a requirement, the distribution without a wheel, a module or its distribution
-    allowed = audit.judge(build, frozenset({"orjson", "cffi", "pyyaml"}), None)
+    allowed = audit_verdict.judge(build, frozenset({"orjson", "cffi", "pyyaml"}), None)
     assert allowed.problems == [] and len(allowed.allowed) == 3
-    twin = audit.judge(build.model_copy(update={"build": "3.14", "free_threaded": False}), frozenset(), None)
+    twin = audit_verdict.judge(
+        build.model_copy(update={"build": "3.14", "free_threaded": False}), frozenset(), None
+    )
     assert twin.problems == []  # a GIL twin is there for contrast only
 
 
@@ -149,35 +151,39 @@ def test_an_app_that_does_not_import_or_brings_the_gil_back_fails() -> None:
     broken = _build(
         app=AppCheck(**check, ok=False, error="app 'a:app': module 'a' does not import", gil_enabled=False)
     )
-    assert audit.judge(broken, frozenset(), "a:app").problems == [
+    assert audit_verdict.judge(broken, frozenset(), "a:app").problems == [
         "3.14t: app 'a:app': module 'a' does not import"
     ]
     gil = _build(app=AppCheck(**check, ok=True, gil_enabled=True, gil_reenabled_by="ext._speedups"))
-    assert audit.judge(gil, frozenset(), "a:app").problems == [
+    assert audit_verdict.judge(gil, frozenset(), "a:app").problems == [
         "3.14t: importing the app a:app turns the GIL back on (enabled by ext._speedups)"
     ]
-    assert audit.judge(gil, frozenset({"ext"}), "a:app").problems == []
+    assert audit_verdict.judge(gil, frozenset({"ext"}), "a:app").problems == []
 
 
 def test_wheel_kinds() -> None:
-    assert audit.wheel_kind("fastapi-0.1-py3-none-any.whl") == "pure Python"
+    assert audit_render.wheel_kind("fastapi-0.1-py3-none-any.whl") == "pure Python"
     assert (
-        audit.wheel_kind("markupsafe-3.0.4-cp314-cp314t-manylinux2014_x86_64.manylinux_2_17_x86_64.whl")
+        audit_render.wheel_kind(
+            "markupsafe-3.0.4-cp314-cp314t-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
+        )
         == "cp314t"
     )
-    assert audit.wheel_kind("cryptography-46-cp311-abi3-manylinux_2_28_x86_64.whl") == "abi3"
-    assert audit.wheel_kind(None) == "installed"
+    assert audit_render.wheel_kind("cryptography-46-cp311-abi3-manylinux_2_28_x86_64.whl") == "abi3"
+    assert audit_render.wheel_kind(None) == "installed"
 
 
 def test_a_requirement_pip_cannot_resolve_is_classified(monkeypatch: pytest.MonkeyPatch) -> None:
     no_wheel = "ERROR: No matching distribution found for orjson\n"
-    monkeypatch.setattr(audit, "_has_sdist", lambda python, name, build: "3.11.4")
-    row = audit._failed("orjson>=3", no_wheel, Path("python"), "3.14t")
+    monkeypatch.setattr(audit_wheels, "_has_sdist", lambda python, name, build: "3.11.4")
+    row = audit_wheels._failed("orjson>=3", no_wheel, Path("python"), "3.14t")
     assert (row.status, row.missing) == ("sdist-only", "orjson") and "3.11.4" in (row.detail or "")
-    monkeypatch.setattr(audit, "_has_sdist", lambda python, name, build: None)
-    row = audit._failed("svc", "ERROR: No matching distribution found for cffi>=1\n", Path("python"), "3.14t")
+    monkeypatch.setattr(audit_wheels, "_has_sdist", lambda python, name, build: None)
+    row = audit_wheels._failed(
+        "svc", "ERROR: No matching distribution found for cffi>=1\n", Path("python"), "3.14t"
+    )
     assert (row.status, row.name, row.missing) == ("no-wheel", "svc", "cffi")
-    row = audit._failed("svc", "ERROR: boom\nERROR: last words\n", Path("python"), "3.14t")
+    row = audit_wheels._failed("svc", "ERROR: boom\nERROR: last words\n", Path("python"), "3.14t")
     assert (row.status, row.detail) == ("error", "ERROR: last words")
 
 
@@ -188,13 +194,18 @@ def test_the_measure_line_does_not_read_noise_as_a_cost() -> None:
         )
 
     both_off = AuditMeasure(
-        threads=1, duration_s=3, generator="wrk", design="threadpool/single",
-        default=load(False, 100.0), gil_off=load(False, 110.0), ratio=1.1,
-    )  # fmt: skip
-    line = audit._measure_line(both_off)
+        threads=1,
+        duration_s=3,
+        generator="wrk",
+        design="threadpool/single",
+        default=load(False, 100.0),
+        gil_off=load(False, 110.0),
+        ratio=1.1,
+    )
+    line = audit_render._measure_line(both_off)
     assert "1.10x (the GIL was off in both" in line and "run-to-run variation" in line
     came_back = both_off.model_copy(update={"default": load(True, 50.0), "ratio": 2.2})
-    line = audit._measure_line(came_back)
+    line = audit_render._measure_line(came_back)
     assert line.endswith("PYTHON_GIL=0 110 req/s (GIL off): 2.20x")
 
 
@@ -205,4 +216,4 @@ COMMITTED_AUDITS = sorted((REPO / "results" / "audit").glob("*.json"))
 def test_every_committed_audit_loads_and_its_table_is_rendered_from_it(path: Path) -> None:
     report = AuditReport.model_validate_json(path.read_text())
     assert report.builds
-    assert path.with_suffix(".txt").read_text().rstrip("\n") == audit.render(report)
+    assert path.with_suffix(".txt").read_text().rstrip("\n") == audit_render.render(report)

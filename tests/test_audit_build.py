@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ftscale.bench import results
-from ftscale.bench.app import audit
+from ftscale.bench.app import audit_render, audit_verdict
 from ftscale.bench.env import fromsource, provision
 from ftscale.bench.env import project as projects
 from ftscale.schema import AuditBuild, AuditDistribution, AuditModule, AuditReport, AuditRequirement
@@ -395,25 +395,43 @@ def _built_build(culprit_owner: str) -> AuditBuild:
     module of ``culprit_owner``."""
     culprit = "ext._speedups" if culprit_owner == "ext" else "yaml._yaml"
     return AuditBuild(
-        build="3.14t", version="3.14.7", free_threaded=True, python="p",
+        build="3.14t",
+        version="3.14.7",
+        free_threaded=True,
+        python="p",
         requirements=[
-            AuditRequirement(requirement="ext", name="ext", status="built", version="1", built=["ext"],
-                             wheel="ext-1-cp314-cp314t-linux_x86_64.whl"),
+            AuditRequirement(
+                requirement="ext",
+                name="ext",
+                status="built",
+                version="1",
+                built=["ext"],
+                wheel="ext-1-cp314-cp314t-linux_x86_64.whl",
+            ),
             AuditRequirement(requirement="fastapi", name="fastapi", status="wheel", version="1"),
-            AuditRequirement(requirement="bad", name="bad", status="unbuilt", missing="bad",
-                             detail="needs a C compiler"),
+            AuditRequirement(
+                requirement="bad", name="bad", status="unbuilt", missing="bad", detail="needs a C compiler"
+            ),
         ],
         distributions=[AuditDistribution(name="ext", version="1", built=True, extensions=["ext._speedups"])],
-        modules=[AuditModule(module="ext", distribution="ext", ok=True, gil_enabled=True,
-                             gil_reenabled_by=culprit, gil_modules=[culprit])],
-    )  # fmt: skip
+        modules=[
+            AuditModule(
+                module="ext",
+                distribution="ext",
+                ok=True,
+                gil_enabled=True,
+                gil_reenabled_by=culprit,
+                gil_modules=[culprit],
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize(("owner", "outcome"), [("ext", "built-gil-on"), ("yaml", "built-gil-off")])
 def test_a_built_requirement_turns_the_gil_on_only_by_its_own_extension(owner: str, outcome: str) -> None:
     """The GIL came back during the import of a built package: it is the package's class only when the
     module that did it is one of its own extension modules (else the other module is named on its own)."""
-    judged = audit.judge(_built_build(owner), frozenset(), None, classes=True)
+    judged = audit_verdict.judge(_built_build(owner), frozenset(), None, classes=True)
     row = _rows(judged)["ext"]
     assert row.outcome == outcome
     assert row.gil_reenabled_by == ("ext._speedups" if owner == "ext" else None)
@@ -421,16 +439,18 @@ def test_a_built_requirement_turns_the_gil_on_only_by_its_own_extension(owner: s
 
 def test_what_does_not_build_fails_a_free_threaded_build_only_and_allow_excuses_it() -> None:
     build = _built_build("ext")
-    judged = audit.judge(build, frozenset(), None, classes=True)
+    judged = audit_verdict.judge(build, frozenset(), None, classes=True)
     assert "3.14t: bad: does not build from source: needs a C compiler" in judged.problems
     assert {r.name: r.outcome for r in judged.requirements} == {
-        "ext": "built-gil-on", "fastapi": "wheel", "bad": "does-not-build"
-    }  # fmt: skip
-    assert audit.judge(build, frozenset({"bad", "ext"}), None, classes=True).problems == []
+        "ext": "built-gil-on",
+        "fastapi": "wheel",
+        "bad": "does-not-build",
+    }
+    assert audit_verdict.judge(build, frozenset({"bad", "ext"}), None, classes=True).problems == []
     twin = build.model_copy(update={"build": "3.14", "free_threaded": False})
-    assert audit.judge(twin, frozenset(), None, classes=True).problems == []
+    assert audit_verdict.judge(twin, frozenset(), None, classes=True).problems == []
     # without building (--no-build), no classes: the old table
-    assert all(r.outcome is None for r in audit.judge(build, frozenset(), None).requirements)
+    assert all(r.outcome is None for r in audit_verdict.judge(build, frozenset(), None).requirements)
 
 
 def test_a_built_package_is_one_problem_per_module_that_turned_the_gil_on() -> None:
@@ -444,15 +464,15 @@ def test_a_built_package_is_one_problem_per_module_that_turned_the_gil_on() -> N
         for name in ("ext", "ext._other", "ext._speedups")
     ]
     build = _built_build("ext").model_copy(update={"modules": modules})
-    gil = [p for p in audit.judge(build, frozenset(), None, classes=True).problems if "GIL" in p]
+    gil = [p for p in audit_verdict.judge(build, frozenset(), None, classes=True).problems if "GIL" in p]
     assert gil == ["3.14t: importing ext turns the GIL back on (enabled by ext._speedups)"]
     wheel = build.model_copy(update={"distributions": [AuditDistribution(name="ext", version="1")]})
-    assert len([p for p in audit.judge(wheel, frozenset(), None).problems if "GIL" in p]) == 3
+    assert len([p for p in audit_verdict.judge(wheel, frozenset(), None).problems if "GIL" in p]) == 3
 
 
 def test_the_table_lists_the_four_classes() -> None:
-    judged = audit.judge(_built_build("ext"), frozenset(), None, classes=True)
-    lines = audit.class_lines(judged)
+    judged = audit_verdict.judge(_built_build("ext"), frozenset(), None, classes=True)
+    lines = audit_render.class_lines(judged)
     assert lines == [
         "  requirements by class:",
         "    ships a wheel for this build (1): fastapi",
@@ -462,7 +482,7 @@ def test_the_table_lists_the_four_classes() -> None:
         "    does not build here (1):",
         "      bad: needs a C compiler",
     ]
-    assert audit.class_lines(audit.judge(_built_build("ext"), frozenset(), None)) == []
+    assert audit_render.class_lines(audit_verdict.judge(_built_build("ext"), frozenset(), None)) == []
 
 
 # --- references parsed ------------------------------------------------------------------------------------
@@ -546,11 +566,11 @@ def test_the_app_builds_a_source_only_requirement_and_names_the_module_that_turn
     _project(folder, links, "ftscale_noslot")
     (folder / "noslotapp.py").write_text(NOSLOT_APP)
     proc = _run(
-        "app", "noslotapp:app", "--app-dir", str(folder), "--request", "GET /answer", "--results-dir",
-        str(tmp_path / "r"), "--run-id", "n", "--no-report", "--builds", "3.14t", "--designs", "single",
-        "--threads", "1", "--repetitions", "1", "--duration", "0.5", "--warmup", "0", "--generator", "python",
-        "--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS,
-    )  # fmt: skip
+        *["app", "noslotapp:app", "--app-dir", str(folder), "--request", "GET /answer"],
+        *["--results-dir", str(tmp_path / "r"), "--run-id", "n", "--no-report"],
+        *"--builds 3.14t --designs single --threads 1 --repetitions 1 --duration 0.5 --warmup 0".split(),
+        *["--generator", "python", "--allow-shared-cpus", "--server-cpus", CPUS, "--client-cpus", CPUS],
+    )
     assert proc.returncode == 0, proc.stderr
     run = results.load_run(tmp_path / "r" / "n")
     record = run.meta.builds["3.14t"]
@@ -570,20 +590,32 @@ def test_the_app_report_opens_with_the_module_that_turned_the_gil_on() -> None:
 
     facts = {"version": "3.14.7", "executable": "p", "config_args": ""}
     builds = {
-        "3.14t": {**facts, "build": "3.14t", "py_gil_disabled": True, "gil_enabled": True,
-                  "gil_reenabled_by": "ext._speedups"},
+        "3.14t": {
+            **facts,
+            "build": "3.14t",
+            "py_gil_disabled": True,
+            "gil_enabled": True,
+            "gil_reenabled_by": "ext._speedups",
+        },
         "3.14": {**facts, "build": "3.14", "py_gil_disabled": False, "gil_enabled": True},
-    }  # fmt: skip
+    }
     meta = RunMeta.model_validate(
-        {"run_id": "a", "kind": "http", "created": "c", "host": results.collect_host().model_dump(),
-         "git": Git(commit=None, dirty=None).model_dump(), "config": {"command": "app"}, "builds": builds}
-    )  # fmt: skip
+        {
+            "run_id": "a",
+            "kind": "http",
+            "created": "c",
+            "host": results.collect_host().model_dump(),
+            "git": Git(commit=None, dirty=None).model_dump(),
+            "config": {"command": "app"},
+            "builds": builds,
+        }
+    )
     (block,) = run_report.gil_on_blocks(meta)
     assert "3.14t ran with the GIL on" in block.text and "ext._speedups" in block.text
     assert run_report.gil_on_blocks(meta.model_copy(update={"config": {"command": "bench"}})) == []
     off = {**builds, "3.14t": {**builds["3.14t"], "gil_enabled": False, "gil_reenabled_by": None}}
-    assert run_report.gil_on_blocks(meta.model_copy(update={"builds": RunMeta.model_validate(
-        {**meta.model_dump(), "builds": off}).builds})) == []  # fmt: skip
+    gil_off = RunMeta.model_validate({**meta.model_dump(), "builds": off}).builds
+    assert run_report.gil_on_blocks(meta.model_copy(update={"builds": gil_off})) == []
 
 
 def test_a_mix_file_reaching_outside_its_folder_is_one_line(tmp_path: Path) -> None:

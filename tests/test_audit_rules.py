@@ -9,15 +9,25 @@ from typing import Any
 import pytest
 
 from ftscale.bench.app import audit
+from ftscale.bench.app.audit_plan import AuditPlan
 from ftscale.schema import AuditBuild
 
 
-def _plan() -> audit.AuditPlan:
+def _plan() -> AuditPlan:
     project: Any = type("P", (), {"source": "requirements.txt"})()
-    return audit.AuditPlan(
-        builds=["3.14", "3.14t"], project=project, python=None, app=None, app_dir=Path("."),
-        allow=frozenset(), mix=None, measure=False, duration_s=1.0, threads=None, json_path=None,
-    )  # fmt: skip
+    return AuditPlan(
+        builds=["3.14", "3.14t"],
+        project=project,
+        python=None,
+        app=None,
+        app_dir=Path("."),
+        allow=frozenset(),
+        mix=None,
+        measure=False,
+        duration_s=1.0,
+        threads=None,
+        json_path=None,
+    )
 
 
 def _record(build: str, error: str | None) -> AuditBuild:

@@ -18,7 +18,16 @@ import pytest
 
 from ftscale import schema
 from ftscale.bench import results
-from ftscale.bench.env import bundle, hostsetup, provision, sharedlibs, strip, wheelhouse
+from ftscale.bench.env import (
+    bundle,
+    bundle_contents,
+    bundle_parts,
+    hostsetup,
+    provision,
+    sharedlibs,
+    strip,
+    wheelhouse,
+)
 from ftscale.bench.env import venv as envs
 from tests.conftest import FREE_THREADED
 
@@ -63,9 +72,9 @@ def test_a_stripped_copy_keeps_what_a_host_runs(relative: str, kept: bool) -> No
     assert strip.keep(Path(relative), "python3.14t", "python3.14t") is kept
 
 
-def cached(build: str) -> bundle.Source:
+def cached(build: str) -> bundle_contents.Source:
     try:
-        return bundle.find_source(build)
+        return bundle_contents.find_source(build)
     except Exception as exc:
         pytest.skip(f"build {build} is not provisioned here ({exc}); run: ftscale build {build}")
 
@@ -133,8 +142,12 @@ def test_environments_install_from_the_wheelhouse_only_when_one_is_set(
     for install in installs:  # the optional servers come from the wheelhouse too
         where = install.index("--no-index")
         assert install[where : where + 5] == [
-            "--no-index", "--find-links", str(house), "--constraint", str(house / "constraints-3.14t.txt"),
-        ]  # fmt: skip
+            "--no-index",
+            "--find-links",
+            str(house),
+            "--constraint",
+            str(house / "constraints-3.14t.txt"),
+        ]
 
 
 def test_glibc_needed_is_the_newest_symbol_version_asked_for(tmp_path: Path) -> None:
@@ -158,13 +171,13 @@ def test_the_libraries_shipped_leave_out_glibc_and_say_where_they_come_from() ->
 
 def test_a_part_over_the_limit_is_caught() -> None:
     parts = [
-        bundle.Part("common", "c", True, "", size=3 << 20),
-        bundle.Part("3.14", "p", True, "", size=61 << 20),
+        bundle_parts.Part("common", "c", True, "", size=3 << 20),
+        bundle_parts.Part("3.14", "p", True, "", size=61 << 20),
     ]
-    assert [p.name for p in bundle.oversize(parts, 60 << 20)] == ["3.14"]
+    assert [p.name for p in bundle_parts.oversize(parts, 60 << 20)] == ["3.14"]
 
 
-def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle.Part]:
+def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle_parts.Part]:
     """Two tiny parts; the "orchestrator" only says that it was asked to set the tree up."""
     common, build = folder / "stage" / "common", folder / "stage" / "3.14"
     (common / "bin").mkdir(parents=True)
@@ -175,15 +188,24 @@ def fake_bundle(folder: Path, glibc: str = "2.17") -> list[bundle.Part]:
     python.chmod(0o755)
     parts = []
     for name, stage in (("common", common), ("3.14", build)):
-        size, digest = bundle.write_part(stage, folder / bundle.part_file(name))
-        parts.append(bundle.Part(name, bundle.part_file(name), True, f"the {name} part", size, digest))
+        size, digest = bundle_parts.write_part(stage, folder / bundle_parts.part_file(name))
+        parts.append(
+            bundle_parts.Part(
+                name=name,
+                file=bundle_parts.part_file(name),
+                required=True,
+                contents=f"the {name} part",
+                size=size,
+                sha256=digest,
+            )
+        )
     manifest = {
         "id": "test",
         "glibc": glibc,
         "orchestrator": "3.14",
         "builds": {"3.14": {"executable": "py/bin/python"}},
     }
-    (folder / "unpack.sh").write_text(bundle.unpack_script(manifest, parts))
+    (folder / "unpack.sh").write_text(bundle_parts.unpack_script(manifest, parts))
     return parts
 
 
@@ -231,8 +253,12 @@ def test_unpack_refuses_a_host_with_an_older_glibc(tmp_path: Path) -> None:
 def test_the_host_environment_knows_only_the_bundle() -> None:
     tree = Path("/srv/ftscale-bundle")
     manifest = {"git": {"commit": "abc123", "dirty": False}}
-    base = {"PATH": "/usr/bin:/bin", "PIP_INDEX_URL": "https://example.invalid/simple", "PYTHONPATH": "/x",
-            "HOME": "/home/u"}  # fmt: skip
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "PIP_INDEX_URL": "https://example.invalid/simple",
+        "PYTHONPATH": "/x",
+        "HOME": "/home/u",
+    }
     env = hostsetup.host_environment(tree, manifest, base)
     assert env["PATH"] == "/srv/ftscale-bundle/bin:/usr/bin:/bin" and env["HOME"] == "/home/u"
     assert "PIP_INDEX_URL" not in env and "PYTHONPATH" not in env
@@ -285,8 +311,9 @@ def parts_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     argv = ["bundle", "--for", "headline", "--output", str(out)]
     if shutil.which("wrk") is None:
         argv.append("--no-wrk")
-    proc = subprocess.run([sys.executable, "-m", "ftscale", *argv], capture_output=True, text=True,
-                          check=False, timeout=1800)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftscale", *argv], capture_output=True, text=True, check=False, timeout=1800
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out, proc.stdout
 
@@ -302,7 +329,7 @@ def host(parts_folder: tuple[Path, str], tmp_path_factory: pytest.TempPathFactor
     env = {"PATH": str(tools), "HOME": str(root), "PIP_NO_INDEX": "1"}
     proc = offline(["sh", "unpack.sh"], env, landing, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return {"tree": landing / bundle.TREE, "env": env, "unpack": proc.stdout, "root": root}
+    return {"tree": landing / bundle_parts.TREE, "env": env, "unpack": proc.stdout, "root": root}
 
 
 @pytest.mark.slow
@@ -312,11 +339,11 @@ def test_the_headline_bundle_is_one_part_within_the_limit_and_says_its_size(
 ) -> None:
     out, printed = parts_folder
     files = sorted(p.name for p in out.glob("*.tar.xz"))
-    assert files == [bundle.part_file(bundle.ONE_PART)]
+    assert files == [bundle_parts.part_file(bundle_parts.ONE_PART)]
     size = (out / files[0]).stat().st_size
     assert size <= bundle.PART_LIMIT_MIB << 20
     assert re.search(rf"{re.escape(files[0])} +{size / (1 << 20):.1f} MiB", printed), printed
-    assert f"sh unpack.sh && {bundle.TREE}/bin/ftscale bench --preset headline" in printed
+    assert f"sh unpack.sh && {bundle_parts.TREE}/bin/ftscale bench --preset headline" in printed
     sums = (out / "SHA256SUMS").read_text().split()
     assert sums[1::2] == files
     assert "left out (not needed by what this bundle runs): " in printed and "numpy" in printed
@@ -349,12 +376,16 @@ def test_the_headline_preset_runs_from_the_bundle_offline(host: dict[str, Any]) 
     elsewhere = host["root"] / "elsewhere"  # any working directory will do
     elsewhere.mkdir()
     launcher = str(tree / "bin" / "ftscale")
-    headline = [launcher, "bench", "--preset", "headline", "--duration", "1", "--warmup", "0",
-                "--repetitions", "1", "--rounds", "2", "--size", "nbody=10", "--size", "rag_gateway=5",
-                "--run-id", "headline-smoke"]  # fmt: skip
-    micro = [launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1",
-             "--scaling", "strong", "--smoke", "--processes", "1", "--values", "2", "--warmups", "0",
-             "--min-time", "0.002", "--run-id", "micro-smoke"]  # fmt: skip
+    headline = [
+        launcher,
+        *"bench --preset headline --duration 1 --warmup 0 --repetitions 1 --rounds 2".split(),
+        *"--size nbody=10 --size rag_gateway=5 --run-id headline-smoke".split(),
+    ]
+    micro = [
+        *[launcher, "micro", "--builds", ",".join(SMOKE_BUILDS), "--workloads", "nbody", "--threads", "1"],
+        *"--scaling strong --smoke --processes 1 --values 2 --warmups 0 --min-time 0.002".split(),
+        *["--run-id", "micro-smoke"],
+    ]
     for argv in (headline, micro):
         proc = offline(argv, host["env"], elsewhere, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -183,7 +183,8 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> http.Job:
     preset = PRESETS[args.preset]
     builds = choose(args.builds, preset.builds, provision.BUILDS, "build")
     designs = args.designs or (preset.free_threaded_designs, preset.gil_designs)
-    serving = AppServing(args.app, app_dir, project, mix, None if args.no_build else args.build_timeout)
+    timeout_s = None if args.no_build else args.build_timeout
+    serving = AppServing(spec=args.app, app_dir=app_dir, project=project, mix=mix, build_timeout_s=timeout_s)
     return http.sweep_job(
         args,
         argv,

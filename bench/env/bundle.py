@@ -28,41 +28,41 @@ prints every part's size and the one command to run on the host.
 Limits: x86-64 Linux with a glibc at least as new as the one the interpreters were built
 against (``unpack.sh`` checks); the bundle carries only builds ftscale made itself (a cached
 build with its marker), since only their layout is known to relocate.
+
+What goes in: :mod:`~ftscale.bench.env.bundle_contents`; the parts and ``unpack.sh``:
+:mod:`~ftscale.bench.env.bundle_parts`; this module stages and writes them.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import datetime as _dt
-import hashlib
-import importlib.resources
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ftscale import __version__
 from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
+from ftscale.bench.env.bundle_contents import (
+    Contents,
+    Source,
+    contents_of,
+    find_source,
+    host_command,
+    orchestrator,
+)
+from ftscale.bench.env.bundle_parts import ONE_PART, Part, compress, oversize, part_file, unpack_script
 from ftscale.bench.http.options import PRESETS, SERVERS
-from ftscale.bench.options import choose
-from ftscale.engines import OPTIONAL_PACKAGES, SERVER_PACKAGES
 from ftscale.errors import SetupError, UsageError
-from ftscale.vocab import DEFAULT_SERVER, HttpServer
+from ftscale.vocab import DEFAULT_SERVER, GENERATORS, Generator
 
 MIB = 1 << 20
 PART_LIMIT_MIB = 60
-XZ_PRESET: Literal[6] = 6  # -9 saves a few percent on these files and costs three times the time
-TREE = "ftscale-bundle"  # the folder unpack.sh unpacks into, unless told otherwise
-ONE_PART = "all"  # the name of the one part of a bundle written in one part
-SERVER_ALIASES = {"uvicorn": str(DEFAULT_SERVER)}
-ORCHESTRATOR_PREFERENCE = ("3.14", "3.13", "3.14t", "3.13t")  # which bundled build runs ftscale itself
 PROJECT_FILES = ("pyproject.toml", "README.md", "ftscale", "bench", "server", "workloads")
 
 DESCRIPTION = (
@@ -121,162 +121,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# --- what goes in ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    """A cached build to bundle."""
-
-    build: str
-    prefix: Path
-    marker: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return self.prefix.name
-
-    @property
-    def executable(self) -> Path:
-        return self.prefix / "bin" / f"python{self.build}"
-
-
-def find_source(build: str) -> Source:
-    """The cached build ftscale made for ``build``: the linked one, else the plain or optimised one."""
-    candidates = []
-    linked = provision.linked(build)
-    if linked is not None:
-        candidates.append(linked.resolve().parent.parent)
-    for optimized in (False, True):
-        candidates.append(provision.install_dir(provision.BuildSpec(build, optimized)))
-    for prefix in candidates:
-        marker = prefix / provision.MARKER
-        if marker.is_file():
-            return Source(build, prefix, json.loads(marker.read_text()))
-    raise SetupError(f"build {build} is not in ftscale's cache; run: ftscale build {build}")
-
-
-def orchestrator(builds: Sequence[str]) -> str:
-    return next(b for b in ORCHESTRATOR_PREFERENCE if b in builds)
-
-
-@dataclass(frozen=True)
-class Contents:
-    """What a bundle carries besides the interpreters, ftscale and wrk."""
-
-    builds: tuple[str, ...]
-    servers: tuple[str, ...]  # HTTP servers whose packages go in (the default one always runs)
-    numpy: bool  # numpy, for the numpy workloads
-    preset: str | None = None  # --for: the preset it is made for
-
-    def optional_packages(self) -> set[str]:
-        """The optional distributions (servers extra, numpy) it carries."""
-        wanted = {n for s in self.servers for n in SERVER_PACKAGES[HttpServer(s)] if n in OPTIONAL_PACKAGES}
-        return wanted | ({"numpy"} if self.numpy else set())
-
-
-def parse_servers(text: str) -> tuple[str, ...]:
-    """``uvicorn,granian`` -> the servers, each once (``uvicorn`` is the default uvicorn-h11)."""
-    names = [SERVER_ALIASES.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SERVERS]
-    if unknown or not names:
-        raise UsageError(
-            f"unknown server {', '.join(unknown) or repr(text)}; known: uvicorn, {', '.join(SERVERS)}"
-        )
-    return tuple(dict.fromkeys(names))
-
-
-def contents_of(args: argparse.Namespace) -> Contents:
-    """The bundle's contents from the command line; :class:`UsageError` for a bad choice."""
-    from ftscale import workloads  # the registry: what needs numpy (not at --help time)
-
-    preset = PRESETS[args.preset] if args.preset else None
-    default_builds = preset.builds if preset else provision.BUILDS
-    builds = choose(args.builds, default_builds, provision.BUILDS, "build")
-    every = (str(DEFAULT_SERVER),) if preset else SERVERS  # a preset runs the default server only
-    servers = parse_servers(args.servers) if args.servers else every
-    try:
-        if args.workloads:
-            chosen = workloads.select(args.workloads)
-        elif preset and preset.workloads:
-            chosen = [workloads.get(n) for n in preset.workloads]
-        else:
-            chosen = list(workloads.REGISTRY.values())
-    except workloads.UnknownWorkload as exc:
-        raise UsageError(str(exc)) from None
-    numpy = any("numpy" in w.needs for w in chosen)
-    return Contents(tuple(builds), servers, numpy, args.preset)
-
-
-def host_command(contents: Contents) -> str:
-    """The one command to run on the host, in the folder holding the parts."""
-    builds = contents.builds
-    if contents.preset is not None:
-        chosen = PRESETS[contents.preset].builds
-        extra = "" if set(builds) == set(chosen) else f" --builds {','.join(builds)}"
-        budget = "8m" if contents.preset == "headline" else "9m"  # unpacking takes the rest of a window
-        return f"sh unpack.sh && {TREE}/bin/ftscale bench --preset {contents.preset}{extra} --budget {budget}"
-    every = set(builds) == set(provision.BUILDS)
-    sweep = "bench --preset reference" if every else f"bench --preset reference --builds {','.join(builds)}"
-    return f"sh unpack.sh && {TREE}/bin/ftscale {sweep} --budget 9m"
-
-
-# --- parts ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Part:
-    name: str  # "common" or a build
-    file: str
-    required: bool
-    contents: str
-    size: int = 0
-    sha256: str = ""
-
-
-def part_file(name: str) -> str:
-    return f"{TREE}-{name}.tar.xz"
-
-
-def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def write_part(root: Path | Sequence[Path], dest: Path) -> tuple[int, str]:
-    """The contents of ``root`` (or of several roots, merged) as ``dest`` (tar.xz, written aside
-    and renamed); its size and sha256."""
-    roots = [root] if isinstance(root, Path) else list(root)
-    partial = dest.with_name(f".{dest.name}.partial")
-    with tarfile.open(partial, "w:xz", preset=XZ_PRESET) as tar:
-        for child in sorted((c for r in roots for c in r.iterdir()), key=lambda c: (c.name, str(c))):
-            tar.add(child, arcname=child.name, filter=_anonymous)
-    partial.replace(dest)
-    digest = hashlib.sha256()
-    with dest.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return dest.stat().st_size, digest.hexdigest()
-
-
-def oversize(parts: Sequence[Part], limit_bytes: int) -> list[Part]:
-    return [p for p in parts if p.size > limit_bytes]
-
-
-def unpack_script(manifest: dict[str, Any], parts: Sequence[Part]) -> str:
-    lines = "\n".join(
-        f"{p.file} {p.sha256} {p.size} {'required' if p.required else 'optional'} {p.contents}" for p in parts
-    )
-    template = importlib.resources.files("ftscale.bench.env").joinpath("unpack.sh").read_text()
-    orchestrator_exe = manifest["builds"][manifest["orchestrator"]]["executable"]
-    values = {"@BUNDLE@": manifest["id"], "@GLIBC@": manifest["glibc"], "@TREE@": TREE,
-              "@ORCHESTRATOR@": orchestrator_exe, "@PARTS@": lines}  # fmt: skip
-    for placeholder, value in values.items():
-        template = template.replace(placeholder, value)
-    return template
-
-
 # --- building it ------------------------------------------------------------------------------
 
 
@@ -293,8 +137,8 @@ def _project_wheel(python: Path, work: Path) -> Path:
             src.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, src / name)
     out = work / "project"
-    cmd = [str(python), "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
-           "-w", str(out), str(src)]  # fmt: skip
+    pip = [str(python), "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps"]
+    cmd = [*pip, "-w", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SetupError(f"building ftscale's wheel failed: {proc.stderr.strip()[-800:]}")
@@ -318,9 +162,14 @@ def _stage_interpreter(source: Source, root: Path) -> tuple[dict[str, Any], str,
         f"{copied.source_bytes / MIB:.0f} MiB cached -> {copied.copy_bytes / MIB:.0f} MiB "
         f"{'stripped' if copied.stripped else 'copied (no strip here: symbols kept)'}"
     )
-    entry = {"key": source.key, "prefix": str(prefix), "executable": str(executable),
-             "version": source.marker.get("version"), "part": part_file(build),
-             "configure_args": source.marker.get("configure_args")}  # fmt: skip
+    entry = {
+        "key": source.key,
+        "prefix": str(prefix),
+        "executable": str(executable),
+        "version": source.marker.get("version"),
+        "part": part_file(build),
+        "configure_args": source.marker.get("configure_args"),
+    }
     return entry, what, copied.elf_files
 
 
@@ -370,6 +219,13 @@ def _stage_wheels(
     return users
 
 
+def _wrk_program() -> str:
+    """The program of the one load generator a bundle carries (the built-in one needs none)."""
+    program = GENERATORS[Generator.WRK].executable
+    assert program is not None
+    return program
+
+
 def _stage_runtime(
     common: Path, elfs: list[Path], wrk: str | None, log: Callable[[str], None]
 ) -> tuple[list[sharedlibs.Library], dict[str, object] | None, tuple[int, int]]:
@@ -381,10 +237,10 @@ def _stage_runtime(
     wrk_record = None
     elfs = list(elfs)
     if wrk is not None:
-        real = Path(wrk).resolve()
-        shutil.copy2(real, common / "bin" / "wrk")
-        elfs.append(common / "bin" / "wrk")
-        record = sharedlibs.provenance("wrk", real).record()
+        real, program = Path(wrk).resolve(), _wrk_program()
+        shutil.copy2(real, common / "bin" / program)
+        elfs.append(common / "bin" / program)
+        record = sharedlibs.provenance(program, real).record()
         wrk_record = {k: v for k, v in record.items() if k != "soname"}
     libraries = [sharedlibs.provenance(s, p) for s, p in sharedlibs.needed(elfs).items()]
     (common / "lib").mkdir()
@@ -393,21 +249,6 @@ def _stage_runtime(
             log(f"warning: {library.path} is not what {library.package} installed; shipped as it is")
         shutil.copy2(library.path, common / "lib" / library.soname)
     return libraries, wrk_record, sharedlibs.glibc_needed([*elfs, *(lib.path for lib in libraries)])
-
-
-def _compress(
-    parts: Sequence[Part], roots: dict[str, list[Path]], output: Path, log: Callable[[str], None]
-) -> list[Part]:
-    """Write ``parts`` (each from its ``roots``) in parallel; the parts with their sizes and sums."""
-    log(f"compressing {_count(len(parts), 'part')} (xz -{XZ_PRESET})")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        done = list(pool.map(lambda p: write_part(roots[p.name], output / p.file), parts))
-    return [Part(p.name, p.file, p.required, p.contents, size, digest)
-            for p, (size, digest) in zip(parts, done)]  # fmt: skip
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def build_bundle(
@@ -425,9 +266,10 @@ def build_bundle(
     """
     builds = contents.builds
     sources = {b: find_source(b) for b in builds}
-    wrk = shutil.which("wrk") if with_wrk else None
+    wrk = shutil.which(_wrk_program()) if with_wrk else None
     if with_wrk and wrk is None:
-        raise SetupError("wrk is not installed here (apt-get install wrk), or pass --no-wrk")
+        program = _wrk_program()
+        raise SetupError(f"{program} is not installed here (apt-get install {program}), or pass --no-wrk")
     from ftscale.bench.results import collect_git  # imports pydantic: not at --help time
 
     lead = orchestrator(builds)
@@ -447,19 +289,25 @@ def build_bundle(
         users = _stage_wheels(sources, lead, work, stage, log, contents)
         libraries, wrk_record, glibc = _stage_runtime(stage["common"], elfs, wrk, log)
         shared = sum(1 for n in users if len(users[n]) > 1)
-        what["common"] = (f"{'wrk, ' if wrk else ''}{len(libraries)} libraries, "
-                          f"ftscale {__version__}, {shared} shared wheels")  # fmt: skip
+        program = f"{_wrk_program()}, " if wrk else ""
+        what["common"] = f"{program}{len(libraries)} libraries, ftscale {__version__}, {shared} shared wheels"
         for build in builds:
             what[build] += f", {sum(1 for n in users if users[n] == [build])} wheels of its own"
         manifest = {
-            "format": 1, "created": created.isoformat(timespec="seconds"),
+            "format": 1,
+            "created": created.isoformat(timespec="seconds"),
             "id": f"ftscale-{__version__}-{(git['commit'] or 'nogit')[:12]}-{created:%Y%m%dT%H%M%SZ}",
-            "ftscale_version": __version__, "git": git, "orchestrator": lead,
-            "glibc": f"{glibc[0]}.{glibc[1]}", "builds": entries,
-            "libraries": [lib.record() for lib in libraries], "wrk": wrk_record,
-            "carried": sorted(contents.optional_packages()), "servers": list(contents.servers),
+            "ftscale_version": __version__,
+            "git": git,
+            "orchestrator": lead,
+            "glibc": f"{glibc[0]}.{glibc[1]}",
+            "builds": entries,
+            "libraries": [lib.record() for lib in libraries],
+            str(Generator.WRK): wrk_record,
+            "carried": sorted(contents.optional_packages()),
+            "servers": list(contents.servers),
             "preset": contents.preset,
-        }  # fmt: skip
+        }
         common = stage["common"]
         shutil.copy2(Path(hostsetup.__file__), common / "host.py")
         launcher = common / "bin" / "ftscale"
@@ -475,16 +323,19 @@ def build_bundle(
         if parts_mode == "one" or (parts_mode == "auto" and len(builds) <= 2):
             write_manifest(one=True)
             summary = "; ".join(what[n] for n in ("common", *builds))
-            one = Part(ONE_PART, part_file(ONE_PART), True, summary)
-            parts = _compress([one], {ONE_PART: [stage[n] for n in ("common", *builds)]}, output, log)
+            one = Part(name=ONE_PART, file=part_file(ONE_PART), required=True, contents=summary)
+            parts = compress([one], {ONE_PART: [stage[n] for n in ("common", *builds)]}, output, log)
             if parts_mode == "auto" and oversize(parts, limit_bytes):
                 log(f"one part is {parts[0].size / MIB:.1f} MiB, over the limit: one part per build instead")
                 (output / parts[0].file).unlink()
                 parts = []
         if not parts:
             write_manifest(one=False)
-            split = [Part(n, part_file(n), n in ("common", lead), what[n]) for n in ("common", *builds)]
-            parts = _compress(split, {n: [stage[n]] for n in ("common", *builds)}, output, log)
+            split = [
+                Part(name=n, file=part_file(n), required=n in ("common", lead), contents=what[n])
+                for n in ("common", *builds)
+            ]
+            parts = compress(split, {n: [stage[n]] for n in ("common", *builds)}, output, log)
     too_big = oversize(parts, limit_bytes)
     if too_big:
         listed = ", ".join(f"{p.file} is {p.size / MIB:.1f} MiB" for p in too_big)
@@ -504,8 +355,14 @@ def run(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"{output} is not empty; remove it or name another --output")
-    parts = build_bundle(contents, output, int(args.max_part_mib * MIB), not args.no_wrk,
-                         log=lambda m: print(m, flush=True), parts_mode=args.parts)  # fmt: skip
+    parts = build_bundle(
+        contents,
+        output,
+        int(args.max_part_mib * MIB),
+        with_wrk=not args.no_wrk,
+        log=lambda m: print(m, flush=True),
+        parts_mode=args.parts,
+    )
     width = max(len(p.file) for p in parts)
     print(f"\nbundle in {output} (every part at most {args.max_part_mib:g} MiB):")
     for part in parts:

@@ -45,8 +45,9 @@ NO_WHEEL = re.compile(r"No matching distribution found for ([^\s;]+)")
 
 # Folders of a local project that a build never needs and that can be large; left out of the copy
 # (at its top only: a package may have a subpackage named ``build``).
-SKIPPED_AT_TOP = {"build", "dist", ".venv", "venv", ".nox", ".tox", "node_modules", ".mypy_cache",
-                  ".pytest_cache", ".ruff_cache"}  # fmt: skip
+SKIPPED_AT_TOP = set(
+    "build dist .venv venv .nox .tox node_modules .mypy_cache .pytest_cache .ruff_cache".split()
+)
 
 
 def canonical(name: str) -> str:
@@ -91,24 +92,35 @@ class Built:
 PIECES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE | re.MULTILINE), piece)
     for pattern, piece in (
-        (r"can't find Rust compiler|Cargo, the Rust package manager|rustc.*not found|"
-         r"`cargo` not found|could not find `cargo`", "a Rust toolchain (rustc and cargo)"),
-        (r"command '[^']*(?:g\+\+|c\+\+|clang\+\+)' failed: No such file|"
-         r"Unknown compiler\(s\): \[\['c\+\+'|No CMAKE_CXX_COMPILER could be found",
-         "a C++ compiler"),
+        (
+            r"can't find Rust compiler|Cargo, the Rust package manager|rustc.*not found|"
+            r"`cargo` not found|could not find `cargo`",
+            "a Rust toolchain (rustc and cargo)",
+        ),
+        (
+            r"command '[^']*(?:g\+\+|c\+\+|clang\+\+)' failed: No such file|"
+            r"Unknown compiler\(s\): \[\['c\+\+'|No CMAKE_CXX_COMPILER could be found",
+            "a C++ compiler",
+        ),
         (r"Unknown compiler\(s\): \[\['gfortran'|No CMAKE_Fortran_COMPILER", "a Fortran compiler"),
-        (r"command '[^']*(?:gcc|cc|clang)' failed: No such file|unable to execute '[^']*(?:gcc|cc)'|"
-         r"Unknown compiler\(s\): \[\['cc'|No CMAKE_C_COMPILER could be found",
-         "a C compiler"),
+        (
+            r"command '[^']*(?:gcc|cc|clang)' failed: No such file|unable to execute '[^']*(?:gcc|cc)'|"
+            r"Unknown compiler\(s\): \[\['cc'|No CMAKE_C_COMPILER could be found",
+            "a C compiler",
+        ),
         (r"CMake must be installed|No such file or directory: 'cmake'|cmake: not found", "CMake"),
-        (r"pkg-config: not found|Did not find pkg-config|No such file or directory: 'pkg-config'",
-         "pkg-config"),
+        (
+            r"pkg-config: not found|Did not find pkg-config|No such file or directory: 'pkg-config'",
+            "pkg-config",
+        ),
     )
-)  # fmt: skip
+)
 HEADER = re.compile(r"fatal error: ([\w./+-]+\.h(?:pp)?): No such file or directory")
 LIBRARY = re.compile(r"cannot find -l([\w.+-]+)")
-PKG_CONFIG = re.compile(r"Package '?([\w.+-]+?)'? was not found in the pkg-config search path|"
-                        r"Dependency \"?([\w.+-]+)\"? not found")  # fmt: skip
+PKG_CONFIG = re.compile(
+    r"Package '?([\w.+-]+?)'? was not found in the pkg-config search path|"
+    r"Dependency \"?([\w.+-]+)\"? not found"
+)
 BUILD_REQUIREMENT = re.compile(
     r"installing build dependencies.*?No matching distribution found for ([^\s;]+)", re.DOTALL | re.IGNORECASE
 )
@@ -262,9 +274,9 @@ class Builder:
             tmp.mkdir()
             env = builder_env()
             env.update(TMPDIR=str(tmp), PIP_NO_INPUT="1")
-            cmd = [str(self.python), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-                   "--progress-bar", "off", "--wheel-dir", str(out), "--find-links", str(self.folder),
-                   *self.source, *self.options, target]  # fmt: skip
+            pip = [str(self.python), "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check"]
+            into = ["--progress-bar", "off", "--wheel-dir", str(out), "--find-links", str(self.folder)]
+            cmd = [*pip, *into, *self.source, *self.options, target]
             status, output = _run_limited(cmd, env, self.timeout_s)
             wheels = sorted(out.glob("*.whl")) if status == 0 else []
             if status is None:
@@ -337,8 +349,8 @@ def dry_run(python: Path, args: Sequence[str]) -> tuple[list[dict[str, Any]] | N
     """pip's dry-run report of installing ``args`` from binary wheels only (None and stderr if it fails)."""
     with tempfile.TemporaryDirectory(prefix="ftscale-resolve-") as scratch:
         report = Path(scratch) / "report.json"
-        cmd = [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:",
-               "-q", "--disable-pip-version-check", "--report", str(report), *args]  # fmt: skip
+        pip = [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:"]
+        cmd = [*pip, "-q", "--disable-pip-version-check", "--report", str(report), *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=builder_env())
         if proc.returncode != 0 or not report.is_file():
             return None, proc.stderr

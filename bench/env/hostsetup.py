@@ -40,8 +40,10 @@ from typing import Any
 MANIFEST = "bundle.json"
 ORCHESTRATOR_ENV = Path("envs") / "orchestrator"
 # Imported by the relocation check: each must come from the unpacked tree (or be built in).
-CHECKED_MODULES = ("os", "encodings", "ssl", "_ssl", "_hashlib", "sqlite3", "_sqlite3", "ctypes", "_ctypes",
-                   "zlib", "_lzma", "_bz2", "_decimal", "json", "asyncio", "venv", "ensurepip")  # fmt: skip
+CHECKED_MODULES = tuple(
+    "os encodings ssl _ssl _hashlib sqlite3 _sqlite3 ctypes _ctypes zlib _lzma _bz2 _decimal json asyncio "
+    "venv ensurepip".split()
+)
 _CHECK = """
 import importlib, json, sys, sysconfig
 files = {name: getattr(importlib.import_module(name), "__file__", None) for name in sys.argv[1:]}
@@ -68,8 +70,13 @@ def relocation_check(executable: Path, prefix: Path, free_threaded: bool, env: d
     A copied interpreter that still found its standard library at the place it was built
     would pass a plain ``import`` and break on a host where that place does not exist.
     """
-    proc = subprocess.run([str(executable), "-I", "-c", _CHECK, *CHECKED_MODULES], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [str(executable), "-I", "-c", _CHECK, *CHECKED_MODULES],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise HostError(f"{executable} does not run here: {proc.stderr.strip()[-600:]}")
     facts = json.loads(proc.stdout)
@@ -143,8 +150,10 @@ def setup(tree: Path) -> None:
     for build in builds:
         facts = manifest["builds"][build]
         executable = tree / facts["executable"]
-        print(f"{build}: {relocation_check(executable, tree / facts['prefix'], build.endswith('t'), env)}",
-              flush=True)  # fmt: skip
+        print(
+            f"{build}: {relocation_check(executable, tree / facts['prefix'], build.endswith('t'), env)}",
+            flush=True,
+        )
         _link(tree / "cache" / "bin" / f"python{build}", executable.resolve())
     envdir = tree / ORCHESTRATOR_ENV
     stamp = tree / "envs" / ".orchestrator-stamp"
@@ -157,14 +166,16 @@ def setup(tree: Path) -> None:
         )
         wheels = tree / "wheels"
         pins = wheels / f"constraints-{orchestrator}.txt"
-        _run([str(envdir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-              str(wheels), "--constraint", str(pins), f"ftscale[bench]=={manifest['ftscale_version']}"],
-             env, "installing ftscale into the orchestrator's environment")  # fmt: skip
+        pip = [str(envdir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
+        offline = ["--find-links", str(wheels), "--constraint", str(pins)]
+        package = f"ftscale[bench]=={manifest['ftscale_version']}"
+        _run([*pip, *offline, package], env, "installing ftscale into the orchestrator's environment")
         stamp.write_text(wanted)
     # Each build's environment, made as ftscale makes it, here from the wheelhouse: done now so
     # that a measuring slot does not spend its minutes on it.
-    proc = subprocess.run([str(envdir / "bin" / "python"), "-m", "ftscale.bench.env.venv", *builds], env=env,
-                          check=False)  # fmt: skip
+    proc = subprocess.run(
+        [str(envdir / "bin" / "python"), "-m", "ftscale.bench.env.venv", *builds], env=env, check=False
+    )
     if proc.returncode != 0:
         raise HostError("making the builds' environments failed (see above)")
     print(f"ready: {tree / 'bin' / 'ftscale'} bench|micro ... (results in {env['FTSCALE_RESULTS']})")

@@ -105,7 +105,8 @@ def from_arguments(requirement_files: Sequence[Path], pyproject: Path | None) ->
     if pyproject is not None:
         requirements = pyproject_dependencies(pyproject)
         sources.append(str(pyproject))
-    return Project(tuple(p.resolve() for p in requirement_files), requirements, ", ".join(sources))
+    files = tuple(p.resolve() for p in requirement_files)
+    return Project(files=files, requirements=requirements, source=", ".join(sources))
 
 
 def find(requirement_files: Sequence[Path], pyproject: Path | None, app_dir: Path) -> Project:
@@ -204,14 +205,18 @@ def reference(line: str, base: Path | None = None) -> Reference | None:
     if direct := DIRECT.match(text):
         url = direct[3]
         if url.startswith("file:"):
-            return Reference(line, _local(url, base)[0], True, direct[2] or "", bool(editable))
-        return Reference(line, url, False, direct[2] or "", bool(editable))
+            target, local = _local(url, base)[0], True
+        else:
+            target, local = url, False
+        return Reference(
+            line=line, target=target, local=local, extras=direct[2] or "", editable=bool(editable)
+        )
     if URL.match(text) and not text.startswith("file:"):
-        return Reference(line, text.split(";")[0].strip(), False, "", bool(editable))
+        return Reference(line=line, target=text.split(";")[0].strip(), local=False, editable=bool(editable))
     path = text.split(";")[0].strip()
     if editable or path.startswith(("file:", ".", "/", "~")) or os.sep in path:
         target, extras = _local(path, base)
-        return Reference(line, target, True, extras, bool(editable))
+        return Reference(line=line, target=target, local=True, extras=extras, editable=bool(editable))
     return None
 
 
@@ -322,7 +327,15 @@ def builder(
     folder = built_dir(build, project)
     folder.mkdir(parents=True, exist_ok=True)
     source = wheelhouse.install_source(build)
-    return fromsource.Builder(interpreter, build, folder, timeout_s, pip_options(project), source, log)
+    return fromsource.Builder(
+        python=interpreter,
+        build=build,
+        folder=folder,
+        timeout_s=timeout_s,
+        options=pip_options(project),
+        source=source,
+        log=log,
+    )
 
 
 def build_references(project: Project, made: fromsource.Builder) -> dict[str, str]:
@@ -335,8 +348,9 @@ def build_references(project: Project, made: fromsource.Builder) -> dict[str, st
     return pins
 
 
-def _make(build: str, project: Project, args: list[str], log: Callable[[str], None],
-          made: fromsource.Builder | None) -> Path:  # fmt: skip
+def _make(
+    build: str, project: Project, args: list[str], log: Callable[[str], None], made: fromsource.Builder | None
+) -> Path:
     directory = env_dir(build, project)
     digest = (*project.contents(), *(made.stamp() if made else ()))
     try:

@@ -15,26 +15,54 @@ build never leaves a half-built interpreter in the cache. ``<cache>/bin`` holds 
 provisioned build (``python3.14t`` ...); the noxfile puts it first on PATH so that nox's
 ``python="3.14t"`` finds it.
 
-Standard library only: ``ftscale build --help`` and the noxfile use it on a bare interpreter.
+Standard library only: ``ftscale build --help`` and the noxfile use it on a bare interpreter,
+loading this file by path; it loads its neighbours the same way then (:func:`_beside`): where the
+tarball comes from (:mod:`~ftscale.bench.env.sources`), what an interpreter says it is
+(:mod:`~ftscale.bench.env.interpreter`) and the compile itself (:mod:`~ftscale.bench.env.cpython_make`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import ModuleType
+from typing import IO, TYPE_CHECKING
+
+
+def _beside(name: str) -> ModuleType:
+    """``name``.py of this folder, loaded by path as this module was: the noxfile and ``python
+    provision.py`` run it on an interpreter where ftscale may not be installed."""
+    qualified = f"ftscale_provision_{name}"
+    if qualified not in sys.modules:
+        spec = importlib.util.spec_from_file_location(qualified, Path(__file__).with_name(f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
+
+
+if TYPE_CHECKING or __package__:
+    from ftscale.bench.env.cpython_make import StepFailed, expected_objects, make_install
+    from ftscale.bench.env.interpreter import Interpreter as Interpreter
+    from ftscale.bench.env.interpreter import probe as probe
+    from ftscale.bench.env.sources import apt_mirrors as apt_mirrors
+    from ftscale.bench.env.sources import source_urls as source_urls
+else:  # run by path, not as part of the ftscale package: its neighbours by path too
+    apt_mirrors, source_urls = _beside("sources").apt_mirrors, _beside("sources").source_urls
+    make = _beside("cpython_make")
+    StepFailed, expected_objects, make_install = make.StepFailed, make.expected_objects, make.make_install
+    Interpreter, probe = _beside("interpreter").Interpreter, _beside("interpreter").probe
 
 BUILDS: tuple[str, ...] = ("3.13", "3.13t", "3.14", "3.14t")
 
@@ -135,61 +163,6 @@ def install_dir(spec: BuildSpec, root: Path | None = None) -> Path:
 # --- sources --------------------------------------------------------------------------------
 
 
-def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
-    for block in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if line.startswith("#") or ":" not in line or line[0].isspace():
-                continue
-            field, _, value = line.partition(":")
-            fields[field.strip().lower()] = value.strip()
-        if fields:
-            yield fields
-
-
-def apt_mirrors(apt_root: Path = Path("/etc/apt")) -> list[str]:
-    """Debian archive mirrors this machine's apt uses, in configuration order.
-
-    Reads one-line ``sources.list`` files and deb822 ``.sources`` files; security and
-    update suites are skipped because only the main archive holds the ``pool/`` we need.
-    """
-    found: list[str] = []
-
-    def consider(uri: str, suites: list[str]) -> None:
-        uri = uri.rstrip("/")
-        side_suites = all("security" in s or s.endswith("-updates") for s in suites)
-        if side_suites or "security" in uri or not uri.startswith(("http://", "https://")):
-            return
-        if uri not in found:
-            found.append(uri)
-
-    lists = [apt_root / "sources.list", *sorted((apt_root / "sources.list.d").glob("*.list"))]
-    for path in lists:
-        if not path.is_file():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            parts = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
-            if len(parts) >= 3 and parts[0] in ("deb", "deb-src"):
-                consider(parts[1], [parts[2]])
-    for path in sorted((apt_root / "sources.list.d").glob("*.sources")):
-        for stanza in _deb822_stanzas(path.read_text(errors="replace")):
-            if stanza.get("enabled", "yes").lower() == "no":
-                continue
-            suites = stanza.get("suites", "").split()
-            for uri in stanza.get("uris", "").split():
-                consider(uri, suites)
-    return found
-
-
-def source_urls(pin: Pin, mirrors: Iterable[str]) -> list[str]:
-    """Where a pinned tarball may be fetched from, in the order to try."""
-    urls = [f"https://www.python.org/ftp/python/{pin.version}/Python-{pin.version}.tar.xz"]
-    for mirror in mirrors:
-        package = f"python{pin.minor}"
-        urls.append(f"{mirror}/pool/main/p/{package}/{package}_{pin.version}.orig.tar.xz")
-    return urls
-
-
 Opener = Callable[[str], IO[bytes]]
 
 
@@ -259,47 +232,6 @@ def _sha256(path: Path) -> str:
 # --- existing interpreters ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Interpreter:
-    """An interpreter found or built, with what it says about itself."""
-
-    executable: Path
-    info: dict[str, Any]
-    origin: str  # "cache", "PATH", "pyenv", "uv"
-
-    @property
-    def build(self) -> str:
-        return str(self.info["build"])
-
-    @property
-    def version(self) -> str:
-        return str(self.info["version"])
-
-
-def _buildfacts_script() -> Path:
-    """``ftscale/buildfacts.py``: run by path (``-I``), so the interpreter needs nothing installed."""
-    try:
-        from ftscale import buildfacts
-    except ImportError:  # run by path from a checkout (the noxfile does), ftscale not installed
-        return Path(__file__).resolve().parents[2] / "ftscale" / "buildfacts.py"
-    return Path(buildfacts.__file__)
-
-
-def probe(executable: Path, origin: str) -> Interpreter | None:
-    """Ask an interpreter what it is; None if it does not run."""
-    try:
-        out = subprocess.run(
-            [str(executable), "-I", str(_buildfacts_script())],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        return Interpreter(executable, json.loads(out), origin)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-
-
 def candidates(env: dict[str, str] | None = None) -> Iterator[tuple[Path, str]]:
     """Interpreters on this machine that might be one of the four builds."""
     env = dict(os.environ if env is None else env)
@@ -354,71 +286,6 @@ def find_existing(
 # --- building -------------------------------------------------------------------------------
 
 
-OBJECT = re.compile(rb"\s-o\s+\S+\.o\b")  # a compiler command line that writes one object file
-
-
-def _run_step(
-    step: str,
-    cmd: list[str],
-    cwd: Path,
-    logs: Path,
-    log: Callable[[str], None],
-    expected_objects: int | None = None,
-    tty: bool | None = None,
-) -> int:
-    """Run one build step into its log; show progress; return the object files it compiled.
-
-    ``make`` runs for minutes: on a terminal one status line counts the compiled objects (against
-    ``expected_objects`` when a previous build of the same version recorded it) with the elapsed
-    time; elsewhere a plain line every 30 s.
-    """
-    logs.mkdir(parents=True, exist_ok=True)
-    logfile = logs / f"{step}.log"
-    started = time.monotonic()
-    tty = sys.stdout.isatty() if tty is None else tty
-    log(f"  {step}: {' '.join(cmd[:3])}{' ...' if len(cmd) > 3 else ''} (log: {logfile})")
-    objects = 0
-    last_shown = started
-    with (
-        logfile.open("wb") as out,
-        subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc,
-    ):
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            if OBJECT.search(line):
-                objects += 1
-            now = time.monotonic()
-            if objects and ((tty and now - last_shown >= 0.5) or (not tty and now - last_shown >= 30)):
-                last_shown = now
-                total = f"/{expected_objects}" if expected_objects else ""
-                status = f"  {step}: {objects}{total} objects compiled, {now - started:.0f} s"
-                if tty:
-                    sys.stdout.write(f"\r{status}\033[K")
-                    sys.stdout.flush()
-                else:
-                    log(status)
-    if tty and objects:
-        sys.stdout.write("\r\033[K")
-    if proc.returncode != 0:
-        raise ProvisionError(f"build step '{step}' failed (exit {proc.returncode}); log: {logfile}")
-    done = f", {objects} objects" if objects else ""
-    log(f"  {step}: done in {time.monotonic() - started:.0f} s{done}")
-    return objects
-
-
-def _expected_objects(spec: BuildSpec, root: Path) -> int | None:
-    """Objects compiled by an earlier build of the same version and kind, as its marker recorded."""
-    for marker in sorted((root / "builds").glob(f"cpython-{spec.pin.version}*/{MARKER}")):
-        try:
-            count = json.loads(marker.read_text()).get("objects")
-        except (OSError, ValueError):
-            continue
-        if isinstance(count, int) and count > 0:
-            return count
-    return None
-
-
 def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] = print) -> Interpreter:
     """Build ``spec`` into the cache unless it is already there; return it."""
     root = root or cache_root()
@@ -435,26 +302,17 @@ def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] 
     stage.mkdir(parents=True)
     started = time.monotonic()
     try:
-        log(f"  extracting {tarball.name}")
-        with tarfile.open(tarball) as tar:
-            tar.extractall(stage, filter="data")
-        src = stage / f"Python-{spec.pin.version}"
-        jobs = str(os.cpu_count() or 1)
-        _run_step("configure", ["./configure", f"--prefix={prefix}", *spec.configure_args()], src, logs, log)
-        objects = _run_step("make", ["make", f"-j{jobs}"], src, logs, log, _expected_objects(spec, root))
-        _run_step("install", ["make", "install", f"DESTDIR={stage / 'root'}"], src, logs, log)
-        staged = stage / "root" / prefix.relative_to("/")
-        staged_exe = staged / "bin" / spec.executable_name()
-        # The staged tree cannot find its stdlib at the final prefix yet; PYTHONHOME points it there.
-        check = subprocess.run(
-            [str(staged_exe), "-c", "import ssl, ctypes, sqlite3, zlib, lzma, bz2"],
-            env={**os.environ, "PYTHONHOME": str(staged)},
-            capture_output=True,
-            text=True,
-            check=False,
+        staged, objects = make_install(
+            tarball,
+            spec.pin.version,
+            stage,
+            prefix,
+            spec.configure_args(),
+            spec.executable_name(),
+            logs,
+            log,
+            expected_objects(sorted((root / "builds").glob(f"cpython-{spec.pin.version}*/{MARKER}"))),
         )
-        if check.returncode != 0:
-            raise ProvisionError(f"build step 'verify' failed: {check.stderr.strip()[-400:]}")
         marker = {
             "key": spec.key(),
             "build": spec.name,
@@ -467,6 +325,8 @@ def build(spec: BuildSpec, root: Path | None = None, log: Callable[[str], None] 
         (staged / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
         prefix.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(prefix)  # atomic on one filesystem: the cache only ever holds whole builds
+    except StepFailed as exc:
+        raise ProvisionError(str(exc)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log(f"  built {spec.name} in {time.monotonic() - started:.0f} s -> {prefix}")
@@ -562,8 +422,10 @@ def run(args: argparse.Namespace) -> int:
     names = args.builds or list(BUILDS)
     unknown = [n for n in names if n not in BUILDS]
     if unknown:
-        print(f"ftscale build: error: unknown build {', '.join(unknown)}; known: {', '.join(BUILDS)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"ftscale build: error: unknown build {', '.join(unknown)}; known: {', '.join(BUILDS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         result = resolve(names, optimized=args.optimized, build_missing=not args.list)

@@ -61,8 +61,12 @@ class Library:
     verified: bool = False  # its md5 sum matches what dpkg recorded when it installed the package
 
     def record(self) -> dict[str, object]:
-        return {"soname": self.soname, "package": self.package, "version": self.version,
-                "verified": self.verified}  # fmt: skip
+        return {
+            "soname": self.soname,
+            "package": self.package,
+            "version": self.version,
+            "verified": self.verified,
+        }
 
 
 def is_elf(path: Path) -> bool:
@@ -99,8 +103,9 @@ def _owner(path: Path) -> str | None:
     candidates = [text, bare, f"/usr{bare}"] if bare != text else [text, f"/usr{text}"]
     for candidate in candidates:
         try:
-            proc = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True,
-                                  check=False)  # fmt: skip
+            proc = subprocess.run(
+                ["dpkg-query", "-S", candidate], capture_output=True, text=True, check=False
+            )
         except OSError:  # no dpkg here
             return None
         if proc.returncode == 0 and ":" in proc.stdout:
@@ -127,12 +132,14 @@ def provenance(soname: str, path: Path) -> Library:
     """``path`` with its Debian package, version and whether its bytes are the package's."""
     package = _owner(path)
     if package is None:
-        return Library(soname, path)
-    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+        return Library(soname=soname, path=path)
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False
+    )
     recorded = _dpkg_md5(package, path)
     actual = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
-    return Library(soname, path, package, proc.stdout.strip() or None, recorded == actual)
+    version = proc.stdout.strip() or None
+    return Library(soname=soname, path=path, package=package, version=version, verified=recorded == actual)
 
 
 def glibc_needed(elfs: Iterable[Path]) -> tuple[int, int]:

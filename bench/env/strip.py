@@ -100,7 +100,9 @@ def copy_stripped(prefix: Path, dest: Path, build: str) -> Stripped:
             if relative.parts[0] == "bin" or relative.suffix == ".so":
                 elf.append(target)
     stripped = _strip(elf)
-    return Stripped(tree_bytes(prefix), tree_bytes(dest), tuple(elf), stripped)
+    return Stripped(
+        source_bytes=tree_bytes(prefix), copy_bytes=tree_bytes(dest), elf_files=tuple(elf), stripped=stripped
+    )
 
 
 def _strip(files: list[Path]) -> bool:

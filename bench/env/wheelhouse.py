@@ -55,8 +55,8 @@ def carried() -> set[str] | None:
 def download(python: Path, requirements: Iterable[str], dest: Path) -> list[Path]:
     """Binary wheels of ``requirements`` and their dependencies for ``python``, into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [str(python), "-m", "pip", "download", "-q", "--disable-pip-version-check",
-           "--only-binary=:all:", "--dest", str(dest), *requirements]  # fmt: skip
+    pip = [str(python), "-m", "pip", "download", "-q", "--disable-pip-version-check"]
+    cmd = [*pip, "--only-binary=:all:", "--dest", str(dest), *requirements]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise WheelhouseError(f"pip download with {python} failed: {proc.stderr.strip()[-800:]}")
