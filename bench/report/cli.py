@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ftscale.errors import UsageError
+from ftscale.errors import UsageError, guard
 
 RENDER_DESCRIPTION = "Render report.md and report.html of run directories from their result files."
 COMPARE_DESCRIPTION = "Compare runs (hosts, commits, builds) cell by cell into one report."
@@ -120,7 +120,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftscale.bench.report``: the same as ``ftscale report``."""
-    from ftscale.cli import main as ftscale_main
-
-    return ftscale_main(["report", *(sys.argv[1:] if argv is None else argv)])
+    """``python -m ftscale.bench.report``: the same as ``ftscale report`` (its parser, its guard)."""
+    parser = argparse.ArgumentParser(prog="ftscale report", description=RENDER_DESCRIPTION)
+    add_render_arguments(parser)
+    args = parser.parse_args(argv)
+    return guard("ftscale report", lambda: run_render(args))
