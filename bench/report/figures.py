@@ -116,16 +116,6 @@ def median_of(repetitions: Iterable[object], key: str, sub: str | None = None) -
     return stats.median(values)
 
 
-def error_count(repetitions: Iterable[object]) -> int:
-    """Failed requests over all repetitions (``errors`` maps a status or kind to a count)."""
-    total = 0
-    for rep in repetitions:
-        errors = getattr(rep, "errors", None)
-        if isinstance(errors, Mapping):
-            total += sum(int(n) for n in errors.values() if _number(n) is not None)
-    return total
-
-
 def latency(reps: Sequence[object]) -> tuple[dict[str, float], dict[int, int] | None, int]:
     """Latency percentiles of the merged histograms (else medians of the repetitions' own)."""
     counts = [getattr(r, "latency_histogram", None) for r in reps]

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.bench.http.judge import error_count
 from ftscale.bench.micro.judge import independent_samples as independent_samples
 from ftscale.bench.report import stats
 from ftscale.bench.report.figures import Capacity as Capacity
 from ftscale.bench.report.figures import (
     StreamPoint,
     capacity_of,
-    error_count,
     latency,
     median_of,
     stream_point,
@@ -304,7 +304,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
     samples = independent_samples(cell)
     cv = stats.coefficient_of_variation(samples)
-    errors = error_count(reps)  # every failed request (the flag is the judge's: cell_flags)
+    errors = error_count(cell.repetitions) if isinstance(cell, HttpCell) else 0
     if base is None:
         speedup = Estimate(NAN)
     elif base is cell:
