@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("scipy")  # the report extra (not installed on 3.14t)
+
 from ftscale.bench.http import cell as sweep
 from ftscale.bench.http.judge import CpuContext, judge_http
 from ftscale.bench.micro.judge import JUDGED_AT_MEASUREMENT, judge_micro
