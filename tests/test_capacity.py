@@ -85,7 +85,7 @@ def _open_load(delay_s: float, rate: float = 40.0) -> LoadResult:
 
 
 def _as_repetition(load: LoadResult, rate: float) -> HttpRepetition:
-    return sweep._repetition(load, None, sweep.Window(None, None, 0.0), None, None, rate)
+    return sweep.repetition(load, None, sweep.Window(None, None, 0.0), None, None, rate)
 
 
 def test_a_server_that_cannot_keep_up_is_not_served_although_it_answers_every_request() -> None:

@@ -39,7 +39,9 @@ assert WORKERS.units == 2
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clock that advances 1 s per reading (as in tests/test_sweep.py)."""
-    monkeypatch.setattr(sweep, "time", types.SimpleNamespace(monotonic=itertools.count(0.0, 1.0).__next__))
+    monkeypatch.setattr(
+        "ftscale.bench.http.session.time", types.SimpleNamespace(monotonic=itertools.count(0.0, 1.0).__next__)
+    )
 
 
 # --- flags: any repetition, never only the first or only all -----------------------------------------

@@ -16,8 +16,8 @@ import pytest
 from ftscale import schema
 from ftscale.bench import results
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.micro import profile as micro_profile
 from ftscale.bench.micro import run as micro
-from ftscale.bench.profile import micro as micro_profile
 from ftscale.bench.profile import perf, session
 from tests.test_http_bench import _bench as http_bench
 from tests.test_profile import PY, fake_perf

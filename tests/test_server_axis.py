@@ -241,7 +241,7 @@ def with_servers(tmp_path: Path) -> Path:
             )
         )
     skipped = plan("3.14t", "inline", "workers", server="granian", skip_reason="no process workers here")
-    rundir.write_cell(sweep._cell(sweep.Outcome(skipped, "2026-11-01T10:00:00+00:00"), "synthetic-http"))
+    rundir.write_cell(sweep.make_cell(sweep.Outcome(skipped, "2026-11-01T10:00:00+00:00"), "synthetic-http"))
     return run
 
 

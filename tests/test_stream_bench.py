@@ -42,16 +42,16 @@ def _matrix(connections: int | None = None) -> http.Matrix:
 
 
 def test_streamed_workloads_are_planned_as_streams_with_room_for_every_stream() -> None:
-    stream = _matrix().plan("3.14t", "stream_tokens", ("threadpool", "single"), 4)
+    stream = _matrix().cell("3.14t", "stream_tokens", ("threadpool", "single"), 4)
     assert stream.stream and stream.path == "/stream/stream_tokens" and stream.unit == "chunks/s"
     assert stream.connections == 64  # 16 per thread
     # two streams per connection; streams may take every place (not only half)
     assert stream.server_args == ("--queue-limit", "128", "--max-streams", "128")
-    orm = _matrix().plan("3.14t", "orm_orders", ("threadpool", "single"), 4)
+    orm = _matrix().cell("3.14t", "orm_orders", ("threadpool", "single"), 4)
     assert not orm.stream and orm.path == "/work/orm_orders" and orm.unit == "req/s"
     assert orm.server_args == ("--queue-limit", "8") and orm.connections == 8  # room for every request
     assert http.connections_for(1, 0.0, streamed=True) == 16
-    assert _matrix(connections=5).plan("3.14t", "stream_tokens", ("inline", "loops"), 2).connections == 5
+    assert _matrix(connections=5).cell("3.14t", "stream_tokens", ("inline", "loops"), 2).connections == 5
 
 
 def test_a_streaming_cell_counts_chunks_per_second_and_keeps_the_stream_figures() -> None:

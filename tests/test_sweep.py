@@ -42,7 +42,9 @@ PLAN = plan()
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clock that advances 1 s per reading: the CPU readings around a load span 1 s."""
-    monkeypatch.setattr(sweep, "time", types.SimpleNamespace(monotonic=itertools.count(0.0, 1.0).__next__))
+    monkeypatch.setattr(
+        "ftscale.bench.http.session.time", types.SimpleNamespace(monotonic=itertools.count(0.0, 1.0).__next__)
+    )
 
 
 FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, start_timeout_s=1.0)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ftscale.bench import intervals
-from ftscale.bench.http.cell import Plan
+from ftscale.bench.http.cells import CellSpec
 from ftscale.schema import HttpCell, Selection
 from ftscale.vocab import Flag, flag_info
 
@@ -101,10 +101,10 @@ def twin_pairs(versions: Mapping[str, str], free_threaded: Mapping[str, bool]) -
 
 def finalists(
     cells: Sequence[HttpCell],
-    plans: Mapping[str, Plan],
+    plans: Mapping[str, CellSpec],
     pairs: Sequence[tuple[str, str]],
     server_cpus: int,
-) -> tuple[list[tuple[Plan, Selection]], str | None]:
+) -> tuple[list[tuple[CellSpec, Selection]], str | None]:
     """The plans to confirm for one workload, each with why it was chosen; or why there are none."""
     chosen: dict[str, tuple[HttpCell, Selection]] = {}
     for build in dict.fromkeys(b for pair in pairs for b in pair):
@@ -136,7 +136,7 @@ class ConfirmGroup:
     """
 
     workload: str
-    plans: tuple[Plan, ...]  # the exploration plans of the workload, finalists are chosen among
+    plans: tuple[CellSpec, ...]  # the exploration plans of the workload, finalists are chosen among
     keys: Callable[[ConfirmGroup], tuple[str, ...]]
 
     @property

@@ -12,41 +12,65 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ftscale.bench.env.provision import BUILDS
 from ftscale.bench.intervals import DEFAULT_MARGIN
 from ftscale.bench.options import Parser, add_run_arguments
-from ftscale.vocab import ARRIVAL_HELP, DEFAULT_SERVER, SERVER_HELP, HttpServer, LoadKind, Mode, Topology
+from ftscale.vocab import (
+    ARRIVAL_HELP,
+    DEFAULT_SERVER,
+    SERVER_HELP,
+    Generator,
+    HttpServer,
+    LoadKind,
+    Mode,
+    Topology,
+)
 
 MODES = tuple(str(m) for m in Mode)
 SERVERS = tuple(str(s) for s in HttpServer)
 TOPOLOGIES = tuple(str(t) for t in Topology if t is not Topology.LOOPS_REUSEPORT)
 
-Design = tuple[str, str]  # (mode, topology)
-CONFIRM_ROUNDS = 10  # the same default as ftscale.bench.http.cell.CONFIRM_ROUNDS (this module: stdlib only)
+GENERATOR_CHOICES = ("auto", *(str(g) for g in Generator))  # auto: wrk where installed, else python
 
-THREAD_DESIGNS: tuple[Design, ...] = (("threadpool", "single"), ("inline", "loops"))
+
+class Design(NamedTuple):
+    """How the service spreads CPU work: a mode (ftscale.vocab.Mode) and a topology
+    (ftscale.vocab.Topology); its label is how options, estimates and logs write it."""
+
+    mode: str
+    topology: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}/{self.topology}"
+
+
+CONFIRM_ROUNDS = 10  # the same default as ftscale.bench.http.cells.CONFIRM_ROUNDS (this module: stdlib only)
+
+THREAD_DESIGNS: tuple[Design, ...] = (Design("threadpool", "single"), Design("inline", "loops"))
 # The GIL build scales out: a process pool, ftscale's balanced workers, and the stock deployments
 # people run today (gunicorn --preload with uvicorn workers, uvicorn --workers).
 SCALE_OUT_DESIGNS: tuple[Design, ...] = (
-    ("process", "single"),
-    ("inline", "workers"),
-    ("inline", "gunicorn"),
-    ("inline", "uvicorn-workers"),
+    Design("process", "single"),
+    Design("inline", "workers"),
+    Design("inline", "gunicorn"),
+    Design("inline", "uvicorn-workers"),
 )
 # --full: every mode on one process, and the multi-process / multi-loop topologies with the
 # modes that make sense there (one CPU-bound request at a time per worker or loop).
 ALL_DESIGNS: tuple[Design, ...] = (
-    ("inline", "single"),
-    ("threadpool", "single"),
-    ("executor", "single"),
-    ("process", "single"),
-    ("inline", "workers"),
-    ("threadpool", "workers"),
-    ("inline", "loops"),
-    ("threadpool", "loops"),
-    ("inline", "gunicorn"),
-    ("inline", "uvicorn-workers"),
+    Design("inline", "single"),
+    Design("threadpool", "single"),
+    Design("executor", "single"),
+    Design("process", "single"),
+    Design("inline", "workers"),
+    Design("threadpool", "workers"),
+    Design("inline", "loops"),
+    Design("threadpool", "loops"),
+    Design("inline", "gunicorn"),
+    Design("inline", "uvicorn-workers"),
 )
 
 
@@ -78,40 +102,40 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
-            "quick",
-            "3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
+            name="quick",
+            summary="3.14 against 3.14t, one workload per kind of CPU work, the free-threaded build's thread "
             "designs against the GIL build's scale-out designs (stock deployments included), then 10 "
             "confirmation rounds of each build's candidate; about 4 minutes on 2 cores",
-            ("3.14", "3.14t"),
-            ("nbody", "sha256_hash", "rag_gateway"),
-            THREAD_DESIGNS,
-            SCALE_OUT_DESIGNS,
+            builds=("3.14", "3.14t"),
+            workloads=("nbody", "sha256_hash", "rag_gateway"),
+            free_threaded_designs=THREAD_DESIGNS,
+            gil_designs=SCALE_OUT_DESIGNS,
             repetitions=3,
             duration_s=1.0,
             warmup_s=0.5,
         ),
         Preset(
-            "full",
-            "every build, workload, mode and topology on every build, 5 repetitions",
-            BUILDS,
-            None,
-            ALL_DESIGNS,
-            ALL_DESIGNS,
+            name="full",
+            summary="every build, workload, mode and topology on every build, 5 repetitions",
+            builds=BUILDS,
+            workloads=None,
+            free_threaded_designs=ALL_DESIGNS,
+            gil_designs=ALL_DESIGNS,
             repetitions=5,
             duration_s=3.0,
             warmup_s=1.0,
         ),
         Preset(
-            "headline",
-            "the many-core answer in one short window: 3.14t against 3.14 on one pure-Python and one "
+            name="headline",
+            summary="the many-core answer in one short window: 3.14t against 3.14 on one pure-Python and one "
             "I/O-then-Python workload; in process at 1, 2, 4 … up to the server CPUs, then over HTTP "
             "3.14t's thread designs against 3.14's scale-out designs (stock deployments included) at 1, "
             "N/4, N/2 and N server CPUs, 10 confirmation rounds; at most 8 minutes on a 16-core host "
             "(--dry-run --cpus 16 prints the estimate)",
-            ("3.14t", "3.14"),
-            ("nbody", "rag_gateway"),
-            THREAD_DESIGNS,
-            SCALE_OUT_DESIGNS,
+            builds=("3.14t", "3.14"),
+            workloads=("nbody", "rag_gateway"),
+            free_threaded_designs=THREAD_DESIGNS,
+            gil_designs=SCALE_OUT_DESIGNS,
             repetitions=2,
             duration_s=1.0,
             warmup_s=0.5,
@@ -119,14 +143,14 @@ PRESETS: dict[str, Preset] = {
             ceiling_curve=True,
         ),
         Preset(
-            "reference",
-            "the many-core headline: 4 builds, one workload per class, the fair designs, 1-16 server "
+            name="reference",
+            summary="the many-core headline: 4 builds, one workload per class, the fair designs, 1-16 server "
             "CPUs, closed loop and an open loop at 75 % of each design's peak, with a 100 ms p99 target; "
             "about 3.4 h on a 16-core host (--dry-run prints the estimate), meant to run in --budget slots",
-            BUILDS,
-            ("nbody", "json_roundtrip", "sha256_hash", "rag_gateway", "shared_counter"),
-            THREAD_DESIGNS,
-            SCALE_OUT_DESIGNS,
+            builds=BUILDS,
+            workloads=("nbody", "json_roundtrip", "sha256_hash", "rag_gateway", "shared_counter"),
+            free_threaded_designs=THREAD_DESIGNS,
+            gil_designs=SCALE_OUT_DESIGNS,
             repetitions=3,
             duration_s=2.0,
             warmup_s=0.5,
@@ -161,8 +185,8 @@ def parse_designs(text: str) -> tuple[tuple[Design, ...], tuple[Design, ...]]:
                 f"and TOPOLOGY in {', '.join(TOPOLOGIES)}"
             )
         for target, wanted in ((ft, "ft"), (gil, "gil")):
-            if kind in ("", wanted) and (mode, topology) not in target:
-                target.append((mode, topology))
+            if kind in ("", wanted) and Design(mode, topology) not in target:
+                target.append(Design(mode, topology))
     return tuple(ft), tuple(gil)
 
 
@@ -324,7 +348,7 @@ def add_sweep_arguments(
     )
     p.add_argument(
         "--generator",
-        choices=["auto", "wrk", "python"],
+        choices=list(GENERATOR_CHOICES),
         default="auto",
         help="closed-loop load generator (auto: wrk when installed, else the built-in one); "
         "open loop always uses the built-in one, in one process per client CPU; streams use the "

@@ -1,7 +1,7 @@
 """One micro cell: what the worker measures, how it is started, and its pyperf file -> ftscale cell.
 
 The orchestrator (:mod:`ftscale.bench.micro.run`) starts ``python -m ftscale.bench.micro.worker`` for a
-:class:`CellPlan` under a build's python and gets a pyperf benchmark back, whose values are
+:class:`MicroCellSpec` under a build's python and gets a pyperf benchmark back, whose values are
 seconds per round. :func:`cell_from_benchmark` turns each value into one throughput sample
 (``calls_per_round / value``); :func:`add_to_suite` keeps one pyperf file per build, replaced
 atomically after each cell, so ``python -m pyperf compare_to`` can pair builds by name.
@@ -18,9 +18,9 @@ from typing import Any
 import pyperf
 
 from ftscale.bench import results
+from ftscale.bench.micro.judge import judge_micro
 from ftscale.bench.micro.worker import METADATA_PREFIX, Scaling, bench_name, calls_per_thread
 from ftscale.schema import Build, MicroCell, MicroRepetition, MicroWorkerMeta
-from ftscale.vocab import Flag
 
 STDERR_TAIL = 4000
 
@@ -38,8 +38,13 @@ class PyperfSettings:
     affinity: str | None = None  # pyperf --affinity: the CPUs (Linux list syntax) it runs on
 
     def argv(self) -> list[str]:
-        flags = {"processes": "--processes", "values": "--values", "warmups": "--warmups",
-                 "loops": "--loops", "min_time": "--min-time"}  # fmt: skip
+        flags = {
+            "processes": "--processes",
+            "values": "--values",
+            "warmups": "--warmups",
+            "loops": "--loops",
+            "min_time": "--min-time",
+        }
         out: list[str] = []
         for key, flag in flags.items():
             value = getattr(self, key)
@@ -53,7 +58,7 @@ class PyperfSettings:
 
 
 @dataclass(frozen=True)
-class CellPlan:
+class MicroCellSpec:
     """One cell: what the worker is asked to measure."""
 
     build: str
@@ -85,17 +90,14 @@ class CellPlan:
         return sum(self.shares)
 
 
-def worker_command(python: Path, plan: CellPlan, settings: PyperfSettings, output: Path) -> list[str]:
-    return [
-        str(python), "-m", "ftscale.bench.micro.worker",
-        "--build", plan.build, "--workload", plan.workload, "--size", str(plan.size),
-        "--scaling", plan.scaling, "--threads", str(plan.threads), "--calls", str(plan.calls),
-        *settings.argv(), "--output", str(output),
-    ]  # fmt: skip
+def worker_command(python: Path, plan: MicroCellSpec, settings: PyperfSettings, output: Path) -> list[str]:
+    cell = ["--build", plan.build, "--workload", plan.workload, "--size", str(plan.size)]
+    cell += ["--scaling", plan.scaling, "--threads", str(plan.threads), "--calls", str(plan.calls)]
+    return [str(python), "-m", "ftscale.bench.micro.worker", *cell, *settings.argv(), "--output", str(output)]
 
 
 def cell_from_benchmark(
-    plan: CellPlan,
+    plan: MicroCellSpec,
     bench: Any,
     run_id: str,
     build: Build,
@@ -119,22 +121,34 @@ def cell_from_benchmark(
         gil_on = gil_on or bool(worker_meta(run.get_metadata()).gil_enabled)
         for value in run.values:
             samples.append(plan.calls_per_round / value)
-            reps.append(MicroRepetition(
-                process=index, loops=run.get_loops(), seconds_per_round=value,
+            rep = MicroRepetition(
+                process=index,
+                loops=run.get_loops(),
+                seconds_per_round=value,
                 calls_per_round=plan.calls_per_round,
-            ))  # fmt: skip
-    flags = []
-    if build.py_gil_disabled and gil_on:
-        flags.append(str(Flag.GIL_ENABLED))
-    if usable_cores is not None and plan.threads > usable_cores:
-        flags.append(str(Flag.OVERSUBSCRIBED))
-    return MicroCell(
-        run_id=run_id, cell_id=plan.key, build=plan.build, workload=plan.workload,
-        workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
-        status="ok" if samples else "failed", error=None if samples else "pyperf returned no values",
-        unit="calls/s", samples=samples, repetitions=reps, flags=flags, gil_enabled=gil_on,
-        info_before=info_before, info_after=info_after, started=started, finished=finished,
-    )  # fmt: skip
+            )
+            reps.append(rep)
+    cell = MicroCell(
+        run_id=run_id,
+        cell_id=plan.key,
+        build=plan.build,
+        workload=plan.workload,
+        workload_class=plan.workload_class,
+        size=plan.size,
+        threads=plan.threads,
+        scaling=plan.scaling,
+        status="ok" if samples else "failed",
+        error=None if samples else "pyperf returned no values",
+        unit="calls/s",
+        samples=samples,
+        repetitions=reps,
+        gil_enabled=gil_on,
+        info_before=info_before,
+        info_after=info_after,
+        started=started,
+        finished=finished,
+    )
+    return cell.model_copy(update={"flags": judge_micro(cell, build.py_gil_disabled, usable_cores)})
 
 
 def worker_meta(metadata: dict[str, Any]) -> MicroWorkerMeta:
@@ -143,13 +157,23 @@ def worker_meta(metadata: dict[str, Any]) -> MicroWorkerMeta:
     return MicroWorkerMeta.model_validate(ours)
 
 
-def failed_cell(plan: CellPlan, run_id: str, error: str, tail: str, started: str) -> MicroCell:
+def failed_cell(plan: MicroCellSpec, run_id: str, error: str, tail: str, started: str) -> MicroCell:
     return MicroCell(
-        run_id=run_id, cell_id=plan.key, build=plan.build, workload=plan.workload,
-        workload_class=plan.workload_class, size=plan.size, threads=plan.threads, scaling=plan.scaling,
-        status="failed", error=error, stderr_tail=tail[-STDERR_TAIL:] or None, unit="calls/s",
-        started=started, finished=results.now(),
-    )  # fmt: skip
+        run_id=run_id,
+        cell_id=plan.key,
+        build=plan.build,
+        workload=plan.workload,
+        workload_class=plan.workload_class,
+        size=plan.size,
+        threads=plan.threads,
+        scaling=plan.scaling,
+        status="failed",
+        error=error,
+        stderr_tail=tail[-STDERR_TAIL:] or None,
+        unit="calls/s",
+        started=started,
+        finished=results.now(),
+    )
 
 
 def _load() -> dict[str, Any]:
@@ -157,7 +181,7 @@ def _load() -> dict[str, Any]:
 
 
 def measure(
-    plan: CellPlan, python: Path, settings: PyperfSettings, run_id: str, build: Build, scratch: Path
+    plan: MicroCellSpec, python: Path, settings: PyperfSettings, run_id: str, build: Build, scratch: Path
 ) -> tuple[MicroCell, Any]:
     """Run one cell's pyperf manager; return its cell and its pyperf benchmark (None if it failed)."""
     output = scratch / f"{plan.key}.json"
@@ -197,6 +221,10 @@ def add_to_suite(path: Path, bench: Any) -> None:
         results.write_atomic(path, scratch.read_bytes())
     finally:
         scratch.unlink(missing_ok=True)
+
+
+# The name the in-process pass (ftscale.bench.http.ceiling) and the tests knew a micro cell's spec by.
+CellPlan = MicroCellSpec
 
 
 def pyperf_path(run_dir: Path, build: str) -> Path:

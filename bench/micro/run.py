@@ -44,7 +44,8 @@ from ftscale.bench import engine, results
 from ftscale.bench.env import provision
 from ftscale.bench.env import venv as envs
 from ftscale.bench.micro import summary as microsummary
-from ftscale.bench.micro.cell import CellPlan, PyperfSettings, add_to_suite, measure, pyperf_path
+from ftscale.bench.micro.cell import MicroCellSpec, PyperfSettings, add_to_suite, measure, pyperf_path
+from ftscale.bench.micro.judge import JUDGED_AT_MEASUREMENT
 from ftscale.bench.micro.options import (
     QUICK_PYPERF,
     QUICK_SIZE_TARGET_S,
@@ -52,10 +53,10 @@ from ftscale.bench.micro.options import (
     parse_duration,
     parse_python,
 )
+from ftscale.bench.micro.profile import PROFILE_SECONDS, profile_cell
 from ftscale.bench.micro.worker import Scaling
 from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
-from ftscale.bench.profile.micro import PROFILE_SECONDS, profile_cell
 from ftscale.buildfacts import build_name
 from ftscale.errors import UsageError
 from ftscale.schema import Build, MicroCell, RunMeta
@@ -82,7 +83,7 @@ def default_threads(cores: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class Job:
+class MicroPlan:
     run_dir: Path
     builds: list[str]
     pythons: dict[str, Path]  # --python interpreters by label; empty for provisioned builds
@@ -100,7 +101,7 @@ class Job:
     argv: list[str] = field(default_factory=list)
     profile: bool = False  # --profile: one extra run of each cell under perf
 
-    def plans(self, sizes: dict[str, int]) -> list[CellPlan]:
+    def cell_specs(self, sizes: dict[str, int]) -> list[MicroCellSpec]:
         """Cells in measuring order: builds side by side, so that drifting load hits twins alike."""
         out = []
         for name in self.workloads:
@@ -109,9 +110,16 @@ class Job:
                 calls = self.strong_calls if scaling == "strong" else self.weak_calls
                 for n in self.threads:
                     for build in self.builds:
-                        out.append(
-                            CellPlan(build, name, w.workload_class.value, sizes[name], scaling, n, calls)
+                        spec = MicroCellSpec(
+                            build=build,
+                            workload=name,
+                            workload_class=w.workload_class.value,
+                            size=sizes[name],
+                            scaling=scaling,
+                            threads=n,
+                            calls=calls,
                         )
+                        out.append(spec)
         return out
 
 
@@ -125,7 +133,7 @@ def _positive(value: int | float | None, flag: str, allow_zero: bool = False) ->
         raise UsageError(f"{flag} must be {'0' if allow_zero else '1'} or more, got {value}")
 
 
-def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
+def plan_job(args: argparse.Namespace, argv: list[str]) -> MicroPlan:
     """Validate every argument and work out the whole job; touches nothing."""
     args, place = engine.open_run(args, "micro", lambda saved: build_parser().parse_args(saved))
     saved_sizes: dict[str, int] = {}
@@ -173,9 +181,13 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         return getattr(args, key) if getattr(args, key) is not None else quick.get(key)
 
     settings = PyperfSettings(
-        processes=pick("processes"), values=pick("values"), warmups=pick("warmups"),
-        loops=pick("loops"), min_time=pick("min_time"), in_process=bool(pick("in_process")),
-    )  # fmt: skip
+        processes=pick("processes"),
+        values=pick("values"),
+        warmups=pick("warmups"),
+        loops=pick("loops"),
+        min_time=pick("min_time"),
+        in_process=bool(pick("in_process")),
+    )
     if args.smoke:
         size_mode, target = "smoke", None
     elif args.size_target or args.quick:
@@ -185,7 +197,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> Job:
         )
     else:
         size_mode, target = "default", None
-    return Job(
+    return MicroPlan(
         run_dir=place.path,
         builds=builds,
         pythons=pythons,
@@ -218,7 +230,7 @@ def _own_build_name(python: Path) -> str:
     return build_name((major, minor), bool(ft))
 
 
-def choose_sizes(job: Job) -> tuple[dict[str, int], str]:
+def choose_sizes(job: MicroPlan) -> tuple[dict[str, int], str]:
     """Each workload's size, and how it was chosen (recorded in run.json)."""
     if job.saved_sizes:
         missing = [n for n in job.workloads if n not in job.saved_sizes]
@@ -234,19 +246,22 @@ def choose_sizes(job: Job) -> tuple[dict[str, int], str]:
             chosen[name] = workloads.calibrate(w, job.size_target_s)
         else:
             chosen[name] = w.default_size
+    target = (
+        f"calibrated to about {(job.size_target_s or 0) * 1000:g} ms per call, once, by the "
+        f"orchestrator's python {sys.version.split()[0]}; the same sizes for every build"
+    )
     how = {
         "smoke": "each workload's smoke size",
         "default": "each workload's default size (about 10 ms per call)",
-        "target": f"calibrated to about {(job.size_target_s or 0) * 1000:g} ms per call, once, by the "
-                  f"orchestrator's python {sys.version.split()[0]}; the same sizes for every build",
-    }[job.size_mode]  # fmt: skip
+        "target": target,
+    }[job.size_mode]
     return chosen, how
 
 
 # --- the run ----------------------------------------------------------------------------------
 
 
-def _prepare(job: Job) -> dict[str, tuple[Build, Path]]:
+def _prepare(job: MicroPlan) -> dict[str, tuple[Build, Path]]:
     if job.pythons:
         return {
             label: (envs.describe(label, python).model_copy(update={"build": label}), python)
@@ -257,7 +272,7 @@ def _prepare(job: Job) -> dict[str, tuple[Build, Path]]:
     return {b: (described[b], envs.env_python(b)) for b in job.builds}
 
 
-def _config(job: Job, sizes: dict[str, int], how: str) -> dict[str, Any]:
+def _config(job: MicroPlan, sizes: dict[str, int], how: str) -> dict[str, Any]:
     return {
         "argv": job.argv,
         "workloads": job.workloads,
@@ -273,10 +288,11 @@ def _config(job: Job, sizes: dict[str, int], how: str) -> dict[str, Any]:
         "round": ROUND,
         "io_wait": IO_POLICY,
         "sample": "workload calls per second, one per pyperf value",
+        "judge": JUDGED_AT_MEASUREMENT,  # every cell's flags were judged when it was made
     }
 
 
-def cell_seconds(job: Job) -> float:
+def cell_seconds(job: MicroPlan) -> float:
     """The bench's estimate of one cell's duration before any has been measured."""
     return (3.0 if job.quick else 20.0) + (PROFILE_SECONDS + 2.0 if job.profile else 0.0)
 
@@ -308,15 +324,20 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             notes += profile.run_notes(profiling)
         rundir.write_meta(
             RunMeta(
-                run_id=job.run_dir.name, kind="micro", created=results.now(), host=results.collect_host(),
-                git=results.collect_git(), config=config, notes=notes,
+                run_id=job.run_dir.name,
+                kind="micro",
+                created=results.now(),
+                host=results.collect_host(),
+                git=results.collect_git(),
+                config=config,
+                notes=notes,
             )
-        )  # fmt: skip
+        )
     for build, _ in prepared.values():
         rundir.add_build(build)
     with tempfile.TemporaryDirectory(prefix="ftscale-micro-") as scratch:
 
-        def one(plan: CellPlan) -> list[MicroCell]:
+        def one(plan: MicroCellSpec) -> list[MicroCell]:
             build, python = prepared[plan.build]
             cell, bench = measure(plan, python, job.pyperf, job.run_dir.name, build, Path(scratch))
             if bench is not None:
@@ -327,7 +348,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         outcome = engine.sweep(
             rundir,
-            job.plans(sizes),
+            job.cell_specs(sizes),
             one,
             lambda p: f"{p.build:<6} {p.name}",
             cell_seconds(job),

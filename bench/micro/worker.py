@@ -85,10 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _forward(cmd: list[str], args: argparse.Namespace) -> None:
     """pyperf's hook to pass our options on to the worker processes it spawns."""
-    cmd.extend([
-        "--build", args.build, "--workload", args.workload, "--size", str(args.size),
-        "--scaling", args.scaling, "--threads", str(args.threads), "--calls", str(args.calls),
-    ])  # fmt: skip
+    cmd += ["--build", args.build, "--workload", args.workload, "--size", str(args.size)]
+    cmd += ["--scaling", args.scaling, "--threads", str(args.threads), "--calls", str(args.calls)]
 
 
 def metadata(meta: MicroWorkerMeta) -> dict[str, Any]:

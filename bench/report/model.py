@@ -8,38 +8,45 @@ the speedup over the series' own 1-thread point (no 1-thread point: no speedup),
 Karp-Flatt serial fraction, the HTTP detail (latency from the merged histograms with its sample
 count, memory, CPU) summarised over repetitions, a streaming cell's stream figures
 (:class:`StreamPoint`), a latency-target cell's capacity interval (:class:`Capacity`), and its
-flags: those the bench wrote plus those derived here from the same file (GIL on in a
-free-threaded build, HTTP errors, CV over 5%). Cells skipped as impossible on their build are
+flags: those the bench judged when it made the cell (a run written before that is upgraded once,
+as it is read: :mod:`.upgrade`). Cells skipped as impossible on their build are
 kept apart (``RunModel.skipped``), and so are an HTTP run's in-process cells
 (``RunModel.ceilings``: the same workloads in process on the server CPUs, the ceiling each design
 is measured against; :mod:`.ceiling`).
 
-Independent samples: an HTTP repetition runs on its own server, so repetitions are independent.
-A micro cell's pyperf values are not: values from one worker process share its warm-up, memory
-layout and neighbours. Intervals therefore treat each pyperf *process* as one sample (the
-median of its values); a cell measured in one process has no interval. Nothing here formats text.
+Independent samples (:func:`~ftscale.bench.micro.judge.independent_samples`): HTTP repetitions,
+or micro pyperf *processes* (the median of each one's values); a cell measured in one process has
+no interval. A cell's figures over its repetitions are :mod:`.figures`'. Nothing here formats text.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ftscale.bench import histogram
-from ftscale.bench.http import capacity as capacity_rules
+from ftscale.bench.http.judge import error_count
+from ftscale.bench.micro.judge import independent_samples as independent_samples
 from ftscale.bench.report import stats
+from ftscale.bench.report.figures import Capacity as Capacity
+from ftscale.bench.report.figures import (
+    StreamPoint,
+    capacity_of,
+    latency,
+    median_of,
+    stream_point,
+)
 from ftscale.bench.report.stats import Estimate
+from ftscale.bench.report.upgrade import flags_of, free_threaded
 from ftscale.bench.results import AnyCell as Cell
 from ftscale.bench.results import Run
 from ftscale.schema import HttpCell, MicroCell, RunMeta, Selection
 from ftscale.vocab import (
     DEFAULT_SERVER,
     TOPOLOGIES,
-    Flag,
     HttpServer,
     Mode,
     Scaling,
@@ -54,8 +61,6 @@ TOPOLOGY_ORDER = tuple(str(t) for t in Topology)
 SCALING_ORDER = tuple(str(s) for s in Scaling)
 SERVER_ORDER = tuple(str(s) for s in HttpServer)
 FLAG_ORDER = tuple(str(f) for f in FLAGS)
-LATENCY_PERCENTILES = ("p50", "p90", "p99", "p99.9")
-QUANTILES = (50.0, 90.0, 99.0, 99.9)
 CURVE_POINTS = 64  # points on which a fitted curve is evaluated for the charts
 
 NAN = math.nan
@@ -90,17 +95,17 @@ class SeriesKey:
     @classmethod
     def of(cls, cell: Cell, with_server: bool = False) -> SeriesKey:
         return cls(
-            cell.build,
-            cell.workload,
-            cell.workload_class,
-            cell.size,
-            cell.mode,
-            cell.topology,
-            cell.scaling,
-            cell.unit,
-            cell.load if isinstance(cell, HttpCell) else "closed",
-            cell.offered_share if isinstance(cell, HttpCell) else None,
-            server_of(cell) if with_server else None,
+            build=cell.build,
+            workload=cell.workload,
+            workload_class=cell.workload_class,
+            size=cell.size,
+            mode=cell.mode,
+            topology=cell.topology,
+            scaling=cell.scaling,
+            unit=cell.unit,
+            load=cell.load if isinstance(cell, HttpCell) else "closed",
+            offered_share=cell.offered_share if isinstance(cell, HttpCell) else None,
+            server=server_of(cell) if with_server else None,
         )
 
     @property
@@ -129,80 +134,6 @@ class SeriesKey:
             self.server or "",
             self.build,
         )
-
-
-@dataclass(frozen=True)
-class StreamPoint:
-    """A streaming cell's streams over all its repetitions (percentiles of the merged histograms).
-
-    The point's throughput is chunks per second; ``streams_per_s`` is the median of the
-    repetitions' completed streams per second. Time to first byte and gaps are NaN (0 samples)
-    where the generator could not time them (wrk counts chunks only).
-    """
-
-    streams_per_s: float
-    chunks: int
-    ttfb_ms: Mapping[str, float]  # p50, p99
-    ttfb_samples: int  # streams timed
-    gap_p99_ms: float
-    gap_samples: int  # gaps between consecutive chunks timed
-    generators: tuple[str, ...]  # the generators that applied the loads
-
-
-@dataclass(frozen=True)
-class CapacityStep:
-    """One rate a capacity search tried: its p99 (NaN: none) and the p99's upper confidence bound
-    (NaN: none, or a search made before repeated steps), and whether it passed."""
-
-    offered_rps: float
-    achieved_rps: float
-    p99_ms: float
-    p99_upper_ms: float
-    passed: bool
-    loads: int  # 0: not recorded (one load, before repeated steps)
-    samples: int  # latency samples behind the p99 (0: not recorded)
-    coverage: float  # the bound's exact coverage (NaN: no bound)
-    failures: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """A latency-target cell's capacity: it lies in ``[low, high)``.
-
-    ``low``: the highest rate that passed with every lower rate tried passing (NaN: none passed);
-    ``high``: the lowest rate that failed (NaN: none did, so the capacity is censored: at least
-    ``low``). Per server core divides by the CPUs the server was pinned to (``cores``); per GiB by
-    the server's memory at the capacity rate.
-    """
-
-    target_ms: float
-    low: float
-    high: float
-    steps: tuple[CapacityStep, ...]  # by offered rate
-    cores: float
-    memory_bytes: float
-    repeated: bool  # repeated steps judged by the p99's upper bound (False: one load per rate, before)
-    level: float  # the bound's confidence level (NaN before repeated steps)
-
-    @property
-    def censored(self) -> bool:
-        return math.isfinite(self.low) and math.isnan(self.high)
-
-    @property
-    def at(self) -> CapacityStep | None:
-        """The step at the capacity (None: none passed)."""
-        return next((s for s in self.steps if s.offered_rps == self.low and s.passed), None)
-
-    @property
-    def failing(self) -> CapacityStep | None:
-        """The lowest step that failed (None: none did)."""
-        return next((s for s in self.steps if s.offered_rps == self.high and not s.passed), None)
-
-    def per(self, divisor: float) -> tuple[float, float]:
-        """``(low, high)`` divided by ``divisor`` (NaN where it is not a positive number)."""
-        if not (math.isfinite(divisor) and divisor > 0):
-            return NAN, NAN
-        return self.low / divisor, self.high / divisor
 
 
 @dataclass(frozen=True)
@@ -360,168 +291,27 @@ class RunModel:
         return free_threaded(self.meta, build)
 
 
-def free_threaded(meta: RunMeta, build: str) -> bool | None:
-    """Whether ``build`` is a free-threaded build, per the run's build records (None: no record)."""
-    record = meta.builds.get(build)
-    return None if record is None else record.py_gil_disabled
-
-
-# --- per-repetition detail --------------------------------------------------------------------
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def median_of(repetitions: Iterable[object], key: str, sub: str | None = None) -> float:
-    """Median over repetitions of ``rep.key`` (or ``rep.key[sub]``); NaN when none has it."""
-    values: list[float] = []
-    for rep in repetitions:
-        value = getattr(rep, key, None)
-        if sub is not None:
-            value = value.get(sub) if isinstance(value, Mapping) else getattr(value, sub, None)
-        number = _number(value)
-        if number is not None:
-            values.append(number)
-    return stats.median(values)
-
-
-def error_count(repetitions: Iterable[object]) -> int:
-    """Failed requests over all repetitions (``errors`` maps a status or kind to a count)."""
-    total = 0
-    for rep in repetitions:
-        errors = getattr(rep, "errors", None)
-        if isinstance(errors, Mapping):
-            total += sum(int(n) for n in errors.values() if _number(n) is not None)
-    return total
-
-
-def cell_flags(cell: Cell, meta: RunMeta, cv: float, errors: int) -> tuple[str, ...]:
-    """The bench's flags plus those the file implies, in :data:`FLAG_ORDER` (unknown ones last)."""
-    flags = set(cell.flags)
-    if cell.gil_enabled and free_threaded(meta, cell.build):
-        flags.add(Flag.GIL_ENABLED)
-    if errors > 0:
-        flags.add(Flag.ERRORS)
-    # An open loop's throughput follows its offered rate, and with Poisson arrivals the requests due
-    # in a window vary by chance: their spread says nothing about the server's noise.
-    open_loop = isinstance(cell, HttpCell) and cell.load == "open"
-    if math.isfinite(cv) and cv > stats.HIGH_CV and not open_loop:
-        flags.add(Flag.HIGH_CV)
-    return tuple(sorted((str(f) for f in flags), key=lambda f: _rank(f, FLAG_ORDER)))
+def cell_flags(cell: Cell, meta: RunMeta) -> tuple[str, ...]:
+    """The cell's flags (:func:`~ftscale.bench.report.upgrade.flags_of`), in :data:`FLAG_ORDER`
+    (unknown ones last)."""
+    return tuple(sorted(set(flags_of(cell, meta)), key=lambda f: _rank(f, FLAG_ORDER)))
 
 
 # --- building the model -----------------------------------------------------------------------
-
-
-def independent_samples(cell: Cell) -> list[float]:
-    """A cell's samples as independent units: HTTP repetitions, or micro pyperf processes.
-
-    A micro cell's throughputs (one per pyperf value) are grouped by the process that measured
-    them and each process contributes the median of its values.
-    """
-    if not isinstance(cell, MicroCell) or len(cell.repetitions) != len(cell.samples):
-        return list(cell.samples)
-    by_process: dict[int, list[float]] = {}
-    for rep, sample in zip(cell.repetitions, cell.samples, strict=True):
-        by_process.setdefault(rep.process, []).append(sample)
-    return [stats.median(values) for _, values in sorted(by_process.items())]
-
-
-def _latency(reps: Sequence[object]) -> tuple[dict[str, float], dict[int, int] | None, int]:
-    """Latency percentiles of the merged histograms (else medians of the repetitions' own)."""
-    counts = [getattr(r, "latency_histogram", None) for r in reps]
-    if reps and all(c for c in counts):
-        merged = histogram.merge(c for c in counts if c)
-        percentiles = {p: histogram.percentile_ms(merged, q) for p, q in zip(LATENCY_PERCENTILES, QUANTILES)}
-        return percentiles, merged, histogram.count(merged)
-    requests = sum(int(getattr(r, "requests", 0) or 0) for r in reps)
-    return {p: median_of(reps, "latency_ms", p) for p in LATENCY_PERCENTILES}, None, requests
-
-
-def _percentiles(
-    histograms: Sequence[Mapping[int, int] | None], q: Sequence[float]
-) -> tuple[list[float], int]:
-    """Percentiles ``q`` of the merged histograms, and how many samples they hold (NaN, 0: none)."""
-    merged = histogram.merge(h for h in histograms if h)
-    total = histogram.count(merged)
-    return [histogram.percentile_ms(merged, x) if total else NAN for x in q], total
-
-
-def stream_point(reps: Sequence[object]) -> StreamPoint | None:
-    """A streaming cell's figures over its repetitions; None for a cell that did not stream."""
-    if not reps or all(getattr(r, "chunks", None) is None for r in reps):
-        return None
-    (ttfb_p50, ttfb_p99), ttfb_n = _percentiles([getattr(r, "ttfb_histogram", None) for r in reps], (50, 99))
-    (gap_p99,), gap_n = _percentiles([getattr(r, "gap_histogram", None) for r in reps], (99,))
-    generators = tuple(sorted({g for r in reps if isinstance(g := getattr(r, "generator", None), str)}))
-    return StreamPoint(
-        streams_per_s=median_of(reps, "throughput_rps"),
-        chunks=sum(int(getattr(r, "chunks", 0) or 0) for r in reps),
-        ttfb_ms={"p50": ttfb_p50, "p99": ttfb_p99},
-        ttfb_samples=ttfb_n,
-        gap_p99_ms=gap_p99,
-        gap_samples=gap_n,
-        generators=generators,
-    )
-
-
-def server_cores(meta: RunMeta, threads: int) -> float:
-    """CPUs a design at ``threads`` was pinned to: the first ``threads`` server CPUs (all of them
-    when fewer); a server started elsewhere (``--target``), or a run that does not say: ``threads``."""
-    cpus = meta.config.get("server_cpus")
-    if meta.config.get("target") or not isinstance(cpus, list) or not cpus:
-        return float(threads)
-    return float(min(threads, len(cpus)))
-
-
-def capacity_of(cell: HttpCell, meta: RunMeta, memory_bytes: float) -> Capacity | None:
-    """A latency-target cell's capacity interval, by :func:`~ftscale.bench.http.capacity.interval`
-    over its recorded steps (the same rule for searches made before repeated steps)."""
-    found = cell.slo
-    if found is None:
-        return None
-    low, high = capacity_rules.interval(found.steps)
-    steps = tuple(
-        CapacityStep(
-            offered_rps=s.offered_rps,
-            achieved_rps=s.achieved_rps,
-            p99_ms=NAN if s.p99_ms is None else s.p99_ms,
-            p99_upper_ms=NAN if s.p99_upper_ms is None else s.p99_upper_ms,
-            passed=s.met,
-            loads=s.loads or 0,
-            samples=s.samples or 0,
-            coverage=NAN if s.coverage is None else s.coverage,
-            failures=tuple(s.failures),
-        )
-        for s in sorted(found.steps, key=lambda s: s.offered_rps)
-    )
-    return Capacity(
-        target_ms=found.target_p99_ms,
-        low=NAN if low is None else low,
-        high=NAN if high is None else high,
-        steps=steps,
-        cores=server_cores(meta, cell.threads),
-        memory_bytes=memory_bytes,
-        repeated=found.method is not None,
-        level=NAN if found.level is None else found.level,
-    )
 
 
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
     samples = independent_samples(cell)
     cv = stats.coefficient_of_variation(samples)
-    errors = error_count(reps)
+    errors = error_count(cell.repetitions) if isinstance(cell, HttpCell) else 0
     if base is None:
         speedup = Estimate(NAN)
     elif base is cell:
         speedup = stats.exact(1.0)
     else:
         speedup = stats.ratio_of_medians(samples, independent_samples(base))
-    latency, merged, requests = _latency(reps)
+    latency_ms, merged, requests = latency(reps)
     health = [getattr(getattr(r, "health_latency_ms", None), "samples", 0) or 0 for r in reps]
     rss, pss = median_of(reps, "rss_bytes"), median_of(reps, "pss_bytes")
     unique = median_of(reps, "unique_bytes")
@@ -533,8 +323,8 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         speedup=speedup,
         efficiency=speedup.scaled(1.0 / cell.threads),
         karp_flatt=stats.karp_flatt(speedup.value, cell.threads),
-        flags=cell_flags(cell, meta, cv, errors),
-        latency_ms=latency,
+        flags=cell_flags(cell, meta),
+        latency_ms=latency_ms,
         health_p99_ms=median_of(reps, "health_latency_ms", "p99"),
         rss_bytes=rss,
         pss_bytes=pss,
@@ -567,7 +357,14 @@ def _series(key: SeriesKey, cells: list[Cell], meta: RunMeta) -> Series:
         grid = np.linspace(min(threads), max(threads), CURVE_POINTS)
         fitted = stats.usl(grid, usl_fit.lam, usl_fit.sigma, usl_fit.kappa)
         curve = tuple(zip(grid.tolist(), fitted.tolist(), strict=True))
-    return Series(key, points, stats.fit_amdahl(threads, medians), usl_fit, ideal, curve)
+    return Series(
+        key=key,
+        points=points,
+        amdahl=stats.fit_amdahl(threads, medians),
+        usl=usl_fit,
+        ideal=ideal,
+        usl_curve=curve,
+    )
 
 
 def confirmed(cell: Cell) -> bool:
@@ -626,4 +423,12 @@ def build_model(run: Run) -> RunModel:
     skipped = tuple(c for c in run.cells if c.status == "skipped")
     confirmations = _confirmations(confirm_cells, run.meta, len(servers) > 1)
     ceilings = _ceilings(ceiling_cells, run.meta)
-    return RunModel(run, series, failed, skipped, servers, confirmations, ceilings)
+    return RunModel(
+        run=run,
+        series=series,
+        failed=failed,
+        skipped=skipped,
+        servers=servers,
+        confirmations=confirmations,
+        ceilings=ceilings,
+    )

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ftscale.bench.micro.cell import CellPlan, PyperfSettings, worker_command
+from ftscale.bench.micro.cell import MicroCellSpec, PyperfSettings, worker_command
 from ftscale.bench.profile.session import Profiler
 from ftscale.schema import MicroCell
 
@@ -30,7 +30,7 @@ def profiled_settings(cell: MicroCell) -> PyperfSettings:
     return PyperfSettings(processes=1, values=1, warmups=0, loops=loops, in_process=True)
 
 
-def profile_cell(profiler: Profiler, plan: CellPlan, python: Path, cell: MicroCell) -> MicroCell:
+def profile_cell(profiler: Profiler, plan: MicroCellSpec, python: Path, cell: MicroCell) -> MicroCell:
     """``cell`` with the profile of one more run of its worker (the measured values untouched)."""
     if cell.status != "ok" or not cell.repetitions:
         return cell

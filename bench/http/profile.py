@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError
+from ftscale.bench.http.session import LoadGenerator
 from ftscale.bench.profile.perf import last_line
 from ftscale.bench.profile.session import Profiler, failed
-from ftscale.schema import HealthProbe, Info, LoadResult, Profile
+from ftscale.schema import Info, Profile
 
 WORK_UNIT = "request"
 PERF_MARGIN_S = 120.0  # perf's own time limit beyond the load (it is stopped when the load ends)
@@ -34,10 +35,6 @@ class ProfiledServer(Protocol):
     def info(self) -> Info: ...
     def pids(self) -> list[int]: ...
     def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
-
-
-class LoadGenerator(Protocol):
-    def load(self, spec: LoadSpec, probe_health: bool) -> tuple[LoadResult, HealthProbe | None]: ...
 
 
 def profiled_repetition(
