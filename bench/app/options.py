@@ -20,7 +20,7 @@ from ftscale.bench.options import Parser, add_run_arguments
 from ftscale.vocab import APP_PREFIX, Mode
 
 APP_MODE = str(Mode.THREADPOOL)
-ALL_APP_DESIGNS: tuple[Design, ...] = tuple((APP_MODE, t) for t in TOPOLOGIES)
+ALL_APP_DESIGNS: tuple[Design, ...] = tuple(Design(APP_MODE, t) for t in TOPOLOGIES)
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -31,8 +31,8 @@ PRESETS: dict[str, Preset] = {
             "loops on 3.14t and in N worker processes on 3.14; 3 repetitions of 2 s",
             ("3.14", "3.14t"),
             (),
-            ((APP_MODE, "single"), (APP_MODE, "loops")),
-            ((APP_MODE, "single"), (APP_MODE, "workers")),
+            (Design(APP_MODE, "single"), Design(APP_MODE, "loops")),
+            (Design(APP_MODE, "single"), Design(APP_MODE, "workers")),
             repetitions=3,
             duration_s=2.0,
             warmup_s=0.5,

@@ -159,7 +159,8 @@ def execute(job: HttpPlan, args: argparse.Namespace, slot_started: str, began: f
         if not (job.run_dir / name).exists():  # a resumed run sends what it sent before
             results.write_atomic(job.run_dir / name, data)  # before calibrating: it sends the mix
     if rundir.meta_path.exists():
-        ceilings = dict((rundir.read_meta().generator or {}).get("ceilings", {}))
+        given = rundir.read_meta().generator
+        ceilings = dict(given.ceilings or {}) if given is not None else {}
     else:
         print("calibrating the load generator against a trivial server ...", flush=True)
         ceilings = (

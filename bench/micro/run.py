@@ -59,7 +59,7 @@ from ftscale.bench.options import choose, parse_threads
 from ftscale.bench.profile import session as profile
 from ftscale.buildfacts import build_name
 from ftscale.errors import UsageError
-from ftscale.schema import Build, MicroCell, RunMeta
+from ftscale.schema import Build, MicroCell, RunConfig, RunMeta
 from ftscale.vocab import Scaling as ScalingKind
 
 ROUND = "one pyperf loop = one round: all threads released by a barrier, ended when the last is done"
@@ -329,7 +329,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 created=results.now(),
                 host=results.collect_host(),
                 git=results.collect_git(),
-                config=config,
+                config=RunConfig.model_validate(config),
                 notes=notes,
             )
         )

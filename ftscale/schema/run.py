@@ -57,6 +57,7 @@ class RunConfig(Given):
 
     argv: list[str] | None = None
     command: str | None = None  # "app" for ``ftscale app``; absent for ``ftscale bench`` and ``micro``
+    judge: int | None = None  # 1: each cell's flags were judged once, when it was made (absent: older runs)
     preset: str | None = None
     # HTTP runs: where the server and the generator ran, and the matrix of designs measured.
     server_cpus: list[int] | None = None
