@@ -113,9 +113,9 @@ COMMANDS = (
     Command(
         name="bundle",
         summary="write ftscale for an offline benchmark host, in parts of at most 60 MiB",
-        options="ftscale.bench.env.bundle",
+        options="ftscale.bench.bundle.make",
         add="add_arguments",
-        target="ftscale.bench.env.bundle:run",
+        target="ftscale.bench.bundle.make:run",
         extra="bench",
     ),
 )

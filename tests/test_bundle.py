@@ -18,10 +18,10 @@ import pytest
 
 from ftscale import schema
 from ftscale.bench import results
+from ftscale.bench.bundle import contents as bundle_contents
+from ftscale.bench.bundle import make as bundle
+from ftscale.bench.bundle import parts as bundle_parts
 from ftscale.bench.env import (
-    bundle,
-    bundle_contents,
-    bundle_parts,
     hostsetup,
     provision,
     sharedlibs,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ftscale import workloads
-from ftscale.bench.env import bundle
+from ftscale.bench.bundle import make as bundle
 from ftscale.bench.http import ceiling, memory
 from ftscale.bench.http import run as http
 from ftscale.bench.http.cell import Group

@@ -29,8 +29,8 @@ Limits: x86-64 Linux with a glibc at least as new as the one the interpreters we
 against (``unpack.sh`` checks); the bundle carries only builds ftscale made itself (a cached
 build with its marker), since only their layout is known to relocate.
 
-What goes in: :mod:`~ftscale.bench.env.bundle_contents`; the parts and ``unpack.sh``:
-:mod:`~ftscale.bench.env.bundle_parts`; this module stages and writes them.
+What goes in: :mod:`~ftscale.bench.bundle.contents`; the parts and ``unpack.sh``:
+:mod:`~ftscale.bench.bundle.parts`; this module stages and writes them.
 """
 
 from __future__ import annotations
@@ -47,8 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ftscale import __version__
-from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
-from ftscale.bench.env.bundle_contents import (
+from ftscale.bench.bundle.contents import (
     Contents,
     Source,
     contents_of,
@@ -56,7 +55,8 @@ from ftscale.bench.env.bundle_contents import (
     host_command,
     orchestrator,
 )
-from ftscale.bench.env.bundle_parts import ONE_PART, Part, compress, oversize, part_file, unpack_script
+from ftscale.bench.bundle.parts import ONE_PART, Part, compress, oversize, part_file, unpack_script
+from ftscale.bench.env import hostsetup, provision, sharedlibs, strip, wheelhouse
 from ftscale.bench.http.options import PRESETS, SERVERS
 from ftscale.errors import SetupError, UsageError
 from ftscale.vocab import DEFAULT_SERVER, GENERATORS, Generator

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftscale.bench.bundle.parts import TREE
 from ftscale.bench.env import provision
-from ftscale.bench.env.bundle_parts import TREE
 from ftscale.bench.http.options import PRESETS, SERVERS
 from ftscale.bench.options import choose
 from ftscale.engines import OPTIONAL_PACKAGES, SERVER_PACKAGES

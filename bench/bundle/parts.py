@@ -62,7 +62,7 @@ def unpack_script(manifest: dict[str, Any], parts: Sequence[Part]) -> str:
     lines = "\n".join(
         f"{p.file} {p.sha256} {p.size} {'required' if p.required else 'optional'} {p.contents}" for p in parts
     )
-    template = importlib.resources.files("ftscale.bench.env").joinpath("unpack.sh").read_text()
+    template = importlib.resources.files("ftscale.bench.bundle").joinpath("unpack.sh").read_text()
     orchestrator_exe = manifest["builds"][manifest["orchestrator"]]["executable"]
     values = {
         "@BUNDLE@": manifest["id"],
