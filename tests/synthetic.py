@@ -104,7 +104,10 @@ def http_repetition(rps: float, **measured: Any) -> schema.HttpRepetition:
         generator_busy_max_pct=10.0,
         ceiling_rps=10_000.0,
     )
-    return schema.HttpRepetition(**{**fields, **measured})
+    given = {**fields, **measured}
+    load = {key: given.pop(key) for key in schema.FLAT_LOAD_FIELDS if key in given}
+    load.setdefault("generator", "wrk")
+    return schema.HttpRepetition(load=schema.LoadResult(**load), **given)
 
 
 def latency_histogram(n: int, p99_ms: float, common_ms: float = 1.0) -> dict[int, int]:
@@ -141,7 +144,7 @@ def http_cell(
         topology=topology,
         status="ok",
         unit="req/s",
-        samples=[r.throughput_rps for r in repetitions],
+        samples=[r.load.throughput_rps for r in repetitions],
         repetitions=list(repetitions),
         flags=list(flags),
         started=STAMP,

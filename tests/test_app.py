@@ -85,8 +85,8 @@ def test_the_example_app_gives_a_run_directory_and_a_report(tmp_path: Path) -> N
         assert cell.info_before is not None and cell.info_before.app == "app:app"
         assert Flag.GIL_ENABLED not in cell.flags and Flag.ERRORS not in cell.flags
         rep = cell.repetitions[0]
-        assert rep.requests > 0 and rep.errors == {}
-        assert rep.units is not None and sum(rep.units.values()) >= rep.requests  # the app counted them
+        assert rep.load.requests > 0 and rep.load.errors == {}
+        assert rep.units is not None and sum(rep.units.values()) >= rep.load.requests  # the app counted them
     sent = LoadMix.model_validate_json((tmp_path / "ex" / "requests.json").read_text())
     assert [r.path for r in sent.requests] == ["/score", "/invoice", "/orders/1042"]
     if REPORTS:

@@ -205,7 +205,7 @@ def test_each_load_of_a_cell_gets_its_own_recorded_seed() -> None:
     half = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4, offered_share=0.5)
     gen = FakeGenerator(rps=120.0)
     cells = {c.cell_id: c for c in _measure(FakeLauncher(), gen, PLAN, half, seed=5)}
-    seeds = [r.arrival_seed for r in cells[half.key].repetitions]
+    seeds = [r.load.arrival_seed for r in cells[half.key].repetitions]
     assert seeds == [arrivals.derive_seed(5, half.key, n) for n in range(3)]
 
 

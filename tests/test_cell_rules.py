@@ -233,21 +233,21 @@ def repeated(
 
 def test_a_disturbed_repetition_is_kept_aside_and_measured_again_on_a_fresh_server() -> None:
     out, servers = repeated([True, False])
-    assert [r.throughput_rps for r in out.reps] == [101.0] and servers == 2
-    assert [r.throughput_rps for r in out.disturbed] == [100.0]
+    assert [r.load.throughput_rps for r in out.reps] == [101.0] and servers == 2
+    assert [r.load.throughput_rps for r in out.disturbed] == [100.0]
 
 
 def test_a_repetition_disturbed_twice_is_kept_with_no_third_try() -> None:
     out, servers = repeated([True, True, False])
-    assert [r.throughput_rps for r in out.reps] == [101.0] and servers == 2
-    assert [r.throughput_rps for r in out.disturbed] == [100.0]
+    assert [r.load.throughput_rps for r in out.reps] == [101.0] and servers == 2
+    assert [r.load.throughput_rps for r in out.disturbed] == [100.0]
 
 
 def test_a_quiet_repetition_or_redo_turned_off_is_kept_at_once() -> None:
     out, servers = repeated([False, False])
-    assert [r.throughput_rps for r in out.reps] == [100.0] and out.disturbed == [] and servers == 1
+    assert [r.load.throughput_rps for r in out.reps] == [100.0] and out.disturbed == [] and servers == 1
     out, servers = repeated([True, False], redo=False)
-    assert [r.throughput_rps for r in out.reps] == [100.0] and out.disturbed == [] and servers == 1
+    assert [r.load.throughput_rps for r in out.reps] == [100.0] and out.disturbed == [] and servers == 1
 
 
 def test_a_repetition_carries_its_round() -> None:

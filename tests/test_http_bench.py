@@ -115,7 +115,7 @@ def test_quick_run_writes_a_loadable_run_directory(tmp_path: Path) -> None:
         assert cell.samples[0] > 0 and cell.unit == "req/s"
         assert "server-and-client-share-cpus" in cell.flags
         rep = cell.repetitions[0]
-        assert (rep.latency_ms["p50"] or 0) > 0 and (rep.rss_bytes or 0) > 10_000_000
+        assert (rep.load.latency_ms["p50"] or 0) > 0 and (rep.rss_bytes or 0) > 10_000_000
         assert cell.info_before is not None and cell.info_before.mode == "threadpool"
     assert _servers("r1") == set()  # every server was stopped
 
@@ -140,7 +140,7 @@ def test_wrk_generator(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     (cell,) = results.load_run(tmp_path / "w").cells
-    assert cell.status == "ok" and cell.repetitions[0].requests > 0
+    assert cell.status == "ok" and cell.repetitions[0].load.requests > 0
     assert results.load_run(tmp_path / "w").meta.generator["name"] == "wrk"  # type: ignore[index]
 
 
@@ -291,8 +291,8 @@ def test_a_starved_generator_is_flagged(tmp_path: Path, clients: int) -> None:
     cell = _starved_run(tmp_path, "python", cpus[:clients], cpus[:1])
     rep = cell.repetitions[0]
     assert Flag.GENERATOR_SATURATED in cell.flags, rep.model_dump_json()
-    assert rep.generator_threads == clients
-    assert (rep.generator_busy_max_pct or 0) >= 50
+    assert rep.load.generator_threads == clients
+    assert (rep.load.generator_busy_max_pct or 0) >= 50
 
 
 @pytest.mark.slow

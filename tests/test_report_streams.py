@@ -80,7 +80,7 @@ def test_streams_that_wrk_counted_have_no_timing_and_say_why(http: Path) -> None
     for path in (http / "cells").glob("*tokens*.json"):
         cell = json.loads(path.read_text())
         for rep in cell["repetitions"]:
-            rep.update(
+            rep["load"].update(
                 ttfb_ms=None, ttfb_histogram=None, gap_histogram=None, gap_p99_ms=None, generator="wrk"
             )
         path.write_text(json.dumps(cell))

@@ -50,3 +50,31 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_a_generator_answer_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="the wrk generator: unexpected shape"):
         schema.parse(schema.LoadResult, '{"generator": "wrk", "requests": 1}', "the wrk generator")
+
+
+def _format_4_http(data: dict[str, object]) -> bool:
+    return data["schema_version"] == 4 and data["kind"] == "http" and bool(data["repetitions"])
+
+
+def test_a_format_4_repetition_gets_its_flat_load_fields_nested_and_a_format_5_one_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    cells = (c for run in COMMITTED if "http" in run.name for c in sorted((run / "cells").glob("*.json")))
+    path = next(c for c in cells if _format_4_http(json.loads(c.read_text())))
+    flat = json.loads(path.read_text())
+    assert "load" not in flat["repetitions"][0]  # committed before format 5
+    cell = schema.load_cell(path)
+    assert isinstance(cell, schema.HttpCell)
+    first = flat["repetitions"][0]
+    assert cell.repetitions[0].load.throughput_rps == first["throughput_rps"]
+    assert cell.repetitions[0].load.latency_ms == first["latency_ms"]
+    assert (
+        cell.repetitions[0].server_cpu_pct == first["server_cpu_pct"]
+    )  # the server's own stay where they were
+    # written back at format 5, it reads the same, and a nested repetition is not nested again
+    again = tmp_path / "cell.json"
+    again.write_text(cell.model_dump_json())
+    assert (
+        json.loads(again.read_text())["repetitions"][0]["load"]["throughput_rps"] == first["throughput_rps"]
+    )
+    assert schema.load_cell(again) == cell

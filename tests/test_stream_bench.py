@@ -64,10 +64,10 @@ def test_a_streaming_cell_counts_chunks_per_second_and_keeps_the_stream_figures(
     assert all(spec.stream and spec.path == "/stream/stream_tokens" for spec in gen.loads)
     assert cell.samples == [8 * 50.0] * 3  # chunks per second, not streams per second
     rep = cell.repetitions[0]
-    assert rep.throughput_rps == 50.0 and rep.chunks == 8 * 50 and rep.generator == "python"
-    assert rep.ttfb_histogram is not None and histogram.count(rep.ttfb_histogram) == 50
-    assert rep.ttfb_ms is not None and rep.ttfb_ms["p50"] == pytest.approx(12.0, rel=0.01)
-    assert rep.gap_p99_ms == pytest.approx(11.0, rel=0.01)
+    assert rep.load.throughput_rps == 50.0 and rep.load.chunks == 8 * 50 and rep.load.generator == "python"
+    assert rep.load.ttfb_histogram is not None and histogram.count(rep.load.ttfb_histogram) == 50
+    assert rep.load.ttfb_ms is not None and rep.load.ttfb_ms["p50"] == pytest.approx(12.0, rel=0.01)
+    assert rep.load.gap_p99_ms == pytest.approx(11.0, rel=0.01)
 
 
 def test_a_streaming_cell_whose_generator_counted_nothing_has_zero_throughput() -> None:
@@ -105,12 +105,13 @@ def test_a_bench_run_of_the_orm_and_the_stream(tmp_path: Any) -> None:
     cells = {c.workload: c for c in run.cells}
     orm, stream = cells["orm_orders"], cells["stream_tokens"]
     assert orm.status == "ok" and orm.unit == "req/s" and orm.samples[0] > 0
-    assert orm.repetitions[0].chunks is None
+    assert orm.repetitions[0].load.chunks is None
     assert stream.status == "ok", stream.error
     assert stream.unit == "chunks/s" and stream.workload_class == "streaming"
     rep = stream.repetitions[0]
-    assert rep.generator == "python" and rep.chunks == 4 * rep.requests > 0
-    assert stream.samples[0] == rep.chunks_per_s
-    assert rep.ttfb_ms is not None and (rep.ttfb_ms["p50"] or 0) >= 9.0  # after the 10 ms upstream delay
-    assert rep.gap_p99_ms is not None and rep.gap_p99_ms >= 9.0
+    assert rep.load.generator == "python" and rep.load.chunks == 4 * rep.load.requests > 0
+    assert stream.samples[0] == rep.load.chunks_per_s
+    ttfb = rep.load.ttfb_ms
+    assert ttfb is not None and (ttfb["p50"] or 0) >= 9.0  # after the 10 ms upstream delay
+    assert rep.load.gap_p99_ms is not None and rep.load.gap_p99_ms >= 9.0
     assert stream.info_before is not None and stream.info_before.queue_limit == 32  # room for 16 streams x 2

@@ -285,7 +285,7 @@ def test_the_latency_target_search_finds_the_highest_rate_that_meets_it() -> Non
     # the cell's repetitions are the loads of the step at the capacity, each with its own seed
     reps = cells[slo.key].repetitions
     assert len(reps) == 5 and {r.offered_rps for r in reps} == {87.5}
-    assert len({r.arrival_seed for r in reps}) == 5
+    assert len({r.load.arrival_seed for r in reps}) == 5
     # the search's server says what it ran: its build and GIL state are the cell's, as for any cell
     assert cells[slo.key].info_before is not None and cells[slo.key].info_after is not None
     assert cells[slo.key].gil_enabled is not None

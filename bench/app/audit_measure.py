@@ -76,10 +76,10 @@ def measure(build: str, python: Path, plan: AuditPlan, log: Callable[[str], None
             loads[label] = AuditLoad(
                 python_gil="default" if label == "default" else "0",
                 gil_enabled=out.info_before.gil_enabled if out.info_before else None,
-                throughput_rps=rep.throughput_rps,
-                requests=rep.requests,
-                errors=rep.errors,
-                latency_ms=rep.latency_ms,
+                throughput_rps=rep.load.throughput_rps,
+                requests=rep.load.requests,
+                errors=rep.load.errors,
+                latency_ms=rep.load.latency_ms,
             )
     default, off = loads["default"], loads["0"]
     ratio = off.throughput_rps / default.throughput_rps if default.throughput_rps > 0 else None

@@ -106,18 +106,18 @@ def judge(
     rate: float, target_ms: float, reps: Sequence[HttpRepetition], min_samples: int = MIN_SAMPLES
 ) -> SloStep:
     """One step from its loads at ``rate``: its figures and whether it passed (module docstring)."""
-    counts = histogram.merge(r.latency_histogram or {} for r in reps)
+    counts = histogram.merge(r.load.latency_histogram or {} for r in reps)
     n = histogram.count(counts)
     kinds: dict[str, int] = {}
     for r in reps:
-        for kind, count in r.errors.items():
+        for kind, count in r.load.errors.items():
             kinds[kind] = kinds.get(kind, 0) + count
     errors = sum(kinds.values())
-    window = sum(r.duration_s for r in reps)
-    due = _total(r.due_requests for r in reps)
-    completed = _total(r.window_requests for r in reps)
+    window = sum(r.load.duration_s for r in reps)
+    due = _total(r.load.due_requests for r in reps)
+    completed = _total(r.load.window_requests for r in reps)
     if completed is None:  # a generator that does not count them: its throughput is the window's
-        completed = round(sum(r.throughput_rps * r.duration_s for r in reps))
+        completed = round(sum(r.load.throughput_rps * r.load.duration_s for r in reps))
     served = completed >= SERVED_SHARE * (due if due is not None else rate * window)
     bound = upper_bound_ms(counts)
     failures: list[StepFailure] = []
@@ -129,7 +129,7 @@ def judge(
         failures.append("too-few-samples")
     if bound is None or bound[0] > target_ms:
         failures.append("p99-over-target")
-    lags = [r.send_lag_p99_ms for r in reps if r.send_lag_p99_ms is not None]
+    lags = [r.load.send_lag_p99_ms for r in reps if r.load.send_lag_p99_ms is not None]
     return SloStep(
         offered_rps=rate,
         achieved_rps=completed / window if window > 0 else 0.0,
@@ -137,7 +137,7 @@ def judge(
         errors=errors,
         met=not failures,
         loads=len(reps),
-        duration_s=reps[0].duration_s if reps else None,
+        duration_s=reps[0].load.duration_s if reps else None,
         due=due,
         completed=completed,
         samples=n,
@@ -167,7 +167,8 @@ def step(
     """Load ``rate`` ``loads`` times (more where the samples fell short, up to twice) and judge it."""
     reps: list[HttpRepetition] = []
     while len(reps) < loads or (
-        sum(histogram.count(r.latency_histogram or {}) for r in reps) < min_samples and len(reps) < 2 * loads
+        sum(histogram.count(r.load.latency_histogram or {}) for r in reps) < min_samples
+        and len(reps) < 2 * loads
     ):
         reps.append(measure(rate, seconds))
     return judge(rate, target_ms, reps, min_samples), reps

@@ -71,7 +71,7 @@ def gil_after(out: CellProgress) -> bool | None:
 
 def sample(rep: HttpRepetition, plan: CellSpec) -> float:
     """A repetition's throughput in the cell's unit: requests, or a streaming cell's chunks, per second."""
-    return (rep.chunks_per_s or 0.0) if plan.stream else rep.throughput_rps
+    return (rep.load.chunks_per_s or 0.0) if plan.stream else rep.load.throughput_rps
 
 
 def make_cell(out: CellProgress, run_id: str, cpus: CpuContext = NO_CPU_CONTEXT) -> HttpCell:
@@ -223,7 +223,7 @@ def measure_group(
         done = outcomes[base.key] if base is not None else None
         if done is None or done.error is not None or not done.reps:
             return None
-        return statistics.median(r.throughput_rps for r in done.reps)
+        return statistics.median(r.load.throughput_rps for r in done.reps)
 
     open_plans = [p for p in runnable if p.offered_share is not None]
     for _, plan in interleaved(open_plans, settings.repetitions):

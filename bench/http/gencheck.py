@@ -68,8 +68,8 @@ def generator_flags(reps: Sequence[HttpRepetition], target_ms: float | None = No
     flags: list[Flag] = []
     if not reps:
         return flags
-    median_rps = statistics.median(r.throughput_rps for r in reps)
-    readings = [r.generator_busy_max_pct for r in reps]
+    median_rps = statistics.median(r.load.throughput_rps for r in reps)
+    readings = [r.load.generator_busy_max_pct for r in reps]
     busiest = max((b for b in readings if b is not None), default=None)
     ceiling = min((r.ceiling_rps for r in reps if r.ceiling_rps), default=None)
     saturated = (busiest is not None and busiest >= SATURATION_BUSY_PCT) or bool(
@@ -87,11 +87,11 @@ def generator_flags(reps: Sequence[HttpRepetition], target_ms: float | None = No
 def send_lag_over(reps: Sequence[HttpRepetition], target_ms: float | None) -> bool:
     """Whether the worst send-lag p99 of ``reps`` is over :data:`SEND_LAG_SHARE` of ``target_ms``
     (without a target: of the repetitions' own median p99 latency)."""
-    lags = [r.send_lag_p99_ms for r in reps if r.send_lag_p99_ms is not None]
+    lags = [r.load.send_lag_p99_ms for r in reps if r.load.send_lag_p99_ms is not None]
     if not lags:
         return False
     reference = target_ms
     if reference is None:
-        p99s = [p for r in reps if (p := r.latency_ms.get("p99")) is not None]
+        p99s = [p for r in reps if (p := r.load.latency_ms.get("p99")) is not None]
         reference = statistics.median(p99s) if p99s else None
     return reference is not None and max(lags) > SEND_LAG_SHARE * reference

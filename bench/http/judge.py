@@ -66,7 +66,7 @@ def nodelay_info(after: Info | None, before: Info | None) -> Info | None:
 
 def error_count(reps: Sequence[HttpRepetition]) -> int:
     """Failed requests over the repetitions (``errors`` maps a status or kind to a count)."""
-    return sum(n for r in reps for n in r.errors.values())
+    return sum(n for r in reps for n in r.load.errors.values())
 
 
 def flags_for(
@@ -75,7 +75,7 @@ def flags_for(
     """The flags the repetitions and the server's /info imply; ``target_ms``: the cell's p99 target
     (a capacity search's), which the send lag is judged against (:mod:`.gencheck`)."""
     flags: list[Flag] = gencheck.generator_flags(reps, target_ms)
-    if any(r.errors for r in reps):
+    if any(r.load.errors for r in reps):
         flags.append(Flag.ERRORS)
     if gil_came_back(info) or any(r.gil_came_back for r in reps):
         flags.append(Flag.GIL_ENABLED)

@@ -136,7 +136,7 @@ def repetition(
 ) -> HttpRepetition:
     after = window.after
     return HttpRepetition(
-        **load.model_dump(include=REPETITION_LOAD_FIELDS),
+        load=load,
         server_cpu_pct=server_cpu_pct(window),
         rss_bytes=after.rss_bytes if after else None,
         pss_bytes=after.pss_bytes if after else None,
@@ -150,33 +150,6 @@ def repetition(
         unique_bytes=window.unique_bytes,
         interference=window.interference,
     )
-
-
-# The load generator's figures a repetition keeps as they are.
-REPETITION_LOAD_FIELDS = {
-    "throughput_rps",
-    "requests",
-    "duration_s",
-    "latency_ms",
-    "errors",
-    "generator_cpu_pct",
-    "generator_busy_pct",
-    "generator_busy_max_pct",
-    "generator_threads",
-    "latency_histogram",
-    "send_lag_p99_ms",
-    "arrivals",
-    "arrival_seed",
-    "due_requests",
-    "window_requests",
-    "chunks",
-    "chunks_per_s",
-    "ttfb_ms",
-    "ttfb_histogram",
-    "gap_histogram",
-    "gap_p99_ms",
-    "generator",
-}
 
 
 class Session:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ftscale.bench import histogram
 from ftscale.bench.http import capacity as capacity_rules
 from ftscale.bench.report import stats
-from ftscale.schema import HttpCell, RunMeta
+from ftscale.schema import HttpCell, LoadResult, RunMeta
 
 LATENCY_PERCENTILES = ("p50", "p90", "p99", "p99.9")
 QUANTILES = (50.0, 90.0, 99.0, 99.9)
@@ -116,14 +116,14 @@ def median_of(repetitions: Iterable[object], key: str, sub: str | None = None) -
     return stats.median(values)
 
 
-def latency(reps: Sequence[object]) -> tuple[dict[str, float], dict[int, int] | None, int]:
+def latency(reps: Sequence[LoadResult]) -> tuple[dict[str, float], dict[int, int] | None, int]:
     """Latency percentiles of the merged histograms (else medians of the repetitions' own)."""
-    counts = [getattr(r, "latency_histogram", None) for r in reps]
+    counts = [r.latency_histogram for r in reps]
     if reps and all(c for c in counts):
         merged = histogram.merge(c for c in counts if c)
         percentiles = {p: histogram.percentile_ms(merged, q) for p, q in zip(LATENCY_PERCENTILES, QUANTILES)}
         return percentiles, merged, histogram.count(merged)
-    requests = sum(int(getattr(r, "requests", 0) or 0) for r in reps)
+    requests = sum(r.requests for r in reps)
     return {p: median_of(reps, "latency_ms", p) for p in LATENCY_PERCENTILES}, None, requests
 
 
@@ -136,16 +136,16 @@ def _percentiles(
     return [histogram.percentile_ms(merged, x) if total else NAN for x in q], total
 
 
-def stream_point(reps: Sequence[object]) -> StreamPoint | None:
+def stream_point(reps: Sequence[LoadResult]) -> StreamPoint | None:
     """A streaming cell's figures over its repetitions; None for a cell that did not stream."""
-    if not reps or all(getattr(r, "chunks", None) is None for r in reps):
+    if not reps or all(r.chunks is None for r in reps):
         return None
-    (ttfb_p50, ttfb_p99), ttfb_n = _percentiles([getattr(r, "ttfb_histogram", None) for r in reps], (50, 99))
-    (gap_p99,), gap_n = _percentiles([getattr(r, "gap_histogram", None) for r in reps], (99,))
-    generators = tuple(sorted({g for r in reps if isinstance(g := getattr(r, "generator", None), str)}))
+    (ttfb_p50, ttfb_p99), ttfb_n = _percentiles([r.ttfb_histogram for r in reps], (50, 99))
+    (gap_p99,), gap_n = _percentiles([r.gap_histogram for r in reps], (99,))
+    generators = tuple(sorted({r.generator for r in reps if r.generator is not None}))
     return StreamPoint(
         streams_per_s=median_of(reps, "throughput_rps"),
-        chunks=sum(int(getattr(r, "chunks", 0) or 0) for r in reps),
+        chunks=sum(r.chunks or 0 for r in reps),
         ttfb_ms={"p50": ttfb_p50, "p99": ttfb_p99},
         ttfb_samples=ttfb_n,
         gap_p99_ms=gap_p99,

@@ -302,6 +302,7 @@ def cell_flags(cell: Cell, meta: RunMeta) -> tuple[str, ...]:
 
 def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
     reps: list[object] = list(cell.repetitions) if isinstance(cell, HttpCell) else []
+    loads = [r.load for r in cell.repetitions] if isinstance(cell, HttpCell) else []
     samples = independent_samples(cell)
     cv = stats.coefficient_of_variation(samples)
     errors = error_count(cell.repetitions) if isinstance(cell, HttpCell) else 0
@@ -311,7 +312,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         speedup = stats.exact(1.0)
     else:
         speedup = stats.ratio_of_medians(samples, independent_samples(base))
-    latency_ms, merged, requests = latency(reps)
+    latency_ms, merged, requests = latency(loads)
     health = [getattr(getattr(r, "health_latency_ms", None), "samples", 0) or 0 for r in reps]
     rss, pss = median_of(reps, "rss_bytes"), median_of(reps, "pss_bytes")
     unique = median_of(reps, "unique_bytes")
@@ -336,7 +337,7 @@ def _point(cell: Cell, meta: RunMeta, base: Cell | None) -> Point:
         latency_requests=requests,
         health_samples=sum(health),
         peak_rss_bytes=median_of(reps, "peak_rss_bytes"),
-        stream=stream_point(reps),
+        stream=stream_point(loads),
         capacity=capacity_of(cell, meta, memory) if isinstance(cell, HttpCell) else None,
     )
 

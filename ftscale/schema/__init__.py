@@ -34,6 +34,9 @@ Format history (bump SCHEMA_VERSION and teach :func:`upgrade` the old shape):
      version 3 files are read as they are.
   (2026-12, no new version): ``run.json``'s ``config``, ``generator`` and ``slots`` are typed
      (:class:`RunConfig`, :class:`RunGenerator`, :class:`Slot`); the files are written as before.
+  5 (2026-12): an HTTP repetition keeps the load generator's result whole under ``load`` (a
+     :class:`LoadResult`) instead of flat copies of its fields; files of versions 1 to 4 are
+     upgraded on read (their flat fields nested, see ``FLAT_LOAD_FIELDS``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from ftscale.schema.base import (
 )
 from ftscale.schema.cells import (
     CELL,
+    FLAT_LOAD_FIELDS,
     Cell,
     HttpCell,
     HttpRepetition,
@@ -112,6 +116,7 @@ from ftscale.schema.service import (
 
 __all__ = [
     "CELL",
+    "FLAT_LOAD_FIELDS",
     "PERCENTILES",
     "SCHEMA_VERSION",
     "AppCheck",

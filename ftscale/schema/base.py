@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from ftscale.errors import UsageError
 
 # The format history is in this package's docstring (ftscale/schema/__init__.py).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class ResultError(UsageError):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from ftscale.schema.base import SCHEMA_VERSION, Model
-from ftscale.schema.load import HealthProbe
+from ftscale.schema.load import HealthProbe, LoadResult
 from ftscale.schema.service import Info
 
 
@@ -24,42 +24,20 @@ class Interference(Model):
 
 
 class HttpRepetition(Model):
-    """One timed load against one server, with what the server used meanwhile."""
+    """One timed load against one server: the load generator's result as it printed it (``load``),
+    with what the server used meanwhile."""
 
-    throughput_rps: float
-    requests: int
-    duration_s: float
-    latency_ms: dict[str, float | None]
-    errors: dict[str, int]
+    load: LoadResult  # format 5; older files' flat copies of its fields are nested on read
     server_cpu_pct: float | None
     rss_bytes: int | None
     pss_bytes: int | None
     server_processes: int | None
     health_latency_ms: HealthProbe | None
-    generator_cpu_pct: float
-    generator_busy_pct: float | None
     ceiling_rps: float | None
     # Added in format 2 (absent in older files):
-    generator_busy_max_pct: float | None = None  # the busiest generator thread or process
-    generator_threads: int | None = None
-    latency_histogram: dict[int, int] | None = None  # see LoadResult
     units: dict[str, int] | None = None  # work requests served per serving unit during the load
     peak_rss_bytes: int | None = None  # VmHWM summed over the server's process tree
     offered_rps: float | None = None  # open loop: the rate offered
-    send_lag_p99_ms: float | None = None
-    # Open loop (see LoadResult; absent in older files, whose throughput counted the drain too).
-    arrivals: str | None = None
-    arrival_seed: int | None = None
-    due_requests: int | None = None
-    window_requests: int | None = None
-    # Streamed responses only (see LoadResult), and which generator applied the load.
-    chunks: int | None = None
-    chunks_per_s: float | None = None
-    ttfb_ms: dict[str, float | None] | None = None
-    ttfb_histogram: dict[int, int] | None = None
-    gap_histogram: dict[int, int] | None = None
-    gap_p99_ms: float | None = None
-    generator: str | None = None
     # Added in format 3:
     server_start: Literal["fork", "spawn"] | None = None  # forked from a pre-imported parent, or not
     start_s: float | None = None  # from asking for the server until its /health answered
@@ -69,6 +47,34 @@ class HttpRepetition(Model):
     interference: Interference | None = None
     round: int | None = None  # confirmation rounds: the round (0, 1 …) this repetition belongs to
     gil_came_back: bool = False  # a free-threaded build's server had the GIL on after this load (format 4)
+
+
+# The fields formats 1 to 4 copied from the generator's result into each repetition, flat; format 5
+# keeps that result whole under ``load`` (ftscale.schema.files.upgrade nests the old ones).
+FLAT_LOAD_FIELDS = (
+    "throughput_rps",
+    "requests",
+    "duration_s",
+    "latency_ms",
+    "errors",
+    "generator_cpu_pct",
+    "generator_busy_pct",
+    "generator_busy_max_pct",
+    "generator_threads",
+    "latency_histogram",
+    "send_lag_p99_ms",
+    "arrivals",
+    "arrival_seed",
+    "due_requests",
+    "window_requests",
+    "chunks",
+    "chunks_per_s",
+    "ttfb_ms",
+    "ttfb_histogram",
+    "gap_histogram",
+    "gap_p99_ms",
+    "generator",
+)
 
 
 class MicroRepetition(Model):

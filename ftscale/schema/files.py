@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ftscale.schema.base import SCHEMA_VERSION, ResultError
-from ftscale.schema.cells import CELL, HttpCell, MicroCell
+from ftscale.schema.cells import CELL, FLAT_LOAD_FIELDS, HttpCell, MicroCell
 
 
 def upgrade(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
@@ -17,12 +17,33 @@ def upgrade(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
-    if version in (1, 2, 3):
-        # Version 1 wrote the same fields untyped, versions 2 and 3 fewer of them: the models accept all.
+    if version in (1, 2, 3, 4):
+        # Version 1 wrote the same fields untyped, versions 2 to 4 fewer of them: the models accept
+        # all once an HTTP cell's repetitions have their load generator's fields nested (format 5).
+        if data.get("kind") == "http":
+            data = {
+                key: nest_flat_loads(value) if key in ("repetitions", "disturbed") else value
+                for key, value in data.items()
+            }
         return {**data, "schema_version": SCHEMA_VERSION}
     raise ResultError(
         f"{source}: schema_version {version!r} is not supported (this ftscale reads 1 to {SCHEMA_VERSION})"
     )
+
+
+def nest_flat_loads(repetitions: Any) -> Any:
+    """Repetitions of formats 1 to 4, their load generator's flat fields under ``load``."""
+    if not isinstance(repetitions, list):
+        return repetitions  # not a list: the model names the problem
+    nested = []
+    for rep in repetitions:
+        if isinstance(rep, dict) and "load" not in rep:
+            load = {key: rep[key] for key in FLAT_LOAD_FIELDS if key in rep}
+            load.setdefault("generator", None)  # before format 3 a repetition did not say
+            rep = {key: value for key, value in rep.items() if key not in FLAT_LOAD_FIELDS}
+            rep["load"] = load
+        nested.append(rep)
+    return nested
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -78,7 +78,7 @@ PERCENTILES = ("p50", "p90", "p99", "p99.9")
 class LoadResult(Model):
     """One load applied by a generator process (wrk or the built-in one)."""
 
-    generator: str
+    generator: str | None  # ftscale.vocab.Generator; None only in repetitions of files before format 3
     requests: int
     duration_s: float
     throughput_rps: float

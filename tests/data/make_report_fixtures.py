@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from ftscale import schema
 from ftscale.bench import histogram, results
+from ftscale.schema.files import nest_flat_loads
 from ftscale.vocab import Flag
 
 HERE = Path(__file__).resolve().parent
@@ -143,7 +144,8 @@ def _cell(
             status="ok",
             unit=unit,
             samples=samples,
-            repetitions=repetitions or [],
+            # written flat as formats 1 to 4 had them, nested under "load" as the reader does
+            repetitions=nest_flat_loads(repetitions or []) if kind == "http" else repetitions or [],
             flags=flags or [],
             gil_enabled=(build == "3.14") if gil_enabled is None else gil_enabled,
             started=CREATED,
