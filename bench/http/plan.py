@@ -86,20 +86,6 @@ class AppSource(Protocol):
 ServerSource = ProvisionedBuilds | GivenPython | RemoteTarget | AppSource
 
 
-@dataclass(frozen=True)
-class Served:
-    """:class:`AppSource` as ``ftscale app`` still builds it (its callables as fields); until it
-    implements the protocol itself."""
-
-    command: str
-    prepare: Callable[[list[str], Callable[[str], None]], tuple[dict[str, Build], dict[str, Path]]]
-    server_args: tuple[str, ...]
-    prefix: str
-    config: dict[str, Any]
-    notes: Callable[[dict[str, Build]], list[str]]
-    files: dict[str, bytes]
-
-
 def app_of(source: ServerSource) -> AppSource | None:
     """The user's app a source serves (None: the service, or a server started elsewhere)."""
     if isinstance(source, ProvisionedBuilds | GivenPython | RemoteTarget):
@@ -327,19 +313,3 @@ def sweep_plan(
         else ceiling.thread_counts(threads, len(server), preset.ceiling_curve),
         hypothetical_cpus=hypothetical,
     )
-
-
-def sweep_job(
-    args: argparse.Namespace,
-    argv: list[str],
-    place: engine.RunPlace,
-    preset: Preset,
-    builds: list[str],
-    names: list[str],
-    designs: tuple[Sequence[Design], Sequence[Design]],
-    sizes: dict[str, int],
-    served: AppSource | None = None,
-    app: AppRequests | None = None,
-) -> HttpPlan:
-    """:func:`sweep_plan` under the name ``ftscale app`` still calls it by."""
-    return sweep_plan(args, argv, place, preset, builds, names, designs, sizes, served, app)
