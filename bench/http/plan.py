@@ -25,8 +25,7 @@ from ftscale.bench.env import venv as envs
 from ftscale.bench.http import arrivals as schedules
 from ftscale.bench.http import ceiling
 from ftscale.bench.http.cells import AppRequests, Settings
-from ftscale.bench.http.matrix import Matrix, default_threads, quarter_threads, split_cpus
-from ftscale.bench.http.matrix import parse_cpus as parse_cpus
+from ftscale.bench.http.matrix import Matrix, default_threads, parse_cpus, quarter_threads, split_cpus
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import RemoteServer
 from ftscale.bench.intervals import DEFAULT_MARGIN
