@@ -1,8 +1,9 @@
 """The one run engine of both benches: run directories, resume, budgets, signals, progress, exit codes.
 
-A bench (``ftscale micro``, ``ftscale bench``) validates its arguments into a list of *plans*
-(one per cell), prepares its interpreters, and hands the plans to :func:`sweep` with a function
-that measures one plan into a cell. The engine does everything else, the same way for both:
+A bench (``ftscale micro``, ``ftscale bench``) validates its arguments into a list of *steps*
+(:class:`Step`: a cell, or a group of cells measured together), prepares its interpreters, and
+hands the steps to :func:`sweep` with a function that measures one step into its cells. The
+engine does everything else, the same way for both:
 
 - **Run directories.** A new run gets ``<results>/<run-id>/``; ``--resume RUN_ID`` re-reads the
   run's own saved arguments (with this invocation's run options) and measures only the cells
@@ -228,22 +229,24 @@ def _clock(seconds: float) -> str:
 # --- the sweep --------------------------------------------------------------------------------
 
 
-class Plan(Protocol):
+class Step(Protocol):
     """One step of a sweep: it measures (and writes) the cells named by ``cell_keys``."""
 
     @property
     def cell_keys(self) -> tuple[str, ...]: ...
 
 
-P = TypeVar("P", bound=Plan)
+S = TypeVar("S", bound=Step)
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[P]):
-    planned: int  # steps (plans) of the whole run
+class SweepOutcome(Generic[S]):
+    """What one invocation of :func:`sweep` did, and the steps it left for a later one."""
+
+    planned: int  # steps of the whole run
     measured: int  # cells measured in this invocation (ok, failed or skipped)
     failed: int
-    left: tuple[P, ...]  # plans not measured in this invocation because the budget ran out
+    left: tuple[S, ...]  # steps not measured in this invocation because the budget ran out
     cell_keys: frozenset[str] = frozenset()  # every cell of the whole run
     next_cell_s: float = 0.0  # when the budget ran out: the next step's expected duration
     budget_left_s: float = 0.0  # ... and what was left of the budget
@@ -255,16 +258,16 @@ class Outcome(Generic[P]):
 
 def sweep(
     rundir: results.RunDir,
-    plans: Sequence[P],
-    measure: Callable[[P], Sequence[results.AnyCell]],
-    label: Callable[[P], str],
+    steps: Sequence[S],
+    measure: Callable[[S], Sequence[results.AnyCell]],
+    label: Callable[[S], str],
     estimate_s: float,
     budget_s: float | None = None,
     clock: Callable[[], float] | None = None,
     tty: bool | None = None,
     started: float | None = None,
-) -> Outcome[P]:
-    """Measure every plan whose cells are not all measured successfully; write cells as they come.
+) -> SweepOutcome[S]:
+    """Measure every step whose cells are not all measured successfully; write cells as they come.
 
     ``estimate_s`` is the bench's guess of one cell's duration, used for the ETA and the budget
     until a cell of the run has been measured. With ``budget_s``, a cell is started only if the
@@ -273,18 +276,18 @@ def sweep(
     """
     clock = clock or time.monotonic  # looked up per call: a test's fake clock reaches every caller
     done = rundir.done()
-    todo = [p for p in plans if not set(p.cell_keys) <= done]
-    every = frozenset(k for p in plans for k in p.cell_keys)
+    todo = [p for p in steps if not set(p.cell_keys) <= done]
+    every = frozenset(k for p in steps for k in p.cell_keys)
     started = clock() if started is None else started
     failed = measured = 0
     progress = Progress(len(todo), estimate_s, tty, measured=earlier_cell_seconds(rundir))
-    print(f"run {rundir.path}: {len(todo)} of {len(plans)} cells to measure", flush=True)
+    print(f"run {rundir.path}: {len(todo)} of {len(steps)} cells to measure", flush=True)
     with progress:
-        for index, plan in enumerate(todo):
+        for index, step in enumerate(todo):
             left_s = None if budget_s is None else budget_s - (clock() - started)
             if left_s is not None and progress.expected_cell_s() > left_s:
-                return Outcome(
-                    planned=len(plans),
+                return SweepOutcome(
+                    planned=len(steps),
                     measured=measured,
                     failed=failed,
                     left=tuple(todo[index:]),
@@ -292,10 +295,10 @@ def sweep(
                     next_cell_s=progress.expected_cell_s(),
                     budget_left_s=left_s,
                 )
-            text = f"[{index + 1}/{len(todo)}] {label(plan)}"
+            text = f"[{index + 1}/{len(todo)}] {label(step)}"
             progress.begin(text)
             t0 = clock()
-            cells = measure(plan)
+            cells = measure(step)
             for cell in cells:
                 rundir.write_cell(cell)
                 measured += 1
@@ -308,7 +311,7 @@ def sweep(
                     failed += 1
                     progress.say(f"{where}: FAILED {cell.error}")
             progress.end(clock() - t0, index + 1)
-    return Outcome(planned=len(plans), measured=measured, failed=failed, left=(), cell_keys=every)
+    return SweepOutcome(planned=len(steps), measured=measured, failed=failed, left=(), cell_keys=every)
 
 
 def earlier_cell_seconds(rundir: results.RunDir) -> list[float]:
@@ -333,7 +336,7 @@ def describe(cell: results.AnyCell) -> str:
 
 def finish(
     rundir: results.RunDir,
-    outcome: Outcome[P],
+    outcome: SweepOutcome[S],
     slot_started: str,
     resume_command: str,
     no_report: bool,

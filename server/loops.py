@@ -11,7 +11,8 @@ own SO_REUSEPORT socket on the same port and runs an unmodified uvicorn ``Server
 kernel picks a socket per connection by hashing its address tuple.
 
 Why not the obvious version, one ``uvicorn.Server`` per thread on a SO_REUSEPORT socket made
-like ``uvicorn.Config.bind_socket`` makes one? Two reasons, both measured (see LOOPS.md):
+like ``uvicorn.Config.bind_socket`` makes one? Two reasons, both measured (see
+docs/servers-and-topologies.md):
 
 * ``socket.socket(family)`` leaves ``proto=0``; accepted sockets inherit it, and asyncio only
   sets TCP_NODELAY when ``proto == IPPROTO_TCP``. uvicorn writes a response's head and body

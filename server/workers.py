@@ -8,8 +8,8 @@ with ``socket.socket(fileno=fd)``, which reads family, type and protocol back fr
 so asyncio sees IPPROTO_TCP and sets TCP_NODELAY (``socket.fromfd`` would report protocol 0
 and leave Nagle on); the listener sets TCP_NODELAY too, which accepted sockets inherit. Each
 worker reports every connection it closes, so the supervisor's counts stay true. It is the
-``loops`` design with processes in place of threads; WORKERS.md has the measurements that
-chose it over ``--worker-balance reuseport`` (one SO_REUSEPORT socket per worker, placed by
+``loops`` design with processes in place of threads; docs/servers-and-topologies.md has the
+measurements that chose it over ``--worker-balance reuseport`` (one SO_REUSEPORT socket per worker, placed by
 the kernel's address hash, kept so the difference can be shown).
 
 Supervision: a worker that dies is replaced in its slot (its request counter carries on); a

@@ -46,25 +46,30 @@ else:
 
 
 # Modules whose tests do not depend on the interpreter that runs them: the orchestrator's logic,
-# the reports, result files, builds, bundles and packaging. Marked ``host``: the 3.14t session
+# the reports, result files, builds, bundles, packaging and the docs. Marked ``host``: the 3.14t session
 # leaves them to the host interpreter's session (a test of them marked ``freethreaded`` stays).
 HOST_ONLY = frozenset(
     {
         "test_app",
         "test_audit",
         "test_audit_build",
+        "test_audit_rules",
         "test_bundle",
         "test_capacity",
         "test_ceiling_share",
         "test_cell_rules",
         "test_core_contracts",
+        "test_docs",
         "test_engine",
         "test_errors",
         "test_findings",
         "test_headline",
         "test_house",
         "test_http_bench",
+        "test_http_plan",
         "test_intervals",
+        "test_judge_once",
+        "test_loadgen",
         "test_loadgen_stream",
         "test_machine",
         "test_mistakes",

@@ -19,13 +19,15 @@ import pytest
 
 from ftscale.bench import histogram
 from ftscale.bench.http import arrivals, capacity, gencheck, loadgen
-from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import AppRequests, CellSpec, Settings
+from ftscale.bench.http.judge import flags_for
 from ftscale.bench.http.loadgen import LoadSpec, processes
+from ftscale.bench.http.session import Window, repetition
 from ftscale.schema import HttpRepetition, LoadResult, SloSearch, SloStep
 from ftscale.vocab import FLAGS, Flag
 from tests import synthetic
 
-PLAN = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4)
+PLAN = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4)
 
 # --- in-window accounting ------------------------------------------------------------------------------
 
@@ -85,7 +87,7 @@ def _open_load(delay_s: float, rate: float = 40.0) -> LoadResult:
 
 
 def _as_repetition(load: LoadResult, rate: float) -> HttpRepetition:
-    return sweep.repetition(load, None, sweep.Window(None, None, 0.0), None, None, rate)
+    return repetition(load, None, Window(None, None, 0.0), None, None, rate)
 
 
 def test_a_server_that_cannot_keep_up_is_not_served_although_it_answers_every_request() -> None:
@@ -138,11 +140,9 @@ def test_an_open_loop_server_admits_every_request_its_generator_can_have_in_flig
     """Poisson bursts queue in front of the service; the admission limit that suits the closed loop
     (pool + 4 x pool: 5 at one thread) would refuse them as 503s and fail the rate for errors."""
     for kind in ({"slo": True}, {"offered_share": 0.5}):
-        open_loop = sweep.Plan("3.14t", "nbody", "pure-python", 100, "inline", "loops", 1, 4, **kind)
-        assert open_loop.server_args == ("--queue-limit", str(4 * sweep.Settings().open_connections_factor))
-    app = sweep.Plan(
-        "3.14t", "app", "app", 0, "threadpool", "single", 1, 8, slo=True, app=sweep.AppRequests("m")
-    )
+        open_loop = CellSpec("3.14t", "nbody", "pure-python", 100, "inline", "loops", 1, 4, **kind)
+        assert open_loop.server_args == ("--queue-limit", str(4 * Settings().open_connections_factor))
+    app = CellSpec("3.14t", "app", "app", 0, "threadpool", "single", 1, 8, slo=True, app=AppRequests("m"))
     assert app.server_args == ()  # a user's app is served without ftscale's admission limit
 
 
@@ -202,7 +202,7 @@ def test_each_generator_process_draws_its_own_schedule_from_the_loads_seed() -> 
 def test_each_load_of_a_cell_gets_its_own_recorded_seed() -> None:
     from tests.test_sweep import FakeGenerator, FakeLauncher, _measure
 
-    half = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4, offered_share=0.5)
+    half = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4, offered_share=0.5)
     gen = FakeGenerator(rps=120.0)
     cells = {c.cell_id: c for c in _measure(FakeLauncher(), gen, PLAN, half, seed=5)}
     seeds = [r.load.arrival_seed for r in cells[half.key].repetitions]
@@ -390,7 +390,7 @@ def test_the_dry_run_estimate_follows_the_searchs_own_path() -> None:
 
 
 def _flags(target: float | None = None, **rep: Any) -> list[str]:
-    return sweep.flags_for(PLAN, [synthetic.http_repetition(100.0, **rep)] * 3, None, target)
+    return flags_for(PLAN, [synthetic.http_repetition(100.0, **rep)] * 3, None, target)
 
 
 @pytest.mark.parametrize(

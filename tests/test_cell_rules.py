@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import Settings
+from ftscale.bench.http.judge import flags_for, unbalanced
 from ftscale.bench.http.procs import Usage
+from ftscale.bench.http.session import CellProgress, unit_deltas
 from ftscale.schema import HttpRepetition, Info, Interference, Selection
 from ftscale.vocab import Flag
 from tests import synthetic
@@ -58,19 +61,19 @@ def reps_with(odd: int, **fields: Any) -> list[HttpRepetition]:
 @POSITION
 def test_one_unbalanced_repetition_flags_the_cell(odd: int) -> None:
     reps = reps_with(odd, units={"pid 1": 95, "pid 2": 5})
-    assert str(Flag.UNBALANCED) in sweep.flags_for(WORKERS, reps, None)
-    assert str(Flag.UNBALANCED) not in sweep.flags_for(WORKERS, reps_with(odd), None)
+    assert str(Flag.UNBALANCED) in flags_for(WORKERS, reps, None)
+    assert str(Flag.UNBALANCED) not in flags_for(WORKERS, reps_with(odd), None)
 
 
 @POSITION
 def test_one_repetition_with_errors_flags_the_cell(odd: int) -> None:
-    assert sweep.flags_for(WORKERS, reps_with(odd, errors={"503": 2}), None) == [str(Flag.ERRORS)]
+    assert flags_for(WORKERS, reps_with(odd, errors={"503": 2}), None) == [str(Flag.ERRORS)]
 
 
 @POSITION
 def test_the_busiest_repetitions_generator_decides_saturation(odd: int) -> None:
     reps = reps_with(odd, generator_busy_max_pct=90.0)  # the others at 10 %: the median would pass
-    assert sweep.flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
+    assert flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
 
 
 @POSITION
@@ -78,7 +81,7 @@ def test_the_lowest_ceiling_of_the_repetitions_decides_saturation(odd: int) -> N
     # the median, 100 req/s, is 80 % of the lowest ceiling only: one repetition's ceiling counts
     reps = reps_with(odd, ceiling_rps=125.0)
     reps = [r if i == odd else r.model_copy(update={"ceiling_rps": 1000.0}) for i, r in enumerate(reps)]
-    assert sweep.flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
+    assert flags_for(WORKERS, reps, None) == [str(Flag.GENERATOR_SATURATED)]
 
 
 # --- imbalance: its exact edges ------------------------------------------------------------------------
@@ -98,7 +101,7 @@ def test_imbalance_starts_just_past_half_and_one_and_a_half_shares(
     counts: tuple[int, ...], flagged: bool
 ) -> None:
     deltas = {f"unit {i}": n for i, n in enumerate(counts)}
-    assert sweep.unbalanced(deltas, len(counts)) is flagged
+    assert unbalanced(deltas, len(counts)) is flagged
 
 
 # --- per-unit counts between the two /info answers ------------------------------------------------------
@@ -111,20 +114,20 @@ def info(units: dict[str, int] | None) -> Info:
 def test_a_unit_that_served_nothing_before_the_load_keeps_its_count() -> None:
     before = info({"worker 0": 40})  # worker 1 has no counter yet: it served nothing so far
     after = info({"worker 0": 90, "worker 1": 50})
-    assert sweep.unit_deltas(before, after, 2) == {"worker 0": 50, "worker 1": 50}
-    assert not sweep.unbalanced(sweep.unit_deltas(before, after, 2), 2)
+    assert unit_deltas(before, after, 2) == {"worker 0": 50, "worker 1": 50}
+    assert not unbalanced(unit_deltas(before, after, 2), 2)
 
 
 def test_units_that_never_answered_are_counted_idle_and_unknown_counts_are_none() -> None:
-    assert sweep.unit_deltas(info({}), info({"worker 0": 10}), 3) == {
+    assert unit_deltas(info({}), info({"worker 0": 10}), 3) == {
         "worker 0": 10,
         "idle 0": 0,
         "idle 1": 0,
     }
-    assert sweep.unit_deltas(None, info({"worker 0": 10}), 2) is None
-    assert sweep.unit_deltas(info({"worker 0": 1}), None, 2) is None
-    assert sweep.unit_deltas(info(None), info({"worker 0": 10}), 2) is None
-    assert sweep.unit_deltas(info({"worker 0": 1}), info(None), 2) is None
+    assert unit_deltas(None, info({"worker 0": 10}), 2) is None
+    assert unit_deltas(info({"worker 0": 1}), None, 2) is None
+    assert unit_deltas(info(None), info({"worker 0": 10}), 2) is None
+    assert unit_deltas(info({"worker 0": 1}), info(None), 2) is None
 
 
 class LateUnit(FakeServer):
@@ -218,15 +221,15 @@ def disturbance(disturbed: bool) -> Interference:
 
 def repeated(
     flags: list[bool], redo: bool = True, round_index: int | None = None
-) -> tuple[sweep.Outcome, int]:
+) -> tuple[CellProgress, int]:
     """``repeat`` with repetitions of 100, 101, ... req/s, the i-th disturbed as ``flags[i]`` says;
     the outcome and how many servers were started."""
     made: Iterator[HttpRepetition] = iter(
         synthetic.http_repetition(100.0 + i, interference=disturbance(d)) for i, d in enumerate(flags)
     )
     launcher = FakeLauncher()
-    out = sweep.Outcome(plan(), "now")
-    settings = sweep.Settings(**{**FAST.__dict__, "redo_disturbed": redo})
+    out = CellProgress(plan(), "now")
+    settings = Settings(**{**FAST.__dict__, "redo_disturbed": redo})
     sweep.repeat(plan(), out, lambda s, o: next(made), launcher, settings, lambda _: None, round_index)
     return out, len(launcher.started)
 
@@ -261,7 +264,7 @@ def test_confirmation_rounds_measure_every_finalist_once_per_round_and_number_th
         explore_cell_id="x", rule="r", lower_bound=1.0, coverage=0.75, median=1.0, candidates=1, ineligible=0
     )
     launcher = FakeLauncher()
-    settings = sweep.Settings(**{**FAST.__dict__, "rounds": 4})
+    settings = Settings(**{**FAST.__dict__, "rounds": 4})
     cells = sweep.measure_confirmation(
         [(ft, why), (gil, why)], "r", launcher, FakeGenerator(), settings, CEILINGS
     )

@@ -23,7 +23,8 @@ from ftscale import schema, workloads
 from ftscale.bench import results
 from ftscale.bench.env import provision
 from ftscale.bench.env.provision import BuildSpec, Interpreter
-from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import CellSpec
+from ftscale.bench.http.judge import flags_for
 from ftscale.server.executors import Admission
 from ftscale.vocab import Flag
 from ftscale.workloads import registry
@@ -35,10 +36,10 @@ from tests.test_provision import PAYLOAD, PIN, FakeWeb
 
 def _flags(ceiling: float | None = None, **rep: Any) -> list[str]:
     reps = [synthetic.http_repetition(100.0, ceiling_rps=ceiling, **rep)] * 3
-    return sweep.flags_for(PLAN, reps, None)
+    return flags_for(PLAN, reps, None)
 
 
-PLAN = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4)
+PLAN = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 2, 4)
 
 
 def test_the_generator_is_saturated_from_exactly_its_thresholds() -> None:

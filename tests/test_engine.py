@@ -20,7 +20,7 @@ EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
-class FakePlan:
+class FakeStep:
     build: str
     threads: int
 
@@ -33,7 +33,7 @@ class FakePlan:
         return (self.key,)
 
 
-PLANS = [FakePlan(b, n) for b in ("3.14", "3.14t") for n in (1, 2, 4, 8)]
+PLANS = [FakeStep(b, n) for b in ("3.14", "3.14t") for n in (1, 2, 4, 8)]
 
 
 class Bench:
@@ -50,7 +50,7 @@ class Bench:
     def stamp(self) -> str:
         return (EPOCH + dt.timedelta(seconds=self.now)).isoformat(timespec="seconds")
 
-    def measure(self, plan: FakePlan) -> list[schema.MicroCell]:
+    def measure(self, plan: FakeStep) -> list[schema.MicroCell]:
         started = self.stamp()
         self.now += self.cell_s
         self.measured.append(plan.key)
@@ -62,7 +62,7 @@ class Bench:
 
     def sweep(
         self, rundir: results.RunDir, estimate_s: float, budget_s: float | None, started: float | None = None
-    ) -> engine.Outcome[FakePlan]:
+    ) -> engine.SweepOutcome[FakeStep]:
         return engine.sweep(
             rundir, PLANS, self.measure, lambda p: p.key, estimate_s, budget_s,
             clock=self.clock, tty=False, started=started,
@@ -185,7 +185,7 @@ def test_the_budget_through_the_micro_command(
     monkeypatch.setattr(time, "monotonic", bench.clock)  # the command's start and the engine's clock
 
     def fake_measure(plan, python, settings, run_id, build, scratch):  # type: ignore[no-untyped-def]
-        (cell,) = bench.measure(FakePlan(plan.build, plan.threads))
+        (cell,) = bench.measure(FakeStep(plan.build, plan.threads))
         return cell.model_copy(update={"cell_id": plan.key, "scaling": plan.scaling, "run_id": run_id}), None
 
     monkeypatch.setattr(micro, "measure", fake_measure)

@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from ftscale.bench.http import interference, memory, zygote
-from ftscale.bench.http.cell import Window, server_cpu_pct
 from ftscale.bench.http.procs import ServerProcess, Usage, free_port
+from ftscale.bench.http.session import Window, server_cpu_pct
 from ftscale.server import lifeline
 
 pytestmark = pytest.mark.slow

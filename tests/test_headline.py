@@ -15,7 +15,18 @@ from ftscale import workloads
 from ftscale.bench.bundle import make as bundle
 from ftscale.bench.http import ceiling, memory
 from ftscale.bench.http import run as http
-from ftscale.bench.http.cell import Group
+from ftscale.bench.http.cells import Group
+from ftscale.bench.http.estimate import (
+    CALIBRATION_LOAD_S,
+    REPETITION_OVERHEAD_S,
+    REPORT_S,
+    TOPOLOGY_OVERHEAD_S,
+    ZYGOTE_S,
+    estimate_seconds,
+)
+from ftscale.bench.http.matrix import quarter_threads
+from ftscale.bench.http.options import PRESETS
+from ftscale.bench.http.plan import HttpPlan, plan_job
 from ftscale.vocab import Flag
 from tests import synthetic
 
@@ -29,7 +40,7 @@ from tests import synthetic
 def test_the_headline_serves_at_1_a_quarter_a_half_and_all_of_the_server_cpus(
     cpus: int, expected: list[int]
 ) -> None:
-    counts = http.quarter_threads(cpus)
+    counts = quarter_threads(cpus)
     assert counts == expected
     assert counts[-1] == cpus  # N is explored, so the rule can choose it
 
@@ -39,16 +50,16 @@ def test_the_in_process_pass_covers_every_served_count_and_with_the_curve_the_po
     assert ceiling.thread_counts([1, 3, 6, 12], 12, curve=False) == (1, 3, 6, 12)
 
 
-def plan(tmp_path: Path, *argv: str) -> http.Job:
+def plan(tmp_path: Path, *argv: str) -> HttpPlan:
     args = ["--results-dir", str(tmp_path), "--generator", "python", *argv]
-    return http.plan_job(http.build_parser().parse_args(args), args)
+    return plan_job(http.build_parser().parse_args(args), args)
 
 
 # --- the estimate --------------------------------------------------------------------------------------
 
 
-def per_rep(job: http.Job) -> float:
-    return http.REPETITION_OVERHEAD_S["fork"] + job.settings.warmup_s + job.settings.duration_s
+def per_rep(job: HttpPlan) -> float:
+    return REPETITION_OVERHEAD_S["fork"] + job.settings.warmup_s + job.settings.duration_s
 
 
 def test_the_headline_estimate_for_a_16_cpu_host_adds_up_part_by_part(tmp_path: Path) -> None:
@@ -57,29 +68,29 @@ def test_the_headline_estimate_for_a_16_cpu_host_adds_up_part_by_part(tmp_path: 
     assert job.server_cpus == list(range(4, 16)) and job.client_cpus == [0, 1, 2, 3]
     assert job.matrix.threads == [1, 3, 6, 12]
     assert job.ceiling_threads == (1, 2, 3, 4, 6, 8, 12)
-    parts = http.estimate_seconds(job)
-    designs = len(http.PRESETS["headline"].free_threaded_designs) + len(http.PRESETS["headline"].gil_designs)
+    parts = estimate_seconds(job)
+    designs = len(PRESETS["headline"].free_threaded_designs) + len(PRESETS["headline"].gil_designs)
     workloads_, builds = 2, 2
     assert parts["in-process"] == pytest.approx(workloads_ * builds * 7 * ceiling.CELL_S)
-    stock = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in http.PRESETS["headline"].gil_designs)
+    stock = sum(TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in PRESETS["headline"].gil_designs)
     assert parts["sweep"] == pytest.approx(workloads_ * 4 * (designs * 2 * per_rep(job) + 2 * stock))
-    gil = http.PRESETS["headline"].gil_designs
+    gil = PRESETS["headline"].gil_designs
     assert parts["confirmation"] == pytest.approx(workloads_ * 10 * (2 * per_rep(job) + stock / len(gil)))
     loads = 2  # nbody at 2 x 12 connections, rag_gateway at 4 x 12
-    assert parts["start"] == pytest.approx(builds * http.ZYGOTE_S + loads * http.CALIBRATION_LOAD_S)
-    assert parts["report"] == http.REPORT_S
+    assert parts["start"] == pytest.approx(builds * ZYGOTE_S + loads * CALIBRATION_LOAD_S)
+    assert parts["report"] == REPORT_S
     assert sum(parts.values()) <= 8 * 60  # the preset's promise: one short window
 
 
 def test_the_estimate_for_this_size_of_host_is_planned_on_that_host_not_this_one(tmp_path: Path) -> None:
     two = plan(tmp_path, "--preset", "headline", "--dry-run", "--cpus", "2")
     assert two.server_cpus == [1] and two.matrix.threads == [1] and two.ceiling_threads == (1,)
-    parts = http.estimate_seconds(two)
+    parts = estimate_seconds(two)
     assert parts["in-process"] == pytest.approx(2 * 2 * 1 * ceiling.CELL_S)
-    stock = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in http.PRESETS["headline"].gil_designs)
+    stock = sum(TOPOLOGY_OVERHEAD_S.get(t, 0.0) for _, t in PRESETS["headline"].gil_designs)
     assert parts["sweep"] == pytest.approx(2 * 1 * (6 * 2 * per_rep(two) + 2 * stock))
     sixteen = plan(tmp_path, "--preset", "headline", "--dry-run", "--cpus", "16")
-    assert sum(http.estimate_seconds(sixteen).values()) > sum(parts.values())
+    assert sum(estimate_seconds(sixteen).values()) > sum(parts.values())
 
 
 def test_a_host_size_goes_with_the_dry_run_only(tmp_path: Path) -> None:

@@ -15,7 +15,15 @@ import pytest
 from ftscale.bench import results
 from ftscale.bench.http import arrivals, capacity
 from ftscale.bench.http import run as http
+from ftscale.bench.http.estimate import (
+    ASSUMED_CAP_RPS,
+    REPETITION_OVERHEAD_S,
+    TOPOLOGY_OVERHEAD_S,
+    load_seconds,
+)
 from ftscale.bench.http.loadgen import wrk_path
+from ftscale.bench.http.matrix import default_threads, parse_cpus, split_cpus
+from ftscale.bench.http.plan import plan_job
 from ftscale.bench.http.real import RUN_ENV
 from ftscale.schema import HttpCell
 from ftscale.vocab import Flag
@@ -179,15 +187,15 @@ def test_bad_arguments_fail_in_one_line_before_anything_starts(
 def test_overlapping_cpus_need_consent(tmp_path: Path) -> None:
     with pytest.raises(http.UsageError, match="overlap"):
         argv = ["--results-dir", str(tmp_path), "--server-cpus", "0", "--client-cpus", "0"]
-        http.plan_job(http.build_parser().parse_args(argv), argv)
+        plan_job(http.build_parser().parse_args(argv), argv)
 
 
 def test_cpu_split_and_default_threads() -> None:
-    assert http.split_cpus(range(16)) == (list(range(4, 16)), [0, 1, 2, 3])
-    assert http.split_cpus([0, 1]) == ([1], [0])
-    assert http.default_threads(12) == [1, 2, 4, 8, 12]
-    assert http.default_threads(1) == [1]
-    assert http.parse_cpus("0-2,5") == [0, 1, 2, 5]
+    assert split_cpus(range(16)) == (list(range(4, 16)), [0, 1, 2, 3])
+    assert split_cpus([0, 1]) == ([1], [0])
+    assert default_threads(12) == [1, 2, 4, 8, 12]
+    assert default_threads(1) == [1]
+    assert parse_cpus("0-2,5") == [0, 1, 2, 5]
 
 
 @pytest.mark.slow
@@ -316,8 +324,8 @@ def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
     assert http.main(argv) == 0
     out = capsys.readouterr().out
     assert "preset quick: 3 groups, 18 cells" in out
-    per_rep = http.REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
-    extra = sum(http.TOPOLOGY_OVERHEAD_S.get(t, 0.0) for t in ("gunicorn", "uvicorn-workers"))
+    per_rep = REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
+    extra = sum(TOPOLOGY_OVERHEAD_S.get(t, 0.0) for t in ("gunicorn", "uvicorn-workers"))
     sweep = 3 * (6 * 3 * per_rep + 3 * extra)
     assert f"sweep {sweep:,.0f} s" in out
     # a candidate could be any of its build's designs: the GIL side's stock start and stop on average
@@ -327,7 +335,7 @@ def test_dry_run_prints_the_plan_and_its_estimate_and_measures_nothing(
 
 
 def test_a_load_lasts_as_stated() -> None:
-    assert [http.load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [0.2, 1.0, 1.5, 2.4, 3.0]
+    assert [load_seconds(d) for d in (0.2, 1.0, 1.5, 2.4, 3.0)] == [0.2, 1.0, 1.5, 2.4, 3.0]
 
 
 def test_dry_run_estimates_the_capacity_searches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -341,13 +349,11 @@ def test_dry_run_estimates_the_capacity_searches(tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "preset quick: 1 groups, 12 cells" in out and "capacity searches: 6," in out
     assert "; open loop with poisson arrivals;" in out
-    assert f"median of {http.ASSUMED_CAP_RPS:g} req/s (assumed" in out
-    per_rep = http.REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
-    search = http.REPETITION_OVERHEAD_S["fork"] + capacity.search_seconds(
-        http.ASSUMED_CAP_RPS, 50.0, 1.0, 0.5
-    )
+    assert f"median of {ASSUMED_CAP_RPS:g} req/s (assumed" in out
+    per_rep = REPETITION_OVERHEAD_S["fork"] + 0.5 + 1.0
+    search = REPETITION_OVERHEAD_S["fork"] + capacity.search_seconds(ASSUMED_CAP_RPS, 50.0, 1.0, 0.5)
     assert search > 60 * 2  # minutes, not the seconds a single load per rate once took
-    stock = 3 * sum(http.TOPOLOGY_OVERHEAD_S.values())
+    stock = 3 * sum(TOPOLOGY_OVERHEAD_S.values())
     assert f"sweep {6 * 3 * per_rep + stock + 6 * search:,.0f} s" in out
     assert list(tmp_path.iterdir()) == []
 
@@ -358,6 +364,6 @@ def test_arrivals_need_an_open_loop(tmp_path: Path) -> None:
     argv = ["--results-dir", str(tmp_path), "--server-cpus", "1", "--client-cpus", "0"]
     argv += ["--arrivals", "uniform"]
     with pytest.raises(http.UsageError, match="--arrivals applies to the open loop"):
-        http.plan_job(http.build_parser().parse_args(argv), argv)
-    job = http.plan_job(http.build_parser().parse_args([*argv, "--load", "open"]), [*argv, "--load", "open"])
+        plan_job(http.build_parser().parse_args(argv), argv)
+    job = plan_job(http.build_parser().parse_args([*argv, "--load", "open"]), [*argv, "--load", "open"])
     assert job.settings.arrivals == "uniform" and job.settings.seed == arrivals.run_seed(job.run_dir.name)

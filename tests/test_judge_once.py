@@ -14,7 +14,9 @@ import pytest
 pytest.importorskip("scipy")  # the report extra (not installed on 3.14t)
 
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import CellSpec
 from ftscale.bench.http.judge import CpuContext, judge_http
+from ftscale.bench.http.session import CellProgress
 from ftscale.bench.micro.judge import JUDGED_AT_MEASUREMENT, judge_micro
 from ftscale.bench.report.model import build_model
 from ftscale.bench.report.upgrade import flags_of
@@ -25,8 +27,8 @@ STEADY = [100.0, 101.0, 99.0]
 NOISY = [100.0, 130.0, 70.0]  # CV 0.3
 
 
-def http(threads: int, samples: list[float], **fields: object) -> tuple[sweep.Plan, object]:
-    spec = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", threads, 4)
+def http(threads: int, samples: list[float], **fields: object) -> tuple[CellSpec, object]:
+    spec = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", threads, 4)
     cell = synthetic.http_cell(threads, [synthetic.http_repetition(x) for x in samples])
     return spec, cell.model_copy(update=fields)
 
@@ -73,8 +75,8 @@ def test_micro_threads_over_usable_cores_flag_the_cell(cores: int, flagged: bool
 
 def test_a_cell_made_by_the_group_loop_carries_its_cpu_flags() -> None:
     """The flags are given when the cell is made (sweep.make_cell), not patched on afterwards."""
-    spec = sweep.Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 3, 4)
-    out = sweep.Outcome(spec, synthetic.STAMP, reps=[synthetic.http_repetition(x) for x in STEADY])
+    spec = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 3, 4)
+    out = CellProgress(spec, synthetic.STAMP, reps=[synthetic.http_repetition(x) for x in STEADY])
     made = sweep.make_cell(out, "run", CpuContext(server_cpus=2, shared=True))
     assert {str(Flag.SHARED_CPUS), str(Flag.OVERSUBSCRIBED)} <= set(made.flags)
     alone = sweep.make_cell(out, "run", CpuContext(server_cpus=3, shared=False))

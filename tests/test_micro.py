@@ -20,7 +20,7 @@ from ftscale.bench.env import venv as envs
 from ftscale.bench.micro import run as micro
 from ftscale.bench.micro import summary as microsummary
 from ftscale.bench.micro import threads, worker
-from ftscale.bench.micro.cell import CellPlan, PyperfSettings, cell_from_benchmark, worker_command
+from ftscale.bench.micro.cell import MicroCellSpec, PyperfSettings, cell_from_benchmark, worker_command
 from ftscale.bench.micro.worker import calls_per_thread
 from ftscale.vocab import Flag
 
@@ -37,7 +37,7 @@ GIL_BUILD = FT_BUILD.model_copy(update={"build": "3.14", "py_gil_disabled": Fals
 # --- the thread team, on a fake clock -------------------------------------------------------------
 
 
-def worker_meta(plan: CellPlan, gil: bool) -> dict[str, Any]:
+def worker_meta(plan: MicroCellSpec, gil: bool) -> dict[str, Any]:
     """The metadata the micro worker writes for ``plan``, built from the real model."""
     return worker.metadata(
         schema.MicroWorkerMeta(
@@ -70,8 +70,8 @@ def test_fake_clock_to_throughput_strong_and_weak() -> None:
         weak_value = team.run(4) / 4
     assert (strong_value, weak_value) == (0.125, 0.5)
 
-    strong = CellPlan("3.14t", "nbody", "pure-python", 10, "strong", 2, 4)  # 4 calls per round in all
-    weak = CellPlan("3.14t", "nbody", "pure-python", 10, "weak", 2, 3)  # 3 calls on each thread
+    strong = MicroCellSpec("3.14t", "nbody", "pure-python", 10, "strong", 2, 4)  # 4 calls per round in all
+    weak = MicroCellSpec("3.14t", "nbody", "pure-python", 10, "weak", 2, 3)  # 3 calls on each thread
     assert (strong.shares, weak.shares) == ([2, 2], [3, 3])
     calibration = pyperf.Run(
         [], warmups=[(1, 0.3), (8, 0.125)], metadata={"name": strong.name, "calibrate_loops": 8},
@@ -128,7 +128,7 @@ def test_calls_are_split_for_strong_and_repeated_for_weak() -> None:
 
 
 def test_worker_command_names_the_cell_and_forwards_pyperf_settings(tmp_path: Path) -> None:
-    plan = CellPlan("3.14", "nbody", "pure-python", 200, "weak", 2, 1)
+    plan = MicroCellSpec("3.14", "nbody", "pure-python", 200, "weak", 2, 1)
     cmd = worker_command(Path("/py"), plan, PyperfSettings(processes=1, min_time=0.01), tmp_path / "o.json")
     assert cmd[:3] == ["/py", "-m", "ftscale.bench.micro.worker"]
     assert cmd[cmd.index("--threads") + 1] == "2" and cmd[cmd.index("--scaling") + 1] == "weak"
@@ -240,7 +240,7 @@ def test_interrupted_run_keeps_whole_cells_and_resume_finishes_it(
     measured: list[str] = []
     stop_at: list[int] = [3]
 
-    def fake_measure(plan: CellPlan, python: Path, settings: Any, run_id: str, build: schema.Build,
+    def fake_measure(plan: MicroCellSpec, python: Path, settings: Any, run_id: str, build: schema.Build,
                      scratch: Path) -> tuple[schema.MicroCell, Any]:  # fmt: skip
         if len(measured) + 1 == stop_at[0]:
             raise KeyboardInterrupt

@@ -16,6 +16,7 @@ import pytest
 from ftscale import schema
 from ftscale.bench import results
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import CellSpec, Group
 from ftscale.bench.micro import profile as micro_profile
 from ftscale.bench.micro import run as micro
 from ftscale.bench.profile import perf, session
@@ -49,13 +50,13 @@ class RecordingLauncher:
     def __init__(self) -> None:
         self.envs: list[Mapping[str, str] | None] = []
 
-    def start(self, plan: sweep.Plan, env: Mapping[str, str] | None = None) -> TreeServer:
+    def start(self, plan: CellSpec, env: Mapping[str, str] | None = None) -> TreeServer:
         self.envs.append(env)
         return TreeServer()
 
 
 def _measure(launcher: Any, gen: FakeGenerator, profiler: session.Profiler) -> schema.HttpCell:
-    group = sweep.Group("nbody", PLAN.threads, (PLAN,))
+    group = Group("nbody", PLAN.threads, (PLAN,))
     (cell,) = sweep.measure_group(group, "run-1", launcher, gen, FAST, CEILINGS, profiler=profiler)
     return cell
 
@@ -76,7 +77,7 @@ def test_the_profiled_repetition_runs_on_its_own_server_and_is_never_a_sample() 
 
 def test_a_profiled_repetition_that_fails_leaves_the_cell_measured() -> None:
     class Dying(RecordingLauncher):
-        def start(self, plan: sweep.Plan, env: Mapping[str, str] | None = None) -> TreeServer:
+        def start(self, plan: CellSpec, env: Mapping[str, str] | None = None) -> TreeServer:
             server = super().start(plan, env)
             server.fail_health = env is not None
             return server

@@ -21,8 +21,10 @@ from ftscale import engines, workloads
 from ftscale.bench import engine, results
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import CellSpec, Group
+from ftscale.bench.http.matrix import Matrix
 from ftscale.bench.http.options import build_parser
-from ftscale.bench.http.run import Matrix
+from ftscale.bench.http.session import CellProgress
 from ftscale.errors import UsageError
 from ftscale.schema import HttpCell
 from ftscale.server import info as server_info
@@ -125,7 +127,7 @@ def test_a_skipped_plan_starts_nothing_and_is_not_a_failure(tmp_path: Path) -> N
     runnable = plan("3.14t", server="granian")
     skipped = plan("3.14t", "inline", "workers", server="granian", skip_reason="no process workers")
     launcher = FakeLauncher()
-    group = sweep.Group("nbody", 2, (runnable, skipped))
+    group = Group("nbody", 2, (runnable, skipped))
     cells = {c.cell_id: c for c in sweep.measure_group(group, "r", launcher, FakeGenerator(), FAST, CEILINGS)}
     assert {key for key, _ in launcher.started} == {runnable.key}
     cell = cells[skipped.key]
@@ -146,13 +148,13 @@ def test_a_skipped_plan_starts_nothing_and_is_not_a_failure(tmp_path: Path) -> N
 
 
 def test_a_server_that_leaves_nagle_on_is_flagged_and_recorded() -> None:
-    def nagle(p: sweep.Plan) -> FakeServer:
+    def nagle(p: CellSpec) -> FakeServer:
         server = FakeServer()
         server.info = lambda: real_info(True, False).model_copy(update={"tcp_nodelay": False})  # type: ignore[method-assign]
         return server
 
     (cell,) = sweep.measure_group(
-        sweep.Group("nbody", 2, (plan(),)), "r", FakeLauncher(nagle), FakeGenerator(), FAST, CEILINGS
+        Group("nbody", 2, (plan(),)), "r", FakeLauncher(nagle), FakeGenerator(), FAST, CEILINGS
     )
     assert cell.status == "ok" and cell.tcp_nodelay is False
     assert str(Flag.NAGLE) in cell.flags
@@ -241,7 +243,7 @@ def with_servers(tmp_path: Path) -> Path:
             )
         )
     skipped = plan("3.14t", "inline", "workers", server="granian", skip_reason="no process workers here")
-    rundir.write_cell(sweep.make_cell(sweep.Outcome(skipped, "2026-11-01T10:00:00+00:00"), "synthetic-http"))
+    rundir.write_cell(sweep.make_cell(CellProgress(skipped, "2026-11-01T10:00:00+00:00"), "synthetic-http"))
     return run
 
 

@@ -9,8 +9,10 @@ import pytest
 
 from ftscale.bench import histogram, results
 from ftscale.bench.http import cell as sweep
-from ftscale.bench.http import run as http
-from ftscale.bench.http.loadgen import LoadSpec, stream_figures
+from ftscale.bench.http.cells import CellSpec, Group
+from ftscale.bench.http.loadgen import LoadSpec, stream_figures, wrk_path
+from ftscale.bench.http.matrix import Matrix, connections_for
+from ftscale.bench.http.plan import HttpPlan, plan_job
 from ftscale.schema import HealthProbe, LoadResult
 from tests.test_http_bench import _bench
 from tests.test_sweep import CEILINGS, FAST, FakeGenerator, FakeLauncher
@@ -29,8 +31,8 @@ class StreamingGenerator(FakeGenerator):
         return result, probe
 
 
-def _matrix(connections: int | None = None) -> http.Matrix:
-    return http.Matrix(
+def _matrix(connections: int | None = None) -> Matrix:
+    return Matrix(
         builds=["3.14t"],
         workloads=["stream_tokens", "orm_orders"],
         free_threaded_designs=[("threadpool", "single")],
@@ -50,16 +52,14 @@ def test_streamed_workloads_are_planned_as_streams_with_room_for_every_stream() 
     orm = _matrix().cell("3.14t", "orm_orders", ("threadpool", "single"), 4)
     assert not orm.stream and orm.path == "/work/orm_orders" and orm.unit == "req/s"
     assert orm.server_args == ("--queue-limit", "8") and orm.connections == 8  # room for every request
-    assert http.connections_for(1, 0.0, streamed=True) == 16
+    assert connections_for(1, 0.0, streamed=True) == 16
     assert _matrix(connections=5).cell("3.14t", "stream_tokens", ("inline", "loops"), 2).connections == 5
 
 
 def test_a_streaming_cell_counts_chunks_per_second_and_keeps_the_stream_figures() -> None:
-    plan = sweep.Plan("3.14t", "stream_tokens", "streaming", 8, "threadpool", "single", 2, 32, stream=True)
+    plan = CellSpec("3.14t", "stream_tokens", "streaming", 8, "threadpool", "single", 2, 32, stream=True)
     launcher, gen = FakeLauncher(), StreamingGenerator(rps=50.0)
-    (cell,) = sweep.measure_group(
-        sweep.Group("stream_tokens", 2, (plan,)), "r", launcher, gen, FAST, CEILINGS
-    )
+    (cell,) = sweep.measure_group(Group("stream_tokens", 2, (plan,)), "r", launcher, gen, FAST, CEILINGS)
     assert cell.status == "ok" and cell.unit == "chunks/s"
     assert all(spec.stream and spec.path == "/stream/stream_tokens" for spec in gen.loads)
     assert cell.samples == [8 * 50.0] * 3  # chunks per second, not streams per second
@@ -71,9 +71,9 @@ def test_a_streaming_cell_counts_chunks_per_second_and_keeps_the_stream_figures(
 
 
 def test_a_streaming_cell_whose_generator_counted_nothing_has_zero_throughput() -> None:
-    plan = sweep.Plan("3.14t", "stream_tokens", "streaming", 8, "threadpool", "single", 2, 32, stream=True)
+    plan = CellSpec("3.14t", "stream_tokens", "streaming", 8, "threadpool", "single", 2, 32, stream=True)
     (cell,) = sweep.measure_group(
-        sweep.Group("stream_tokens", 2, (plan,)), "r", FakeLauncher(), FakeGenerator(), FAST, CEILINGS
+        Group("stream_tokens", 2, (plan,)), "r", FakeLauncher(), FakeGenerator(), FAST, CEILINGS
     )
     assert cell.samples == [0.0] * 3  # no chunks seen: never the request rate in the chunk unit
 
@@ -81,15 +81,15 @@ def test_a_streaming_cell_whose_generator_counted_nothing_has_zero_throughput() 
 def test_wrk_is_used_for_streams_only_when_named(tmp_path: Any) -> None:
     from ftscale.bench.http.options import build_parser
 
-    def job(*args: str) -> http.Job:
+    def job(*args: str) -> HttpPlan:
         parsed: argparse.Namespace = build_parser().parse_args(
             ["--results-dir", str(tmp_path), "--allow-shared-cpus", *args]
         )
-        return http.plan_job(parsed, [])
+        return plan_job(parsed, [])
 
     assert job("--generator", "python").stream_generator == "python"
     assert job().stream_generator == "python"  # auto: wrk for closed loops where installed, not streams
-    if http.wrk_path():
+    if wrk_path():
         assert job("--generator", "wrk").stream_generator == "wrk"
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from ftscale.bench import engine
 from ftscale.bench.http import cell as sweep
+from ftscale.bench.http.cells import CellSpec, Group, Settings, interleaved
+from ftscale.bench.http.judge import unbalanced
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.procs import ServerError, Usage
 from ftscale.schema import HealthProbe, HttpCell, Info, LoadResult
@@ -30,10 +32,8 @@ def real_info(py_gil_disabled: bool, gil_enabled: bool, units: dict[str, int] | 
     )
 
 
-def plan(
-    build: str = "3.14t", mode: str = "threadpool", topology: str = "single", **extra: Any
-) -> sweep.Plan:
-    return sweep.Plan(build, "nbody", "pure-python", 100, mode, topology, 2, 4, **extra)
+def plan(build: str = "3.14t", mode: str = "threadpool", topology: str = "single", **extra: Any) -> CellSpec:
+    return CellSpec(build, "nbody", "pure-python", 100, mode, topology, 2, 4, **extra)
 
 
 PLAN = plan()
@@ -47,7 +47,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-FAST = sweep.Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, start_timeout_s=1.0)
+FAST = Settings(duration_s=1.0, warmup_s=0.5, repetitions=3, start_timeout_s=1.0)
 CEILINGS = {"closed:4": 10_000.0, "open:8": 10_000.0}
 
 
@@ -104,7 +104,7 @@ class FakeLauncher:
         self.make = make or (lambda p: FakeServer())
         self.started: list[tuple[str, FakeServer]] = []
 
-    def start(self, plan: sweep.Plan, env: Mapping[str, str] | None = None) -> FakeServer:
+    def start(self, plan: CellSpec, env: Mapping[str, str] | None = None) -> FakeServer:
         server = self.make(plan)
         self.started.append((plan.key, server))
         return server
@@ -148,20 +148,20 @@ class FakeGenerator:
         return result, (HealthProbe(p50=0.5, p99=0.9, samples=10) if probe_health else None)
 
 
-def _group(*plans: sweep.Plan) -> sweep.Group:
-    return sweep.Group("nbody", 2, plans or (PLAN,))
+def _group(*plans: CellSpec) -> Group:
+    return Group("nbody", 2, plans or (PLAN,))
 
 
 def _measure(
-    launcher: FakeLauncher, generator: FakeGenerator, *plans: sweep.Plan, **settings: Any
+    launcher: FakeLauncher, generator: FakeGenerator, *plans: CellSpec, **settings: Any
 ) -> list[HttpCell]:
-    def make(p: sweep.Plan, inner: Any = launcher.make) -> FakeServer:
+    def make(p: CellSpec, inner: Any = launcher.make) -> FakeServer:
         server = inner(p)
         generator.servers.append(server)
         return server
 
     launcher.make = make
-    s = sweep.Settings(**{**FAST.__dict__, **settings})
+    s = Settings(**{**FAST.__dict__, **settings})
     return sweep.measure_group(_group(*plans), "run-1", launcher, generator, s, CEILINGS)
 
 
@@ -183,7 +183,7 @@ def test_every_repetition_runs_on_a_fresh_server_that_is_stopped() -> None:
 
 def test_repetitions_are_interleaved_and_rotated() -> None:
     a, b, c = plan("3.14"), plan("3.14t"), plan("3.14t", "inline", "loops")
-    order = [(rep, p.key) for rep, p in sweep.interleaved([a, b, c], 3)]
+    order = [(rep, p.key) for rep, p in interleaved([a, b, c], 3)]
     assert order == [
         (0, a.key), (0, b.key), (0, c.key),
         (1, b.key), (1, c.key), (1, a.key),
@@ -251,9 +251,9 @@ def test_imbalance_between_serving_units_is_flagged(split: tuple[float, ...], fl
 
 
 def test_one_unit_cannot_be_unbalanced() -> None:
-    assert not sweep.unbalanced({"pid 1": 10}, 1)
-    assert sweep.unbalanced({"pid 1": 10}, 2)  # the other unit never answered
-    assert not sweep.unbalanced(None, 4)
+    assert not unbalanced({"pid 1": 10}, 1)
+    assert unbalanced({"pid 1": 10}, 2)  # the other unit never answered
+    assert not unbalanced(None, 4)
 
 
 def test_open_loop_cells_offer_shares_of_the_closed_loop_median() -> None:

@@ -14,8 +14,9 @@ pytest.importorskip("scipy")
 
 from ftscale.bench import intervals
 from ftscale.bench.http import confirm
-from ftscale.bench.http import run as http
-from ftscale.bench.http.cell import Plan, rounds_order, unbalanced
+from ftscale.bench.http.cells import CellSpec, rounds_order
+from ftscale.bench.http.judge import unbalanced
+from ftscale.bench.http.matrix import Matrix, default_threads
 from ftscale.bench.report import fmt, words
 from ftscale.bench.report.findings import verdicts
 from ftscale.bench.report.model import build_model
@@ -80,7 +81,7 @@ def test_a_flagged_point_stands_in_only_when_its_build_has_no_eligible_point() -
 def test_finalists_are_each_free_threaded_build_and_its_gil_twin() -> None:
     ft, gil = cell("3.14t", 1, [100.0, 100.0, 100.0]), cell("3.14", 1, [90.0, 90.0, 90.0])
     plans = {
-        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, c.mode or "", c.topology or "", 1, 4)
+        c.cell_id: CellSpec(c.build, "nbody", "pure-python", 100, c.mode or "", c.topology or "", 1, 4)
         for c in (ft, gil)
     }
     plans = {k: p for k, p in zip((ft.cell_id, gil.cell_id), plans.values(), strict=True)}
@@ -98,7 +99,8 @@ def test_nothing_is_confirmed_when_the_generator_limited_every_finalist() -> Non
     flags = [str(Flag.GENERATOR_SATURATED)]
     ft, gil = cell("3.14t", 1, [100.0] * 3, flags=flags), cell("3.14", 1, [90.0] * 3, flags=flags)
     plans = {
-        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4) for c in (ft, gil)
+        c.cell_id: CellSpec(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4)
+        for c in (ft, gil)
     }
     chosen, why = confirm.finalists([ft, gil], plans, [("3.14t", "3.14")], 2)
     assert chosen == [] and why is not None and "load generator" in why
@@ -181,7 +183,7 @@ def test_an_inconclusive_confirmation_says_how_many_rounds_would_decide() -> Non
 
 
 def test_every_thread_count_of_a_workload_gets_the_same_connections() -> None:
-    matrix = http.Matrix(
+    matrix = Matrix(
         builds=["3.14", "3.14t"],
         workloads=["nbody", "rag_gateway"],
         free_threaded_designs=[("threadpool", "single")],
@@ -199,9 +201,9 @@ def test_every_thread_count_of_a_workload_gets_the_same_connections() -> None:
 
 
 def test_default_threads_never_exceed_the_server_cpus() -> None:
-    assert http.default_threads(1) == [1]
-    assert http.default_threads(2) == [1, 2]
-    assert http.default_threads(6) == [1, 2, 4, 6]
+    assert default_threads(1) == [1]
+    assert default_threads(2) == [1, 2]
+    assert default_threads(6) == [1, 2, 4, 6]
 
 
 @pytest.mark.parametrize(
@@ -266,7 +268,7 @@ def test_equal_designs_with_a_noisy_one_are_called_a_win_in_at_most_5_percent_of
 
 
 def test_a_repetition_disturbed_again_after_its_redo_flags_the_cell_but_does_not_disqualify() -> None:
-    from ftscale.bench.http.cell import flags_for
+    from ftscale.bench.http.judge import flags_for
     from ftscale.schema import Interference
     from ftscale.vocab import flag_info
 
@@ -275,7 +277,7 @@ def test_a_repetition_disturbed_again_after_its_redo_flags_the_cell_but_does_not
         steal_pct=0.0, disturbed=True,
     )  # fmt: skip
     quiet = busy.model_copy(update={"foreign_cpu_pct": 2.0, "disturbed": False})
-    p = Plan("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 1, 4)
+    p = CellSpec("3.14t", "nbody", "pure-python", 100, "threadpool", "single", 1, 4)
     reps = [synthetic.http_repetition(100.0, interference=quiet) for _ in range(3)]
     assert str(Flag.DISTURBED) not in flags_for(p, reps, None)
     reps[1] = synthetic.http_repetition(100.0, interference=busy)
@@ -349,7 +351,7 @@ def test_one_side_limited_by_the_generator_is_judged_not_generator_bound(flagged
     assert v.comparisons[0].qualified == (str(Flag.GENERATOR_SATURATED),)
     # the bench confirms it (it stops only when every finalist was limited)
     plans = {
-        c.cell_id: Plan(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4) for c in cells
+        c.cell_id: CellSpec(c.build, "nbody", "pure-python", 100, "threadpool", "single", 1, 4) for c in cells
     }
     chosen, why = confirm.finalists(cells, plans, [("3.14t", "3.14")], 2)
     assert why is None and len(chosen) == 2

@@ -1,4 +1,4 @@
-"""Where keep-alive connections land: the measurement behind WORKERS.md and LOOPS.md.
+"""Where keep-alive connections land: the measurement behind docs/servers-and-topologies.md.
 
     python -m tools.spread --topology workers --threads 4 --connections 8 --trials 100
 

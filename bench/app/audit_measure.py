@@ -5,44 +5,40 @@ each, not a benchmark (``ftscale app`` is)."""
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftscale.schema import AuditLoad, AuditMeasure
-from ftscale.vocab import APP_PREFIX, GENERATORS, Generator
+from ftscale.vocab import APP_PREFIX
 
 if TYPE_CHECKING:
     from ftscale.bench.app.audit_plan import AuditPlan
 
 
-def default_generator() -> Generator:
-    """wrk where its program is installed, as the HTTP bench defaults to; else the built-in client."""
-    program = GENERATORS[Generator.WRK].executable
-    return Generator.WRK if program and shutil.which(program) else Generator.PYTHON
-
-
 def measure(build: str, python: Path, plan: AuditPlan, log: Callable[[str], None]) -> AuditMeasure:
     """The app as the imports leave the GIL, then with ``PYTHON_GIL=0``: one short load each."""
-    from ftscale.bench.http import run as http
-    from ftscale.bench.http.cell import AppRequests, Outcome, Plan, Session, Settings
+    from ftscale.bench.http import plan as http_plan
+    from ftscale.bench.http.cells import AppRequests, CellSpec, Settings
+    from ftscale.bench.http.matrix import app_connections, split_cpus
     from ftscale.bench.http.procs import ServerError
     from ftscale.bench.http.real import Launcher, SubprocessGenerator
+    from ftscale.bench.http.session import CellProgress, Session
 
     assert plan.app is not None and plan.mix is not None
     available = sorted(os.sched_getaffinity(0))
-    server, client = http.split_cpus(available) if len(available) > 1 else (available, available)
+    server, client = split_cpus(available) if len(available) > 1 else (available, available)
     threads = plan.threads or max(1, min(4, len(server)))
-    generator = SubprocessGenerator(default_generator(), client)
+    # wrk where its program is installed, as the HTTP bench defaults to; else the built-in client.
+    generator = SubprocessGenerator(http_plan.choose_generator("auto"), client)
     result = AuditMeasure(
         threads=threads, duration_s=plan.duration_s, generator=generator.name, design="threadpool/single"
     )
     with tempfile.TemporaryDirectory(prefix="ftscale-audit-") as scratch:
         mix_file = Path(scratch) / "requests.json"
         mix_file.write_text(plan.mix.model_dump_json())
-        cell = Plan(
+        cell = CellSpec(
             build=build,
             workload=plan.app,
             workload_class="app",
@@ -50,7 +46,7 @@ def measure(build: str, python: Path, plan: AuditPlan, log: Callable[[str], None
             mode="threadpool",
             topology="single",
             threads=threads,
-            connections=http.app_connections(threads),
+            connections=app_connections(threads),
             app=AppRequests(str(mix_file)),
         )
         launcher = Launcher(
@@ -67,7 +63,7 @@ def measure(build: str, python: Path, plan: AuditPlan, log: Callable[[str], None
             # An empty PYTHON_GIL is no setting: the GIL as the imports leave it.
             env = {"PYTHON_GIL": "" if label == "default" else label}
             session = Session(cell, _WithEnv(launcher, env), settings)
-            out = Outcome(cell, "")
+            out = CellProgress(plan=cell, started="")
             try:
                 with session:
                     rep = session.measure(generator, None, None, out)

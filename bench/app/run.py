@@ -1,7 +1,8 @@
 """``ftscale app MODULE:ATTR``: your own ASGI app through the HTTP bench, build against build.
 
 Everything ``ftscale bench`` does, with the app in place of the service
-(:mod:`ftscale.bench.http.run` runs the sweep): presets, builds, designs, thread counts, a fresh
+(:mod:`ftscale.bench.http.plan` plans it with :class:`AppServing` as its server source,
+:mod:`ftscale.bench.http.run` runs the sweep): presets, builds, designs, thread counts, a fresh
 server per repetition pinned to its CPUs, closed and open load, the generator's ceiling,
 statistics, flags, resume, budget and report. What differs:
 
@@ -26,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ftscale.bench import engine, results
 from ftscale.bench.app import checks
@@ -36,8 +39,9 @@ from ftscale.bench.env import fromsource, provision
 from ftscale.bench.env import project as projects
 from ftscale.bench.env import venv as envs
 from ftscale.bench.http import mix as mixes
-from ftscale.bench.http import run as http
-from ftscale.bench.http.cell import AppRequests
+from ftscale.bench.http import plan as http_plan
+from ftscale.bench.http import run as http_run
+from ftscale.bench.http.cells import AppRequests
 from ftscale.bench.options import choose
 from ftscale.errors import UsageError
 from ftscale.schema import AppCheck, Build, LoadMix
@@ -67,7 +71,8 @@ def request_mix(args: argparse.Namespace) -> LoadMix:
 
 
 class AppServing:
-    """A user's app for the HTTP bench: its environments, checks and what the run records of it."""
+    """A user's app for the HTTP bench (its :class:`~ftscale.bench.http.plan.AppSource`): its
+    environments, checks and what the run records of it."""
 
     def __init__(
         self,
@@ -82,6 +87,22 @@ class AppServing:
         self.build_timeout_s = build_timeout_s
         self.checks: dict[str, AppCheck] = {}
         self.built: dict[str, list[fromsource.Built]] = {}  # per build: the wheels built from source
+
+    @property
+    def command(self) -> str:
+        return "app"
+
+    @property
+    def server_args(self) -> tuple[str, ...]:
+        return ("--app", self.spec, "--app-dir", str(self.app_dir))
+
+    @property
+    def prefix(self) -> str:
+        return APP_PREFIX
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return {MIX_FILE: self.mix.model_dump_json(indent=1).encode()}
 
     def prepare(
         self, builds: list[str], log: Callable[[str], None]
@@ -113,7 +134,8 @@ class AppServing:
             )
         return records, pythons
 
-    def config(self) -> dict[str, object]:
+    @property
+    def config(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
             "app_dir": str(self.app_dir),
@@ -145,19 +167,8 @@ class AppServing:
                 )
         return out
 
-    def served(self) -> http.Served:
-        return http.Served(
-            command="app",
-            prepare=self.prepare,
-            server_args=("--app", self.spec, "--app-dir", str(self.app_dir)),
-            prefix=APP_PREFIX,
-            config=self.config(),
-            notes=self.notes,
-            files={MIX_FILE: self.mix.model_dump_json(indent=1).encode()},
-        )
 
-
-def plan_job(args: argparse.Namespace, argv: list[str]) -> http.Job:
+def plan_job(args: argparse.Namespace, argv: list[str]) -> http_plan.HttpPlan:
     """Every argument checked, the project, app and mix read, before anything is written."""
     if not args.resume and not args.app:
         raise UsageError("which app? give it as MODULE:ATTR, e.g. ftscale app myservice.main:app ...")
@@ -185,7 +196,7 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> http.Job:
     designs = args.designs or (preset.free_threaded_designs, preset.gil_designs)
     timeout_s = None if args.no_build else args.build_timeout
     serving = AppServing(spec=args.app, app_dir=app_dir, project=project, mix=mix, build_timeout_s=timeout_s)
-    return http.sweep_job(
+    return http_plan.sweep_plan(
         args,
         argv,
         place,
@@ -194,14 +205,15 @@ def plan_job(args: argparse.Namespace, argv: list[str]) -> http.Job:
         [args.app],
         designs,
         {},
-        served=serving.served(),
+        app_source=serving,
         app=AppRequests(str(place.path.resolve() / MIX_FILE)),
     )
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``ftscale app``: plan, prepare each build's environment, sweep, report."""
-    return http.run(args, argv, plan=plan_job)
+    slot_started, began = results.now(), time.monotonic()  # the budget counts from here
+    return http_run.execute(plan_job(args, list(argv)), args, slot_started, began)
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ftscale import workloads
 from ftscale.bench import results
-from ftscale.bench.micro.cell import CellPlan, PyperfSettings, measure
+from ftscale.bench.micro.cell import MicroCellSpec, PyperfSettings, measure
 from ftscale.bench.micro.run import default_strong_calls, default_threads
 from ftscale.schema import Build, MicroCell
 from ftscale.vocab import Flag
@@ -51,8 +51,9 @@ def thread_counts(http_threads: Sequence[int], server_cpus: int, curve: bool) ->
     return tuple(sorted({*http_threads, *(default_threads(server_cpus) if curve else ())}))
 
 
-class CeilingPlan(CellPlan):
-    """A :class:`CellPlan` of the pass: its key says so (an HTTP run's cells are told apart)."""
+class CeilingSpec(MicroCellSpec):
+    """A :class:`~ftscale.bench.micro.cell.MicroCellSpec` of the pass: its key says so (an HTTP
+    run's cells are told apart)."""
 
     @property
     def key(self) -> str:
@@ -65,7 +66,7 @@ class CeilingGroup:
     side at each count (so drift hits both alike)."""
 
     workload: str
-    plans: tuple[CeilingPlan, ...]
+    plans: tuple[CeilingSpec, ...]
 
     @property
     def key(self) -> str:
@@ -92,7 +93,15 @@ def groups(
         w = workloads.get(name)
         size = sizes.get(name, w.default_size)
         plans = tuple(
-            CeilingPlan(build, name, str(w.workload_class), size, "strong", n, calls)
+            CeilingSpec(
+                build=build,
+                workload=name,
+                workload_class=str(w.workload_class),
+                size=size,
+                scaling="strong",
+                threads=n,
+                calls=calls,
+            )
             for n in threads
             for build in builds
         )

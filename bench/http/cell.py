@@ -20,22 +20,8 @@ from typing import Any
 
 from ftscale.bench import results
 from ftscale.bench.http import capacity, gencheck
-from ftscale.bench.http.cells import (
-    CONFIRM_ROUNDS as CONFIRM_ROUNDS,
-)
-from ftscale.bench.http.cells import (
-    AppRequests as AppRequests,
-)
-from ftscale.bench.http.cells import CellSpec, Group, interleaved
-from ftscale.bench.http.cells import Settings as Settings
-from ftscale.bench.http.cells import rounds_order as rounds_order
-from ftscale.bench.http.cells import (
-    server_label as server_label,
-)
-from ftscale.bench.http.gencheck import ceiling_key as ceiling_key  # filed by request shape too
+from ftscale.bench.http.cells import CellSpec, Group, Settings, interleaved, rounds_order
 from ftscale.bench.http.judge import NO_CPU_CONTEXT, CpuContext, judge_http, nodelay_info
-from ftscale.bench.http.judge import flags_for as flags_for
-from ftscale.bench.http.judge import unbalanced as unbalanced
 from ftscale.bench.http.loadgen import LoadSpec
 from ftscale.bench.http.profile import profiled_repetition
 from ftscale.bench.http.session import (
@@ -43,22 +29,11 @@ from ftscale.bench.http.session import (
     LoadGenerator,
     RepetitionFailed,
     ServerStarter,
+    Session,
     guarded,
 )
-from ftscale.bench.http.session import Session as Session
-from ftscale.bench.http.session import Window as Window
-from ftscale.bench.http.session import repetition as repetition
-from ftscale.bench.http.session import server_cpu_pct as server_cpu_pct
-from ftscale.bench.http.session import unit_deltas as unit_deltas
 from ftscale.bench.profile.session import Profiler
 from ftscale.schema import HttpCell, HttpRepetition, Selection
-
-# The names other modules knew this module by before it was split (ftscale app and audit, the
-# HTTP bench's real launcher, the tests): the cell model and the protocols under their old names.
-Plan = CellSpec
-Outcome = CellProgress
-Launcher = ServerStarter
-Generator = LoadGenerator
 
 
 def gil_after(out: CellProgress) -> bool | None:

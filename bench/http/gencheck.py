@@ -40,7 +40,8 @@ SEND_LAG_SHARE = 0.05
 def request_shape(request: Mapping[str, Any]) -> str:
     """What a cell sends, as a ceiling is filed under it: ``POST /work/nbody 13B``, or ``mix``.
 
-    ``request`` holds :class:`~ftscale.bench.http.loadgen.LoadSpec` fields (``Plan.request()``).
+    ``request`` holds :class:`~ftscale.bench.http.loadgen.LoadSpec` fields
+    (:meth:`~ftscale.bench.http.cells.CellSpec.request`).
     """
     if request.get("mix_file"):
         return "mix"

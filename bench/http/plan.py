@@ -25,8 +25,7 @@ from ftscale.bench.env import venv as envs
 from ftscale.bench.http import arrivals as schedules
 from ftscale.bench.http import ceiling
 from ftscale.bench.http.cells import AppRequests, Settings
-from ftscale.bench.http.matrix import Matrix, default_threads, quarter_threads, split_cpus
-from ftscale.bench.http.matrix import parse_cpus as parse_cpus
+from ftscale.bench.http.matrix import Matrix, default_threads, parse_cpus, quarter_threads, split_cpus
 from ftscale.bench.http.options import PRESETS, Design, Preset, build_parser
 from ftscale.bench.http.real import RemoteServer
 from ftscale.bench.intervals import DEFAULT_MARGIN
@@ -84,20 +83,6 @@ class AppSource(Protocol):
 
 # Where a run's servers come from; the sweep asks nothing else.
 ServerSource = ProvisionedBuilds | GivenPython | RemoteTarget | AppSource
-
-
-@dataclass(frozen=True)
-class Served:
-    """:class:`AppSource` as ``ftscale app`` still builds it (its callables as fields); until it
-    implements the protocol itself."""
-
-    command: str
-    prepare: Callable[[list[str], Callable[[str], None]], tuple[dict[str, Build], dict[str, Path]]]
-    server_args: tuple[str, ...]
-    prefix: str
-    config: dict[str, Any]
-    notes: Callable[[dict[str, Build]], list[str]]
-    files: dict[str, bytes]
 
 
 def app_of(source: ServerSource) -> AppSource | None:
@@ -327,19 +312,3 @@ def sweep_plan(
         else ceiling.thread_counts(threads, len(server), preset.ceiling_curve),
         hypothetical_cpus=hypothetical,
     )
-
-
-def sweep_job(
-    args: argparse.Namespace,
-    argv: list[str],
-    place: engine.RunPlace,
-    preset: Preset,
-    builds: list[str],
-    names: list[str],
-    designs: tuple[Sequence[Design], Sequence[Design]],
-    sizes: dict[str, int],
-    served: AppSource | None = None,
-    app: AppRequests | None = None,
-) -> HttpPlan:
-    """:func:`sweep_plan` under the name ``ftscale app`` still calls it by."""
-    return sweep_plan(args, argv, place, preset, builds, names, designs, sizes, served, app)

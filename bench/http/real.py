@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ftscale.bench.http import mix as mixes
-from ftscale.bench.http.cell import Plan
+from ftscale.bench.http.cells import CellSpec
 from ftscale.bench.http.gencheck import ceiling_key, request_shape
 from ftscale.bench.http.loadgen import RUNNERS, LoadSpec, probe_health
 from ftscale.bench.http.procs import ServerError, ServerProcess, http_json, read_info
@@ -59,11 +59,11 @@ class Launcher:
         self.prefix = prefix
         self.zygotes = dict(zygotes or {})
 
-    def cpus_for(self, plan: Plan) -> list[int]:
+    def cpus_for(self, plan: CellSpec) -> list[int]:
         """The first ``threads`` server CPUs (all of them when there are fewer)."""
         return self.cpus[: max(1, plan.threads)] if self.cpus else []
 
-    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> ServerProcess:
+    def start(self, plan: CellSpec, env: Mapping[str, str] | None = None) -> ServerProcess:
         """A fresh server for ``plan``: forked from its build's zygote where there is one and the
         environment allows it (:func:`ftscale.bench.http.zygote.forkable`), else a new process."""
         port = free_port()
@@ -117,7 +117,7 @@ class RemoteServer:
         self.host, self.port = parts.hostname, parts.port or 80
         self.url = url.rstrip("/")
 
-    def start(self, plan: Plan, env: Mapping[str, str] | None = None) -> RemoteServer:
+    def start(self, plan: CellSpec, env: Mapping[str, str] | None = None) -> RemoteServer:
         return self
 
     def pids(self) -> list[int]:
@@ -210,7 +210,7 @@ class HealthThread(threading.Thread):
 Request = tuple[tuple[str, Any], ...]  # a plan's request (LoadSpec fields), hashable
 
 
-def request_of(plan: Plan) -> Request:
+def request_of(plan: CellSpec) -> Request:
     """What a plan sends, as :func:`calibrate_ceilings` takes it."""
     return tuple(sorted(plan.request().items()))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ftscale import workloads
@@ -30,38 +30,11 @@ from ftscale.bench.http.ceiling import CeilingGroup
 from ftscale.bench.http.cell import measure_confirmation, measure_group
 from ftscale.bench.http.cells import CellSpec, Group
 from ftscale.bench.http.confirm import ConfirmGroup
-from ftscale.bench.http.estimate import (
-    ASSUMED_CAP_RPS as ASSUMED_CAP_RPS,
-)
-from ftscale.bench.http.estimate import (
-    CALIBRATION_LOAD_S as CALIBRATION_LOAD_S,
-)
-from ftscale.bench.http.estimate import (
-    REPETITION_OVERHEAD_S as REPETITION_OVERHEAD_S,
-)
-from ftscale.bench.http.estimate import REPORT_S as REPORT_S
-from ftscale.bench.http.estimate import (
-    TOPOLOGY_OVERHEAD_S as TOPOLOGY_OVERHEAD_S,
-)
-from ftscale.bench.http.estimate import ZYGOTE_S as ZYGOTE_S
 from ftscale.bench.http.estimate import calibration_loads, ceiling_groups, dry_run, group_seconds
-from ftscale.bench.http.estimate import estimate_seconds as estimate_seconds
-from ftscale.bench.http.estimate import load_seconds as load_seconds
 from ftscale.bench.http.judge import CpuContext
-from ftscale.bench.http.loadgen import wrk_path as wrk_path
-from ftscale.bench.http.matrix import Matrix as Matrix
-from ftscale.bench.http.matrix import app_connections as app_connections
-from ftscale.bench.http.matrix import connections_for as connections_for
-from ftscale.bench.http.matrix import default_threads as default_threads
-from ftscale.bench.http.matrix import parse_cpus as parse_cpus
-from ftscale.bench.http.matrix import quarter_threads as quarter_threads
-from ftscale.bench.http.matrix import split_cpus as split_cpus
 from ftscale.bench.http.meta import run_meta
-from ftscale.bench.http.options import PRESETS as PRESETS
 from ftscale.bench.http.options import Design, build_parser
 from ftscale.bench.http.plan import GivenPython, HttpPlan, RemoteTarget, plan_job
-from ftscale.bench.http.plan import Served as Served
-from ftscale.bench.http.plan import sweep_job as sweep_job
 from ftscale.bench.http.real import Launcher, RemoteServer, SubprocessGenerator, calibrate_ceilings
 from ftscale.bench.http.zygote import Zygote, start_zygotes
 from ftscale.bench.profile import session as profile
@@ -69,21 +42,11 @@ from ftscale.errors import UsageError
 from ftscale.schema import Build, HttpCell, MicroCell, Selection
 from ftscale.vocab import DEFAULT_SERVER
 
-# ``ftscale app``, the audit and the tests still reach names of the plan, the estimates and the
-# matrix through this module, as before it was split (the ``X as X`` imports above); ``Job`` is the
-# plan's old name. They go once those import the new modules.
-Job = HttpPlan
 
-
-def run(
-    args: argparse.Namespace,
-    argv: Sequence[str],
-    plan: Callable[[argparse.Namespace, list[str]], HttpPlan] = plan_job,
-) -> int:
-    """``ftscale bench``: plan, then :func:`execute` (``plan``: how ``ftscale app`` still makes its
-    own plan; it can call :func:`execute` with it instead)."""
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``ftscale bench``: plan, then :func:`execute`."""
     slot_started, began = results.now(), time.monotonic()  # the budget counts from here
-    return execute(plan(args, list(argv)), args, slot_started, began)
+    return execute(plan_job(args, list(argv)), args, slot_started, began)
 
 
 def execute(job: HttpPlan, args: argparse.Namespace, slot_started: str, began: float) -> int:

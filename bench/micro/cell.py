@@ -223,9 +223,5 @@ def add_to_suite(path: Path, bench: Any) -> None:
         scratch.unlink(missing_ok=True)
 
 
-# The name the in-process pass (ftscale.bench.http.ceiling) and the tests knew a micro cell's spec by.
-CellPlan = MicroCellSpec
-
-
 def pyperf_path(run_dir: Path, build: str) -> Path:
     return run_dir / "pyperf" / f"{build}.json"

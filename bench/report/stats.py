@@ -46,7 +46,6 @@ __all__ = [
     "ratio_of_medians",
 ]
 
-HIGH_CV = 0.05  # a cell whose coefficient of variation is above this is flagged
 BOOTSTRAP_RESAMPLES = 400  # for the USL parameter intervals
 BOOTSTRAP_SEED = 20261101  # fixed: reports are deterministic
 IDENTIFIABLE_SHARE = 0.8  # share of resampled USL fits that must converge for intervals to be given
