@@ -129,14 +129,7 @@ def cell_from_benchmark(
             )
             reps.append(rep)
     cell = MicroCell(
-        run_id=run_id,
-        cell_id=plan.key,
-        build=plan.build,
-        workload=plan.workload,
-        workload_class=plan.workload_class,
-        size=plan.size,
-        threads=plan.threads,
-        scaling=plan.scaling,
+        **_identity(plan, run_id),
         status="ok" if samples else "failed",
         error=None if samples else "pyperf returned no values",
         unit="calls/s",
@@ -159,14 +152,7 @@ def worker_meta(metadata: dict[str, Any]) -> MicroWorkerMeta:
 
 def failed_cell(plan: MicroCellSpec, run_id: str, error: str, tail: str, started: str) -> MicroCell:
     return MicroCell(
-        run_id=run_id,
-        cell_id=plan.key,
-        build=plan.build,
-        workload=plan.workload,
-        workload_class=plan.workload_class,
-        size=plan.size,
-        threads=plan.threads,
-        scaling=plan.scaling,
+        **_identity(plan, run_id),
         status="failed",
         error=error,
         stderr_tail=tail[-STDERR_TAIL:] or None,
@@ -174,6 +160,20 @@ def failed_cell(plan: MicroCellSpec, run_id: str, error: str, tail: str, started
         started=started,
         finished=results.now(),
     )
+
+
+def _identity(plan: MicroCellSpec, run_id: str) -> dict[str, Any]:
+    """What names a cell, measured or failed: its run, its id and what it measured."""
+    return {
+        "run_id": run_id,
+        "cell_id": plan.key,
+        "build": plan.build,
+        "workload": plan.workload,
+        "workload_class": plan.workload_class,
+        "size": plan.size,
+        "threads": plan.threads,
+        "scaling": plan.scaling,
+    }
 
 
 def _load() -> dict[str, Any]:

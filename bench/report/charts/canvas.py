@@ -73,15 +73,37 @@ def grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def panel_grid(
+    n: int, per_row: float, top: float = 1.2, *, sharex: bool = False, sharey: bool = False
+) -> tuple[Figure, Any, int]:
+    """A figure of ``n`` panels on :func:`grid`'s rows and columns, ``per_row`` inches a row
+    below ``top`` inches of title and legend, and its columns."""
+    rows, cols = grid(n)
+    fig = Figure(figsize=(WIDTH, top + per_row * rows), layout="constrained")
+    return fig, fig.subplots(rows, cols, sharex=sharex, sharey=sharey, squeeze=False), cols
+
+
+def hide_unused(axes: Any, used: int) -> None:
+    """Hide the grid's panels past the first ``used``."""
+    rows, cols = len(axes), len(axes[0])
+    for index in range(used, rows * cols):
+        axes[index // cols][index % cols].set_visible(False)
+
+
+def labels(fig: Figure, x: str, y: str, title: str) -> None:
+    """The figure's axis labels and title, in the report's sizes."""
+    fig.supxlabel(x, fontsize=9)
+    fig.supylabel(y, fontsize=9)
+    fig.suptitle(title, fontsize=11)
+
+
 def finish_shared_panels(axes: Any, used: int) -> None:
     """Hide the grid's unused panels and start the shared y axis at 0.
 
     Once, after every panel is drawn: on shared axes a per-panel ``set_ylim`` would freeze the
     top at the first panel's data and hide the others' higher points.
     """
-    rows, cols = len(axes), len(axes[0])
-    for index in range(used, rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
+    hide_unused(axes, used)
     axes[0][0].set_ylim(bottom=0)
 
 

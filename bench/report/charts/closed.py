@@ -19,7 +19,9 @@ from ftscale.bench.report.charts.canvas import (
     designs_of,
     errors,
     finish_shared_panels,
-    grid,
+    hide_unused,
+    labels,
+    panel_grid,
     threads_axis,
 )
 from ftscale.bench.report.findings import Verdict
@@ -64,9 +66,7 @@ def answer(verdicts: Sequence[Verdict], unit: str) -> Chart:
 def scaling(series: Sequence[Series], title: str) -> Chart:
     """One panel per design: throughput against threads for each build (ideal dashed, USL fit dotted)."""
     designs, builds = designs_of(series), builds_of(series)
-    rows, cols = grid(len(designs))
-    fig = Figure(figsize=(WIDTH, 1.2 + 2.8 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    fig, axes, cols = panel_grid(len(designs), 2.8, sharey=True)
     counts = sorted({p.threads for s in series for p in s.points})
     for index, design in enumerate(designs):
         ax = axes[index // cols][index % cols]
@@ -89,9 +89,9 @@ def scaling(series: Sequence[Series], title: str) -> Chart:
         ax.grid(True, alpha=0.3)
     finish_shared_panels(axes, len(designs))
     unit = series[0].key.unit if series else ""
-    fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
-    fig.supylabel(unit, fontsize=9)
-    fig.suptitle(f"{title}: throughput by design", fontsize=11)
+    labels(
+        fig, "threads (workers or event loops for those topologies)", unit, f"{title}: throughput by design"
+    )
     extra: list[tuple[str, dict[str, object]]] = [
         ("ideal (1-thread throughput times N)", {"linestyle": "--"})
     ]
@@ -106,9 +106,7 @@ def latency_cdf(series: Sequence[Series], title: str) -> Chart | None:
     if not with_hist:
         return None
     designs, builds = designs_of(with_hist), builds_of(with_hist)
-    rows, cols = grid(len(designs))
-    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    fig, axes, cols = panel_grid(len(designs), 2.6, sharex=True)
     for index, design in enumerate(designs):
         ax = axes[index // cols][index % cols]
         for s in (s for s in with_hist if s.key.design == design):
@@ -120,11 +118,8 @@ def latency_cdf(series: Sequence[Series], title: str) -> Chart | None:
         ax.set_xscale("log")
         ax.set_ylim(0, 1.01)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
-    fig.supxlabel("latency, ms (log scale)", fontsize=9)
-    fig.supylabel("share of requests at or below", fontsize=9)
-    fig.suptitle(f"{title}: latency distribution", fontsize=11)
+    hide_unused(axes, len(designs))
+    labels(fig, "latency, ms (log scale)", "share of requests at or below", f"{title}: latency distribution")
     return canvas.render(fig, builds_legend(fig, builds))
 
 
@@ -133,9 +128,7 @@ def memory(series: Sequence[Series], title: str) -> Chart | None:
     if not any(math.isfinite(p.memory_bytes) for s in series for p in s.points):
         return None
     designs, builds = designs_of(series), builds_of(series)
-    rows, cols = grid(len(designs))
-    fig = Figure(figsize=(WIDTH, 1.2 + 2.4 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    fig, axes, cols = panel_grid(len(designs), 2.4, sharey=True)
     counts = sorted({p.threads for s in series for p in s.points})
     for index, design in enumerate(designs):
         ax = axes[index // cols][index % cols]
@@ -150,9 +143,7 @@ def memory(series: Sequence[Series], title: str) -> Chart | None:
         threads_axis(ax, counts)
         ax.grid(True, alpha=0.3)
     finish_shared_panels(axes, len(designs))
-    fig.supxlabel("threads", fontsize=9)
-    fig.supylabel("MiB (PSS; RSS where PSS is not known)", fontsize=9)
-    fig.suptitle(f"{title}: server memory", fontsize=11)
+    labels(fig, "threads", "MiB (PSS; RSS where PSS is not known)", f"{title}: server memory")
     return canvas.render(fig, builds_legend(fig, builds))
 
 
@@ -163,9 +154,7 @@ def streams(series: Sequence[Series], title: str) -> Chart | None:
     if not timed:
         return None
     designs, builds = designs_of(timed), builds_of(timed)
-    rows, cols = grid(len(designs))
-    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    fig, axes, cols = panel_grid(len(designs), 2.6, sharey=True)
     counts = sorted({p.threads for s in timed for p in s.points})
     for index, design in enumerate(designs):
         ax = axes[index // cols][index % cols]
@@ -185,9 +174,12 @@ def streams(series: Sequence[Series], title: str) -> Chart | None:
         threads_axis(ax, counts)
         ax.grid(True, alpha=0.3)
     finish_shared_panels(axes, len(designs))
-    fig.supxlabel("threads (workers or event loops for those topologies)", fontsize=9)
-    fig.supylabel("ms (p99 over every stream of the repetitions)", fontsize=9)
-    fig.suptitle(f"{title}: gaps between chunks and time to first byte", fontsize=11)
+    labels(
+        fig,
+        "threads (workers or event loops for those topologies)",
+        "ms (p99 over every stream of the repetitions)",
+        f"{title}: gaps between chunks and time to first byte",
+    )
     extra: list[tuple[str, dict[str, object]]] = [
         ("p99 gap between chunks", {"marker": "o"}),
         ("p99 time to first byte", {"marker": "s", "linestyle": "--"}),

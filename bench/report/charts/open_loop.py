@@ -6,19 +6,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ftscale.bench.report.charts import canvas
 from ftscale.bench.report.charts.canvas import (
     BUILD_COLORS,
-    WIDTH,
     Chart,
     build_color,
     builds_legend,
     builds_of,
     designs_of,
-    grid,
+    hide_unused,
+    labels,
+    panel_grid,
 )
 from ftscale.bench.report.model import Capacity, Series
 
@@ -29,9 +29,7 @@ def open_loop(series: Sequence[Series], title: str) -> Chart | None:
     if not open_series:
         return None
     designs, builds = designs_of(open_series), builds_of(open_series)
-    rows, cols = grid(len(designs))
-    fig = Figure(figsize=(WIDTH, 1.2 + 2.6 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes, cols = panel_grid(len(designs), 2.6)
     for index, design in enumerate(designs):
         ax = axes[index // cols][index % cols]
         for build in builds:
@@ -49,11 +47,13 @@ def open_loop(series: Sequence[Series], title: str) -> Chart | None:
         ax.set_title(f"{design} (highest thread count)", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    for index in range(len(designs), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
-    fig.supxlabel("offered rate, % of the design's closed-loop median", fontsize=9)
-    fig.supylabel("p99 latency, ms (from the due time)", fontsize=9)
-    fig.suptitle(f"{title}: open-loop latency", fontsize=11)
+    hide_unused(axes, len(designs))
+    labels(
+        fig,
+        "offered rate, % of the design's closed-loop median",
+        "p99 latency, ms (from the due time)",
+        f"{title}: open-loop latency",
+    )
     return canvas.render(fig, builds_legend(fig, builds))
 
 
@@ -78,9 +78,7 @@ def capacity(curves: Sequence[CapacityCurve], title: str) -> Chart | None:
         {c.build for c in curves},
         key=lambda b: (b not in BUILD_COLORS, list(BUILD_COLORS).index(b) if b in BUILD_COLORS else 0, b),
     )
-    rows, cols = grid(len(panels))
-    fig = Figure(figsize=(WIDTH, 1.3 + 2.7 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes, cols = panel_grid(len(panels), 2.7, 1.3)
     notes: list[str] = []
     for index, panel in enumerate(panels):
         ax = axes[index // cols][index % cols]
@@ -133,8 +131,7 @@ def capacity(curves: Sequence[CapacityCurve], title: str) -> Chart | None:
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("offered rate, req/s", fontsize=8)
         ax.grid(True, alpha=0.3)
-    for index in range(len(panels), rows * cols):
-        axes[index // cols][index % cols].set_visible(False)
+    hide_unused(axes, len(panels))
     fig.supylabel("p99 latency, ms (log scale; whisker: upper bound)", fontsize=9)
     fig.suptitle(
         f"{title}: p99 latency against the offered rate, and the capacity at the target", fontsize=11
