@@ -8,11 +8,12 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 
 How the suite is split (markers declared in pyproject.toml; ``host`` applied in
 :func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist,
-``--dist loadfile``: each test module on one worker, so a module's fixtures are built once), then
-the ``serial`` ones alone. The host interpreter's session runs every test; the 3.14t session
-leaves out what does not depend on the interpreter running it (``host``: the orchestrator's logic,
-the reports, result files, builds and bundles; ``sweep``: long end-to-end runs of a bench), which
-the host session has run already.
+``--dist loadfile``: each test module on one worker, so a module's fixtures are built once; twice
+as many workers as CPUs, since the server tests wait on timeouts more than they compute), then the
+``serial`` ones alone. The host interpreter's session runs every test; the 3.14t session leaves
+out what does not depend on the interpreter running it (``host``: the orchestrator's logic, the
+reports, result files, builds and bundles, the docs; ``sweep``: long end-to-end runs of a bench),
+which the host session has run already.
 
 ``FTSCALE_TEST_CPU=FILE`` (opt-in) appends one JSON line per test to ``FILE`` (``FILE.gwN`` under
 pytest-xdist): the wall seconds of its setup, call and teardown, and the user and system CPU seconds
@@ -56,18 +57,20 @@ else:
 
 
 # Modules whose tests do not depend on the interpreter that runs them: the orchestrator's logic,
-# the reports, result files, builds, bundles and packaging. Marked ``host``: the 3.14t session
+# the reports, result files, builds, bundles, packaging and the docs. Marked ``host``: the 3.14t session
 # leaves them to the host interpreter's session (a test of them marked ``freethreaded`` stays).
 HOST_ONLY = frozenset(
     {
         "test_app",
         "test_audit",
         "test_audit_build",
+        "test_audit_rules",
         "test_bundle",
         "test_capacity",
         "test_ceiling_share",
         "test_cell_rules",
         "test_core_contracts",
+        "test_docs",
         "test_engine",
         "test_errors",
         "test_findings",
@@ -75,6 +78,7 @@ HOST_ONLY = frozenset(
         "test_house",
         "test_http_bench",
         "test_intervals",
+        "test_loadgen",
         "test_loadgen_stream",
         "test_machine",
         "test_mistakes",
@@ -94,6 +98,8 @@ HOST_ONLY = frozenset(
         "test_report_streams",
         "test_schema",
         "test_schema_run",
+        "test_server_axis",
+        "test_server_topologies",
         "test_stats_properties",
         "test_stream_bench",
         "test_sweep",
