@@ -8,12 +8,13 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 
 How the suite is split (markers declared in pyproject.toml; ``host`` applied in
 :func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist,
-``--dist loadfile``: each test module on one worker, so a module's fixtures are built once; twice
-as many workers as CPUs, since the server tests wait on timeouts more than they compute), then the
-``serial`` ones alone. The host interpreter's session runs every test; the 3.14t session leaves
-out what does not depend on the interpreter running it (``host``: the orchestrator's logic, the
-reports, result files, builds and bundles, the docs; ``sweep``: long end-to-end runs of a bench),
-which the host session has run already.
+twice as many workers as CPUs, since the server tests wait on timeouts more than they compute;
+``--dist loadfile`` on the host, each test module on one worker, so a module's fixtures are built
+once; ``--dist worksteal`` on 3.14t, whose tests are nearly all servers), then the ``serial`` ones
+alone. The host interpreter's session runs every test; the 3.14t session leaves out what does
+not depend on the interpreter running it (``host``: the orchestrator's logic, the reports, result
+files, builds and bundles, the docs; ``sweep``: long end-to-end runs of a bench), which the host
+session has run already.
 
 ``FTSCALE_TEST_CPU=FILE`` (opt-in) appends one JSON line per test to ``FILE`` (``FILE.gwN`` under
 pytest-xdist): the wall seconds of its setup, call and teardown, and the user and system CPU seconds
