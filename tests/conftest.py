@@ -8,17 +8,29 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 
 How the suite is split (markers declared in pyproject.toml; ``host`` applied in
 :func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist,
-``--dist loadfile``: each test module on one worker, so a module's fixtures are built once), then
-the ``serial`` ones alone. The host interpreter's session runs every test; the 3.14t session
-leaves out what does not depend on the interpreter running it (``host``: the orchestrator's logic,
-the reports, result files, builds and bundles; ``sweep``: long end-to-end runs of a bench), which
-the host session has run already.
+twice as many workers as CPUs, since the server tests wait on timeouts more than they compute;
+``--dist loadfile`` on the host, each test module on one worker, so a module's fixtures are built
+once; ``--dist worksteal`` on 3.14t, whose tests are nearly all servers), then the ``serial`` ones
+alone. The host interpreter's session runs every test; the 3.14t session leaves out what does
+not depend on the interpreter running it (``host``: the orchestrator's logic, the reports, result
+files, builds and bundles, the docs; ``sweep``: long end-to-end runs of a bench), which the host
+session has run already.
+
+``FTSCALE_TEST_CPU=FILE`` (opt-in) appends one JSON line per test to ``FILE`` (``FILE.gwN`` under
+pytest-xdist): the wall seconds of its setup, call and teardown, and the user and system CPU seconds
+of the test process and of its children reaped meanwhile (a server still running when a test ends is
+counted when it is reaped). A test that waits shows wall far above CPU; ``tests/cputable.py FILE*``
+sums the lines per file and in all.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import sysconfig
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -89,6 +101,8 @@ HOST_ONLY = frozenset(
         "test_report_streams",
         "test_schema",
         "test_schema_run",
+        "test_server_axis",
+        "test_server_topologies",
         "test_stats_properties",
         "test_stream_bench",
         "test_sweep",
@@ -111,6 +125,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.host)
     if os.environ.get("FTSCALE_EXAMPLES_FIRST"):
         items.sort(key=lambda item: bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False)))
+
+
+def _cpu_seconds() -> tuple[float, float, float, float]:
+    self, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return self.ru_utime, self.ru_stime, children.ru_utime, children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """With ``FTSCALE_TEST_CPU`` set: the CPU and wall seconds of each test (setup to teardown)."""
+    target = os.environ.get("FTSCALE_TEST_CPU")
+    if not target:
+        yield
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    before, started = _cpu_seconds(), time.monotonic()
+    yield
+    wall, after = time.monotonic() - started, _cpu_seconds()
+    user, system, child_user, child_system = (round(a - b, 3) for a, b in zip(after, before, strict=True))
+    record = {
+        "test": item.nodeid,
+        "wall": round(wall, 3),
+        "user": user,
+        "sys": system,
+        "child_user": child_user,
+        "child_sys": child_system,
+    }
+    with open(f"{target}.{worker}" if worker else target, "a") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def provisioned(build: str) -> bool:

@@ -54,9 +54,10 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
-@pytest.fixture(params=["http", "micro"])
-def report(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    run = tmp_path / f"report-{request.param}"
+@pytest.fixture(scope="module", params=["http", "micro"])
+def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """Each fixture run rendered once for the module: the browser only reads the page."""
+    run = tmp_path_factory.mktemp("browser") / f"report-{request.param}"
     shutil.copytree(DATA / f"report-{request.param}", run)
     render_run(run)
     return run / "report.html"

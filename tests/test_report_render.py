@@ -44,6 +44,18 @@ def runs(tmp_path: Path) -> dict[str, Path]:
     return copies
 
 
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of the fixture runs, each rendered once, for the tests that only read the reports."""
+    folder = tmp_path_factory.mktemp("rendered")
+    copies = {}
+    for kind in ("micro", "http"):
+        copies[kind] = folder / f"report-{kind}"
+        shutil.copytree(DATA / f"report-{kind}", copies[kind])
+        render(copies[kind])
+    return copies
+
+
 def section(markdown: str, heading: str) -> str:
     """The text under ``heading`` (a whole heading line) up to the next heading of its level or above."""
     start = markdown.index(f"\n{heading}\n") + len(heading) + 2
@@ -68,6 +80,11 @@ def render_ascii(path: Path) -> str:
     return render(path).translate(ASCII)
 
 
+def read_ascii(path: Path) -> str:
+    """The report rendered in ``path``, spelled as :func:`render_ascii` spells it."""
+    return (path / "report.md").read_text().translate(ASCII)
+
+
 def check_expected(name: str, text: str) -> None:
     expected = EXPECTED / name
     if os.environ.get("FTSCALE_UPDATE_EXPECTED"):
@@ -76,27 +93,27 @@ def check_expected(name: str, text: str) -> None:
     assert text == expected.read_text(), f"{name} changed: diff it against {expected}"
 
 
-def test_micro_report_matches_expected(runs: dict[str, Path]) -> None:
-    check_expected("report-micro.md", render(runs["micro"]))
+def test_micro_report_matches_expected(rendered: dict[str, Path]) -> None:
+    check_expected("report-micro.md", (rendered["micro"] / "report.md").read_text())
 
 
-def test_http_report_matches_expected(runs: dict[str, Path]) -> None:
-    check_expected("report-http.md", render(runs["http"]))
+def test_http_report_matches_expected(rendered: dict[str, Path]) -> None:
+    check_expected("report-http.md", (rendered["http"] / "report.md").read_text())
 
 
-def test_sections_come_in_reading_order(runs: dict[str, Path]) -> None:
+def test_sections_come_in_reading_order(rendered: dict[str, Path]) -> None:
     for kind in ("micro", "http"):
-        md = render_ascii(runs[kind])
+        md = read_ascii(rendered[kind])
         order = ["## The answer", "### Each build's candidate (exploration)", "## How to read this report"]
         order += ["## Scaling by workload", "## Failed cells", "## Metadata"]
         positions = [md.index(f"\n{h}\n") for h in order]
         assert positions == sorted(positions), kind
-    http = render_ascii(runs["http"])
+    http = read_ascii(rendered["http"])
     assert http.index("## The answer") < http.index("## Open loop") < http.index("## How to read this report")
 
 
-def test_micro_verdict_against_the_gil_twins_best(runs: dict[str, Path]) -> None:
-    md = render_ascii(runs["micro"])
+def test_micro_verdict_against_the_gil_twins_best(rendered: dict[str, Path]) -> None:
+    md = read_ascii(rendered["micro"])
     answer = section(md, "## The answer")
     # Amdahl 1000N/(1 + 0.1(N-1)): 3.14t peaks at 16 threads, 16000/2.5 = 6400, with a 10% spread
     # (flagged CV>5%, which does not disqualify: noise widens the interval instead); 3.14 (flat
@@ -123,8 +140,8 @@ def test_micro_verdict_against_the_gil_twins_best(runs: dict[str, Path]) -> None
     ]
 
 
-def test_micro_scaling_rows_follow_amdahl(runs: dict[str, Path]) -> None:
-    md = render_ascii(runs["micro"])
+def test_micro_scaling_rows_follow_amdahl(rendered: dict[str, Path]) -> None:
+    md = read_ascii(rendered["micro"])
     loop = section(md, "### loop (Pure Python, size 1000)")
     table = rows(section(loop, "#### 3.14t · strong"))
     assert [r[0] for r in table] == ["1", "2", "4", "8", "16"]
@@ -159,8 +176,8 @@ def test_micro_scaling_rows_follow_amdahl(runs: dict[str, Path]) -> None:
     ]
 
 
-def test_micro_usl_fit_and_flags(runs: dict[str, Path]) -> None:
-    md = render_ascii(runs["micro"])
+def test_micro_usl_fit_and_flags(rendered: dict[str, Path]) -> None:
+    md = read_ascii(rendered["micro"])
     dictstorm = section(md, "### dictstorm (Shared-state contention, size 100)")
     assert "USL: sigma = 0.0500, κ = 0.02, N* = 6.89" in dictstorm.replace("\\*", "*")
     assert rows(section(dictstorm, "#### 3.14 · strong"))[0][:4] == [
@@ -176,8 +193,8 @@ def test_micro_usl_fit_and_flags(runs: dict[str, Path]) -> None:
     assert "MemoryError" in section(md, "## Failed cells")
 
 
-def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path]) -> None:
-    md = render_ascii(runs["http"])
+def test_http_verdict_rows_latency_memory_and_derived_flags(rendered: dict[str, Path]) -> None:
+    md = read_ascii(rendered["http"])
     answer = section(md, "## The answer")
     # linear 900N for 3.14t loops against 850N for 3.14 workers, both at 8 threads; PSS 0.6 x 480 MiB
     assert (
@@ -251,11 +268,11 @@ def test_http_verdict_rows_latency_memory_and_derived_flags(runs: dict[str, Path
     assert "health: server did not become ready within 30 s" in section(md, "## Failed cells")
     for chart in ("answer.png", "loop-1000-scaling.png", "loop-1000-latency.png", "loop-1000-memory.png"):
         assert f"](charts/{chart})" in md
-        assert (runs["http"] / "charts" / chart).read_bytes().startswith(b"\x89PNG")
+        assert (rendered["http"] / "charts" / chart).read_bytes().startswith(b"\x89PNG")
 
 
-def test_http_open_loop_and_capacity_at_the_target(runs: dict[str, Path]) -> None:
-    md = render_ascii(runs["http"])
+def test_http_open_loop_and_capacity_at_the_target(rendered: dict[str, Path]) -> None:
+    md = read_ascii(rendered["http"])
     part = section(md, "## Open loop: latency at fixed rates, and capacity at a latency target")
     rates = rows(section(part, "### loop: fixed rates"))
     assert [(r[0], r[2], r[3]) for r in rates] == [
@@ -319,8 +336,8 @@ def test_a_search_made_before_repeated_steps_still_reads_as_an_interval_or_at_le
     assert sum(text.startswith("≥") for text in table.values()) == 3
 
 
-def test_metadata_section(runs: dict[str, Path]) -> None:
-    meta = section(render_ascii(runs["http"]), "## Metadata")
+def test_metadata_section(rendered: dict[str, Path]) -> None:
+    meta = section(read_ascii(rendered["http"]), "## Metadata")
     assert "| CPU model | Synthetic CPU @ 3.0GHz |" in meta
     assert "| Affinity | 0-15 (16 CPUs) |" in meta
     assert "| 3.14t | 3.14.0 | yes | off | — | --disable-gil --enable-optimizations --with-lto |" in meta
@@ -364,9 +381,8 @@ def test_rendering_twice_gives_identical_files(runs: dict[str, Path]) -> None:
     assert len(first) == 15
 
 
-def test_html_is_self_contained(runs: dict[str, Path]) -> None:
-    render(runs["http"])
-    html = (runs["http"] / "report.html").read_text()
+def test_html_is_self_contained(rendered: dict[str, Path]) -> None:
+    html = (rendered["http"] / "report.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert len(sources) == 13  # the charts of test_rendering_twice_gives_identical_files
     assert all(s.startswith("data:image/png;base64,") for s in sources)

@@ -20,7 +20,7 @@ pytest.importorskip("matplotlib")
 from ftscale.bench.report import compare
 from ftscale.bench.report.model import build_model
 from ftscale.bench.results import load_run
-from tests.test_report_render import DATA, render_ascii, rows, section
+from tests.test_report_render import DATA, read_ascii, render_ascii, rows, section
 
 STREAMS = "## Streams: chunks per second, time to first byte, gaps between chunks"
 
@@ -32,8 +32,17 @@ def http(tmp_path: Path) -> Path:
     return run
 
 
-def test_each_new_class_has_its_verdict_sentence(http: Path) -> None:
-    answer = section(render_ascii(http), "## The answer")
+@pytest.fixture(scope="module")
+def rendered_http(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTTP fixture run rendered once, for the tests that only read its report."""
+    run = tmp_path_factory.mktemp("streams") / "report-http"
+    shutil.copytree(DATA / "report-http", run)
+    render_ascii(run)
+    return run
+
+
+def test_each_new_class_has_its_verdict_sentence(rendered_http: Path) -> None:
+    answer = section(read_ascii(rendered_http), "## The answer")
     # pages at 8: 3.14t 380 x 8 / 1.14 = 2667 against 3.14's 2400 (workers: PSS 0.6 x 640 MiB)
     assert (
         "Synchronous data layer — pages: 3.14t threadpool·single at 8 threads wins: 2667 req/s, 1.11x 3.14 "
@@ -52,8 +61,8 @@ def test_each_new_class_has_its_verdict_sentence(http: Path) -> None:
     assert answer.index("Pure Python") < answer.index("Synchronous data layer") < answer.index("Streaming")
 
 
-def test_the_streams_section_has_the_figures_of_every_stream(http: Path) -> None:
-    md = render_ascii(http)
+def test_the_streams_section_has_the_figures_of_every_stream(rendered_http: Path) -> None:
+    md = read_ascii(rendered_http)
     assert md.index("## Open loop") < md.index(STREAMS) < md.index("## How to read this report")
     part = section(md, STREAMS)
     assert "](charts/tokens-32-streams.png)" in part and "pages" not in part
@@ -73,7 +82,7 @@ def test_the_streams_section_has_the_figures_of_every_stream(http: Path) -> None
     ]
     assert table[0][4:7] == ["12.0", "14.0 (1,406)", "12.0 (43,586)"]  # 3.14 at 1 thread: 12 + 2, 11 + 1
     assert "Streaming workloads: throughput is chunks per second" in section(md, "## How to read this report")
-    assert (http / "charts" / "tokens-32-streams.png").read_bytes().startswith(b"\x89PNG")
+    assert (rendered_http / "charts" / "tokens-32-streams.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_streams_that_wrk_counted_have_no_timing_and_say_why(http: Path) -> None:
