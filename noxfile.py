@@ -108,13 +108,13 @@ def tests(session: nox.Session) -> None:
         return
     scope = TESTS_ON_HOST if session.python == HOST else TESTS_ON_FREE_THREADED
     ok = [0, NO_TESTS_SELECTED]
-    # Twice as many workers as CPUs: the server tests mostly wait (timeouts, graces, restarts), and
-    # with one worker a CPU the CPUs idled through over 40 % of the run. On the host each module
-    # stays on one worker, so its fixtures (the headline bundle, the sdists) are built once. The
-    # 3.14t selection is nearly all servers waiting, with cheap module fixtures (in-process apps):
-    # its tests are dealt out in runs and stolen by idle workers, so no worker waits through a
-    # whole module alone. (xdist's loadgroup, which could mix both, does not group under pytest 9.)
-    workers = str(2 * len(os.sched_getaffinity(0)))
+    # One worker a CPU. Twice as many (the server tests mostly wait) cut the host session from about
+    # 9 to 7 minutes, but with the bundle and sdist builds on the other workers granian's stalled-body
+    # test then timed out in both sessions (alone it passes in 2 s): not until that is understood.
+    # On the host each module stays on one worker, so its fixtures (the headline bundle, the sdists)
+    # are built once; the 3.14t selection, nearly all servers with cheap module fixtures, is dealt
+    # out in runs and stolen by idle workers. (xdist's loadgroup does not group under pytest 9.)
+    workers = str(len(os.sched_getaffinity(0)))
     dist = "loadfile" if session.python == HOST else "worksteal"
     parallel = ("-n", workers, "--dist", dist, "-m", f"({scope}) and not serial")
     session.run("python", "-m", "pytest", *parallel, "--durations=15", success_codes=ok)
