@@ -93,7 +93,7 @@ def test_the_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
     assert top == {"ftscale"}
     for module in (
         "ftscale/bench/http/wrk_report.lua",
-        "ftscale/bench/env/unpack.sh",
+        "ftscale/bench/bundle/unpack.sh",
         "ftscale/bench/env/hostsetup.py",
         "ftscale/server/app.py",
         "ftscale/workloads/registry.py",
