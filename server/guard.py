@@ -16,7 +16,11 @@ Where the server has no setting of its own for them (:data:`server.limits.ENFORC
 and hypercorn), it also holds
 
 * the **body timeout**: a request body that has not arrived ``--body-timeout`` seconds after its
-  head gets 408, and the app reads a disconnect;
+  head gets 408, and the app reads a disconnect. A connection still open :data:`CLOSE_AFTER_408_S`
+  after that answer is shut down by the guard (:func:`server.sockets.sever`): granian's reader
+  of the body is a task of its own that cancelling the ASGI ``receive`` does not stop, and while it
+  waits for the bytes that never come granian keeps the connection open after the 408, up to its
+  header timeout (seen under CPU contention, where the reader has started before the deadline);
 * the **write timeout** (granian only; hypercorn's is on its connection, uvicorn's in its
   protocol): a send that the client has not taken within ``--write-timeout`` drops the client:
   the server's socket is shut down under it (:func:`server.sockets.sever`) and the app's send
@@ -47,6 +51,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger("ftscale.server")
 
 DISCONNECT: Message = {"type": "http.disconnect"}
+# After a 408 for a stalled body: time for the server to write the answer and close the connection
+# itself, before the guard shuts it down (the answer's bytes, once in the kernel, still go out).
+CLOSE_AFTER_408_S = 0.5
 
 
 class ClientTooSlow(OSError):
@@ -179,6 +186,7 @@ class _Timed:
                 {"type": "http.response.start", "status": 408, "headers": _close_headers(body)}
             )
             await self._send_bounded({"type": "http.response.body", "body": body})
+        self.loop.call_later(CLOSE_AFTER_408_S, sever, self.scope.get("client"), self.scope.get("server"))
 
     def _what(self) -> tuple[Any, Any]:
         return self.scope.get("method"), self.scope.get("path")

@@ -281,7 +281,6 @@ def test_running_out_of_descriptors_logs_once_a_second(serve: Any) -> None:
 # -- granian -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.serial  # with the rest of the suite on every CPU, granian's 408 came later than 15 s
 @pytest.mark.parametrize("server", every_server())
 def test_a_stalled_body_gets_408_at_the_body_timeout(serve: Any, server: HttpServer) -> None:
     served = serve("--server", server, "--body-timeout", "1", "--header-timeout", "30")

@@ -7,6 +7,7 @@ Each rule is stated as a test, with its boundary on both sides; the real process
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -173,6 +174,70 @@ def test_the_guard_answers_refusals_as_json_that_closes() -> None:
     assert response.headers["connection"] == "close"
     assert response.json() == {"detail": "Content-Length and Transfer-Encoding together"}
     assert counter("framing_refused") == before + 1
+
+
+def stalled_body(
+    monkeypatch: pytest.MonkeyPatch, body_arrives: bool
+) -> tuple[list[str], list[tuple[Any, Any]]]:
+    """One request through the guard (granian's: it holds the body timeout) whose body never comes
+    (or comes at once), the connection shut down where the guard would sever it: what was sent, in
+    order with the severing, and what was severed, half a second after the guard's wait for it."""
+    events: list[str] = []
+    severed: list[tuple[Any, Any]] = []
+
+    def sever(client: Any, server: Any) -> bool:
+        events.append("severed")
+        severed.append((client, server))
+        return True
+
+    monkeypatch.setattr(guard, "sever", sever)
+    monkeypatch.setattr(guard, "CLOSE_AFTER_408_S", 0.05)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        if body_arrives:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await asyncio.Event().wait()  # the rest of the body never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(str(message.get("status", "body")))
+
+    config = ServerConfig(threads=1, server=HttpServer.GRANIAN, body_timeout_s=0.05)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/work/nbody",
+        "http_version": "1.1",
+        "headers": [(b"host", b"x")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def run() -> None:
+        await guard.guarded(app, config)(scope, receive, send)
+        await asyncio.sleep(0.3)
+
+    asyncio.run(run())
+    return events, severed
+
+
+def test_a_connection_left_open_after_a_408_for_a_stalled_body_is_shut_down_after_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events, severed = stalled_body(monkeypatch, body_arrives=False)
+    assert events == ["408", "body", "severed"]  # the answer first, then the connection
+    assert severed == [(("127.0.0.1", 50000), ("127.0.0.1", 8000))]
+
+
+def test_a_body_that_arrives_leaves_the_connection_to_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    events, severed = stalled_body(monkeypatch, body_arrives=True)
+    assert events == ["200", "body"]
+    assert severed == []
 
 
 # -- the one set of limits ---------------------------------------------------------------------------
