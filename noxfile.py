@@ -2,6 +2,7 @@
 
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
     nox -s tests            the test suite, in parallel, on this interpreter and on 3.14t
+    nox -s e2e              the long end-to-end tests (bench sweeps, bundle, audit builds); CI runs both
     nox -s schema           schemathesis against the live service (minutes), on both
     nox -s soak             a soak of the service on 3.14t (60 s a design); figures to results/soak/
     nox -s micro -- --quick in-process pyperf scaling of every workload (ftscale micro)
@@ -80,20 +81,22 @@ for _build in [*BUILDS, *([HOST] if HOST not in BUILDS else [])]:
 
 
 # What each test session selects (markers: pyproject.toml; applied in tests/conftest.py). The host
-# interpreter's session runs every test; the 3.14t session what depends on the interpreter running
-# it: the service, the servers, workloads, workers, the GIL, and every test marked freethreaded.
-TESTS_ON_HOST = "not schemathesis"
-TESTS_ON_FREE_THREADED = "not schemathesis and (freethreaded or not (host or sweep))"
+# interpreter's session runs every test but the long end-to-end ones (``e2e``: nox -s e2e); the
+# 3.14t session what depends on the interpreter running it: the service, the servers, workloads,
+# workers, the GIL, and every test marked freethreaded.
+TESTS_ON_HOST = "not schemathesis and not e2e"
+TESTS_ON_FREE_THREADED = "not schemathesis and not e2e and (freethreaded or not host)"
+END_TO_END = "not schemathesis and e2e"
 NO_TESTS_SELECTED = 5  # pytest's exit status when a selection is empty
 
 
 @nox.session(python=TEST_PYTHONS, requires=["interpreters-{python}"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite (on this interpreter, and what depends on it on the free-threaded 3.14t).
+    """The test suite but its e2e tests (nox -s e2e), here and (what depends on it) on 3.14t.
 
-    In parallel (pytest-xdist, two workers a CPU), then the tests marked serial alone, each part
-    with its 15 slowest tests. Arguments replace all that:
-    ``-- tests/test_x.py -x`` runs those, as pytest is told (add ``-n auto`` for workers).
+    In parallel (pytest-xdist), then the tests marked serial alone, each part with its 15 slowest
+    tests. Arguments replace all that: ``-- tests/test_x.py -x`` runs those, as pytest is told
+    (add ``-n auto`` for workers).
     """
     install(
         session,
@@ -106,19 +109,36 @@ def tests(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", "pytest", *session.posargs)
         return
-    scope = TESTS_ON_HOST if session.python == HOST else TESTS_ON_FREE_THREADED
+    if session.python == HOST:
+        # Each module stays on one worker, so that its fixtures (the sdists, the rendered reports)
+        # are built once.
+        _parallel_then_serial(session, TESTS_ON_HOST, "loadfile")
+    else:
+        # Nearly all servers with cheap module fixtures: dealt out in runs, stolen by idle workers.
+        # (xdist's loadgroup does not group under pytest 9.)
+        _parallel_then_serial(session, TESTS_ON_FREE_THREADED, "worksteal")
+
+
+@nox.session(python=HOST, requires=["interpreters-3.14", "interpreters-3.14t"])
+def e2e(session: nox.Session) -> None:
+    """The long end-to-end tests: bench sweeps, the headline bundle built and run offline from its
+    parts, environments the audit and app build, on the builds they use (3.14 and 3.14t, which a
+    missing one would skip). ``nox -s tests`` leaves them out; CI runs both."""
+    install(session, "bench,report,server,servers,worker,numpy", "test")
+    if session.posargs:
+        session.run("python", "-m", "pytest", "-m", END_TO_END, *session.posargs)
+        return
+    _parallel_then_serial(session, END_TO_END, "loadfile")
+
+
+def _parallel_then_serial(session: nox.Session, selection: str, dist: str) -> None:
+    """``selection``'s tests on one xdist worker a CPU (``dist``: how xdist deals them out), then
+    its serial ones alone; each part prints its 15 slowest tests."""
     ok = [0, NO_TESTS_SELECTED]
-    # One worker a CPU. Twice as many (the server tests mostly wait) cut the host session from about
-    # 9 to 7 minutes, but with the bundle and sdist builds on the other workers granian's stalled-body
-    # test then timed out in both sessions (alone it passes in 2 s): not until that is understood.
-    # On the host each module stays on one worker, so its fixtures (the headline bundle, the sdists)
-    # are built once; the 3.14t selection, nearly all servers with cheap module fixtures, is dealt
-    # out in runs and stolen by idle workers. (xdist's loadgroup does not group under pytest 9.)
     workers = str(len(os.sched_getaffinity(0)))
-    dist = "loadfile" if session.python == HOST else "worksteal"
-    parallel = ("-n", workers, "--dist", dist, "-m", f"({scope}) and not serial")
+    parallel = ("-n", workers, "--dist", dist, "-m", f"({selection}) and not serial")
     session.run("python", "-m", "pytest", *parallel, "--durations=15", success_codes=ok)
-    serial = ("-p", "no:xdist", "-m", f"({scope}) and serial")
+    serial = ("-p", "no:xdist", "-m", f"({selection}) and serial")
     session.run("python", "-m", "pytest", *serial, "--durations=15", success_codes=ok)
 
 
@@ -156,10 +176,11 @@ def lint(session: nox.Session) -> None:
     stage = Path(session.create_tmp()).resolve() / "typecheck"
     package = stage / "ftscale"
     package.mkdir(parents=True, exist_ok=True)
+    for old in package.iterdir():  # links made by an earlier run (to a module since moved or gone)
+        old.unlink()
     links = {p.name: p for p in (root / "ftscale").iterdir() if p.suffix in (".py", ".typed") or _package(p)}
     links.update({name: root / name for name in ("bench", "server", "workloads")})
     for name, target in links.items():
-        (package / name).unlink(missing_ok=True)
         (package / name).symlink_to(target)
     config = str(root / "pyproject.toml")
     with session.chdir(stage):

@@ -54,6 +54,7 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
 # --- end to end --------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_the_example_app_gives_a_run_directory_and_a_report(tmp_path: Path) -> None:
@@ -96,6 +97,7 @@ def test_the_example_app_gives_a_run_directory_and_a_report(tmp_path: Path) -> N
         assert "report: not rendered here" in proc.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_cells_where_the_gil_came_back_are_flagged_with_the_module(tmp_path: Path, gil_project: Path) -> None:
@@ -112,6 +114,7 @@ def test_cells_where_the_gil_came_back_are_flagged_with_the_module(tmp_path: Pat
     assert cell.info_before.gil_reenabled_by == "gilfixture"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_an_answer_that_is_not_what_the_mix_expects_fails_the_cell(tmp_path: Path) -> None:
@@ -172,6 +175,7 @@ def test_an_app_that_cannot_be_served_is_one_line(tmp_path: Path, spec: str, mes
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.skipif(not projects.provision.linked("3.14"), reason="3.14 is not provisioned")
 def test_a_requirement_without_a_wheel_for_a_build_is_one_line(tmp_path: Path, gil_project: Path) -> None:

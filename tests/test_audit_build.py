@@ -91,6 +91,7 @@ def _rows(build: AuditBuild) -> dict[str, AuditRequirement]:
 # --- the audit, end to end ----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 @requires_cc
@@ -121,6 +122,7 @@ def test_a_pure_python_and_a_slotted_extension_build_from_source_and_pass(
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 @requires_cc
@@ -148,6 +150,7 @@ def test_an_extension_without_the_slot_fails_and_is_named_by_its_extension_modul
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr  # it was the only problem
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_a_build_that_fails_is_one_line_and_a_failure_and_leaves_no_environment(
@@ -167,6 +170,7 @@ def test_a_build_that_fails_is_one_line_and_a_failure_and_leaves_no_environment(
     assert not projects.env_dir("3.14t", project).exists()  # never left half made
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_no_build_reproduces_the_old_table(tmp_path: Path, links: Path) -> None:
@@ -202,6 +206,7 @@ def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_an_editable_project_is_built_from_a_copy_and_its_folder_is_left_alone(tmp_path: Path) -> None:
@@ -238,6 +243,7 @@ def url_404() -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_a_url_requirement_that_cannot_be_fetched_is_one_line_and_a_failure(
@@ -318,6 +324,7 @@ def _builder(tmp_path: Path, links: Path, timeout_s: float = 60) -> fromsource.B
     return fromsource.Builder(python, "3.14t", tmp_path / "built", timeout_s, options, log=lambda _: None)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 @requires_cc
@@ -332,6 +339,7 @@ def test_a_missing_system_header_is_named(tmp_path: Path, links: Path) -> None:
     assert made.wheels() == []
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 def test_a_build_past_its_time_limit_is_killed_with_its_processes(tmp_path: Path) -> None:
@@ -556,6 +564,7 @@ async def app(scope, receive, send):
 '''
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @requires_314t
 @requires_cc

@@ -332,6 +332,7 @@ def host(parts_folder: tuple[Path, str], tmp_path_factory: pytest.TempPathFactor
     return {"tree": landing / bundle_parts.TREE, "env": env, "unpack": proc.stdout, "root": root}
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @once
 def test_the_headline_bundle_is_one_part_within_the_limit_and_says_its_size(
@@ -349,6 +350,7 @@ def test_the_headline_bundle_is_one_part_within_the_limit_and_says_its_size(
     assert "left out (not needed by what this bundle runs): " in printed and "numpy" in printed
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @once
 def test_the_unpacked_bundle_checks_its_interpreters_and_uses_its_own_libraries(host: dict[str, Any]) -> None:
@@ -369,6 +371,7 @@ def test_the_unpacked_bundle_checks_its_interpreters_and_uses_its_own_libraries(
     assert libssl == f"['{tree.resolve()}/lib/libssl.so.3']"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @once
 def test_the_headline_preset_runs_from_the_bundle_offline(host: dict[str, Any]) -> None:
@@ -414,6 +417,7 @@ def test_the_headline_preset_runs_from_the_bundle_offline(host: dict[str, Any]) 
     assert http.generator["name"] == ("wrk" if (tree / "bin" / "wrk").exists() else "python")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @once
 def test_a_workload_the_bundle_cannot_run_is_one_line_and_exit_status_2(host: dict[str, Any]) -> None:

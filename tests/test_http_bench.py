@@ -95,6 +95,7 @@ def test_a_free_threaded_server_forced_to_keep_its_gil_is_flagged(tmp_path: Path
     assert Flag.GIL_ENABLED in cell.flags
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_quick_run_writes_a_loadable_run_directory(tmp_path: Path) -> None:
     proc = _bench(
@@ -128,6 +129,7 @@ def test_quick_run_writes_a_loadable_run_directory(tmp_path: Path) -> None:
     assert _servers("r1") == set()  # every server was stopped
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed")
 def test_wrk_generator(tmp_path: Path) -> None:
@@ -198,6 +200,7 @@ def test_cpu_split_and_default_threads() -> None:
     assert parse_cpus("0-2,5") == [0, 1, 2, 5]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     run_id = f"k{os.getpid()}"  # unique on the machine: the server scan below is machine-wide
@@ -280,6 +283,7 @@ def _starved_run(
     return cell
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.serial  # pins busy loops to the CPUs
 @pytest.mark.skipif(
@@ -303,6 +307,7 @@ def test_a_starved_generator_is_flagged(tmp_path: Path, clients: int) -> None:
     assert (rep.load.generator_busy_max_pct or 0) >= 50
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.serial  # the generator must not be starved by the rest of the suite either
 def test_an_unstarved_generator_is_not_flagged(tmp_path: Path) -> None:

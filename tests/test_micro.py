@@ -298,7 +298,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.sweep
+@pytest.mark.e2e
 def test_real_run_writes_pyperf_files_and_cells_that_agree(real_run: Path) -> None:
     run = results.load_run(real_run)
     assert run.meta.kind == "micro" and set(run.meta.builds) == {"host-a", "host-b"}
@@ -321,7 +321,7 @@ def test_real_run_writes_pyperf_files_and_cells_that_agree(real_run: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.sweep
+@pytest.mark.e2e
 def test_pyperf_compare_to_reads_two_builds(real_run: Path) -> None:
     files = [str(real_run / "pyperf" / f"{b}.json") for b in ("host-a", "host-b")]
     proc = subprocess.run(
@@ -332,7 +332,7 @@ def test_pyperf_compare_to_reads_two_builds(real_run: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.sweep
+@pytest.mark.e2e
 def test_summary_reads_the_run(real_run: Path) -> None:
     out = "\n".join(micro.summary_lines(real_run))
     assert "sha256_hash" in out and "S(2)=" in out

@@ -138,6 +138,7 @@ def removed_maps(monkeypatch: pytest.MonkeyPatch) -> set[int]:
     return seen
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_micro_run_with_profile_records_each_cell_once_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, usable_perf: perf.Perf, removed_maps: set[int]
@@ -172,6 +173,7 @@ def test_a_micro_run_with_profile_records_each_cell_once_more(
         assert "What limits scaling" in render(run_report.build(build_model(run)))
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_an_http_run_with_profile_records_one_more_repetition(tmp_path: Path, usable_perf: perf.Perf) -> None:
     proc = http_bench(tmp_path, "--workloads", "nbody", "--threads", "1", "--size", "nbody=10", "--profile",

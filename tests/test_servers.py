@@ -166,7 +166,7 @@ def test_info_of_the_default_server_names_it() -> None:
     assert json.loads(described.model_dump_json())["unit_kind"] == "loop"
 
 
-@pytest.mark.sweep
+@pytest.mark.e2e
 def test_the_bench_runs_every_server_and_skips_what_cannot_run(tmp_path: Path) -> None:
     """``ftscale bench --servers``: one cell per server and design, each on its own server; a design
     a server lacks here is a skipped cell with its reason, and the exit status stays 0."""

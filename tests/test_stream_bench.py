@@ -93,6 +93,7 @@ def test_wrk_is_used_for_streams_only_when_named(tmp_path: Any) -> None:
         assert job("--generator", "wrk").stream_generator == "wrk"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_bench_run_of_the_orm_and_the_stream(tmp_path: Any) -> None:
     proc = _bench(
