@@ -1,7 +1,7 @@
 """ftscale's sessions: thin callers of the ``ftscale`` command.
 
     nox -s bench            quick HTTP scaling sweep, then its report  (ftscale bench)
-    nox -s tests            the test suite, in parallel, on this interpreter and on 3.14t
+    nox -s tests            the test suite but its e2e tests, in parallel, here and on 3.14t
     nox -s e2e              the long end-to-end tests (bench sweeps, bundle, audit builds); CI runs both
     nox -s schema           schemathesis against the live service (minutes), on both
     nox -s soak             a soak of the service on 3.14t (60 s a design); figures to results/soak/
@@ -125,8 +125,9 @@ def e2e(session: nox.Session) -> None:
     parts, environments the audit and app build, on the builds they use (3.14 and 3.14t, which a
     missing one would skip). ``nox -s tests`` leaves them out; CI runs both."""
     install(session, "bench,report,server,servers,worker,numpy", "test")
-    if session.posargs:
-        session.run("python", "-m", "pytest", "-m", END_TO_END, *session.posargs)
+    session.run("python", "-m", "ftscale.buildfacts", "--import-check")
+    if session.posargs:  # as in nox -s tests: pytest as told (say -m e2e to keep to these)
+        session.run("python", "-m", "pytest", *session.posargs)
         return
     _parallel_then_serial(session, END_TO_END, "loadfile")
 

@@ -16,11 +16,14 @@ Where the server has no setting of its own for them (:data:`server.limits.ENFORC
 and hypercorn), it also holds
 
 * the **body timeout**: a request body that has not arrived ``--body-timeout`` seconds after its
-  head gets 408, and the app reads a disconnect. A connection still open :data:`CLOSE_AFTER_408_S`
-  after that answer is shut down by the guard (:func:`server.sockets.sever`): granian's reader
-  of the body is a task of its own that cancelling the ASGI ``receive`` does not stop, and while it
-  waits for the bytes that never come granian keeps the connection open after the 408, up to its
-  header timeout (seen under CPU contention, where the reader has started before the deadline);
+  head gets 408, and the app reads a disconnect. On granian the guard then closes the connection
+  itself once the client has the answer: granian reads the body in a task of its own, which
+  cancelling the ASGI ``receive`` does not stop, and while that task waits for bytes that never
+  come granian keeps the connection open after the 408, up to its header timeout (seen under CPU
+  contention). The guard looks every :data:`CLOSE_AFTER_408_S` (off the event loop: the look scans
+  this process's sockets) and shuts the connection down once the client has acknowledged bytes
+  sent after the deadline, or after ``--write-timeout`` when it has not; a connection granian
+  closed meanwhile, or a later one between the same addresses, is left alone;
 * the **write timeout** (granian only; hypercorn's is on its connection, uvicorn's in its
   protocol): a send that the client has not taken within ``--write-timeout`` drops the client:
   the server's socket is shut down under it (:func:`server.sockets.sever`) and the app's send
@@ -39,7 +42,7 @@ from typing import Any
 
 from ftscale.server.config import ServerConfig
 from ftscale.server.counters import EVENTS
-from ftscale.server.sockets import sever
+from ftscale.server.sockets import ConnectionState, connection_state, sever
 from ftscale.vocab import HttpServer
 
 Scope = MutableMapping[str, Any]
@@ -51,9 +54,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger("ftscale.server")
 
 DISCONNECT: Message = {"type": "http.disconnect"}
-# After a 408 for a stalled body: time for the server to write the answer and close the connection
-# itself, before the guard shuts it down (the answer's bytes, once in the kernel, still go out).
+# After a 408 for a stalled body on granian: how often the guard looks whether the client has the
+# answer and granian still holds the connection open.
 CLOSE_AFTER_408_S = 0.5
+_closing: set[asyncio.Task[None]] = set()  # the guard's own tasks, held until they end
 
 
 class ClientTooSlow(OSError):
@@ -118,6 +122,7 @@ class RequestGuard:
         *,
         body_timeout: bool = False,
         write_timeout: bool = False,
+        close_after_408: bool = False,
     ) -> None:
         self.app = app
         self.max_headers = config.max_headers
@@ -125,6 +130,8 @@ class RequestGuard:
         self.empty_host_is_none = config.server is HttpServer.GRANIAN
         self.body_timeout_s = config.body_timeout_s if body_timeout else None
         self.write_timeout_s = config.write_timeout_s if write_timeout else None
+        self.close_after_408 = close_after_408
+        self.close_within_s = config.write_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -179,6 +186,7 @@ class _Timed:
         self.answered = True
         timeout = self.guard.body_timeout_s
         logger.warning("refused %s %s: 408 body not received within %g s", *self._what(), timeout)
+        before = await self._state() if self.guard.close_after_408 else None
         if not self.started:
             self.started = True
             body = json.dumps({"detail": f"request body not received within {timeout:g} s"}).encode()
@@ -186,7 +194,32 @@ class _Timed:
                 {"type": "http.response.start", "status": 408, "headers": _close_headers(body)}
             )
             await self._send_bounded({"type": "http.response.body", "body": body})
-        self.loop.call_later(CLOSE_AFTER_408_S, sever, self.scope.get("client"), self.scope.get("server"))
+        if before is not None:
+            task = self.loop.create_task(self._close_once_answered(before))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    async def _state(self) -> ConnectionState | None:
+        return await asyncio.to_thread(connection_state, self.scope.get("client"), self.scope.get("server"))
+
+    async def _close_once_answered(self, before: ConnectionState) -> None:
+        """Shut the connection down once the client has acknowledged bytes sent since ``before``
+        (the answer), or past the write timeout; leave it if the server closed it (see the module)."""
+        give_up = self.loop.time() + self.guard.close_within_s
+        try:
+            while True:
+                await asyncio.sleep(CLOSE_AFTER_408_S)
+                now = await self._state()
+                if now is None or now.inode != before.inode:
+                    return  # the server closed it (and a later connection is not this one)
+                was, now_acked = before.bytes_acked, now.bytes_acked
+                acked = was is not None and now_acked is not None and now_acked > was
+                if acked or now_acked is None or self.loop.time() >= give_up:
+                    client, server = self.scope.get("client"), self.scope.get("server")
+                    await asyncio.to_thread(sever, client, server, before.inode)
+                    return
+        except Exception as exc:  # a look that failed leaves the connection to the server
+            logger.warning("could not close the connection of %s %s after its 408: %s", *self._what(), exc)
 
     def _what(self) -> tuple[Any, Any]:
         return self.scope.get("method"), self.scope.get("path")
@@ -229,4 +262,5 @@ def guarded(app: Any, config: ServerConfig) -> RequestGuard:
         config,
         body_timeout=asgi_timeouts,
         write_timeout=config.server is HttpServer.GRANIAN,
+        close_after_408=config.server is HttpServer.GRANIAN,
     )

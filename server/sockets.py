@@ -5,8 +5,9 @@ granian and hypercorn hand the app a request's addresses (its ASGI scope's ``cli
 ``server``), not its socket. :func:`connection_socket` finds the socket this process holds for
 those addresses and returns a duplicate of it: :mod:`server.info` reads TCP_NODELAY from it,
 and :mod:`server.guard` shuts it down to drop a client that takes no bytes (the server's own
-descriptor then fails its next write, and the server closes it). Closing the duplicate leaves
-the server's descriptor alone.
+descriptor then fails its next write, and the server closes it), or reads its
+:func:`connection_state` to close a connection granian left open after a 408 once the answer is
+out. Closing the duplicate leaves the server's descriptor alone.
 
 It scans this process's sockets (``psutil``): for a check now and then, never per request.
 :func:`free_port` finds a loopback port no one listens on, for a server about to start.
@@ -16,8 +17,23 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 after 8 bytes of u8 fields, 24 u32 fields
+# and two u64 pacing rates; there since Linux 4.1.
+_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_AT = 120
+_TCP_INFO_LEN = 232
+
+
+class ConnectionState(NamedTuple):
+    """One connection's socket as the kernel sees it: which socket (its inode: a later connection
+    between the same addresses is another), and how many bytes the client has acknowledged."""
+
+    inode: int
+    bytes_acked: int | None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,13 +73,32 @@ def connection_socket(client: Sequence[Any] | None, server: Sequence[Any] | None
     return None
 
 
-def sever(client: Sequence[Any] | None, server: Sequence[Any] | None) -> bool:
-    """Shut down both directions of this process's connection to ``client``: whatever the server is
-    waiting to write or read fails, and it closes the connection. False if it was not found."""
+def connection_state(client: Sequence[Any] | None, server: Sequence[Any] | None) -> ConnectionState | None:
+    """The state of this process's socket from ``server`` to ``client``, or None if there is none."""
+    sock = connection_socket(client, server)
+    if sock is None:
+        return None
+    with sock:
+        inode = os.fstat(sock.fileno()).st_ino
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+        except OSError:
+            return ConnectionState(inode, None)
+    if len(info) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
+        return ConnectionState(inode, None)
+    return ConnectionState(inode, _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0])
+
+
+def sever(client: Sequence[Any] | None, server: Sequence[Any] | None, inode: int | None = None) -> bool:
+    """Shut down both directions of this process's connection to ``client`` (only if its socket is
+    still ``inode``, when given): whatever the server is waiting to write or read fails, and it
+    closes the connection. False if it was not found."""
     sock = connection_socket(client, server)
     if sock is None:
         return False
     with sock:
+        if inode is not None and os.fstat(sock.fileno()).st_ino != inode:
+            return False
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:  # already gone

@@ -7,17 +7,21 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 ``thorough`` draws 20 times more examples, to look for counter-examples by hand.
 
 How the suite is split (markers declared in pyproject.toml; ``host`` applied in
-:func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist,
-twice as many workers as CPUs, since the server tests wait on timeouts more than they compute;
-``--dist loadfile`` on the host, each test module on one worker, so a module's fixtures are built
-once; ``--dist worksteal`` on 3.14t, whose tests are nearly all servers), then the ``serial`` ones
-alone. It leaves out the ``e2e`` tests, long end-to-end runs of a command (a bench sweep, the
-bundle built and run offline, environments the audit builds): ``nox -s e2e`` runs those, on the
-host interpreter, and CI runs both sessions. The host interpreter's session runs every other
-test; the 3.14t session leaves out what does not depend on the interpreter running it (``host``:
-the orchestrator's logic, the reports, result files, builds and bundles, the docs), which the
-host session has run already.
+:func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist, a
+worker a CPU; ``--dist loadfile`` on the host, each test module on one worker, so a module's
+fixtures are built once; ``--dist worksteal`` on 3.14t, whose tests are nearly all servers), then
+the ``serial`` ones alone. It leaves out the ``e2e`` tests, long end-to-end runs of a command (a
+bench sweep, the bundle built and run offline, environments the audit builds): ``nox -s e2e`` runs
+those, on the host interpreter, and CI runs both sessions. The host interpreter's session runs every
+other test; the 3.14t session leaves out what does not depend on the interpreter running it
+(``host``: the orchestrator's logic, the reports, result files, builds and bundles, the docs), which
+the host session has run already.
 
+``FTSCALE_TEST_CPU=FILE`` (opt-in) appends one JSON line per test to ``FILE`` (``FILE.gwN`` under
+pytest-xdist): the wall seconds of its setup, call and teardown, and the user and system CPU seconds
+of the test process and of its children reaped meanwhile (a server still running when a test ends is
+counted when it is reaped). A test that waits shows wall far above CPU; ``tests/cputable.py FILE*``
+sums the lines per file and in all.
 """
 
 from __future__ import annotations

@@ -120,3 +120,51 @@ def test_every_hand_written_mutant_still_plants_its_mistake() -> None:
         if count != 1 or not all((REPO / f).is_file() for f in files):
             stale.append(f"{path.name}: {spec['file']} holds its text {count} times; tests {sorted(files)}")
     assert not stale, "\n".join(stale)
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """Top-level functions and classes of a module, and ``Class.method`` for each method."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.add(node.name)
+            names.update(f"{node.name}.{f.name}" for f in node.body if isinstance(f, ast.FunctionDef))
+    return names
+
+
+def test_every_equivalent_mutant_names_a_function_under_mutation() -> None:
+    """An explanation in equivalent.toml is matched to a survivor by its function: one naming a
+    function that moved (or went) explains nothing, and the survivor it was for fails the session."""
+    import tomllib
+
+    tree = ast.parse((REPO / "tools" / "mutants.py").read_text())
+    (mutated,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "MUTATED"
+    ]
+    installed = {"ftscale.bench.": "bench/", "ftscale.server.": "server/", "ftscale.workloads.": "workloads/"}
+    stale = []
+    for entry in tomllib.loads((REPO / "tests" / "mutants" / "equivalent.toml").read_text())["equivalent"]:
+        dotted = str(entry["function"])
+        prefix = next((p for p in installed if dotted.startswith(p)), "ftscale.")
+        rest = dotted.removeprefix(prefix).split(".")
+        # the module is the longest run of the dotted name that is a file; the rest is the function
+        found = [
+            (i, REPO / f"{installed.get(prefix, 'ftscale/')}{'/'.join(rest[:i])}.py")
+            for i in range(len(rest), 0, -1)
+        ]
+        module = next(((i, path) for i, path in found if path.is_file()), None)
+        if module is None:
+            stale.append(f"{dotted}: no such module")
+            continue
+        i, path = module
+        function, relative = ".".join(rest[i:]), _relative(path)
+        covered = mutated.get(relative, "").split()
+        if function not in _defined(ast.parse(path.read_text())):
+            stale.append(f"{dotted}: {relative} defines no {function}")
+        elif "*" not in covered and function not in covered and f"{function.split('.')[0]}.*" not in covered:
+            stale.append(f"{dotted}: not in MUTATED (tools/mutants.py)")
+    assert not stale, "\n".join(stale)

@@ -11,9 +11,11 @@ import asyncio
 import errno
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from ftscale import workloads
-from ftscale.server import accepting, grace, guard, jsonguard, limits, rss_trend, userapp
+from ftscale.server import accepting, grace, guard, jsonguard, limits, rss_trend, sockets, userapp
 from ftscale.server import info as server_info
 from ftscale.server.app import create_app, strict_json_loads
 from ftscale.server.config import ServerConfig
@@ -176,22 +178,65 @@ def test_the_guard_answers_refusals_as_json_that_closes() -> None:
     assert counter("framing_refused") == before + 1
 
 
-def stalled_body(
-    monkeypatch: pytest.MonkeyPatch, body_arrives: bool
-) -> tuple[list[str], list[tuple[Any, Any]]]:
-    """One request through the guard (granian's: it holds the body timeout) whose body never comes
-    (or comes at once), the connection shut down where the guard would sever it: what was sent, in
-    order with the severing, and what was severed, half a second after the guard's wait for it."""
-    events: list[str] = []
-    severed: list[tuple[Any, Any]] = []
+class FakeConnection:
+    """The kernel's view of one connection, as the guard reads it (:func:`server.sockets.connection_state`):
+    the client acknowledges the answer ``ack_after`` looks after it was sent (never if None), and
+    the server closes the connection itself, or a later one takes its addresses, from look ``gone_at``."""
 
-    def sever(client: Any, server: Any) -> bool:
-        events.append("severed")
-        severed.append((client, server))
+    def __init__(self, ack_after: int | None = 1, gone_at: int | None = None, later: bool = False) -> None:
+        self.ack_after, self.gone_at, self.later = ack_after, gone_at, later
+        self.events: list[tuple[str, float]] = []
+        self.looks_after_answer = 0
+        self.answered = False
+
+    def _log(self, event: str) -> None:
+        self.events.append((event, time.monotonic()))
+
+    def state(self, client: Any, server: Any) -> sockets.ConnectionState | None:
+        assert (client, server) == (CLIENT, SERVER)
+        if not self.answered:
+            self._log("looked")
+            return sockets.ConnectionState(7, 1000)
+        self.looks_after_answer += 1
+        self._log("looked")
+        if self.gone_at is not None and self.looks_after_answer >= self.gone_at:
+            return sockets.ConnectionState(8, 5000) if self.later else None  # the later one has bytes acked
+        acked = self.ack_after is not None and self.looks_after_answer >= self.ack_after
+        return sockets.ConnectionState(7, 1200 if acked else 1000)
+
+    def sever(self, client: Any, server: Any, inode: int | None = None) -> bool:
+        assert (client, server, inode) == (CLIENT, SERVER, 7)
+        self._log("severed")
         return True
 
-    monkeypatch.setattr(guard, "sever", sever)
-    monkeypatch.setattr(guard, "CLOSE_AFTER_408_S", 0.05)
+    async def send(self, message: dict[str, Any]) -> None:
+        self._log(str(message.get("status", "body")))
+        self.answered = message["type"] == "http.response.body"
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+    def seconds(self, first: str, then: str) -> float:
+        times = dict(reversed(self.events))  # the first time of each
+        return times[then] - times[first]
+
+
+CLIENT, SERVER = ("127.0.0.1", 50000), ("127.0.0.1", 8000)
+LOOK_S = 0.05
+
+
+def through_the_guard(
+    monkeypatch: pytest.MonkeyPatch,
+    conn: FakeConnection,
+    server: HttpServer = HttpServer.GRANIAN,
+    body_arrives: bool = False,
+    write_timeout_s: float = 30.0,
+) -> None:
+    """One request through the guard of ``server`` whose body never comes (or comes at once), with
+    ``conn`` standing in for the kernel; the loop runs on a second after the app returns."""
+    monkeypatch.setattr(guard, "connection_state", conn.state)
+    monkeypatch.setattr(guard, "sever", conn.sever)
+    monkeypatch.setattr(guard, "CLOSE_AFTER_408_S", LOOK_S)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
@@ -204,40 +249,82 @@ def stalled_body(
         await asyncio.Event().wait()  # the rest of the body never comes
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
-        events.append(str(message.get("status", "body")))
-
-    config = ServerConfig(threads=1, server=HttpServer.GRANIAN, body_timeout_s=0.05)
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/work/nbody",
-        "http_version": "1.1",
-        "headers": [(b"host", b"x")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    config = ServerConfig(threads=1, server=server, body_timeout_s=0.05, write_timeout_s=write_timeout_s)
+    headers = [(b"host", b"x")]
+    scope = {"type": "http", "method": "POST", "path": "/w", "http_version": "1.1", "headers": headers}
 
     async def run() -> None:
-        await guard.guarded(app, config)(scope, receive, send)
-        await asyncio.sleep(0.3)
+        await guard.guarded(app, config)({**scope, "client": CLIENT, "server": SERVER}, receive, conn.send)
+        await asyncio.sleep(1.0)
 
     asyncio.run(run())
-    return events, severed
 
 
-def test_a_connection_left_open_after_a_408_for_a_stalled_body_is_shut_down_after_the_answer(
+def test_granian_s_connection_after_a_408_is_shut_down_once_the_client_has_the_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    events, severed = stalled_body(monkeypatch, body_arrives=False)
-    assert events == ["408", "body", "severed"]  # the answer first, then the connection
-    assert severed == [(("127.0.0.1", 50000), ("127.0.0.1", 8000))]
+    conn = FakeConnection(ack_after=3)
+    through_the_guard(monkeypatch, conn)
+    assert conn.names() == ["looked", "408", "body", "looked", "looked", "looked", "severed"]
+    assert conn.seconds("body", "severed") >= 3 * LOOK_S * 0.9  # not before the answer was acknowledged
 
 
-def test_a_body_that_arrives_leaves_the_connection_to_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    events, severed = stalled_body(monkeypatch, body_arrives=True)
-    assert events == ["200", "body"]
-    assert severed == []
+def test_a_connection_granian_closed_itself_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConnection(ack_after=None, gone_at=1)
+    through_the_guard(monkeypatch, conn)
+    assert conn.names() == ["looked", "408", "body", "looked"]
+
+
+def test_a_later_connection_between_the_same_addresses_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConnection(ack_after=None, gone_at=1, later=True)
+    through_the_guard(monkeypatch, conn)
+    assert "severed" not in conn.names()
+
+
+def test_an_answer_never_acknowledged_is_cut_at_the_write_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConnection(ack_after=None)
+    through_the_guard(monkeypatch, conn, write_timeout_s=0.3)
+    assert conn.names()[-1] == "severed"
+    assert 0.3 <= conn.seconds("408", "severed") < 0.3 + 3 * LOOK_S
+
+
+@pytest.mark.parametrize(
+    ("server", "body_arrives", "events"),
+    [
+        (HttpServer.GRANIAN, True, ["200", "body"]),  # the body came: the connection is the server's
+        (HttpServer.HYPERCORN, False, ["408", "body"]),  # hypercorn closes after its 408 itself
+    ],
+)
+def test_the_guard_leaves_other_connections_to_their_server(
+    monkeypatch: pytest.MonkeyPatch, server: HttpServer, body_arrives: bool, events: list[str]
+) -> None:
+    conn = FakeConnection()
+    through_the_guard(monkeypatch, conn, server=server, body_arrives=body_arrives)
+    assert conn.names() == events
+
+
+def test_a_connection_s_state_is_its_socket_and_the_bytes_its_client_acknowledged() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        with client, accepted:
+            ends = (client.getsockname(), accepted.getsockname())
+            before = sockets.connection_state(*ends)
+            accepted.sendall(b"x" * 1234)
+            assert client.recv(1234, socket.MSG_WAITALL) == b"x" * 1234
+            deadline = time.monotonic() + 5
+            while (after := sockets.connection_state(*ends)) and after.bytes_acked != 1234:
+                assert time.monotonic() < deadline, after
+                time.sleep(0.01)
+            assert before is not None and after is not None
+            assert (
+                before.bytes_acked == 0 and before.inode == after.inode == os.fstat(accepted.fileno()).st_ino
+            )
+            assert not sockets.sever(*ends, inode=after.inode + 1)  # another socket: left alone
+            accepted.sendall(b"y")
+            assert client.recv(1) == b"y"  # still open
+            assert sockets.sever(*ends, inode=after.inode)
+            assert client.recv(16) == b""  # shut down: the client reads the end
 
 
 # -- the one set of limits ---------------------------------------------------------------------------
