@@ -163,9 +163,17 @@ def provisioned(build: str) -> bool:
     return provision.linked(build) is not None
 
 
-requires_314t = pytest.mark.skipif(
-    not provisioned("3.14t"), reason="3.14t is not provisioned (ftscale build 3.14t)"
-)
+# Skipped unless 3.14t is provisioned: looked at when the test starts (pytest_runtest_setup), not when
+# this file is imported, where no function of the project may run (nox -s mutants makes every
+# mutated function fail, and a conftest that fails to import stops pytest before any test).
+requires_314t = pytest.mark.requires_build("3.14t")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires_build"):
+        build = str(mark.args[0])
+        if not provisioned(build):
+            pytest.skip(f"{build} is not provisioned (ftscale build {build})")
 
 
 @pytest.fixture(scope="session")
