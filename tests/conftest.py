@@ -7,8 +7,8 @@ the same 25 examples on every run, so a mutant is killed or not independently of
 ``thorough`` draws 20 times more examples, to look for counter-examples by hand.
 
 How the suite is split (markers declared in pyproject.toml; ``host`` applied in
-:func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist, a
-worker a CPU; ``--dist loadfile`` on the host, each test module on one worker, so a module's
+:func:`pytest_collection_modifyitems`): ``nox -s tests`` runs the tests in parallel (pytest-xdist, two
+workers a CPU; ``--dist loadfile`` on the host, each test module on one worker, so a module's
 fixtures are built once; ``--dist worksteal`` on 3.14t, whose tests are nearly all servers), then
 the ``serial`` ones alone. It leaves out the ``e2e`` tests, long end-to-end runs of a command (a
 bench sweep, the bundle built and run offline, environments the audit builds): ``nox -s e2e`` runs
