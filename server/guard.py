@@ -242,7 +242,7 @@ class _Timed:
             self.answered = True
             EVENTS.add("writes_timed_out")
             logger.warning("dropped the client of %s %s: it took no bytes for %g s", *self._what(), timeout)
-            sever(self.scope.get("client"), self.scope.get("server"))
+            await asyncio.to_thread(sever, self.scope.get("client"), self.scope.get("server"))
             raise ClientTooSlow(f"the client took no bytes for {timeout:g} s") from None
 
 

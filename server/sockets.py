@@ -9,7 +9,8 @@ descriptor then fails its next write, and the server closes it), or reads its
 :func:`connection_state` to close a connection granian left open after a 408 once the answer is
 out. Closing the duplicate leaves the server's descriptor alone.
 
-It scans this process's sockets (``psutil``): for a check now and then, never per request.
+It scans this process's sockets (``psutil``): for a check now and then, never for every request
+(the guard scans only for a request it refused with 408 or a client it drops, off its event loop).
 :func:`free_port` finds a loopback port no one listens on, for a server about to start.
 """
 
